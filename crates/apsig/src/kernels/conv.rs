@@ -1,0 +1,189 @@
+//! im2col / col2im and 2x2 max-pooling for channels-last (NHWC) tensors.
+//!
+//! `im2col` turns a convolution into one GEMM; `col2im` is its exact adjoint, which makes it
+//! both the backward pass of a convolution and the forward pass of a transposed convolution.
+
+use rayon::prelude::*;
+
+/// Geometry of a square-kernel convolution from a `big` image to a `small` one:
+/// `small[oy, ox]` reads `big[oy*stride - pad + ky, ox*stride - pad + kx]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvGeom {
+    pub big_h: usize,
+    pub big_w: usize,
+    pub channels: usize,
+    pub k: usize,
+    pub stride: usize,
+    pub pad: usize,
+}
+
+impl ConvGeom {
+    pub fn small_h(&self) -> usize {
+        (self.big_h + 2 * self.pad - self.k) / self.stride + 1
+    }
+    pub fn small_w(&self) -> usize {
+        (self.big_w + 2 * self.pad - self.k) / self.stride + 1
+    }
+    /// Width of one im2col row: `k * k * channels`.
+    pub fn patch(&self) -> usize {
+        self.k * self.k * self.channels
+    }
+    fn big_len(&self) -> usize {
+        self.big_h * self.big_w * self.channels
+    }
+    fn rows(&self) -> usize {
+        self.small_h() * self.small_w()
+    }
+}
+
+/// Gathers patches: `big` is `[n, big_h, big_w, channels]`, `cols` is `[n*small_h*small_w, patch]`.
+pub fn im2col_nhwc(g: &ConvGeom, n: usize, big: &[f32], cols: &mut [f32], parallel: bool) {
+    let (bl, rows, patch) = (g.big_len(), g.rows(), g.patch());
+    assert_eq!(big.len(), n * bl);
+    assert_eq!(cols.len(), n * rows * patch);
+    let one = |(img, out): (&[f32], &mut [f32])| im2col_one(g, img, out);
+    if parallel {
+        big.par_chunks(bl).zip(cols.par_chunks_mut(rows * patch)).for_each(one);
+    } else {
+        big.chunks(bl).zip(cols.chunks_mut(rows * patch)).for_each(one);
+    }
+}
+
+fn im2col_one(g: &ConvGeom, img: &[f32], cols: &mut [f32]) {
+    let (sh, sw, c, k) = (g.small_h(), g.small_w(), g.channels, g.k);
+    let run = k * c; // one kernel row is contiguous in NHWC when fully inside the image
+    let mut o = 0;
+    for oy in 0..sh {
+        for ox in 0..sw {
+            for ky in 0..k {
+                let y = (oy * g.stride + ky) as isize - g.pad as isize;
+                let x0 = (ox * g.stride) as isize - g.pad as isize;
+                let dst = &mut cols[o..o + run];
+                if y < 0 || y >= g.big_h as isize {
+                    dst.fill(0.0);
+                } else if x0 >= 0 && x0 as usize + k <= g.big_w {
+                    let s = (y as usize * g.big_w + x0 as usize) * c;
+                    dst.copy_from_slice(&img[s..s + run]);
+                } else {
+                    for kx in 0..k {
+                        let x = x0 + kx as isize;
+                        let d = &mut dst[kx * c..(kx + 1) * c];
+                        if x < 0 || x >= g.big_w as isize {
+                            d.fill(0.0);
+                        } else {
+                            let s = (y as usize * g.big_w + x as usize) * c;
+                            d.copy_from_slice(&img[s..s + c]);
+                        }
+                    }
+                }
+                o += run;
+            }
+        }
+    }
+}
+
+/// Scatters patches back, adding: the adjoint of [`im2col_nhwc`]. `big` is overwritten.
+pub fn col2im_nhwc(g: &ConvGeom, n: usize, cols: &[f32], big: &mut [f32]) {
+    let (bl, rows, patch) = (g.big_len(), g.rows(), g.patch());
+    assert_eq!(big.len(), n * bl);
+    assert_eq!(cols.len(), n * rows * patch);
+    big.par_chunks_mut(bl)
+        .zip(cols.par_chunks(rows * patch))
+        .for_each(|(img, cols)| {
+            img.fill(0.0);
+            let (sh, sw, c, k) = (g.small_h(), g.small_w(), g.channels, g.k);
+            let mut o = 0;
+            for oy in 0..sh {
+                for ox in 0..sw {
+                    for ky in 0..k {
+                        let y = (oy * g.stride + ky) as isize - g.pad as isize;
+                        for kx in 0..k {
+                            let x = (ox * g.stride + kx) as isize - g.pad as isize;
+                            if y >= 0 && y < g.big_h as isize && x >= 0 && x < g.big_w as isize {
+                                let s = (y as usize * g.big_w + x as usize) * c;
+                                for (d, v) in img[s..s + c].iter_mut().zip(&cols[o..o + c]) {
+                                    *d += v;
+                                }
+                            }
+                            o += c;
+                        }
+                    }
+                }
+            }
+        });
+}
+
+/// 2x2 max-pool with stride 2 (floor) on `[n, h, w, c]`; `argmax` (if given) records the
+/// flat input index chosen for each output, for the backward pass.
+pub fn maxpool2_nhwc(
+    n: usize,
+    h: usize,
+    w: usize,
+    c: usize,
+    x: &[f32],
+    y: &mut [f32],
+    mut argmax: Option<&mut [u32]>,
+) {
+    let (oh, ow) = (h / 2, w / 2);
+    assert_eq!(x.len(), n * h * w * c);
+    assert_eq!(y.len(), n * oh * ow * c);
+    let mut o = 0;
+    for b in 0..n {
+        let base = b * h * w * c;
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let i00 = base + ((2 * oy) * w + 2 * ox) * c;
+                let i01 = i00 + c;
+                let i10 = i00 + w * c;
+                let i11 = i10 + c;
+                for ch in 0..c {
+                    let mut best = i00 + ch;
+                    for cand in [i01 + ch, i10 + ch, i11 + ch] {
+                        if x[cand] > x[best] {
+                            best = cand;
+                        }
+                    }
+                    y[o] = x[best];
+                    if let Some(a) = argmax.as_deref_mut() {
+                        a[o] = best as u32;
+                    }
+                    o += 1;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn col2im_is_adjoint_of_im2col() {
+        // <im2col(x), c> == <x, col2im(c)> for any x, c: the property backward passes rely on.
+        for (k, stride, pad) in [(5, 1, 0), (4, 2, 1), (3, 1, 1)] {
+            let g = ConvGeom { big_h: 9, big_w: 8, channels: 3, k, stride, pad };
+            let n = 2;
+            let x: Vec<f32> = (0..n * 9 * 8 * 3).map(|i| ((i * 31 % 17) as f32) - 8.0).collect();
+            let rows = n * g.small_h() * g.small_w() * g.patch();
+            let c: Vec<f32> = (0..rows).map(|i| ((i * 13 % 7) as f32) - 3.0).collect();
+            let mut cols = vec![0.0; rows];
+            im2col_nhwc(&g, n, &x, &mut cols, true);
+            let mut back = vec![0.0; x.len()];
+            col2im_nhwc(&g, n, &c, &mut back);
+            let lhs: f64 = cols.iter().zip(&c).map(|(a, b)| (*a as f64) * (*b as f64)).sum();
+            let rhs: f64 = x.iter().zip(&back).map(|(a, b)| (*a as f64) * (*b as f64)).sum();
+            assert!((lhs - rhs).abs() < 1e-6 * lhs.abs().max(1.0), "{lhs} vs {rhs}");
+        }
+    }
+
+    #[test]
+    fn maxpool_picks_the_maximum() {
+        let x = vec![1.0, 5.0, 2.0, 3.0, /* row 2 */ 4.0, 0.0, 9.0, 8.0];
+        let mut y = vec![0.0; 2];
+        let mut a = vec![0u32; 2];
+        maxpool2_nhwc(1, 2, 4, 1, &x, &mut y, Some(&mut a));
+        assert_eq!(y, vec![5.0, 9.0]);
+        assert_eq!(a, vec![1, 6]);
+    }
+}

@@ -1,0 +1,11 @@
+//! Compute kernels, kept apart from the code that decides what to compute.
+//!
+//! Everything here works on plain `f32` slices in row-major order. Convolutions use the
+//! channels-last (NHWC) layout so that a whole batch of convolutions is one tall GEMM
+//! (`rows = batch * out_h * out_w`), which is where the FLOP/s are on this small CNN.
+
+mod conv;
+mod gemm;
+
+pub use conv::{col2im_nhwc, im2col_nhwc, maxpool2_nhwc, ConvGeom};
+pub use gemm::{matmul, Threads, Trans};

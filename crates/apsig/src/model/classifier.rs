@@ -1,0 +1,52 @@
+//! The `Classifier` seam: anything that maps a batch of inputs to logits.
+
+use crate::kernels::Threads;
+use crate::nn::{LayerSpec, Network, Shape};
+
+/// Batched logits for inputs of a known shape. The oracle's hot path lives behind this trait.
+///
+/// `lift` / `logits_from_lifted` split off an affine first layer `L`: because
+/// `L(x + eps*n) = L(x) + eps*L0(n)` (with `L0` the bias-free part), probes along fixed
+/// directions cost one AXPY instead of a first-layer convolution. Classifiers without such a
+/// layer keep the defaults (identity lift), so the oracle code is the same for all of them.
+pub trait Classifier: Send + Sync {
+    fn input_shape(&self) -> Shape;
+    fn num_classes(&self) -> usize;
+    /// Logits `[n, classes]`, computed on the calling thread (callers parallelise).
+    fn logits(&self, x: &[f32], n: usize) -> Vec<f32>;
+    fn lifted_len(&self) -> usize {
+        self.input_shape().len()
+    }
+    fn lift(&self, x: &[f32], _n: usize, _with_bias: bool) -> Vec<f32> {
+        x.to_vec()
+    }
+    fn logits_from_lifted(&self, z: &[f32], n: usize) -> Vec<f32> {
+        self.logits(z, n)
+    }
+}
+
+fn affine_first(net: &Network) -> bool {
+    matches!(net.specs.first(), Some(LayerSpec::Conv { .. } | LayerSpec::Linear { .. }))
+}
+
+impl Classifier for Network {
+    fn input_shape(&self) -> Shape {
+        self.input
+    }
+    fn num_classes(&self) -> usize {
+        self.out_len()
+    }
+    fn logits(&self, x: &[f32], n: usize) -> Vec<f32> {
+        self.infer_serial(0, x.to_vec(), n)
+    }
+    fn lifted_len(&self) -> usize {
+        if affine_first(self) { self.shape_before(1).len() } else { self.in_len() }
+    }
+    fn lift(&self, x: &[f32], n: usize, with_bias: bool) -> Vec<f32> {
+        if affine_first(self) { self.apply_infer(0, x, n, Threads::One, with_bias) } else { x.to_vec() }
+    }
+    fn logits_from_lifted(&self, z: &[f32], n: usize) -> Vec<f32> {
+        let start = if affine_first(self) { 1 } else { 0 };
+        self.infer_serial(start, z.to_vec(), n)
+    }
+}

@@ -1,0 +1,11 @@
+//! Target and evaluator classifiers: architectures, the `Classifier` seam, files, training.
+
+mod arch;
+mod classifier;
+mod file;
+mod train;
+
+pub use arch::Arch;
+pub use classifier::Classifier;
+pub use file::{load_network, save_network, ModelFile};
+pub use train::{accuracy, train, Targets, TrainConfig, TrainReport};

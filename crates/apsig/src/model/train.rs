@@ -1,0 +1,175 @@
+//! One training loop for every model here (classifiers with cross-entropy, the decoder with
+//! L2), with per-epoch atomic checkpoints so a killed run resumes exactly where it stopped.
+
+use crate::error::{Error, Result};
+use crate::io::{write_tensors, TensorFile, TensorOut};
+use crate::nn::{mse, softmax_cross_entropy, Adam, Network};
+use crate::rng::Rng;
+use crate::Progress;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch: usize,
+    /// Peak learning rate of Adam; decays along a cosine to `lr * final_lr_frac`.
+    pub lr: f32,
+    pub final_lr_frac: f32,
+    pub seed: u64,
+}
+
+/// What the network is trained to output.
+pub enum Targets<'a> {
+    Labels(&'a [u8]),
+    Images(&'a [f32]),
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TrainReport {
+    pub epochs: usize,
+    pub resumed_from_epoch: usize,
+    pub final_loss: f32,
+    pub seconds: f64,
+    pub samples_per_sec: f64,
+}
+
+/// Trains `net` in place. With `checkpoint`, state is saved after every epoch and, if the
+/// file already exists (a killed run), training resumes from it with identical results.
+pub fn train(
+    net: &mut Network,
+    inputs: &[f32],
+    targets: Targets<'_>,
+    cfg: &TrainConfig,
+    checkpoint: Option<&Path>,
+    progress: &dyn Progress,
+) -> Result<TrainReport> {
+    let in_len = net.in_len();
+    let n = inputs.len() / in_len;
+    if n == 0 || cfg.batch == 0 {
+        return Err(Error::invalid("training set", "no samples or zero batch size"));
+    }
+    match targets {
+        Targets::Labels(l) if l.len() != n => return Err(Error::invalid("labels", format!("{} labels for {n} inputs", l.len()))),
+        Targets::Images(t) if t.len() != n * net.out_len() => return Err(Error::invalid("targets", "length does not match the inputs")),
+        _ => {}
+    }
+    let steps_per_epoch = n.div_ceil(cfg.batch);
+    let total_steps = (steps_per_epoch * cfg.epochs).max(1);
+    let mut adam = Adam::new(cfg.lr);
+    let mut start_epoch = 0;
+    let fingerprint = format!("{:?}|{:?}|{n}", cfg, net.specs);
+    if let Some(ck) = checkpoint.filter(|p| p.exists()) {
+        start_epoch = restore(ck, net, &mut adam, &fingerprint)?;
+        tracing::info!("resuming training from {} after epoch {start_epoch}", ck.display());
+    }
+    let t0 = Instant::now();
+    let mut last_loss = f32::NAN;
+    let out_len = net.out_len();
+    progress.begin("train", (total_steps - start_epoch * steps_per_epoch) as u64);
+    for epoch in start_epoch..cfg.epochs {
+        let mut order: Vec<usize> = (0..n).collect();
+        Rng::derive(cfg.seed, &format!("shuffle-{epoch}")).shuffle(&mut order);
+        let mut epoch_loss = 0.0f64;
+        for (s, idx) in order.chunks(cfg.batch).enumerate() {
+            let step = epoch * steps_per_epoch + s;
+            let t = step as f32 / total_steps as f32;
+            adam.lr = cfg.lr * (cfg.final_lr_frac + (1.0 - cfg.final_lr_frac) * 0.5 * (1.0 + (std::f32::consts::PI * t).cos()));
+            let b = idx.len();
+            let mut x = Vec::with_capacity(b * in_len);
+            for &i in idx {
+                x.extend_from_slice(&inputs[i * in_len..(i + 1) * in_len]);
+            }
+            let cache = net.forward_train(&x, b);
+            let mut grad = vec![0.0f32; b * out_len];
+            let loss = match targets {
+                Targets::Labels(l) => {
+                    let y: Vec<u8> = idx.iter().map(|&i| l[i]).collect();
+                    softmax_cross_entropy(cache.output(), &y, out_len, &mut grad).0
+                }
+                Targets::Images(t) => {
+                    let mut y = Vec::with_capacity(b * out_len);
+                    for &i in idx {
+                        y.extend_from_slice(&t[i * out_len..(i + 1) * out_len]);
+                    }
+                    mse(cache.output(), &y, &mut grad)
+                }
+            };
+            if !loss.is_finite() {
+                return Err(Error::invalid("training", format!("loss became {loss} at epoch {epoch} step {s}; lower the learning rate")));
+            }
+            epoch_loss += loss as f64 * b as f64;
+            net.backward(&cache, &grad);
+            adam.step(net.params_and_grads());
+            progress.advance(1);
+        }
+        last_loss = (epoch_loss / n as f64) as f32;
+        progress.message(&format!("epoch {}/{} loss {last_loss:.5}", epoch + 1, cfg.epochs));
+        tracing::info!(epoch = epoch + 1, loss = last_loss, "epoch done");
+        if let Some(ck) = checkpoint {
+            save_checkpoint(ck, net, &adam, epoch + 1, &fingerprint)?;
+        }
+    }
+    progress.end();
+    let secs = t0.elapsed().as_secs_f64();
+    let done = (cfg.epochs - start_epoch) * n;
+    Ok(TrainReport {
+        epochs: cfg.epochs,
+        resumed_from_epoch: start_epoch,
+        final_loss: last_loss,
+        seconds: secs,
+        samples_per_sec: done as f64 / secs.max(1e-9),
+    })
+}
+
+fn save_checkpoint(path: &Path, net: &Network, adam: &Adam, epoch: usize, fingerprint: &str) -> Result<()> {
+    let (step, m, v) = adam.state();
+    let names: Vec<(String, String)> = (0..m.len()).map(|i| (format!("adam.m.{i}"), format!("adam.v.{i}"))).collect();
+    let named = net.named_tensors();
+    let mut tensors: Vec<TensorOut> = named.iter().map(|(n, s, d)| TensorOut::F32(n, s.clone(), d)).collect();
+    for (i, (mn, vn)) in names.iter().enumerate() {
+        tensors.push(TensorOut::F32(mn, vec![m[i].len()], &m[i]));
+        tensors.push(TensorOut::F32(vn, vec![v[i].len()], &v[i]));
+    }
+    let mut meta = BTreeMap::new();
+    meta.insert("format".into(), "apsig-train-checkpoint-v1".into());
+    meta.insert("epoch".into(), epoch.to_string());
+    meta.insert("adam_step".into(), step.to_string());
+    meta.insert("fingerprint".into(), fingerprint.into());
+    write_tensors(path, &tensors, &meta)
+}
+
+fn restore(path: &Path, net: &mut Network, adam: &mut Adam, fingerprint: &str) -> Result<usize> {
+    let f = TensorFile::read(path)?;
+    if f.meta("format")? != "apsig-train-checkpoint-v1" {
+        return Err(Error::bad_file(path, "not an apsig training checkpoint"));
+    }
+    if f.meta("fingerprint")? != fingerprint {
+        return Err(Error::bad_file(path, "checkpoint was made with another configuration or data; delete it to start over"));
+    }
+    let epoch: usize = f.meta("epoch")?.parse().map_err(|_| Error::bad_file(path, "bad epoch"))?;
+    let step: i32 = f.meta("adam_step")?.parse().map_err(|_| Error::bad_file(path, "bad adam_step"))?;
+    let wanted: Vec<(String, Vec<usize>)> = net.named_tensors().into_iter().map(|(n, s, _)| (n, s)).collect();
+    for (name, shape) in wanted {
+        *net.tensor_mut(&name).expect("known name") = f.f32(&name, Some(&shape))?.1;
+    }
+    let lens: Vec<usize> = net.params_and_grads().iter().map(|(p, _)| p.len()).collect();
+    let (mut m, mut v) = (Vec::new(), Vec::new());
+    for (i, len) in lens.iter().enumerate() {
+        m.push(f.f32(&format!("adam.m.{i}"), Some(&[*len]))?.1);
+        v.push(f.f32(&format!("adam.v.{i}"), Some(&[*len]))?.1);
+    }
+    adam.restore(step, m, v);
+    Ok(epoch)
+}
+
+/// Top-1 accuracy of a classifier network on a labelled split.
+pub fn accuracy(net: &Network, images: &[f32], labels: &[u8]) -> f32 {
+    let logits = net.forward(images, labels.len());
+    let c = net.out_len();
+    let correct = labels.iter().enumerate().filter(|(i, y)| crate::argmax(&logits[i * c..(i + 1) * c]) == **y as usize).count();
+    correct as f32 / labels.len().max(1) as f32
+}

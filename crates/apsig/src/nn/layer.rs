@@ -1,0 +1,119 @@
+//! Layer specifications and their shapes. The arithmetic lives in `network.rs`.
+
+use serde::{Deserialize, Serialize};
+
+/// A channels-last activation shape for one sample (a flat vector is `1 x 1 x c`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shape {
+    pub h: usize,
+    pub w: usize,
+    pub c: usize,
+}
+
+impl Shape {
+    pub const fn new(h: usize, w: usize, c: usize) -> Self {
+        Shape { h, w, c }
+    }
+    pub const fn flat(c: usize) -> Self {
+        Shape { h: 1, w: 1, c }
+    }
+    pub const fn len(&self) -> usize {
+        self.h * self.w * self.c
+    }
+    pub const fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// One layer. The list of specs is the architecture: it is stored in every model file and
+/// compared on load, so a file made for one architecture can never be read as another.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum LayerSpec {
+    /// Square-kernel convolution; weight `[k*k*cin, cout]`, bias `[cout]`.
+    Conv { cout: usize, k: usize, stride: usize, pad: usize },
+    /// Transposed convolution (the adjoint of `Conv`); weight `[k*k*cout, cin]`, bias `[cout]`.
+    ConvT { cout: usize, k: usize, stride: usize, pad: usize },
+    /// Fully connected on the flattened input; weight `[in, out]`, bias `[out]`.
+    Linear { out: usize },
+    /// Batch normalisation over the channel axis (statistics over batch and space).
+    BatchNorm,
+    Relu,
+    /// 2x2 max-pool, stride 2.
+    MaxPool2,
+    Sigmoid,
+    /// Reinterpret the flat features as `h x w x c` (no data movement in NHWC).
+    Reshape { h: usize, w: usize, c: usize },
+}
+
+impl LayerSpec {
+    /// The output shape for input `s`, or why the layer cannot take it.
+    pub fn out_shape(&self, s: Shape) -> Result<Shape, String> {
+        Ok(match *self {
+            LayerSpec::Conv { cout, k, stride, pad } => {
+                if s.h + 2 * pad < k || s.w + 2 * pad < k || stride == 0 {
+                    return Err(format!("conv k{k} does not fit input {}x{}", s.h, s.w));
+                }
+                Shape::new((s.h + 2 * pad - k) / stride + 1, (s.w + 2 * pad - k) / stride + 1, cout)
+            }
+            LayerSpec::ConvT { cout, k, stride, pad } => {
+                let h = (s.h - 1) * stride + k;
+                let w = (s.w - 1) * stride + k;
+                if h < 2 * pad + 1 || w < 2 * pad + 1 || stride == 0 {
+                    return Err("transposed conv padding larger than output".into());
+                }
+                Shape::new(h - 2 * pad, w - 2 * pad, cout)
+            }
+            LayerSpec::Linear { out } => Shape::flat(out),
+            LayerSpec::BatchNorm | LayerSpec::Relu | LayerSpec::Sigmoid => s,
+            LayerSpec::MaxPool2 => {
+                if s.h < 2 || s.w < 2 {
+                    return Err("max-pool on an input smaller than 2x2".into());
+                }
+                Shape::new(s.h / 2, s.w / 2, s.c)
+            }
+            LayerSpec::Reshape { h, w, c } => {
+                if h * w * c != s.len() {
+                    return Err(format!("reshape to {h}x{w}x{c} from {} values", s.len()));
+                }
+                Shape::new(h, w, c)
+            }
+        })
+    }
+
+    /// Shapes of the trainable parameters for input `s`.
+    pub fn param_shapes(&self, s: Shape) -> Vec<Vec<usize>> {
+        match *self {
+            LayerSpec::Conv { cout, k, .. } => vec![vec![k * k * s.c, cout], vec![cout]],
+            LayerSpec::ConvT { cout, k, .. } => vec![vec![k * k * cout, s.c], vec![cout]],
+            LayerSpec::Linear { out } => vec![vec![s.len(), out], vec![out]],
+            LayerSpec::BatchNorm => vec![vec![s.c], vec![s.c]],
+            _ => vec![],
+        }
+    }
+
+    /// Fan-in used to scale the initial weights.
+    pub fn fan_in(&self, s: Shape) -> usize {
+        match *self {
+            LayerSpec::Conv { k, .. } => k * k * s.c,
+            // each output of a stride-s transposed conv sums about (k/s)^2 * cin inputs
+            LayerSpec::ConvT { k, stride, .. } => (k * k * s.c / (stride * stride)).max(1),
+            LayerSpec::Linear { .. } => s.len(),
+            _ => 1,
+        }
+    }
+
+    /// Multiply-accumulates of the forward pass for one sample.
+    pub fn macs(&self, s: Shape) -> u64 {
+        let o = match self.out_shape(s) {
+            Ok(o) => o,
+            Err(_) => return 0,
+        };
+        match *self {
+            LayerSpec::Conv { k, .. } => (o.len() * k * k * s.c) as u64,
+            LayerSpec::ConvT { cout, k, .. } => (s.len() * k * k * cout) as u64,
+            LayerSpec::Linear { out } => (s.len() * out) as u64,
+            _ => 0,
+        }
+    }
+}

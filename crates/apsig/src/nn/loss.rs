@@ -1,0 +1,41 @@
+//! Losses: each returns the mean loss and writes the gradient w.r.t. its input.
+
+/// Softmax cross-entropy on logits `[n, classes]`; returns (mean loss, correct count).
+pub fn softmax_cross_entropy(logits: &[f32], labels: &[u8], classes: usize, grad: &mut [f32]) -> (f32, usize) {
+    let n = labels.len();
+    assert_eq!(logits.len(), n * classes);
+    let mut loss = 0.0f64;
+    let mut correct = 0;
+    for (i, &y) in labels.iter().enumerate() {
+        let z = &logits[i * classes..(i + 1) * classes];
+        let g = &mut grad[i * classes..(i + 1) * classes];
+        let max = z.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+        let mut sum = 0.0f32;
+        for (gj, &zj) in g.iter_mut().zip(z) {
+            *gj = (zj - max).exp();
+            sum += *gj;
+        }
+        let y = y as usize;
+        loss += (sum.ln() - (z[y] - max)) as f64;
+        if crate::argmax(z) == y {
+            correct += 1;
+        }
+        for (j, gj) in g.iter_mut().enumerate() {
+            *gj = (*gj / sum - if j == y { 1.0 } else { 0.0 }) / n as f32;
+        }
+    }
+    ((loss / n as f64) as f32, correct)
+}
+
+/// Mean squared error over all elements; returns the mean loss.
+pub fn mse(pred: &[f32], target: &[f32], grad: &mut [f32]) -> f32 {
+    assert_eq!(pred.len(), target.len());
+    let scale = 2.0 / pred.len() as f32;
+    let mut loss = 0.0f64;
+    for ((g, p), t) in grad.iter_mut().zip(pred).zip(target) {
+        let d = p - t;
+        loss += (d * d) as f64;
+        *g = scale * d;
+    }
+    (loss / pred.len() as f64) as f32
+}

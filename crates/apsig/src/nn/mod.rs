@@ -1,0 +1,14 @@
+//! A small, explicit neural-network engine: sequential layers on channels-last tensors with
+//! hand-written backward passes. It exists because the workload is one tiny CNN queried
+//! millions of times; general frameworks spend most of their time on dispatch here
+//! (see the performance section of the README for the measurements that led to this).
+
+mod layer;
+mod loss;
+mod network;
+mod optim;
+
+pub use layer::{LayerSpec, Shape};
+pub use loss::{mse, softmax_cross_entropy};
+pub use network::{Network, TrainCache};
+pub use optim::Adam;

@@ -1,0 +1,51 @@
+//! Adam (Kingma & Ba), the optimiser every model here is trained with.
+
+/// Adam state for one network's parameters, in the order `Network::params_mut` yields them.
+pub struct Adam {
+    pub lr: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    step: i32,
+    m: Vec<Vec<f32>>,
+    v: Vec<Vec<f32>>,
+}
+
+impl Adam {
+    pub fn new(lr: f32) -> Self {
+        Adam { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, step: 0, m: vec![], v: vec![] }
+    }
+
+    /// One update from the accumulated gradients, which it then clears.
+    pub fn step(&mut self, params: Vec<(&mut [f32], &mut [f32])>) {
+        if self.m.is_empty() {
+            self.m = params.iter().map(|(p, _)| vec![0.0; p.len()]).collect();
+            self.v = self.m.clone();
+        }
+        self.step += 1;
+        let b1t = 1.0 - self.beta1.powi(self.step);
+        let b2t = 1.0 - self.beta2.powi(self.step);
+        let (b1, b2, lr, eps) = (self.beta1, self.beta2, self.lr, self.eps);
+        for (i, (p, g)) in params.into_iter().enumerate() {
+            let (m, v) = (&mut self.m[i], &mut self.v[i]);
+            for j in 0..p.len() {
+                let gj = g[j];
+                m[j] = b1 * m[j] + (1.0 - b1) * gj;
+                v[j] = b2 * v[j] + (1.0 - b2) * gj * gj;
+                p[j] -= lr * (m[j] / b1t) / ((v[j] / b2t).sqrt() + eps);
+                g[j] = 0.0;
+            }
+        }
+    }
+
+    /// The state as flat vectors (for checkpoints): step count, then m and v per parameter.
+    pub fn state(&self) -> (i32, &[Vec<f32>], &[Vec<f32>]) {
+        (self.step, &self.m, &self.v)
+    }
+
+    pub fn restore(&mut self, step: i32, m: Vec<Vec<f32>>, v: Vec<Vec<f32>>) {
+        self.step = step;
+        self.m = m;
+        self.v = v;
+    }
+}

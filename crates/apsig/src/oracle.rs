@@ -1,0 +1,205 @@
+//! The change oracle: the only access the attack has to a secret input.
+
+use crate::directions::Directions;
+use crate::error::{Error, Result};
+use crate::model::Classifier;
+use rayon::prelude::*;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// One probe: perturb the secret by `eps` times direction `dir`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Probe {
+    pub dir: u32,
+    pub eps: f32,
+}
+
+/// Answers, for perturbations N, whether `argmax M(X+N) != argmax M(X)`; nothing else.
+/// Every perturbation answered is one query, and queries are counted exactly.
+pub trait ChangeOracle: Send + Sync {
+    /// Number of values in one perturbation (the input's size).
+    fn input_len(&self) -> usize;
+    /// Change bits for `perturbations.len() / input_len()` explicit perturbations.
+    fn changed(&self, perturbations: &[f32]) -> Result<Vec<bool>>;
+    /// Change bits for probes along registered directions. The default materialises
+    /// `eps * N_dir`; implementations may answer the same question faster.
+    fn changed_along(&self, dirs: &Directions, probes: &[Probe]) -> Result<Vec<bool>> {
+        let len = dirs.len();
+        let mut p = Vec::with_capacity(probes.len() * len);
+        for q in probes {
+            p.extend(dirs.get(q.dir as usize).iter().map(|v| v * q.eps));
+        }
+        self.changed(&p)
+    }
+    /// Queries answered so far.
+    fn queries(&self) -> u64;
+}
+
+/// Directions pushed through a classifier's affine first layer, shared by every oracle that
+/// probes along them (computed once per model and direction set, not once per secret).
+pub struct LiftedDirections {
+    fingerprint: String,
+    len: usize,
+    data: Vec<f32>,
+}
+
+impl LiftedDirections {
+    pub fn new(model: &dyn Classifier, dirs: &Directions) -> Self {
+        let k = dirs.k();
+        let data: Vec<f32> = dirs
+            .data
+            .par_chunks(dirs.len() * 8)
+            .flat_map_iter(|c| model.lift(c, c.len() / dirs.len(), false))
+            .collect();
+        LiftedDirections { fingerprint: dirs.fingerprint(), len: data.len() / k, data }
+    }
+    fn get(&self, i: usize) -> &[f32] {
+        &self.data[i * self.len..(i + 1) * self.len]
+    }
+}
+
+/// An in-process oracle over any classifier. The secret and its decision are private
+/// fields with no accessor: attack code holding this value learns only change bits.
+pub struct LocalOracle {
+    model: Arc<dyn Classifier>,
+    lifted_secret: Vec<f32>,
+    secret: Vec<f32>,
+    class: usize,
+    lifted_dirs: Option<Arc<LiftedDirections>>,
+    queries: AtomicU64,
+}
+
+/// Probes per forward batch: large enough for an efficient GEMM, small enough for L2.
+const PROBE_CHUNK: usize = 32;
+
+impl LocalOracle {
+    pub fn new(model: Arc<dyn Classifier>, secret: &[f32], lifted_dirs: Option<Arc<LiftedDirections>>) -> Result<Self> {
+        let len = model.input_shape().len();
+        if secret.len() != len {
+            return Err(Error::invalid("secret input", format!("{} values, the model takes {len}", secret.len())));
+        }
+        if secret.iter().any(|v| !v.is_finite()) {
+            return Err(Error::invalid("secret input", "contains a non-finite value"));
+        }
+        let class = crate::argmax(&model.logits(secret, 1));
+        let lifted_secret = model.lift(secret, 1, true);
+        Ok(LocalOracle { model, lifted_secret, secret: secret.to_vec(), class, lifted_dirs, queries: AtomicU64::new(0) })
+    }
+
+    fn decide(&self, logits: &[f32]) -> Vec<bool> {
+        logits.chunks(self.model.num_classes()).map(|z| crate::argmax(z) != self.class).collect()
+    }
+}
+
+impl ChangeOracle for LocalOracle {
+    fn input_len(&self) -> usize {
+        self.secret.len()
+    }
+
+    fn changed(&self, perturbations: &[f32]) -> Result<Vec<bool>> {
+        let len = self.secret.len();
+        check_batch(perturbations, len)?;
+        let out: Vec<bool> = perturbations
+            .par_chunks(PROBE_CHUNK * len)
+            .flat_map_iter(|chunk| {
+                let x: Vec<f32> = chunk.chunks(len).flat_map(|p| p.iter().zip(&self.secret).map(|(a, b)| a + b)).collect();
+                self.decide(&self.model.logits(&x, chunk.len() / len))
+            })
+            .collect();
+        self.queries.fetch_add(out.len() as u64, Ordering::Relaxed);
+        Ok(out)
+    }
+
+    fn changed_along(&self, dirs: &Directions, probes: &[Probe]) -> Result<Vec<bool>> {
+        let lifted = match &self.lifted_dirs {
+            Some(l) if l.fingerprint == dirs.fingerprint() => l,
+            _ => {
+                let len = dirs.len();
+                let mut p = Vec::with_capacity(probes.len() * len);
+                for q in probes {
+                    p.extend(dirs.get(q.dir as usize).iter().map(|v| v * q.eps));
+                }
+                return self.changed(&p);
+            }
+        };
+        check_probes(probes, dirs.k())?;
+        let out: Vec<bool> = probes
+            .par_chunks(PROBE_CHUNK)
+            .flat_map_iter(|chunk| {
+                let z = lift_probes(&self.lifted_secret, lifted, chunk);
+                self.decide(&self.model.logits_from_lifted(&z, chunk.len()))
+            })
+            .collect();
+        self.queries.fetch_add(out.len() as u64, Ordering::Relaxed);
+        Ok(out)
+    }
+
+    fn queries(&self) -> u64 {
+        self.queries.load(Ordering::Relaxed)
+    }
+}
+
+/// `L(x) + eps * L0(n_dir)` for each probe: the first layer's output at the perturbed input.
+fn lift_probes(base: &[f32], lifted: &LiftedDirections, probes: &[Probe]) -> Vec<f32> {
+    let mut z = Vec::with_capacity(probes.len() * base.len());
+    for q in probes {
+        let d = lifted.get(q.dir as usize);
+        z.extend(base.iter().zip(d).map(|(b, v)| b + q.eps * v));
+    }
+    z
+}
+
+fn check_batch(p: &[f32], len: usize) -> Result<()> {
+    if p.len() % len != 0 {
+        return Err(Error::Oracle(format!("perturbation batch of {} values is not a multiple of the input size {len}", p.len())));
+    }
+    if p.iter().any(|v| !v.is_finite()) {
+        return Err(Error::Oracle("perturbation contains a non-finite value".into()));
+    }
+    Ok(())
+}
+
+fn check_probes(probes: &[Probe], k: usize) -> Result<()> {
+    for q in probes {
+        if q.dir as usize >= k || !q.eps.is_finite() {
+            return Err(Error::Oracle(format!("bad probe {q:?} (K = {k})")));
+        }
+    }
+    Ok(())
+}
+
+/// White-box access for the adversary's *own* data: the margin of the original class along
+/// each probe, from which the flip point can be interpolated. Never used on secrets.
+pub struct MarginProbe {
+    model: Arc<dyn Classifier>,
+    lifted_x: Vec<f32>,
+    class: usize,
+    lifted_dirs: Arc<LiftedDirections>,
+}
+
+impl MarginProbe {
+    pub fn new(model: Arc<dyn Classifier>, x: &[f32], lifted_dirs: Arc<LiftedDirections>) -> Self {
+        let class = crate::argmax(&model.logits(x, 1));
+        let lifted_x = model.lift(x, 1, true);
+        MarginProbe { model, lifted_x, class, lifted_dirs }
+    }
+
+    /// For each probe: (changed, margin = z_class - max_{j != class} z_j).
+    pub fn probe(&self, probes: &[Probe]) -> Vec<(bool, f32)> {
+        let c = self.model.num_classes();
+        probes
+            .chunks(PROBE_CHUNK)
+            .flat_map(|chunk| {
+                let z = lift_probes(&self.lifted_x, &self.lifted_dirs, chunk);
+                let logits = self.model.logits_from_lifted(&z, chunk.len());
+                logits
+                    .chunks(c)
+                    .map(|l| {
+                        let other = l.iter().enumerate().filter(|(j, _)| *j != self.class).map(|(_, v)| *v).fold(f32::NEG_INFINITY, f32::max);
+                        (crate::argmax(l) != self.class, l[self.class] - other)
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+}

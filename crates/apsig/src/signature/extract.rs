@@ -1,0 +1,198 @@
+//! Measuring signatures for many images: in parallel, in resumable blocks, by shard.
+
+use super::search::{run_search, EpsOutcome, SearchConfig};
+use super::set::SignatureSet;
+use crate::directions::Directions;
+use crate::error::{Error, Result};
+use crate::model::Classifier;
+use crate::oracle::{ChangeOracle, LiftedDirections, LocalOracle, MarginProbe};
+use crate::Progress;
+use apsig_data::Split;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Arc;
+
+/// How eps is measured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    /// Change bits only, through a `ChangeOracle`: the only route allowed for secrets.
+    ChangeBit,
+    /// Margins of the adversary's own copy of the model: for its own (training) data.
+    WhiteBox,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtractConfig {
+    pub method: Method,
+    pub search: SearchConfig,
+}
+
+/// Shard `index` of `count`: a contiguous slice of the range, so shards merge by order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let (i, n) = s.split_once('/').ok_or("shard must look like i/n, e.g. 0/4")?;
+        let (index, count): (usize, usize) = (i.trim().parse().map_err(|_| "bad shard index")?, n.trim().parse().map_err(|_| "bad shard count")?);
+        if count == 0 || index >= count {
+            return Err(format!("shard {index}/{count}: need 0 <= i < n"));
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+impl Shard {
+    pub fn slice(&self, r: Range<usize>) -> Range<usize> {
+        let len = r.end - r.start;
+        let a = r.start + len * self.index / self.count;
+        let b = r.start + len * (self.index + 1) / self.count;
+        a..b
+    }
+}
+
+/// Images per resumable block: a kill loses at most one block of work.
+const BLOCK: usize = 256;
+
+/// Measures signatures of `split` images in `range` (optionally one shard of it).
+/// `starts` gives each direction's first probe (a prior from the adversary's data).
+/// With `parts_dir`, finished blocks are kept on disk and a rerun resumes from them.
+#[allow(clippy::too_many_arguments)]
+pub fn extract(
+    model: Arc<dyn Classifier>,
+    dirs: &Directions,
+    split: &Split,
+    provenance: &BTreeMap<String, String>,
+    range: Range<usize>,
+    shard: Option<Shard>,
+    starts: Option<&[f32]>,
+    cfg: &ExtractConfig,
+    parts_dir: Option<&Path>,
+    progress: &dyn Progress,
+) -> Result<SignatureSet> {
+    cfg.search.validate()?;
+    if range.end > split.n || range.start >= range.end {
+        return Err(Error::invalid("image range", format!("{}..{} of a split with {} images", range.start, range.end, split.n)));
+    }
+    if split.pixels() != dirs.len() || model.input_shape().len() != dirs.len() {
+        return Err(Error::invalid("directions", format!("shape {:?} does not fit the images ({} pixels) or the model", dirs.shape, split.pixels())));
+    }
+    let k = dirs.k();
+    let default_starts = vec![cfg.search.start; k];
+    let starts = starts.unwrap_or(&default_starts);
+    if starts.len() != k {
+        return Err(Error::invalid("prior", format!("{} starting points for K = {k}", starts.len())));
+    }
+    let mut prov = provenance.clone();
+    prov.insert("directions".into(), dirs.fingerprint());
+    prov.insert("directions_config".into(), serde_json::to_string(&dirs.config).expect("serialises"));
+    prov.insert("extract".into(), serde_json::to_string(cfg).expect("serialises"));
+    prov.insert("starts".into(), fingerprint_f32(starts));
+    prov.insert("range".into(), format!("{}..{}", range.start, range.end));
+    let mine = match shard {
+        Some(s) => {
+            prov.insert("shard".into(), format!("{}/{}", s.index, s.count));
+            s.slice(range)
+        }
+        None => range,
+    };
+    let lifted = Arc::new(LiftedDirections::new(model.as_ref(), dirs));
+    let blocks: Vec<Range<usize>> = (mine.start..mine.end).step_by(BLOCK).map(|a| a..(a + BLOCK).min(mine.end)).collect();
+    progress.begin("signatures", (mine.end - mine.start) as u64);
+    let mut parts = Vec::new();
+    for b in blocks {
+        let part_path = parts_dir.map(|d| d.join(format!("part-{:07}-{:07}.safetensors", b.start, b.end)));
+        if let Some(p) = part_path.as_ref().filter(|p| p.exists()) {
+            if let Ok(set) = SignatureSet::load(p) {
+                if set.provenance == prov && set.indices.first() == Some(&(b.start as u32)) && set.n() == b.len() {
+                    progress.advance(b.len() as u64);
+                    parts.push((p.clone(), set));
+                    continue;
+                }
+            }
+            tracing::warn!("{}: stale or damaged part, measuring again", p.display());
+        }
+        let rows: Vec<Vec<EpsOutcome>> = b
+            .clone()
+            .into_par_iter()
+            .map(|i| {
+                let r = one_image(&model, dirs, &lifted, split.image(i), starts, cfg);
+                progress.advance(1);
+                r
+            })
+            .collect::<Result<_>>()?;
+        let mut set = SignatureSet {
+            k,
+            indices: b.clone().map(|i| i as u32).collect(),
+            eps: Vec::with_capacity(b.len() * k),
+            censored: Vec::with_capacity(b.len() * k),
+            queries: Vec::with_capacity(b.len() * k),
+            provenance: prov.clone(),
+        };
+        for o in rows.iter().flatten() {
+            set.eps.push(o.eps);
+            set.censored.push(o.censored as u8);
+            set.queries.push(o.queries);
+        }
+        if let Some(p) = &part_path {
+            set.save(p)?;
+        }
+        parts.push((part_path.unwrap_or_default(), set));
+    }
+    progress.end();
+    let mut merged = SignatureSet::merge(parts)?;
+    merged.provenance = prov;
+    Ok(merged)
+}
+
+/// Signature of one image; on the change-bit route, also checks that the oracle's own query
+/// counter agrees with the search's accounting.
+fn one_image(
+    model: &Arc<dyn Classifier>,
+    dirs: &Directions,
+    lifted: &Arc<LiftedDirections>,
+    x: &[f32],
+    starts: &[f32],
+    cfg: &ExtractConfig,
+) -> Result<Vec<EpsOutcome>> {
+    match cfg.method {
+        Method::ChangeBit => {
+            let oracle = LocalOracle::new(model.clone(), x, Some(lifted.clone()))?;
+            signature_via_oracle(&oracle, dirs, starts, &cfg.search)
+        }
+        Method::WhiteBox => {
+            let probe = MarginProbe::new(model.clone(), x, lifted.clone());
+            run_search(&cfg.search, starts, |ps| Ok(probe.probe(ps).into_iter().map(|(f, m)| (f, Some(m))).collect()))
+        }
+    }
+}
+
+/// The attack on one secret: the change-bit search through any oracle (local or remote).
+pub fn signature_via_oracle(oracle: &dyn ChangeOracle, dirs: &Directions, starts: &[f32], search: &SearchConfig) -> Result<Vec<EpsOutcome>> {
+    let before = oracle.queries();
+    let out = run_search(search, starts, |ps| Ok(oracle.changed_along(dirs, ps)?.into_iter().map(|b| (b, None)).collect()))?;
+    let counted: u64 = out.iter().map(|o| o.queries as u64).sum();
+    if oracle.queries() - before != counted {
+        return Err(Error::Oracle(format!("oracle counted {} queries, search spent {counted}", oracle.queries() - before)));
+    }
+    Ok(out)
+}
+
+fn fingerprint_f32(v: &[f32]) -> String {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for x in v {
+        for b in x.to_le_bytes() {
+            h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    format!("{h:016x}")
+}

@@ -1,0 +1,255 @@
+//! `EpsSearch`: the smallest eps > 0 that flips the decision along each direction.
+//!
+//! One state machine serves both routes. With change bits only (the secret's route) it
+//! brackets on a geometric grid and bisects geometrically. When margins are available (the
+//! adversary's own data, white-box) the same brackets are refined by interpolating the
+//! piecewise-linear margin, which lands within tolerance in about two evaluations.
+//!
+//! Guarantee (tested with proptest): unless censored or floored, the returned `eps` is a
+//! probed point where the decision changed, and a probed point `lo >= eps / (1 + rel_tol)`
+//! did not change; moreover every grid point `start * growth^j` below `lo` that was probed
+//! during bracketing did not change. For a classifier with a single flip threshold `t` along
+//! the ray this means `t <= eps <= t * (1 + rel_tol)`. A flip region lying strictly between
+//! two grid points is not seen: that is the bracket's blind spot, bounded by `growth`.
+
+use crate::error::{Error, Result};
+use crate::oracle::Probe;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchConfig {
+    /// First eps probed (overridden per direction by a prior, when one is given).
+    pub start: f32,
+    /// Geometric factor of the bracketing grid (> 1).
+    pub growth: f32,
+    /// Largest eps probed; a direction that does not flip by then is censored.
+    pub eps_max: f32,
+    /// Smallest eps probed when shrinking; a flip even there is recorded as `eps_min`.
+    pub eps_min: f32,
+    /// Stop when `hi / lo <= 1 + rel_tol`.
+    pub rel_tol: f32,
+}
+
+impl SearchConfig {
+    /// The paper-style search: start 0.5, doubling, bisection to 1e-3 relative.
+    pub fn plain(eps_max: f32) -> Self {
+        SearchConfig { start: 0.5, growth: 2.0, eps_max, eps_min: 1e-4, rel_tol: 1e-3 }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let ok = self.growth > 1.0
+            && self.rel_tol > 0.0
+            && self.eps_min > 0.0
+            && self.start > 0.0
+            && self.eps_max > self.eps_min
+            && [self.start, self.growth, self.eps_max, self.eps_min, self.rel_tol].iter().all(|v| v.is_finite());
+        if ok { Ok(()) } else { Err(Error::invalid("search config", format!("{self:?}: need growth > 1, 0 < eps_min < eps_max, start > 0, rel_tol > 0"))) }
+    }
+
+    /// Upper bound on the probes one direction can take with this configuration when every
+    /// answer is a bare change bit.
+    pub fn max_probes(&self, start: f32) -> u32 {
+        let start = start.clamp(self.eps_min, self.eps_max);
+        let g = self.growth.ln();
+        let up = ((self.eps_max / start).ln() / g).ceil().max(0.0) as u32 + 1;
+        let down = ((start / self.eps_min).ln() / g).ceil().max(0.0) as u32 + 1;
+        let bisect = (g / (1.0 + self.rel_tol).ln()).log2().ceil().max(0.0) as u32 + 1;
+        up.max(down) + bisect
+    }
+}
+
+/// The outcome for one direction.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EpsOutcome {
+    pub eps: f32,
+    pub censored: bool,
+    pub queries: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Phase {
+    Up,
+    Down,
+    Refine,
+    Done,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Dir {
+    phase: Phase,
+    next: f32,
+    lo: f32,
+    hi: f32,
+    m_lo: f32,
+    m_hi: f32,
+    out: EpsOutcome,
+}
+
+/// An answer to a probe: the change bit and, on the white-box route, the margin.
+pub type Answer = (bool, Option<f32>);
+
+/// Runs the search for `starts.len()` directions at once; `ask` answers a batch of probes.
+pub fn run_search(cfg: &SearchConfig, starts: &[f32], mut ask: impl FnMut(&[Probe]) -> Result<Vec<Answer>>) -> Result<Vec<EpsOutcome>> {
+    cfg.validate()?;
+    let mut dirs: Vec<Dir> = starts
+        .iter()
+        .map(|&s| Dir {
+            phase: Phase::Up,
+            next: s.clamp(cfg.eps_min, cfg.eps_max),
+            lo: 0.0,
+            hi: f32::INFINITY,
+            m_lo: f32::NAN,
+            m_hi: f32::NAN,
+            out: EpsOutcome { eps: f32::NAN, censored: false, queries: 0 },
+        })
+        .collect();
+    let tol = 1.0 + cfg.rel_tol;
+    loop {
+        let mut probes = Vec::new();
+        let mut owners = Vec::new();
+        for (i, d) in dirs.iter_mut().enumerate() {
+            if d.phase == Phase::Refine && d.hi <= d.lo * tol {
+                d.phase = Phase::Done;
+                d.out.eps = d.hi;
+            }
+            match d.phase {
+                Phase::Done => {}
+                Phase::Refine if d.m_lo > 0.0 && d.m_hi <= 0.0 => {
+                    // interpolate the margin's zero, then probe just either side of it
+                    let r = d.lo + (d.hi - d.lo) * d.m_lo / (d.m_lo - d.m_hi);
+                    let s = (1.0 + cfg.rel_tol / 3.0).min((d.hi / d.lo).sqrt());
+                    let a = (r / s).clamp(d.lo * s.sqrt(), d.hi / s);
+                    let b = (r * s).clamp(d.lo * s, d.hi / s.sqrt());
+                    for eps in if b > a { vec![a, b] } else { vec![(d.lo * d.hi).sqrt()] } {
+                        probes.push(Probe { dir: i as u32, eps });
+                        owners.push(i);
+                    }
+                }
+                Phase::Refine => {
+                    probes.push(Probe { dir: i as u32, eps: (d.lo * d.hi).sqrt() });
+                    owners.push(i);
+                }
+                _ => {
+                    probes.push(Probe { dir: i as u32, eps: d.next });
+                    owners.push(i);
+                }
+            }
+        }
+        if probes.is_empty() {
+            break;
+        }
+        let answers = ask(&probes)?;
+        if answers.len() != probes.len() {
+            return Err(Error::Oracle(format!("{} answers for {} probes", answers.len(), probes.len())));
+        }
+        let mut k = 0;
+        while k < probes.len() {
+            let i = owners[k];
+            let mut j = k;
+            while j < probes.len() && owners[j] == i {
+                j += 1;
+            }
+            update(&mut dirs[i], cfg, &probes[k..j], &answers[k..j]);
+            k = j;
+        }
+    }
+    Ok(dirs.into_iter().map(|d| d.out).collect())
+}
+
+fn update(d: &mut Dir, cfg: &SearchConfig, probes: &[Probe], answers: &[Answer]) {
+    d.out.queries += probes.len() as u32;
+    for (p, &(flip, margin)) in probes.iter().zip(answers) {
+        let m = margin.unwrap_or(f32::NAN);
+        let eps = p.eps;
+        match d.phase {
+            Phase::Up => {
+                if flip {
+                    d.hi = eps;
+                    d.m_hi = m;
+                    d.phase = if d.lo == 0.0 { Phase::Down } else { Phase::Refine };
+                    d.next = eps / cfg.growth;
+                } else if eps >= cfg.eps_max {
+                    d.phase = Phase::Done;
+                    d.out = EpsOutcome { eps: cfg.eps_max, censored: true, queries: d.out.queries };
+                } else {
+                    d.lo = eps;
+                    d.m_lo = m;
+                    d.next = (eps * cfg.growth).min(cfg.eps_max);
+                }
+            }
+            Phase::Down => {
+                if flip {
+                    d.hi = eps;
+                    d.m_hi = m;
+                    if eps <= cfg.eps_min {
+                        d.phase = Phase::Done;
+                        d.out.eps = eps;
+                    } else {
+                        d.next = (eps / cfg.growth).max(cfg.eps_min);
+                    }
+                } else {
+                    d.lo = eps;
+                    d.m_lo = m;
+                    d.phase = Phase::Refine;
+                }
+            }
+            Phase::Refine => {
+                // probes arrive in increasing eps; a flip ends what this round can learn
+                if eps <= d.lo || eps >= d.hi {
+                    continue;
+                }
+                if flip {
+                    d.hi = eps;
+                    d.m_hi = m;
+                    break;
+                }
+                d.lo = eps;
+                d.m_lo = m;
+            }
+            Phase::Done => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A ray classifier with a single threshold per direction: flips iff eps >= t[dir].
+    fn threshold_oracle(t: &[f32]) -> impl FnMut(&[Probe]) -> Result<Vec<Answer>> + '_ {
+        move |ps| Ok(ps.iter().map(|p| (p.eps >= t[p.dir as usize], None)).collect())
+    }
+
+    #[test]
+    fn finds_known_thresholds_within_tolerance() {
+        let t = [0.003, 0.7, 1.0, 3.3, 24.0, 63.0, 100.0];
+        let cfg = SearchConfig::plain(64.0);
+        let out = run_search(&cfg, &[0.5; 7], threshold_oracle(&t)).unwrap();
+        for (o, &t) in out.iter().zip(&t) {
+            if t > 64.0 {
+                assert!(o.censored && o.eps == 64.0);
+            } else {
+                assert!(!o.censored);
+                assert!(o.eps >= t && o.eps <= t * 1.001 + 1e-6, "t {t} got {}", o.eps);
+            }
+            assert!(o.queries <= cfg.max_probes(0.5), "{} > bound {}", o.queries, cfg.max_probes(0.5));
+        }
+    }
+
+    #[test]
+    fn margins_cut_the_refinement_short() {
+        // linear margin 1 - eps/t: the white-box route interpolates it exactly
+        let t = [0.7f32, 3.3, 24.0, 40.0];
+        let cfg = SearchConfig::plain(64.0);
+        let out = run_search(&cfg, &[0.5; 4], |ps| Ok(ps.iter().map(|p| {
+            let t = t[p.dir as usize];
+            (p.eps >= t, Some(1.0 - p.eps / t))
+        }).collect())).unwrap();
+        let plain = run_search(&cfg, &[0.5; 4], threshold_oracle(&t)).unwrap();
+        for ((o, p), &t) in out.iter().zip(&plain).zip(&t) {
+            assert!(o.eps >= t && o.eps <= t * 1.001, "{} vs {t}", o.eps);
+            assert!(o.queries + 5 <= p.queries, "white-box {} vs change-bit {}", o.queries, p.queries);
+        }
+    }
+}

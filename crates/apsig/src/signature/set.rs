@@ -1,0 +1,133 @@
+//! `SignatureSet`: the measured signatures of a set of images, and their file format.
+
+use crate::error::{Error, Result};
+use crate::io::{write_tensors, TensorFile, TensorOut};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Signatures of `indices.len()` images of one split, K eps each.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SignatureSet {
+    pub k: usize,
+    /// Which images of the split, in order.
+    pub indices: Vec<u32>,
+    /// `[n, k]` flip points (eps_max where censored).
+    pub eps: Vec<f32>,
+    /// `[n, k]` 1 where the direction never flipped up to eps_max.
+    pub censored: Vec<u8>,
+    /// `[n, k]` probes spent on each eps.
+    pub queries: Vec<u32>,
+    /// Provenance: data set, split, directions fingerprint and config, search config, method.
+    /// Two sets can be merged or compared only if these agree.
+    pub provenance: BTreeMap<String, String>,
+}
+
+impl SignatureSet {
+    pub fn n(&self) -> usize {
+        self.indices.len()
+    }
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.eps[i * self.k..(i + 1) * self.k]
+    }
+    pub fn total_queries(&self) -> u64 {
+        self.queries.iter().map(|&q| q as u64).sum()
+    }
+    pub fn queries_per_eps(&self) -> f64 {
+        self.total_queries() as f64 / self.eps.len().max(1) as f64
+    }
+    pub fn censored_fraction(&self) -> f64 {
+        self.censored.iter().filter(|&&c| c != 0).count() as f64 / self.censored.len().max(1) as f64
+    }
+    pub fn prov(&self, key: &str) -> &str {
+        self.provenance.get(key).map(|s| s.as_str()).unwrap_or("")
+    }
+
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let (n, k) = (self.n(), self.k);
+        let mut meta = self.provenance.clone();
+        meta.insert("format".into(), "apsig-signatures-v1".into());
+        meta.insert("k".into(), k.to_string());
+        write_tensors(
+            path,
+            &[
+                TensorOut::F32("eps", vec![n, k], &self.eps),
+                TensorOut::U8("censored", vec![n, k], &self.censored),
+                TensorOut::U32("queries", vec![n, k], &self.queries),
+                TensorOut::U32("indices", vec![n], &self.indices),
+            ],
+            &meta,
+        )
+    }
+
+    pub fn load(path: &Path) -> Result<Self> {
+        let f = TensorFile::read(path)?;
+        if f.meta("format")? != "apsig-signatures-v1" {
+            return Err(Error::bad_file(path, "not an apsig signature file"));
+        }
+        let k: usize = f.meta("k")?.parse().map_err(|_| Error::bad_file(path, "bad `k` metadata"))?;
+        let (shape, indices) = f.u32("indices", None)?;
+        if shape.len() != 1 {
+            return Err(Error::bad_file(path, "`indices` must be one-dimensional"));
+        }
+        let n = shape[0];
+        let (_, eps) = f.f32("eps", Some(&[n, k]))?;
+        let (_, censored) = f.u8("censored", Some(&[n, k]))?;
+        let (_, queries) = f.u32("queries", Some(&[n, k]))?;
+        if let Some(i) = eps.iter().position(|&e| e <= 0.0) {
+            return Err(Error::bad_file(path, format!("eps at index {i} is not positive")));
+        }
+        let mut provenance = f.metadata.clone();
+        provenance.remove("format");
+        provenance.remove("k");
+        Ok(SignatureSet { k, indices, eps, censored, queries, provenance })
+    }
+
+    /// Concatenates shards measured the same way, refusing gaps, overlaps and mismatches.
+    pub fn merge(mut parts: Vec<(std::path::PathBuf, SignatureSet)>) -> Result<SignatureSet> {
+        if parts.is_empty() {
+            return Err(Error::invalid("merge", "no shards given"));
+        }
+        parts.sort_by_key(|(_, s)| s.indices.first().copied().unwrap_or(0));
+        let (p0, first) = &parts[0];
+        let mut keys: Vec<&str> = first.provenance.keys().map(|s| s.as_str()).collect();
+        keys.retain(|k| !k.starts_with("shard"));
+        for (p, s) in &parts[1..] {
+            if s.k != first.k {
+                return Err(Error::bad_file(p, format!("K = {} but {} has K = {}", s.k, p0.display(), first.k)));
+            }
+            for key in &keys {
+                if s.prov(key) != first.prov(key) {
+                    return Err(Error::bad_file(p, format!("`{key}` differs from {} ({} vs {})", p0.display(), s.prov(key), first.prov(key))));
+                }
+            }
+        }
+        let mut out = SignatureSet { k: first.k, indices: vec![], eps: vec![], censored: vec![], queries: vec![], provenance: BTreeMap::new() };
+        for key in keys {
+            out.provenance.insert(key.to_string(), first.prov(key).to_string());
+        }
+        let mut expect_next: Option<(u32, &Path)> = None;
+        for (p, s) in &parts {
+            for w in s.indices.windows(2) {
+                if w[1] != w[0] + 1 {
+                    return Err(Error::bad_file(p, format!("indices are not contiguous ({} then {})", w[0], w[1])));
+                }
+            }
+            if let (Some((next, prev)), Some(&f)) = (expect_next, s.indices.first()) {
+                if f < next {
+                    return Err(Error::bad_file(p, format!("overlaps {} (index {f})", prev.display())));
+                }
+                if f > next {
+                    return Err(Error::bad_file(p, format!("gap before it: indices {next}..{f} are in no shard")));
+                }
+            }
+            if let Some(&l) = s.indices.last() {
+                expect_next = Some((l + 1, p));
+            }
+            out.indices.extend(&s.indices);
+            out.eps.extend(&s.eps);
+            out.censored.extend(&s.censored);
+            out.queries.extend(&s.queries);
+        }
+        Ok(out)
+    }
+}
