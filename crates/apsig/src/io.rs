@@ -4,17 +4,29 @@
 //! place, so a crash or a full disk never leaves a half-written file under the real name.
 
 use crate::error::{Error, Result};
-use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use safetensors::{tensor::TensorView, Dtype, SafeTensors};
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Writes `bytes` to `path` atomically (temp file + fsync + rename).
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let name = path.file_name().ok_or_else(|| Error::invalid("output path", format!("{} has no file name", path.display())))?;
-    let tmp: PathBuf = dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
+    let name = path.file_name().ok_or_else(|| {
+        Error::invalid(
+            "output path",
+            format!("{} has no file name", path.display()),
+        )
+    })?;
+    let tmp: PathBuf = dir.join(format!(
+        ".{}.{}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
     let res = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
@@ -35,23 +47,43 @@ pub enum TensorOut<'a> {
 }
 
 /// Writes tensors and string metadata as one safetensors file, atomically.
-pub fn write_tensors(path: &Path, tensors: &[TensorOut<'_>], metadata: &BTreeMap<String, String>) -> Result<()> {
+pub fn write_tensors(
+    path: &Path,
+    tensors: &[TensorOut<'_>],
+    metadata: &BTreeMap<String, String>,
+) -> Result<()> {
     let mut owned: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
     for t in tensors {
         owned.push(match t {
-            TensorOut::F32(n, s, d) => (n.to_string(), Dtype::F32, s.clone(), d.iter().flat_map(|v| v.to_le_bytes()).collect()),
-            TensorOut::U32(n, s, d) => (n.to_string(), Dtype::U32, s.clone(), d.iter().flat_map(|v| v.to_le_bytes()).collect()),
+            TensorOut::F32(n, s, d) => (
+                n.to_string(),
+                Dtype::F32,
+                s.clone(),
+                d.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ),
+            TensorOut::U32(n, s, d) => (
+                n.to_string(),
+                Dtype::U32,
+                s.clone(),
+                d.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ),
             TensorOut::U8(n, s, d) => (n.to_string(), Dtype::U8, s.clone(), d.to_vec()),
         });
     }
     let views = owned
         .iter()
         .map(|(n, dt, s, b)| {
-            TensorView::new(*dt, s.clone(), b).map(|v| (n.clone(), v)).map_err(|e| Error::invalid(format!("tensor {n}"), e.to_string()))
+            TensorView::new(*dt, s.clone(), b)
+                .map(|v| (n.clone(), v))
+                .map_err(|e| Error::invalid(format!("tensor {n}"), e.to_string()))
         })
         .collect::<Result<Vec<_>>>()?;
-    let meta: HashMap<String, String> = metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    let bytes = safetensors::serialize(views, Some(meta)).map_err(|e| Error::invalid("safetensors", e.to_string()))?;
+    let meta: HashMap<String, String> = metadata
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let bytes = safetensors::serialize(views, Some(meta))
+        .map_err(|e| Error::invalid("safetensors", e.to_string()))?;
     atomic_write(path, &bytes)
 }
 
@@ -65,34 +97,64 @@ pub struct TensorFile {
 impl TensorFile {
     pub fn read(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| Error::bad_file(path, format!("not a valid safetensors file ({e})")))?;
+        let (_, meta) = SafeTensors::read_metadata(&bytes)
+            .map_err(|e| Error::bad_file(path, format!("not a valid safetensors file ({e})")))?;
         // deserialize validates offsets and sizes of every tensor
-        SafeTensors::deserialize(&bytes).map_err(|e| Error::bad_file(path, format!("not a valid safetensors file ({e})")))?;
-        let metadata = meta.metadata().clone().unwrap_or_default().into_iter().collect();
-        Ok(TensorFile { path: path.to_path_buf(), metadata, bytes })
+        SafeTensors::deserialize(&bytes)
+            .map_err(|e| Error::bad_file(path, format!("not a valid safetensors file ({e})")))?;
+        let metadata = meta
+            .metadata()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        Ok(TensorFile {
+            path: path.to_path_buf(),
+            metadata,
+            bytes,
+        })
     }
 
     fn view(&self, name: &str, dtype: Dtype) -> Result<TensorView<'_>> {
-        let st = SafeTensors::deserialize(&self.bytes).map_err(|e| Error::bad_file(&self.path, e.to_string()))?;
-        let v = st.tensor(name).map_err(|_| Error::bad_file(&self.path, format!("missing tensor `{name}`")))?;
+        let st = SafeTensors::deserialize(&self.bytes)
+            .map_err(|e| Error::bad_file(&self.path, e.to_string()))?;
+        let v = st
+            .tensor(name)
+            .map_err(|_| Error::bad_file(&self.path, format!("missing tensor `{name}`")))?;
         if v.dtype() != dtype {
-            return Err(Error::bad_file(&self.path, format!("tensor `{name}` has dtype {:?}, expected {dtype:?}", v.dtype())));
+            return Err(Error::bad_file(
+                &self.path,
+                format!(
+                    "tensor `{name}` has dtype {:?}, expected {dtype:?}",
+                    v.dtype()
+                ),
+            ));
         }
         Ok(v)
     }
 
     /// The metadata value for `key`, or an error naming the file.
     pub fn meta(&self, key: &str) -> Result<&str> {
-        self.metadata.get(key).map(|s| s.as_str()).ok_or_else(|| Error::bad_file(&self.path, format!("missing metadata `{key}`")))
+        self.metadata
+            .get(key)
+            .map(|s| s.as_str())
+            .ok_or_else(|| Error::bad_file(&self.path, format!("missing metadata `{key}`")))
     }
 
     /// An f32 tensor with the expected shape (`None` accepts any); non-finite values are rejected.
     pub fn f32(&self, name: &str, shape: Option<&[usize]>) -> Result<(Vec<usize>, Vec<f32>)> {
         let v = self.view(name, Dtype::F32)?;
         self.check_shape(name, v.shape(), shape)?;
-        let data: Vec<f32> = v.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let data: Vec<f32> = v
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
         if let Some(i) = data.iter().position(|x| !x.is_finite()) {
-            return Err(Error::bad_file(&self.path, format!("tensor `{name}` has a non-finite value at index {i}")));
+            return Err(Error::bad_file(
+                &self.path,
+                format!("tensor `{name}` has a non-finite value at index {i}"),
+            ));
         }
         Ok((v.shape().to_vec(), data))
     }
@@ -100,7 +162,13 @@ impl TensorFile {
     pub fn u32(&self, name: &str, shape: Option<&[usize]>) -> Result<(Vec<usize>, Vec<u32>)> {
         let v = self.view(name, Dtype::U32)?;
         self.check_shape(name, v.shape(), shape)?;
-        Ok((v.shape().to_vec(), v.data().chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()))
+        Ok((
+            v.shape().to_vec(),
+            v.data()
+                .chunks_exact(4)
+                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+        ))
     }
 
     pub fn u8(&self, name: &str, shape: Option<&[usize]>) -> Result<(Vec<usize>, Vec<u8>)> {
@@ -111,7 +179,10 @@ impl TensorFile {
 
     fn check_shape(&self, name: &str, got: &[usize], want: Option<&[usize]>) -> Result<()> {
         match want {
-            Some(w) if w != got => Err(Error::bad_file(&self.path, format!("tensor `{name}` has shape {got:?}, expected {w:?}"))),
+            Some(w) if w != got => Err(Error::bad_file(
+                &self.path,
+                format!("tensor `{name}` has shape {got:?}, expected {w:?}"),
+            )),
             _ => Ok(()),
         }
     }
@@ -120,5 +191,6 @@ impl TensorFile {
 /// Reads and parses a TOML or JSON file into `T`, naming the file on error.
 pub fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    toml::from_str(&text).map_err(|e| Error::bad_file(path, format!("invalid config: {}", e.message())))
+    toml::from_str(&text)
+        .map_err(|e| Error::bad_file(path, format!("invalid config: {}", e.message())))
 }

@@ -35,6 +35,10 @@ pub trait Progress: Sync {
 /// Reports nothing.
 pub struct NoProgress;
 impl Progress for NoProgress {}
+pub mod decoder;
 pub mod directions;
+pub mod eval;
 pub mod oracle;
+pub mod pipeline;
+pub mod report;
 pub mod signature;

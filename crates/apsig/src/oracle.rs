@@ -51,7 +51,11 @@ impl LiftedDirections {
             .par_chunks(dirs.len() * 8)
             .flat_map_iter(|c| model.lift(c, c.len() / dirs.len(), false))
             .collect();
-        LiftedDirections { fingerprint: dirs.fingerprint(), len: data.len() / k, data }
+        LiftedDirections {
+            fingerprint: dirs.fingerprint(),
+            len: data.len() / k,
+            data,
+        }
     }
     fn get(&self, i: usize) -> &[f32] {
         &self.data[i * self.len..(i + 1) * self.len]
@@ -73,21 +77,41 @@ pub struct LocalOracle {
 const PROBE_CHUNK: usize = 32;
 
 impl LocalOracle {
-    pub fn new(model: Arc<dyn Classifier>, secret: &[f32], lifted_dirs: Option<Arc<LiftedDirections>>) -> Result<Self> {
+    pub fn new(
+        model: Arc<dyn Classifier>,
+        secret: &[f32],
+        lifted_dirs: Option<Arc<LiftedDirections>>,
+    ) -> Result<Self> {
         let len = model.input_shape().len();
         if secret.len() != len {
-            return Err(Error::invalid("secret input", format!("{} values, the model takes {len}", secret.len())));
+            return Err(Error::invalid(
+                "secret input",
+                format!("{} values, the model takes {len}", secret.len()),
+            ));
         }
         if secret.iter().any(|v| !v.is_finite()) {
-            return Err(Error::invalid("secret input", "contains a non-finite value"));
+            return Err(Error::invalid(
+                "secret input",
+                "contains a non-finite value",
+            ));
         }
         let class = crate::argmax(&model.logits(secret, 1));
         let lifted_secret = model.lift(secret, 1, true);
-        Ok(LocalOracle { model, lifted_secret, secret: secret.to_vec(), class, lifted_dirs, queries: AtomicU64::new(0) })
+        Ok(LocalOracle {
+            model,
+            lifted_secret,
+            secret: secret.to_vec(),
+            class,
+            lifted_dirs,
+            queries: AtomicU64::new(0),
+        })
     }
 
     fn decide(&self, logits: &[f32]) -> Vec<bool> {
-        logits.chunks(self.model.num_classes()).map(|z| crate::argmax(z) != self.class).collect()
+        logits
+            .chunks(self.model.num_classes())
+            .map(|z| crate::argmax(z) != self.class)
+            .collect()
     }
 }
 
@@ -102,7 +126,10 @@ impl ChangeOracle for LocalOracle {
         let out: Vec<bool> = perturbations
             .par_chunks(PROBE_CHUNK * len)
             .flat_map_iter(|chunk| {
-                let x: Vec<f32> = chunk.chunks(len).flat_map(|p| p.iter().zip(&self.secret).map(|(a, b)| a + b)).collect();
+                let x: Vec<f32> = chunk
+                    .chunks(len)
+                    .flat_map(|p| p.iter().zip(&self.secret).map(|(a, b)| a + b))
+                    .collect();
                 self.decide(&self.model.logits(&x, chunk.len() / len))
             })
             .collect();
@@ -151,10 +178,15 @@ fn lift_probes(base: &[f32], lifted: &LiftedDirections, probes: &[Probe]) -> Vec
 
 fn check_batch(p: &[f32], len: usize) -> Result<()> {
     if p.len() % len != 0 {
-        return Err(Error::Oracle(format!("perturbation batch of {} values is not a multiple of the input size {len}", p.len())));
+        return Err(Error::Oracle(format!(
+            "perturbation batch of {} values is not a multiple of the input size {len}",
+            p.len()
+        )));
     }
     if p.iter().any(|v| !v.is_finite()) {
-        return Err(Error::Oracle("perturbation contains a non-finite value".into()));
+        return Err(Error::Oracle(
+            "perturbation contains a non-finite value".into(),
+        ));
     }
     Ok(())
 }
@@ -181,7 +213,12 @@ impl MarginProbe {
     pub fn new(model: Arc<dyn Classifier>, x: &[f32], lifted_dirs: Arc<LiftedDirections>) -> Self {
         let class = crate::argmax(&model.logits(x, 1));
         let lifted_x = model.lift(x, 1, true);
-        MarginProbe { model, lifted_x, class, lifted_dirs }
+        MarginProbe {
+            model,
+            lifted_x,
+            class,
+            lifted_dirs,
+        }
     }
 
     /// For each probe: (changed, margin = z_class - max_{j != class} z_j).
@@ -195,7 +232,12 @@ impl MarginProbe {
                 logits
                     .chunks(c)
                     .map(|l| {
-                        let other = l.iter().enumerate().filter(|(j, _)| *j != self.class).map(|(_, v)| *v).fold(f32::NEG_INFINITY, f32::max);
+                        let other = l
+                            .iter()
+                            .enumerate()
+                            .filter(|(j, _)| *j != self.class)
+                            .map(|(_, v)| *v)
+                            .fold(f32::NEG_INFINITY, f32::max);
                         (crate::argmax(l) != self.class, l[self.class] - other)
                     })
                     .collect::<Vec<_>>()

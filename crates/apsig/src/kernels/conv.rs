@@ -43,9 +43,13 @@ pub fn im2col_nhwc(g: &ConvGeom, n: usize, big: &[f32], cols: &mut [f32], parall
     assert_eq!(cols.len(), n * rows * patch);
     let one = |(img, out): (&[f32], &mut [f32])| im2col_one(g, img, out);
     if parallel {
-        big.par_chunks(bl).zip(cols.par_chunks_mut(rows * patch)).for_each(one);
+        big.par_chunks(bl)
+            .zip(cols.par_chunks_mut(rows * patch))
+            .for_each(one);
     } else {
-        big.chunks(bl).zip(cols.chunks_mut(rows * patch)).for_each(one);
+        big.chunks(bl)
+            .zip(cols.chunks_mut(rows * patch))
+            .for_each(one);
     }
 }
 
@@ -162,18 +166,38 @@ mod tests {
     fn col2im_is_adjoint_of_im2col() {
         // <im2col(x), c> == <x, col2im(c)> for any x, c: the property backward passes rely on.
         for (k, stride, pad) in [(5, 1, 0), (4, 2, 1), (3, 1, 1)] {
-            let g = ConvGeom { big_h: 9, big_w: 8, channels: 3, k, stride, pad };
+            let g = ConvGeom {
+                big_h: 9,
+                big_w: 8,
+                channels: 3,
+                k,
+                stride,
+                pad,
+            };
             let n = 2;
-            let x: Vec<f32> = (0..n * 9 * 8 * 3).map(|i| ((i * 31 % 17) as f32) - 8.0).collect();
+            let x: Vec<f32> = (0..n * 9 * 8 * 3)
+                .map(|i| ((i * 31 % 17) as f32) - 8.0)
+                .collect();
             let rows = n * g.small_h() * g.small_w() * g.patch();
             let c: Vec<f32> = (0..rows).map(|i| ((i * 13 % 7) as f32) - 3.0).collect();
             let mut cols = vec![0.0; rows];
             im2col_nhwc(&g, n, &x, &mut cols, true);
             let mut back = vec![0.0; x.len()];
             col2im_nhwc(&g, n, &c, &mut back);
-            let lhs: f64 = cols.iter().zip(&c).map(|(a, b)| (*a as f64) * (*b as f64)).sum();
-            let rhs: f64 = x.iter().zip(&back).map(|(a, b)| (*a as f64) * (*b as f64)).sum();
-            assert!((lhs - rhs).abs() < 1e-6 * lhs.abs().max(1.0), "{lhs} vs {rhs}");
+            let lhs: f64 = cols
+                .iter()
+                .zip(&c)
+                .map(|(a, b)| (*a as f64) * (*b as f64))
+                .sum();
+            let rhs: f64 = x
+                .iter()
+                .zip(&back)
+                .map(|(a, b)| (*a as f64) * (*b as f64))
+                .sum();
+            assert!(
+                (lhs - rhs).abs() < 1e-6 * lhs.abs().max(1.0),
+                "{lhs} vs {rhs}"
+            );
         }
     }
 

@@ -26,7 +26,10 @@ pub trait Classifier: Send + Sync {
 }
 
 fn affine_first(net: &Network) -> bool {
-    matches!(net.specs.first(), Some(LayerSpec::Conv { .. } | LayerSpec::Linear { .. }))
+    matches!(
+        net.specs.first(),
+        Some(LayerSpec::Conv { .. } | LayerSpec::Linear { .. })
+    )
 }
 
 impl Classifier for Network {
@@ -40,10 +43,18 @@ impl Classifier for Network {
         self.infer_serial(0, x.to_vec(), n)
     }
     fn lifted_len(&self) -> usize {
-        if affine_first(self) { self.shape_before(1).len() } else { self.in_len() }
+        if affine_first(self) {
+            self.shape_before(1).len()
+        } else {
+            self.in_len()
+        }
     }
     fn lift(&self, x: &[f32], n: usize, with_bias: bool) -> Vec<f32> {
-        if affine_first(self) { self.apply_infer(0, x, n, Threads::One, with_bias) } else { x.to_vec() }
+        if affine_first(self) {
+            self.apply_infer(0, x, n, Threads::One, with_bias)
+        } else {
+            x.to_vec()
+        }
     }
     fn logits_from_lifted(&self, z: &[f32], n: usize) -> Vec<f32> {
         let start = if affine_first(self) { 1 } else { 0 };

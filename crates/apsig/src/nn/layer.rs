@@ -31,11 +31,23 @@ impl Shape {
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum LayerSpec {
     /// Square-kernel convolution; weight `[k*k*cin, cout]`, bias `[cout]`.
-    Conv { cout: usize, k: usize, stride: usize, pad: usize },
+    Conv {
+        cout: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+    },
     /// Transposed convolution (the adjoint of `Conv`); weight `[k*k*cout, cin]`, bias `[cout]`.
-    ConvT { cout: usize, k: usize, stride: usize, pad: usize },
+    ConvT {
+        cout: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+    },
     /// Fully connected on the flattened input; weight `[in, out]`, bias `[out]`.
-    Linear { out: usize },
+    Linear {
+        out: usize,
+    },
     /// Batch normalisation over the channel axis (statistics over batch and space).
     BatchNorm,
     Relu,
@@ -43,20 +55,38 @@ pub enum LayerSpec {
     MaxPool2,
     Sigmoid,
     /// Reinterpret the flat features as `h x w x c` (no data movement in NHWC).
-    Reshape { h: usize, w: usize, c: usize },
+    Reshape {
+        h: usize,
+        w: usize,
+        c: usize,
+    },
 }
 
 impl LayerSpec {
     /// The output shape for input `s`, or why the layer cannot take it.
     pub fn out_shape(&self, s: Shape) -> Result<Shape, String> {
         Ok(match *self {
-            LayerSpec::Conv { cout, k, stride, pad } => {
+            LayerSpec::Conv {
+                cout,
+                k,
+                stride,
+                pad,
+            } => {
                 if s.h + 2 * pad < k || s.w + 2 * pad < k || stride == 0 {
                     return Err(format!("conv k{k} does not fit input {}x{}", s.h, s.w));
                 }
-                Shape::new((s.h + 2 * pad - k) / stride + 1, (s.w + 2 * pad - k) / stride + 1, cout)
+                Shape::new(
+                    (s.h + 2 * pad - k) / stride + 1,
+                    (s.w + 2 * pad - k) / stride + 1,
+                    cout,
+                )
             }
-            LayerSpec::ConvT { cout, k, stride, pad } => {
+            LayerSpec::ConvT {
+                cout,
+                k,
+                stride,
+                pad,
+            } => {
                 let h = (s.h - 1) * stride + k;
                 let w = (s.w - 1) * stride + k;
                 if h < 2 * pad + 1 || w < 2 * pad + 1 || stride == 0 {

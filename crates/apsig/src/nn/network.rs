@@ -47,7 +47,9 @@ impl Network {
     pub fn new(input: Shape, specs: Vec<LayerSpec>, seed: u64) -> Result<Self, String> {
         let mut shapes = vec![input];
         for (i, s) in specs.iter().enumerate() {
-            let next = s.out_shape(*shapes.last().unwrap()).map_err(|e| format!("layer {i}: {e}"))?;
+            let next = s
+                .out_shape(*shapes.last().unwrap())
+                .map_err(|e| format!("layer {i}: {e}"))?;
             shapes.push(next);
         }
         let mut rng = Rng::new(seed);
@@ -77,8 +79,18 @@ impl Network {
                 _ => vec![],
             });
         }
-        let grads = params.iter().map(|p| p.iter().map(|t| vec![0.0; t.len()]).collect()).collect();
-        Ok(Network { input, specs, shapes, params, grads, buffers })
+        let grads = params
+            .iter()
+            .map(|p| p.iter().map(|t| vec![0.0; t.len()]).collect())
+            .collect();
+        Ok(Network {
+            input,
+            specs,
+            shapes,
+            params,
+            grads,
+            buffers,
+        })
     }
 
     pub fn output_shape(&self) -> Shape {
@@ -95,7 +107,11 @@ impl Network {
     }
     /// Forward multiply-accumulates per sample.
     pub fn macs(&self) -> u64 {
-        self.specs.iter().zip(&self.shapes).map(|(l, s)| l.macs(*s)).sum()
+        self.specs
+            .iter()
+            .zip(&self.shapes)
+            .map(|(l, s)| l.macs(*s))
+            .sum()
     }
     pub fn num_params(&self) -> usize {
         self.params.iter().flatten().map(|t| t.len()).sum()
@@ -130,24 +146,66 @@ impl Network {
 
     /// Layer `i` in inference mode; `with_bias == false` gives the linear part of an affine
     /// layer (used to push perturbation directions through the first layer).
-    pub fn apply_infer(&self, i: usize, x: &[f32], n: usize, threads: Threads, with_bias: bool) -> Vec<f32> {
+    pub fn apply_infer(
+        &self,
+        i: usize,
+        x: &[f32],
+        n: usize,
+        threads: Threads,
+        with_bias: bool,
+    ) -> Vec<f32> {
         let (s, o) = (self.shapes[i], self.shapes[i + 1]);
         let p = &self.params[i];
         match self.specs[i] {
             LayerSpec::Conv { k, stride, pad, .. } => {
-                let g = ConvGeom { big_h: s.h, big_w: s.w, channels: s.c, k, stride, pad };
+                let g = ConvGeom {
+                    big_h: s.h,
+                    big_w: s.w,
+                    channels: s.c,
+                    k,
+                    stride,
+                    pad,
+                };
                 let rows = n * o.h * o.w;
                 let mut cols = vec![0.0; rows * g.patch()];
                 im2col_nhwc(&g, n, x, &mut cols, threads == Threads::All);
                 let mut y = vec![0.0; rows * o.c];
-                affine(&cols, rows, g.patch(), &p[0], &p[1], o.c, &mut y, threads, with_bias);
+                affine(
+                    &cols,
+                    rows,
+                    g.patch(),
+                    &p[0],
+                    &p[1],
+                    o.c,
+                    &mut y,
+                    threads,
+                    with_bias,
+                );
                 y
             }
             LayerSpec::ConvT { k, stride, pad, .. } => {
-                let g = ConvGeom { big_h: o.h, big_w: o.w, channels: o.c, k, stride, pad };
+                let g = ConvGeom {
+                    big_h: o.h,
+                    big_w: o.w,
+                    channels: o.c,
+                    k,
+                    stride,
+                    pad,
+                };
                 let rows = n * s.h * s.w;
                 let mut cols = vec![0.0; rows * g.patch()];
-                matmul(rows, g.patch(), s.c, x, Trans::No, &p[0], Trans::Yes, &mut cols, false, threads);
+                matmul(
+                    rows,
+                    g.patch(),
+                    s.c,
+                    x,
+                    Trans::No,
+                    &p[0],
+                    Trans::Yes,
+                    &mut cols,
+                    false,
+                    threads,
+                );
                 let mut y = vec![0.0; n * o.len()];
                 col2im_nhwc(&g, n, &cols, &mut y);
                 if with_bias {
@@ -162,7 +220,11 @@ impl Network {
             }
             LayerSpec::BatchNorm => {
                 let (mean, var) = (&self.buffers[i][0], &self.buffers[i][1]);
-                let scale: Vec<f32> = p[0].iter().zip(var).map(|(g, v)| g / (v + BN_EPS).sqrt()).collect();
+                let scale: Vec<f32> = p[0]
+                    .iter()
+                    .zip(var)
+                    .map(|(g, v)| g / (v + BN_EPS).sqrt())
+                    .collect();
                 let shift: Vec<f32> = (0..s.c).map(|c| p[1][c] - mean[c] * scale[c]).collect();
                 let mut y = x.to_vec();
                 for row in y.chunks_mut(s.c) {
@@ -199,13 +261,30 @@ impl Network {
             let x = cache.acts.last().unwrap();
             let y = match self.specs[i] {
                 LayerSpec::Conv { k, stride, pad, .. } => {
-                    let g = ConvGeom { big_h: s.h, big_w: s.w, channels: s.c, k, stride, pad };
+                    let g = ConvGeom {
+                        big_h: s.h,
+                        big_w: s.w,
+                        channels: s.c,
+                        k,
+                        stride,
+                        pad,
+                    };
                     let rows = n * o.h * o.w;
                     let mut cols = vec![0.0; rows * g.patch()];
                     im2col_nhwc(&g, n, x, &mut cols, true);
                     let mut y = vec![0.0; rows * o.c];
                     let p = &self.params[i];
-                    affine(&cols, rows, g.patch(), &p[0], &p[1], o.c, &mut y, Threads::All, true);
+                    affine(
+                        &cols,
+                        rows,
+                        g.patch(),
+                        &p[0],
+                        &p[1],
+                        o.c,
+                        &mut y,
+                        Threads::All,
+                        true,
+                    );
                     cache.extra[i] = cols;
                     y
                 }
@@ -281,37 +360,117 @@ impl Network {
             let gr = &mut self.grads[i];
             dy = match self.specs[i] {
                 LayerSpec::Conv { k, stride, pad, .. } => {
-                    let g = ConvGeom { big_h: s.h, big_w: s.w, channels: s.c, k, stride, pad };
+                    let g = ConvGeom {
+                        big_h: s.h,
+                        big_w: s.w,
+                        channels: s.c,
+                        k,
+                        stride,
+                        pad,
+                    };
                     let rows = n * o.h * o.w;
                     let cols = &cache.extra[i];
-                    matmul(g.patch(), o.c, rows, cols, Trans::Yes, &dy, Trans::No, &mut gr[0], true, Threads::All);
+                    matmul(
+                        g.patch(),
+                        o.c,
+                        rows,
+                        cols,
+                        Trans::Yes,
+                        &dy,
+                        Trans::No,
+                        &mut gr[0],
+                        true,
+                        Threads::All,
+                    );
                     add_col_sums(&dy, o.c, &mut gr[1]);
                     if i == 0 {
                         break; // nobody needs the gradient w.r.t. the data
                     }
                     let mut dcols = vec![0.0; rows * g.patch()];
-                    matmul(rows, g.patch(), o.c, &dy, Trans::No, &p[0], Trans::Yes, &mut dcols, false, Threads::All);
+                    matmul(
+                        rows,
+                        g.patch(),
+                        o.c,
+                        &dy,
+                        Trans::No,
+                        &p[0],
+                        Trans::Yes,
+                        &mut dcols,
+                        false,
+                        Threads::All,
+                    );
                     let mut dx = vec![0.0; x.len()];
                     col2im_nhwc(&g, n, &dcols, &mut dx);
                     dx
                 }
                 LayerSpec::ConvT { k, stride, pad, .. } => {
-                    let g = ConvGeom { big_h: o.h, big_w: o.w, channels: o.c, k, stride, pad };
+                    let g = ConvGeom {
+                        big_h: o.h,
+                        big_w: o.w,
+                        channels: o.c,
+                        k,
+                        stride,
+                        pad,
+                    };
                     let rows = n * s.h * s.w;
                     let mut dcols = vec![0.0; rows * g.patch()];
                     im2col_nhwc(&g, n, &dy, &mut dcols, true);
-                    matmul(g.patch(), s.c, rows, &dcols, Trans::Yes, x, Trans::No, &mut gr[0], true, Threads::All);
+                    matmul(
+                        g.patch(),
+                        s.c,
+                        rows,
+                        &dcols,
+                        Trans::Yes,
+                        x,
+                        Trans::No,
+                        &mut gr[0],
+                        true,
+                        Threads::All,
+                    );
                     add_col_sums(&dy, o.c, &mut gr[1]);
                     let mut dx = vec![0.0; x.len()];
-                    matmul(rows, s.c, g.patch(), &dcols, Trans::No, &p[0], Trans::No, &mut dx, false, Threads::All);
+                    matmul(
+                        rows,
+                        s.c,
+                        g.patch(),
+                        &dcols,
+                        Trans::No,
+                        &p[0],
+                        Trans::No,
+                        &mut dx,
+                        false,
+                        Threads::All,
+                    );
                     dx
                 }
                 LayerSpec::Linear { out } => {
                     let inp = s.len();
-                    matmul(inp, out, n, x, Trans::Yes, &dy, Trans::No, &mut gr[0], true, Threads::All);
+                    matmul(
+                        inp,
+                        out,
+                        n,
+                        x,
+                        Trans::Yes,
+                        &dy,
+                        Trans::No,
+                        &mut gr[0],
+                        true,
+                        Threads::All,
+                    );
                     add_col_sums(&dy, out, &mut gr[1]);
                     let mut dx = vec![0.0; n * inp];
-                    matmul(n, inp, out, &dy, Trans::No, &p[0], Trans::Yes, &mut dx, false, Threads::All);
+                    matmul(
+                        n,
+                        inp,
+                        out,
+                        &dy,
+                        Trans::No,
+                        &p[0],
+                        Trans::Yes,
+                        &mut dx,
+                        false,
+                        Threads::All,
+                    );
                     dx
                 }
                 LayerSpec::BatchNorm => {
@@ -340,7 +499,11 @@ impl Network {
                     }
                     dx
                 }
-                LayerSpec::Relu => dy.iter().zip(x).map(|(d, v)| if *v > 0.0 { *d } else { 0.0 }).collect(),
+                LayerSpec::Relu => dy
+                    .iter()
+                    .zip(x)
+                    .map(|(d, v)| if *v > 0.0 { *d } else { 0.0 })
+                    .collect(),
                 LayerSpec::Sigmoid => dy.iter().zip(y).map(|(d, v)| d * v * (1.0 - v)).collect(),
                 LayerSpec::MaxPool2 => {
                     let mut dx = vec![0.0; x.len()];
@@ -370,9 +533,17 @@ impl Network {
         let mut out = Vec::new();
         for (i, spec) in self.specs.iter().enumerate() {
             let shapes = spec.param_shapes(self.shapes[i]);
-            let names: &[&str] = if matches!(spec, LayerSpec::BatchNorm) { &["gamma", "beta"] } else { &["weight", "bias"] };
+            let names: &[&str] = if matches!(spec, LayerSpec::BatchNorm) {
+                &["gamma", "beta"]
+            } else {
+                &["weight", "bias"]
+            };
             for (j, t) in self.params[i].iter().enumerate() {
-                out.push((format!("layers.{i}.{}", names[j]), shapes[j].clone(), t.as_slice()));
+                out.push((
+                    format!("layers.{i}.{}", names[j]),
+                    shapes[j].clone(),
+                    t.as_slice(),
+                ));
             }
             for (j, t) in self.buffers[i].iter().enumerate() {
                 let name = ["running_mean", "running_var"][j];
@@ -402,13 +573,34 @@ impl Network {
 
 /// `y[rows, out] = x[rows, inp] * w[inp, out] (+ b)`.
 #[allow(clippy::too_many_arguments)]
-fn affine(x: &[f32], rows: usize, inp: usize, w: &[f32], b: &[f32], out: usize, y: &mut [f32], threads: Threads, with_bias: bool) {
+fn affine(
+    x: &[f32],
+    rows: usize,
+    inp: usize,
+    w: &[f32],
+    b: &[f32],
+    out: usize,
+    y: &mut [f32],
+    threads: Threads,
+    with_bias: bool,
+) {
     if with_bias {
         for r in y.chunks_mut(out) {
             r.copy_from_slice(b);
         }
     }
-    matmul(rows, out, inp, x, Trans::No, w, Trans::No, y, with_bias, threads);
+    matmul(
+        rows,
+        out,
+        inp,
+        x,
+        Trans::No,
+        w,
+        Trans::No,
+        y,
+        with_bias,
+        threads,
+    );
 }
 
 fn add_channel_bias(y: &mut [f32], b: &[f32]) {
@@ -441,13 +633,23 @@ mod tests {
     #[test]
     fn gradients_match_finite_differences() {
         let specs = vec![
-            Conv { cout: 3, k: 3, stride: 1, pad: 1 },
+            Conv {
+                cout: 3,
+                k: 3,
+                stride: 1,
+                pad: 1,
+            },
             BatchNorm,
             Relu,
             MaxPool2,
             Linear { out: 18 },
             Reshape { h: 3, w: 3, c: 2 },
-            ConvT { cout: 2, k: 4, stride: 2, pad: 1 },
+            ConvT {
+                cout: 2,
+                k: 4,
+                stride: 2,
+                pad: 1,
+            },
             Sigmoid,
         ];
         let mut net = Network::new(Shape::new(6, 6, 2), specs, 3).unwrap();
@@ -479,7 +681,10 @@ mod tests {
                     net.params[li][ti][j] = orig;
                     let numeric = (up - down) / (2.0 * h as f64);
                     let a = analytic[li][ti][j] as f64;
-                    assert!((numeric - a).abs() < 2e-3 + 0.05 * a.abs(), "layer {li} tensor {ti} [{j}]: numeric {numeric} analytic {a}");
+                    assert!(
+                        (numeric - a).abs() < 2e-3 + 0.05 * a.abs(),
+                        "layer {li} tensor {ti} [{j}]: numeric {numeric} analytic {a}"
+                    );
                     checked += 1;
                 }
             }
@@ -490,7 +695,12 @@ mod tests {
     #[test]
     fn lifted_forward_equals_plain_forward() {
         use crate::model::{Arch, Classifier};
-        let net = Network::new(Shape::new(28, 28, 1), Arch::TargetNetS.layers(Shape::new(28, 28, 1), 10, 0), 1).unwrap();
+        let net = Network::new(
+            Shape::new(28, 28, 1),
+            Arch::TargetNetS.layers(Shape::new(28, 28, 1), 10, 0),
+            1,
+        )
+        .unwrap();
         let mut rng = Rng::new(2);
         let x: Vec<f32> = (0..784).map(|_| rng.uniform()).collect();
         let d: Vec<f32> = (0..784).map(|_| rng.normal() * 0.1).collect();
@@ -507,6 +717,8 @@ mod tests {
         // the parallel batched path agrees with the per-task path
         let batch: Vec<f32> = (0..40).flat_map(|_| direct.clone()).collect();
         let many = net.forward(&batch, 40);
-        assert!(many.chunks(10).all(|c| c.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-5)));
+        assert!(many
+            .chunks(10)
+            .all(|c| c.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-5)));
     }
 }

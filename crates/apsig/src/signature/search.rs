@@ -34,7 +34,13 @@ pub struct SearchConfig {
 impl SearchConfig {
     /// The paper-style search: start 0.5, doubling, bisection to 1e-3 relative.
     pub fn plain(eps_max: f32) -> Self {
-        SearchConfig { start: 0.5, growth: 2.0, eps_max, eps_min: 1e-4, rel_tol: 1e-3 }
+        SearchConfig {
+            start: 0.5,
+            growth: 2.0,
+            eps_max,
+            eps_min: 1e-4,
+            rel_tol: 1e-3,
+        }
     }
 
     pub fn validate(&self) -> Result<()> {
@@ -43,8 +49,23 @@ impl SearchConfig {
             && self.eps_min > 0.0
             && self.start > 0.0
             && self.eps_max > self.eps_min
-            && [self.start, self.growth, self.eps_max, self.eps_min, self.rel_tol].iter().all(|v| v.is_finite());
-        if ok { Ok(()) } else { Err(Error::invalid("search config", format!("{self:?}: need growth > 1, 0 < eps_min < eps_max, start > 0, rel_tol > 0"))) }
+            && [
+                self.start,
+                self.growth,
+                self.eps_max,
+                self.eps_min,
+                self.rel_tol,
+            ]
+            .iter()
+            .all(|v| v.is_finite());
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::invalid(
+                "search config",
+                format!("{self:?}: need growth > 1, 0 < eps_min < eps_max, start > 0, rel_tol > 0"),
+            ))
+        }
     }
 
     /// Upper bound on the probes one direction can take with this configuration when every
@@ -90,7 +111,11 @@ struct Dir {
 pub type Answer = (bool, Option<f32>);
 
 /// Runs the search for `starts.len()` directions at once; `ask` answers a batch of probes.
-pub fn run_search(cfg: &SearchConfig, starts: &[f32], mut ask: impl FnMut(&[Probe]) -> Result<Vec<Answer>>) -> Result<Vec<EpsOutcome>> {
+pub fn run_search(
+    cfg: &SearchConfig,
+    starts: &[f32],
+    mut ask: impl FnMut(&[Probe]) -> Result<Vec<Answer>>,
+) -> Result<Vec<EpsOutcome>> {
     cfg.validate()?;
     let mut dirs: Vec<Dir> = starts
         .iter()
@@ -101,7 +126,11 @@ pub fn run_search(cfg: &SearchConfig, starts: &[f32], mut ask: impl FnMut(&[Prob
             hi: f32::INFINITY,
             m_lo: f32::NAN,
             m_hi: f32::NAN,
-            out: EpsOutcome { eps: f32::NAN, censored: false, queries: 0 },
+            out: EpsOutcome {
+                eps: f32::NAN,
+                censored: false,
+                queries: 0,
+            },
         })
         .collect();
     let tol = 1.0 + cfg.rel_tol;
@@ -121,17 +150,27 @@ pub fn run_search(cfg: &SearchConfig, starts: &[f32], mut ask: impl FnMut(&[Prob
                     let s = (1.0 + cfg.rel_tol / 3.0).min((d.hi / d.lo).sqrt());
                     let a = (r / s).clamp(d.lo * s.sqrt(), d.hi / s);
                     let b = (r * s).clamp(d.lo * s, d.hi / s.sqrt());
-                    for eps in if b > a { vec![a, b] } else { vec![(d.lo * d.hi).sqrt()] } {
+                    for eps in if b > a {
+                        vec![a, b]
+                    } else {
+                        vec![(d.lo * d.hi).sqrt()]
+                    } {
                         probes.push(Probe { dir: i as u32, eps });
                         owners.push(i);
                     }
                 }
                 Phase::Refine => {
-                    probes.push(Probe { dir: i as u32, eps: (d.lo * d.hi).sqrt() });
+                    probes.push(Probe {
+                        dir: i as u32,
+                        eps: (d.lo * d.hi).sqrt(),
+                    });
                     owners.push(i);
                 }
                 _ => {
-                    probes.push(Probe { dir: i as u32, eps: d.next });
+                    probes.push(Probe {
+                        dir: i as u32,
+                        eps: d.next,
+                    });
                     owners.push(i);
                 }
             }
@@ -141,7 +180,11 @@ pub fn run_search(cfg: &SearchConfig, starts: &[f32], mut ask: impl FnMut(&[Prob
         }
         let answers = ask(&probes)?;
         if answers.len() != probes.len() {
-            return Err(Error::Oracle(format!("{} answers for {} probes", answers.len(), probes.len())));
+            return Err(Error::Oracle(format!(
+                "{} answers for {} probes",
+                answers.len(),
+                probes.len()
+            )));
         }
         let mut k = 0;
         while k < probes.len() {
@@ -167,11 +210,19 @@ fn update(d: &mut Dir, cfg: &SearchConfig, probes: &[Probe], answers: &[Answer])
                 if flip {
                     d.hi = eps;
                     d.m_hi = m;
-                    d.phase = if d.lo == 0.0 { Phase::Down } else { Phase::Refine };
+                    d.phase = if d.lo == 0.0 {
+                        Phase::Down
+                    } else {
+                        Phase::Refine
+                    };
                     d.next = eps / cfg.growth;
                 } else if eps >= cfg.eps_max {
                     d.phase = Phase::Done;
-                    d.out = EpsOutcome { eps: cfg.eps_max, censored: true, queries: d.out.queries };
+                    d.out = EpsOutcome {
+                        eps: cfg.eps_max,
+                        censored: true,
+                        queries: d.out.queries,
+                    };
                 } else {
                     d.lo = eps;
                     d.m_lo = m;
@@ -218,7 +269,12 @@ mod tests {
 
     /// A ray classifier with a single threshold per direction: flips iff eps >= t[dir].
     fn threshold_oracle(t: &[f32]) -> impl FnMut(&[Probe]) -> Result<Vec<Answer>> + '_ {
-        move |ps| Ok(ps.iter().map(|p| (p.eps >= t[p.dir as usize], None)).collect())
+        move |ps| {
+            Ok(ps
+                .iter()
+                .map(|p| (p.eps >= t[p.dir as usize], None))
+                .collect())
+        }
     }
 
     #[test]
@@ -231,9 +287,18 @@ mod tests {
                 assert!(o.censored && o.eps == 64.0);
             } else {
                 assert!(!o.censored);
-                assert!(o.eps >= t && o.eps <= t * 1.001 + 1e-6, "t {t} got {}", o.eps);
+                assert!(
+                    o.eps >= t && o.eps <= t * 1.001 + 1e-6,
+                    "t {t} got {}",
+                    o.eps
+                );
             }
-            assert!(o.queries <= cfg.max_probes(0.5), "{} > bound {}", o.queries, cfg.max_probes(0.5));
+            assert!(
+                o.queries <= cfg.max_probes(0.5),
+                "{} > bound {}",
+                o.queries,
+                cfg.max_probes(0.5)
+            );
         }
     }
 
@@ -242,14 +307,25 @@ mod tests {
         // linear margin 1 - eps/t: the white-box route interpolates it exactly
         let t = [0.7f32, 3.3, 24.0, 40.0];
         let cfg = SearchConfig::plain(64.0);
-        let out = run_search(&cfg, &[0.5; 4], |ps| Ok(ps.iter().map(|p| {
-            let t = t[p.dir as usize];
-            (p.eps >= t, Some(1.0 - p.eps / t))
-        }).collect())).unwrap();
+        let out = run_search(&cfg, &[0.5; 4], |ps| {
+            Ok(ps
+                .iter()
+                .map(|p| {
+                    let t = t[p.dir as usize];
+                    (p.eps >= t, Some(1.0 - p.eps / t))
+                })
+                .collect())
+        })
+        .unwrap();
         let plain = run_search(&cfg, &[0.5; 4], threshold_oracle(&t)).unwrap();
         for ((o, p), &t) in out.iter().zip(&plain).zip(&t) {
             assert!(o.eps >= t && o.eps <= t * 1.001, "{} vs {t}", o.eps);
-            assert!(o.queries + 5 <= p.queries, "white-box {} vs change-bit {}", o.queries, p.queries);
+            assert!(
+                o.queries + 5 <= p.queries,
+                "white-box {} vs change-bit {}",
+                o.queries,
+                p.queries
+            );
         }
     }
 }

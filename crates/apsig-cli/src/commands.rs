@@ -1,0 +1,433 @@
+//! One function per subcommand.
+
+use crate::progress::Bars;
+use anyhow::{bail, Context, Result};
+use apsig::data::DataOptions;
+use apsig::decoder::Decoder;
+use apsig::directions::{DirectionConfig, Directions, Strategy};
+use apsig::model::{load_network, Arch, TrainConfig};
+use apsig::pipeline::{self, files, RunConfig};
+use apsig::signature::{extract, ExtractConfig, Method, SearchConfig, Shard, SignatureSet};
+use clap::{Args, Subcommand};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the whole attack into a run directory (config, models, signatures, metrics.json, figures, report.md).
+    Run(RunArgs),
+    /// Train a classifier (the target M, or the independent evaluator) and save it as safetensors.
+    TrainTarget(TrainArgs),
+    /// Generate K seeded perturbation directions.
+    Directions(DirArgs),
+    /// Measure signatures (eps along each direction) for images of a split.
+    Signatures(SigArgs),
+    /// Merge signature shards into one file, checking they fit together.
+    Merge(MergeArgs),
+    /// Train the decoder on (signature, image) pairs of the training split.
+    TrainDecoder(DecArgs),
+    /// Reconstruct images from signatures and evaluate them (MSE, PSNR, SSIM, class recovery).
+    Reconstruct(ReconArgs),
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// Output run directory (rerunning into the same directory resumes and reuses finished stages).
+    #[arg(long, short, default_value = "runs/quick")]
+    out: PathBuf,
+    /// Preset: quick (default, ~15 min on 2 cores), paper (60k training signatures, full test set), smoke (seconds).
+    #[arg(long, default_value = "quick")]
+    preset: String,
+    /// A TOML config (see `config.toml` in any run directory); overrides the preset.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Seed for directions, initialisation and data order.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Data set name or a directory of IDX files (overrides the config).
+    #[arg(long)]
+    dataset: Option<String>,
+}
+
+#[derive(Args)]
+pub struct TrainArgs {
+    #[arg(long, short)]
+    out: PathBuf,
+    #[arg(long, default_value = "mnist")]
+    dataset: String,
+    /// targetnet-s (the target M) or evalnet (the independent evaluator).
+    #[arg(long, default_value = "targetnet-s")]
+    arch: String,
+    #[arg(long, default_value_t = 5)]
+    epochs: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+#[derive(Args)]
+pub struct DirArgs {
+    #[arg(long, short)]
+    out: PathBuf,
+    #[arg(long, default_value_t = 100)]
+    k: usize,
+    /// gaussian or rademacher.
+    #[arg(long, default_value = "gaussian")]
+    strategy: String,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Image side (28 for MNIST).
+    #[arg(long, default_value_t = 28)]
+    side: usize,
+}
+
+#[derive(Args)]
+pub struct SigArgs {
+    /// Target model file.
+    #[arg(long)]
+    model: PathBuf,
+    /// Directions file.
+    #[arg(long)]
+    directions: PathBuf,
+    #[arg(long, short)]
+    out: PathBuf,
+    #[arg(long, default_value = "mnist")]
+    dataset: String,
+    /// train or test.
+    #[arg(long, default_value = "test")]
+    split: String,
+    /// First image index.
+    #[arg(long, default_value_t = 0)]
+    from: usize,
+    /// Number of images (0 = to the end of the split).
+    #[arg(long, default_value_t = 0)]
+    count: usize,
+    /// Take only shard i of n of the range (e.g. 3/8), for a cluster's job array; merge with `apsig merge`.
+    #[arg(long)]
+    shard: Option<Shard>,
+    /// change-bit (oracle only; the route for secrets) or white-box (margins; the adversary's own data).
+    #[arg(long, default_value = "change-bit")]
+    method: String,
+    #[arg(long, default_value_t = 0.5)]
+    start: f32,
+    #[arg(long, default_value_t = 2.0)]
+    growth: f32,
+    #[arg(long, default_value_t = 256.0)]
+    eps_max: f32,
+    #[arg(long, default_value_t = 1e-3)]
+    rel_tol: f32,
+    /// Start each direction at the median eps of these (training) signatures.
+    #[arg(long)]
+    prior: Option<PathBuf>,
+    /// Keep finished blocks here so a killed run resumes (default: <out>.parts).
+    #[arg(long)]
+    parts: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct MergeArgs {
+    #[arg(long, short)]
+    out: PathBuf,
+    /// Shard files.
+    #[arg(required = true)]
+    shards: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct DecArgs {
+    /// Training signatures.
+    #[arg(long)]
+    signatures: PathBuf,
+    #[arg(long, short)]
+    out: PathBuf,
+    #[arg(long, default_value = "mnist")]
+    dataset: String,
+    #[arg(long, default_value_t = 20)]
+    epochs: usize,
+    #[arg(long, default_value_t = 64)]
+    width: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+#[derive(Args)]
+pub struct ReconArgs {
+    #[arg(long)]
+    decoder: PathBuf,
+    /// Test signatures.
+    #[arg(long)]
+    signatures: PathBuf,
+    /// Independent evaluator model (for class recovery).
+    #[arg(long)]
+    evaluator: PathBuf,
+    #[arg(long, default_value = "mnist")]
+    dataset: String,
+    /// Write originals over reconstructions here (PNG).
+    #[arg(long)]
+    png: Option<PathBuf>,
+    /// Write the metrics here (JSON).
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+pub fn dispatch(cmd: Command, opts: &DataOptions, bars: &Bars) -> Result<()> {
+    match cmd {
+        Command::Run(a) => run(a, opts, bars),
+        Command::TrainTarget(a) => train_target(a, opts, bars),
+        Command::Directions(a) => directions(a),
+        Command::Signatures(a) => signatures(a, opts, bars),
+        Command::Merge(a) => merge(a),
+        Command::TrainDecoder(a) => train_decoder(a, opts, bars),
+        Command::Reconstruct(a) => reconstruct(a, opts),
+    }
+}
+
+fn run(a: RunArgs, opts: &DataOptions, bars: &Bars) -> Result<()> {
+    let mut cfg = match &a.config {
+        Some(p) => apsig::io::read_toml::<RunConfig>(p)?,
+        None => RunConfig::preset(&a.preset, a.seed)?,
+    };
+    if let Some(d) = a.dataset {
+        cfg.dataset = d;
+    }
+    let m = pipeline::run(&cfg, &a.out, opts, bars)?;
+    println!("run directory: {}", a.out.display());
+    println!(
+        "target M test accuracy      {:.2}%",
+        100.0 * m.target_test_accuracy
+    );
+    println!(
+        "evaluator test accuracy     {:.2}%",
+        100.0 * m.evaluator_test_accuracy
+    );
+    println!("                            MSE      PSNR   SSIM   class recovery");
+    for (name, q) in [
+        ("decoder", &m.decoder),
+        ("class-mean baseline", &m.class_mean_baseline),
+        ("global-mean baseline", &m.global_mean_baseline),
+    ] {
+        println!(
+            "{name:<27} {:.4}  {:5.2}  {:.3}  {:.1}%",
+            q.mse,
+            q.psnr_db,
+            q.ssim,
+            100.0 * q.class_recovery
+        );
+    }
+    println!(
+        "queries per secret image    {:.0} ({:.2} per eps, {:.1}% censored)",
+        m.test_signatures.queries_per_image,
+        m.test_signatures.queries_per_eps,
+        100.0 * m.test_signatures.censored_fraction
+    );
+    println!(
+        "total wall time             {:.1} s; report: {}",
+        m.total_seconds,
+        a.out.join(files::REPORT).display()
+    );
+    Ok(())
+}
+
+fn parse_arch(s: &str) -> Result<Arch> {
+    match s {
+        "targetnet-s" => Ok(Arch::TargetNetS),
+        "evalnet" => Ok(Arch::EvalNet),
+        _ => bail!("unknown architecture `{s}` (targetnet-s or evalnet)"),
+    }
+}
+
+fn train_target(a: TrainArgs, opts: &DataOptions, bars: &Bars) -> Result<()> {
+    let arch = parse_arch(&a.arch)?;
+    let data = apsig::data::load(&a.dataset, opts)?;
+    let cfg = TrainConfig {
+        epochs: a.epochs,
+        batch: 128,
+        lr: 2e-3,
+        final_lr_frac: 0.02,
+        seed: a.seed,
+    };
+    let ckdir = a.out.parent().map(Path::to_path_buf).unwrap_or_default();
+    let (_, acc, secs) = pipeline::classifier_stage(arch, &data, &cfg, &a.out, &ckdir, bars)?;
+    println!(
+        "{}: {} test accuracy {:.2}% ({secs:.1} s)",
+        a.out.display(),
+        arch.name(),
+        100.0 * acc
+    );
+    Ok(())
+}
+
+fn directions(a: DirArgs) -> Result<()> {
+    let strategy = match a.strategy.as_str() {
+        "gaussian" => Strategy::Gaussian,
+        "rademacher" => Strategy::Rademacher,
+        s => bail!("unknown strategy `{s}` (gaussian or rademacher)"),
+    };
+    let d = Directions::generate(
+        &DirectionConfig {
+            strategy,
+            k: a.k,
+            seed: a.seed,
+        },
+        apsig::nn::Shape::new(a.side, a.side, 1),
+    )?;
+    d.save(&a.out)?;
+    println!(
+        "{}: {} directions, fingerprint {}",
+        a.out.display(),
+        a.k,
+        d.fingerprint()
+    );
+    Ok(())
+}
+
+fn signatures(a: SigArgs, opts: &DataOptions, bars: &Bars) -> Result<()> {
+    let model = load_network(&a.model, Some(Arch::TargetNetS))?;
+    let dirs = Directions::load(&a.directions)?;
+    let data = apsig::data::load(&a.dataset, opts)?;
+    let split = match a.split.as_str() {
+        "train" => &data.train,
+        "test" => &data.test,
+        s => bail!("unknown split `{s}` (train or test)"),
+    };
+    let method = match a.method.as_str() {
+        "change-bit" => Method::ChangeBit,
+        "white-box" => Method::WhiteBox,
+        s => bail!("unknown method `{s}` (change-bit or white-box)"),
+    };
+    let search = SearchConfig {
+        start: a.start,
+        growth: a.growth,
+        eps_max: a.eps_max,
+        eps_min: 1e-4,
+        rel_tol: a.rel_tol,
+    };
+    let prior = match &a.prior {
+        Some(p) => Some(pipeline::median_eps(&SignatureSet::load(p)?)),
+        None => None,
+    };
+    let end = if a.count == 0 {
+        split.n
+    } else {
+        (a.from + a.count).min(split.n)
+    };
+    let mut prov = BTreeMap::new();
+    prov.insert("dataset".to_string(), data.name.clone());
+    prov.insert("split".to_string(), a.split.clone());
+    let parts = a.parts.unwrap_or_else(|| a.out.with_extension("parts"));
+    let cfg = ExtractConfig { method, search };
+    let set = extract(
+        Arc::new(model.net),
+        &dirs,
+        split,
+        &prov,
+        a.from..end,
+        a.shard,
+        prior.as_deref(),
+        &cfg,
+        Some(&parts),
+        bars,
+    )?;
+    set.save(&a.out)?;
+    let _ = std::fs::remove_dir_all(&parts);
+    println!(
+        "{}: {} images, {:.2} queries/eps, {:.0} queries/image, {:.1}% censored",
+        a.out.display(),
+        set.n(),
+        set.queries_per_eps(),
+        set.total_queries() as f64 / set.n() as f64,
+        100.0 * set.censored_fraction()
+    );
+    Ok(())
+}
+
+fn merge(a: MergeArgs) -> Result<()> {
+    let parts = a
+        .shards
+        .iter()
+        .map(|p| Ok((p.clone(), SignatureSet::load(p)?)))
+        .collect::<Result<Vec<_>>>()?;
+    let merged = SignatureSet::merge(parts)?;
+    check_complete(&merged)?;
+    merged.save(&a.out)?;
+    println!(
+        "{}: {} images merged from {} shards",
+        a.out.display(),
+        merged.n(),
+        a.shards.len()
+    );
+    Ok(())
+}
+
+/// The merged shards must cover the range they were cut from, exactly.
+fn check_complete(s: &SignatureSet) -> Result<()> {
+    if let Some((a, b)) = s.prov("range").split_once("..") {
+        let (a, b): (u32, u32) = (
+            a.parse().context("bad range")?,
+            b.parse().context("bad range")?,
+        );
+        if s.indices.first() != Some(&a) || s.indices.last().map(|l| l + 1) != Some(b) {
+            bail!(
+                "shards cover {}..{} but the range was {a}..{b}: a shard is missing",
+                s.indices[0],
+                s.indices.last().unwrap() + 1
+            );
+        }
+    }
+    Ok(())
+}
+
+fn train_decoder(a: DecArgs, opts: &DataOptions, bars: &Bars) -> Result<()> {
+    let sigs = SignatureSet::load(&a.signatures)?;
+    let data = apsig::data::load(&a.dataset, opts)?;
+    let mut cfg = RunConfig::quick(a.seed).decoder;
+    cfg.width = a.width;
+    cfg.train.epochs = a.epochs;
+    cfg.train.seed = a.seed;
+    let images = pipeline::images_of(&data.train, &sigs)
+        .with_context(|| format!("{}", a.signatures.display()))?;
+    let ck = a.out.with_extension("ckpt.safetensors");
+    let (dec, rep) = Decoder::fit(&sigs, &images, &cfg, Some(&ck), bars)?;
+    dec.save(&a.out, &BTreeMap::new())?;
+    let _ = std::fs::remove_file(ck);
+    println!(
+        "{}: trained on {} signatures, final loss {:.5} ({:.0} images/s)",
+        a.out.display(),
+        sigs.n(),
+        rep.final_loss,
+        rep.samples_per_sec
+    );
+    Ok(())
+}
+
+fn reconstruct(a: ReconArgs, opts: &DataOptions) -> Result<()> {
+    let dec = Decoder::load(&a.decoder)?;
+    let sigs = SignatureSet::load(&a.signatures)?;
+    let eval = load_network(&a.evaluator, Some(Arch::EvalNet))?;
+    let data = apsig::data::load(&a.dataset, opts)?;
+    let recons = dec
+        .reconstruct(&sigs)
+        .with_context(|| format!("{} with {}", a.signatures.display(), a.decoder.display()))?;
+    let originals = pipeline::images_of(&data.test, &sigs)?;
+    let labels = pipeline::labels_of(&data.test, &sigs);
+    let q = apsig::eval::quality(&recons, &originals, &labels, data.test.rows, &eval.net);
+    let json = serde_json::to_string_pretty(&q)?;
+    println!("{json}");
+    if let Some(p) = a.json {
+        apsig::io::atomic_write(&p, json.as_bytes())?;
+    }
+    if let Some(p) = a.png {
+        let rows: Vec<usize> = (0..sigs.n().min(12)).collect();
+        apsig::io::atomic_write(
+            &p,
+            &apsig::report::originals_over_recons(
+                "originals over reconstructions",
+                &data,
+                &sigs,
+                &recons,
+                &rows,
+            )?,
+        )?;
+    }
+    Ok(())
+}

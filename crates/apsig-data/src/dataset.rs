@@ -1,0 +1,236 @@
+//! In-memory data sets and the top-level [`load`] entry point.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::error::{DataError, Result};
+use crate::idx;
+use crate::known::{known, known_names, verify_md5, KnownDataset};
+use crate::locate::{locate, DataOptions};
+
+/// Labels at or above this are rejected: no classification set we load has
+/// that many classes, so such a value means a wrong or corrupt file.
+pub const MAX_LABEL_EXCLUSIVE: u8 = 100;
+
+/// File-name stems of a data-set directory: (images, labels) for train and test.
+pub const TRAIN_FILES: (&str, &str) = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte");
+/// See [`TRAIN_FILES`].
+pub const TEST_FILES: (&str, &str) = ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte");
+
+/// One split of a data set, with pixels already scaled to `[0, 1]` so every
+/// consumer sees the same normalisation.
+#[derive(Clone, PartialEq)]
+pub struct Split {
+    /// `n * rows * cols` pixels, each byte / 255, image after image, row-major.
+    pub images: Vec<f32>,
+    /// One label per image.
+    pub labels: Vec<u8>,
+    /// Number of images.
+    pub n: usize,
+    /// Image height.
+    pub rows: usize,
+    /// Image width.
+    pub cols: usize,
+}
+
+impl Split {
+    /// Builds a split from raw IDX bytes, doing the `/255` scaling once here.
+    pub fn from_bytes(pixels: &[u8], labels: Vec<u8>, rows: usize, cols: usize) -> Split {
+        let images = pixels.iter().map(|&p| f32::from(p) / 255.0).collect();
+        Split {
+            images,
+            n: labels.len(),
+            labels,
+            rows,
+            cols,
+        }
+    }
+
+    /// Pixels of image `i`; panics if `i >= n`, like slice indexing.
+    pub fn image(&self, i: usize) -> &[f32] {
+        let p = self.pixels();
+        &self.images[i * p..(i + 1) * p]
+    }
+
+    /// Pixels per image (`rows * cols`), the input width of a classifier.
+    pub fn pixels(&self) -> usize {
+        self.rows * self.cols
+    }
+
+    /// A new split holding copies of the chosen images, in the given order
+    /// (repeats allowed); panics on an out-of-range index.
+    pub fn subset(&self, indices: &[usize]) -> Split {
+        let mut images = Vec::with_capacity(indices.len() * self.pixels());
+        let mut labels = Vec::with_capacity(indices.len());
+        for &i in indices {
+            images.extend_from_slice(self.image(i));
+            labels.push(self.labels[i]);
+        }
+        Split {
+            images,
+            labels,
+            n: indices.len(),
+            rows: self.rows,
+            cols: self.cols,
+        }
+    }
+
+    /// Largest label plus one (0 for an empty split); the label encoding
+    /// is dense from 0, so this is the classifier's output width.
+    pub fn num_classes(&self) -> usize {
+        self.labels.iter().max().map_or(0, |&m| usize::from(m) + 1)
+    }
+}
+
+impl fmt::Debug for Split {
+    // Printing 47 million floats helps nobody; show the shape instead.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Split")
+            .field("n", &self.n)
+            .field("rows", &self.rows)
+            .field("cols", &self.cols)
+            .field("num_classes", &self.num_classes())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A loaded data set; `dir` is kept so reports can say which copy was used.
+#[derive(Clone, Debug)]
+pub struct Dataset {
+    /// Canonical name for known sets, else the directory's name.
+    pub name: String,
+    /// Directory the four files were read from.
+    pub dir: PathBuf,
+    /// Training split.
+    pub train: Split,
+    /// Test split.
+    pub test: Split,
+}
+
+/// Loads a data set by directory path or by known name.
+///
+/// An existing directory wins, so users can point at any IDX folder; a
+/// known name goes through [`locate`] (search, then optional download).
+/// MD5 verification applies when `opts.verify` and the directory's name is
+/// a known data set.
+pub fn load(name_or_path: &str, opts: &DataOptions) -> Result<Dataset> {
+    let as_path = Path::new(name_or_path);
+    if as_path.is_dir() {
+        let name = as_path
+            .canonicalize()
+            .ok()
+            .and_then(|p| p.file_name().map(|s| s.to_string_lossy().into_owned()))
+            .or_else(|| {
+                as_path
+                    .file_name()
+                    .map(|s| s.to_string_lossy().into_owned())
+            })
+            .unwrap_or_else(|| name_or_path.to_string());
+        let ds = known(&name).filter(|_| opts.verify);
+        return load_dir(as_path, &name, ds);
+    }
+    if known(name_or_path).is_none() {
+        return Err(DataError::UnknownDataset {
+            name: name_or_path.to_string(),
+            known: known_names(),
+        });
+    }
+    let dir = locate(name_or_path, opts)?;
+    load_dir(
+        &dir,
+        name_or_path,
+        known(name_or_path).filter(|_| opts.verify),
+    )
+}
+
+/// Loads the four IDX files from `dir`, verifying against `verify` if given.
+///
+/// Public so callers with their own search logic can still reuse the
+/// validation (count, shape and label checks).
+pub fn load_dir(dir: &Path, name: &str, verify: Option<&KnownDataset>) -> Result<Dataset> {
+    tracing::info!(dir = %dir.display(), name, verified = verify.is_some(), "loading data set");
+    let (train, test) = std::thread::scope(|s| {
+        let t = s.spawn(|| load_split(dir, TRAIN_FILES, verify));
+        let test = load_split(dir, TEST_FILES, verify);
+        let train = t.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (train, test)
+    });
+    let (train, train_path) = train?;
+    let (test, test_path) = test?;
+    if (train.rows, train.cols) != (test.rows, test.cols) {
+        return Err(DataError::ShapeMismatch {
+            train_path,
+            train_rows: train.rows,
+            train_cols: train.cols,
+            test_path,
+            test_rows: test.rows,
+            test_cols: test.cols,
+        });
+    }
+    Ok(Dataset {
+        name: name.to_string(),
+        dir: dir.to_path_buf(),
+        train,
+        test,
+    })
+}
+
+/// Path of `stem.gz` or `stem` in `dir`, preferring the compressed copy
+/// (that is what downloads produce, so it is the one that was verified).
+pub fn find_file(dir: &Path, stem: &str) -> Option<PathBuf> {
+    let gz = dir.join(format!("{stem}.gz"));
+    if gz.is_file() {
+        return Some(gz);
+    }
+    let raw = dir.join(stem);
+    raw.is_file().then_some(raw)
+}
+
+fn require_file(dir: &Path, stem: &str) -> Result<PathBuf> {
+    find_file(dir, stem).ok_or_else(|| DataError::MissingFile {
+        dir: dir.to_path_buf(),
+        name: stem.to_string(),
+    })
+}
+
+fn read_verified(path: &Path, stem: &str, verify: Option<&KnownDataset>) -> Result<Vec<u8>> {
+    let bytes = idx::read_maybe_gz(path)?;
+    if let Some(f) = verify.and_then(|ds| ds.file(stem)) {
+        verify_md5(&bytes, f.md5_uncompressed, path)?;
+    }
+    Ok(bytes)
+}
+
+fn load_split(
+    dir: &Path,
+    (img_stem, lbl_stem): (&str, &str),
+    verify: Option<&KnownDataset>,
+) -> Result<(Split, PathBuf)> {
+    let img_path = require_file(dir, img_stem)?;
+    let lbl_path = require_file(dir, lbl_stem)?;
+    let img_bytes = read_verified(&img_path, img_stem, verify)?;
+    let (n, rows, cols, pixels) = idx::parse_images_owned(img_bytes, &img_path)?;
+    let lbl_bytes = read_verified(&lbl_path, lbl_stem, verify)?;
+    let labels = idx::parse_labels_owned(lbl_bytes, &lbl_path)?;
+    if labels.len() != n {
+        return Err(DataError::CountMismatch {
+            images_path: img_path,
+            images: n,
+            labels_path: lbl_path,
+            labels: labels.len(),
+        });
+    }
+    if let Some((index, &label)) = labels
+        .iter()
+        .enumerate()
+        .find(|&(_, &l)| l >= MAX_LABEL_EXCLUSIVE)
+    {
+        return Err(DataError::BadLabel {
+            path: lbl_path,
+            label,
+            index,
+            limit: MAX_LABEL_EXCLUSIVE,
+        });
+    }
+    Ok((Split::from_bytes(&pixels, labels, rows, cols), img_path))
+}

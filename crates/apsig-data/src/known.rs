@@ -1,0 +1,125 @@
+//! The table of data sets we know how to fetch and verify.
+
+use md5::{Digest, Md5};
+use std::path::Path;
+
+use crate::error::{DataError, Result};
+
+/// A published data set: where to fetch it and how to recognise the genuine files.
+#[derive(Debug)]
+pub struct KnownDataset {
+    /// Canonical short name, used as the directory name under every search root.
+    pub name: &'static str,
+    /// Base URLs tried in order; a file's URL is the base plus its name.
+    pub mirrors: &'static [&'static str],
+    /// Train images, train labels, test images, test labels (in this order).
+    pub files: [KnownFile; 4],
+}
+
+/// One file of a [`KnownDataset`].
+#[derive(Debug)]
+pub struct KnownFile {
+    /// Name as published, e.g. `train-images-idx3-ubyte.gz`.
+    pub name: &'static str,
+    /// MD5 of the *decompressed* file: re-compressing changes the `.gz`
+    /// bytes but not this, so it identifies the data wherever it came from.
+    pub md5_uncompressed: &'static str,
+}
+
+/// The data sets [`known`] recognises.
+pub static KNOWN_DATASETS: [KnownDataset; 2] = [
+    KnownDataset {
+        name: "mnist",
+        mirrors: &[
+            "https://ossci-datasets.s3.amazonaws.com/mnist/",
+            "https://storage.googleapis.com/cvdf-datasets/mnist/",
+        ],
+        files: [
+            KnownFile {
+                name: "train-images-idx3-ubyte.gz",
+                md5_uncompressed: "6bbc9ace898e44ae57da46a324031adb",
+            },
+            KnownFile {
+                name: "train-labels-idx1-ubyte.gz",
+                md5_uncompressed: "a25bea736e30d166cdddb491f175f624",
+            },
+            KnownFile {
+                name: "t10k-images-idx3-ubyte.gz",
+                md5_uncompressed: "2646ac647ad5339dbf082846283269ea",
+            },
+            KnownFile {
+                name: "t10k-labels-idx1-ubyte.gz",
+                md5_uncompressed: "27ae3e4e09519cfbb04c329615203637",
+            },
+        ],
+    },
+    KnownDataset {
+        name: "fashion-mnist",
+        mirrors: &["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"],
+        files: [
+            KnownFile {
+                name: "train-images-idx3-ubyte.gz",
+                md5_uncompressed: "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+            },
+            KnownFile {
+                name: "train-labels-idx1-ubyte.gz",
+                md5_uncompressed: "9018921c3c673c538a1fc5bad174d6f9",
+            },
+            KnownFile {
+                name: "t10k-images-idx3-ubyte.gz",
+                md5_uncompressed: "8181f5470baa50b63fa0f6fddb340f0a",
+            },
+            KnownFile {
+                name: "t10k-labels-idx1-ubyte.gz",
+                md5_uncompressed: "15d484375f8d13e6eb1aabb0c3f46965",
+            },
+        ],
+    },
+];
+
+/// Looks a data set up by its canonical name (`"mnist"`, `"fashion-mnist"`).
+pub fn known(name: &str) -> Option<&'static KnownDataset> {
+    KNOWN_DATASETS.iter().find(|d| d.name == name)
+}
+
+/// Known names, comma-separated, for error messages and `--help` text.
+pub fn known_names() -> String {
+    KNOWN_DATASETS
+        .iter()
+        .map(|d| d.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl KnownDataset {
+    /// The entry for a file, matched with or without its `.gz` suffix so an
+    /// uncompressed copy is verified against the same digest.
+    pub fn file(&self, file_name: &str) -> Option<&KnownFile> {
+        let stem = file_name.strip_suffix(".gz").unwrap_or(file_name);
+        self.files
+            .iter()
+            .find(|f| f.name.strip_suffix(".gz").unwrap_or(f.name) == stem)
+    }
+}
+
+/// Lower-case hex MD5 of `bytes`.
+pub fn md5_hex(bytes: &[u8]) -> String {
+    Md5::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Checks decompressed `bytes` (read from `path`) against a published digest.
+pub fn verify_md5(bytes: &[u8], expected: &str, path: &Path) -> Result<()> {
+    let actual = md5_hex(bytes);
+    if actual.eq_ignore_ascii_case(expected) {
+        Ok(())
+    } else {
+        Err(DataError::Checksum {
+            path: path.to_path_buf(),
+            expected: expected.to_string(),
+            actual,
+        })
+    }
+}

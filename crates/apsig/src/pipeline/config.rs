@@ -1,0 +1,126 @@
+//! The run configuration (TOML) and its presets.
+
+use crate::decoder::DecoderConfig;
+use crate::directions::{DirectionConfig, Strategy};
+use crate::error::{Error, Result};
+use crate::model::TrainConfig;
+use crate::signature::{ExtractConfig, Method, SearchConfig};
+use serde::{Deserialize, Serialize};
+
+/// Everything that determines a run. Written resolved to `config.toml` in the run directory.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// Data set name (`mnist`, `fashion-mnist`) or a directory of IDX files.
+    pub dataset: String,
+    /// Start each direction's search on the secret at the median eps of the adversary's
+    /// training signatures (a prior from its own data) instead of at `search.start`.
+    pub test_prior: bool,
+    /// Class shown in Fig. 3.
+    pub fig3_class: u8,
+    pub target: TrainConfig,
+    pub evaluator: TrainConfig,
+    pub directions: DirectionConfig,
+    pub train_signatures: SignatureStage,
+    pub test_signatures: SignatureStage,
+    pub decoder: DecoderConfig,
+}
+
+/// Which images of a split get signatures, and how they are measured.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignatureStage {
+    /// First `count` images of the split (0 = all).
+    pub count: usize,
+    pub extract: ExtractConfig,
+}
+
+impl RunConfig {
+    /// The default: a full reproduction in about a quarter of an hour on two cores
+    /// (12,000 training signatures, 2,000 test secrets).
+    pub fn quick(seed: u64) -> Self {
+        let train = |epochs, batch, lr, seed| TrainConfig {
+            epochs,
+            batch,
+            lr,
+            final_lr_frac: 0.02,
+            seed,
+        };
+        RunConfig {
+            dataset: "mnist".into(),
+            test_prior: true,
+            fig3_class: 2,
+            target: train(5, 128, 2e-3, seed),
+            evaluator: train(4, 128, 2e-3, seed.wrapping_add(1000)),
+            directions: DirectionConfig {
+                strategy: Strategy::Gaussian,
+                k: 100,
+                seed,
+            },
+            train_signatures: SignatureStage {
+                count: 12_000,
+                extract: ExtractConfig {
+                    method: Method::WhiteBox,
+                    search: SearchConfig::plain(256.0),
+                },
+            },
+            test_signatures: SignatureStage {
+                count: 2_000,
+                extract: ExtractConfig {
+                    method: Method::ChangeBit,
+                    search: SearchConfig {
+                        start: 0.5,
+                        growth: 1.6,
+                        eps_max: 256.0,
+                        eps_min: 1e-4,
+                        rel_tol: 1e-2,
+                    },
+                },
+            },
+            decoder: DecoderConfig {
+                width: 64,
+                use_mask: true,
+                train: train(20, 128, 2e-3, seed.wrapping_add(2000)),
+            },
+        }
+    }
+
+    /// The paper's scale: all 60,000 training images, K = 100, the full test set.
+    pub fn paper(seed: u64) -> Self {
+        let mut c = Self::quick(seed);
+        c.train_signatures.count = 0;
+        c.test_signatures.count = 0;
+        c.decoder.train.epochs = 30;
+        c
+    }
+
+    /// A tiny run for tests and smoke checks (seconds, not minutes).
+    pub fn smoke(seed: u64) -> Self {
+        let mut c = Self::quick(seed);
+        c.target.epochs = 1;
+        c.evaluator.epochs = 1;
+        c.directions.k = 16;
+        c.train_signatures.count = 600;
+        c.test_signatures.count = 100;
+        c.decoder.width = 16;
+        c.decoder.train.epochs = 8;
+        c.decoder.train.batch = 32;
+        c
+    }
+
+    pub fn preset(name: &str, seed: u64) -> Result<Self> {
+        match name {
+            "quick" => Ok(Self::quick(seed)),
+            "paper" => Ok(Self::paper(seed)),
+            "smoke" => Ok(Self::smoke(seed)),
+            other => Err(Error::invalid(
+                "preset",
+                format!("`{other}` (choose quick, paper or smoke)"),
+            )),
+        }
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("config serialises")
+    }
+}

@@ -1,0 +1,389 @@
+//! The whole attack as one run: every stage writes its artefact into the run directory and
+//! is skipped when a valid artefact made with the same configuration is already there, so an
+//! interrupted run resumes where it stopped.
+
+mod config;
+mod metrics;
+
+pub use config::{RunConfig, SignatureStage};
+pub use metrics::{Metrics, SignatureStats, StageTime};
+
+use crate::decoder::Decoder;
+use crate::directions::Directions;
+use crate::error::{Error, Result};
+use crate::eval::{quality, Baselines};
+use crate::model::{accuracy, load_network, save_network, train, Arch, Targets, TrainConfig};
+use crate::nn::{Network, Shape};
+use crate::signature::{extract, SignatureSet};
+use crate::Progress;
+use apsig_data::{DataOptions, Dataset, Split};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Artefact names inside a run directory.
+pub mod files {
+    pub const CONFIG: &str = "config.toml";
+    pub const TARGET: &str = "target.safetensors";
+    pub const EVALUATOR: &str = "evaluator.safetensors";
+    pub const DIRECTIONS: &str = "directions.safetensors";
+    pub const SIG_TRAIN: &str = "signatures-train.safetensors";
+    pub const SIG_TEST: &str = "signatures-test.safetensors";
+    pub const DECODER: &str = "decoder.safetensors";
+    pub const RECONS: &str = "reconstructions-test.safetensors";
+    pub const METRICS: &str = "metrics.json";
+    pub const REPORT: &str = "report.md";
+}
+
+/// Image shape of a split, as the models see it (channels-last, one channel).
+pub fn image_shape(split: &Split) -> Shape {
+    Shape::new(split.rows, split.cols, 1)
+}
+
+/// Trains (or reuses) a classifier of `arch` on the training split; returns it and its
+/// test accuracy. The saved file carries data set, seed, config and accuracy.
+pub fn classifier_stage(
+    arch: Arch,
+    data: &Dataset,
+    cfg: &TrainConfig,
+    path: &Path,
+    ckpt_dir: &Path,
+    progress: &dyn Progress,
+) -> Result<(Network, f32, f64)> {
+    let stamp = serde_json::to_string(cfg).expect("serialises");
+    if let Ok(m) = load_network(path, Some(arch)) {
+        if m.metadata.get("train_config") == Some(&stamp)
+            && m.metadata.get("dataset") == Some(&data.name)
+        {
+            let acc = m
+                .metadata
+                .get("test_accuracy")
+                .and_then(|a| a.parse().ok())
+                .unwrap_or(f32::NAN);
+            tracing::info!("reusing {}", path.display());
+            return Ok((m.net, acc, 0.0));
+        }
+    }
+    let shape = image_shape(&data.train);
+    let classes = data.train.num_classes().max(data.test.num_classes());
+    let mut net = Network::new(shape, arch.layers(shape, classes, 0), cfg.seed)
+        .map_err(|e| Error::invalid(arch.name(), e))?;
+    let ckpt = ckpt_dir.join(format!("{}.ckpt.safetensors", arch.name()));
+    let t0 = Instant::now();
+    train(
+        &mut net,
+        &data.train.images,
+        Targets::Labels(&data.train.labels),
+        cfg,
+        Some(&ckpt),
+        progress,
+    )?;
+    let secs = t0.elapsed().as_secs_f64();
+    let acc = accuracy(&net, &data.test.images, &data.test.labels);
+    let mut meta = BTreeMap::new();
+    meta.insert("dataset".into(), data.name.clone());
+    meta.insert("seed".into(), cfg.seed.to_string());
+    meta.insert("train_config".into(), stamp);
+    meta.insert("test_accuracy".into(), acc.to_string());
+    save_network(path, arch, &net, &meta)?;
+    let _ = std::fs::remove_file(&ckpt);
+    Ok((net, acc, secs))
+}
+
+/// Measures (or reuses) signatures for the first `stage.count` images of a split.
+#[allow(clippy::too_many_arguments)]
+pub fn signature_stage(
+    model: Arc<Network>,
+    dirs: &Directions,
+    data: &Dataset,
+    split_name: &str,
+    stage: &SignatureStage,
+    starts: Option<&[f32]>,
+    path: &Path,
+    parts_dir: &Path,
+    progress: &dyn Progress,
+) -> Result<(SignatureSet, f64)> {
+    let split = if split_name == "train" {
+        &data.train
+    } else {
+        &data.test
+    };
+    let count = if stage.count == 0 {
+        split.n
+    } else {
+        stage.count.min(split.n)
+    };
+    let mut prov = BTreeMap::new();
+    prov.insert("dataset".to_string(), data.name.clone());
+    prov.insert("split".to_string(), split_name.to_string());
+    if let Ok(s) = SignatureSet::load(path) {
+        let same = s.prov("dataset") == data.name
+            && s.prov("split") == split_name
+            && s.prov("directions") == dirs.fingerprint()
+            && s.prov("extract") == serde_json::to_string(&stage.extract).expect("serialises")
+            && s.n() == count;
+        if same {
+            tracing::info!("reusing {}", path.display());
+            return Ok((s, 0.0));
+        }
+    }
+    let t0 = Instant::now();
+    let set = extract(
+        model,
+        dirs,
+        split,
+        &prov,
+        0..count,
+        None,
+        starts,
+        &stage.extract,
+        Some(parts_dir),
+        progress,
+    )?;
+    let secs = t0.elapsed().as_secs_f64();
+    set.save(path)?;
+    let _ = std::fs::remove_dir_all(parts_dir);
+    Ok((set, secs))
+}
+
+/// Per-direction median eps of a signature set: the prior for searching on secrets.
+pub fn median_eps(sigs: &SignatureSet) -> Vec<f32> {
+    (0..sigs.k)
+        .map(|j| {
+            let mut col: Vec<f32> = (0..sigs.n()).map(|i| sigs.eps[i * sigs.k + j]).collect();
+            col.sort_by(f32::total_cmp);
+            col[col.len() / 2]
+        })
+        .collect()
+}
+
+/// Per-direction starting points for the adversary's own data: the median eps of a small
+/// pilot (the first 256 images), so the bracket starts next to where the flips are.
+pub fn pilot_starts(
+    model: Arc<Network>,
+    dirs: &Directions,
+    split: &Split,
+    stage: &SignatureStage,
+) -> Result<Vec<f32>> {
+    let n = 256.min(split.n);
+    let pilot = extract(
+        model,
+        dirs,
+        split,
+        &BTreeMap::new(),
+        0..n,
+        None,
+        None,
+        &stage.extract,
+        None,
+        &crate::NoProgress,
+    )?;
+    Ok(median_eps(&pilot))
+}
+
+/// The images (in signature order) that a signature set covers.
+pub fn images_of(split: &Split, sigs: &SignatureSet) -> Result<Vec<f32>> {
+    let mut out = Vec::with_capacity(sigs.n() * split.pixels());
+    for &i in &sigs.indices {
+        if i as usize >= split.n {
+            return Err(Error::invalid(
+                "signatures",
+                format!("index {i} outside a split of {} images", split.n),
+            ));
+        }
+        out.extend_from_slice(split.image(i as usize));
+    }
+    Ok(out)
+}
+
+pub fn labels_of(split: &Split, sigs: &SignatureSet) -> Vec<u8> {
+    sigs.indices
+        .iter()
+        .map(|&i| split.labels[i as usize])
+        .collect()
+}
+
+/// Runs every stage into `dir`, writing `metrics.json`, figures and `report.md`.
+pub fn run(
+    cfg: &RunConfig,
+    dir: &Path,
+    data_opts: &DataOptions,
+    progress: &dyn Progress,
+) -> Result<Metrics> {
+    let t_all = Instant::now();
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    crate::io::atomic_write(&dir.join(files::CONFIG), cfg.to_toml().as_bytes())?;
+    let ckpt = dir.join("checkpoints");
+    let mut times = Vec::new();
+    let mut timed = |name: &str, secs: f64| {
+        times.push(StageTime {
+            stage: name.into(),
+            seconds: secs,
+        })
+    };
+
+    let t0 = Instant::now();
+    let data = apsig_data::load(&cfg.dataset, data_opts)?;
+    timed("load data", t0.elapsed().as_secs_f64());
+
+    progress.message("training the target model M");
+    let (target, target_acc, s) = classifier_stage(
+        Arch::TargetNetS,
+        &data,
+        &cfg.target,
+        &dir.join(files::TARGET),
+        &ckpt,
+        progress,
+    )?;
+    timed("train target", s);
+    progress.message("training the independent evaluator");
+    let (evaluator, eval_acc, s) = classifier_stage(
+        Arch::EvalNet,
+        &data,
+        &cfg.evaluator,
+        &dir.join(files::EVALUATOR),
+        &ckpt,
+        progress,
+    )?;
+    timed("train evaluator", s);
+
+    let dirs = Directions::generate(&cfg.directions, image_shape(&data.train))?;
+    dirs.save(&dir.join(files::DIRECTIONS))?;
+    let target = Arc::new(target);
+
+    progress.message("training signatures (adversary's own data)");
+    let pilot = pilot_starts(target.clone(), &dirs, &data.train, &cfg.train_signatures)?;
+    let (train_sigs, s) = signature_stage(
+        target.clone(),
+        &dirs,
+        &data,
+        "train",
+        &cfg.train_signatures,
+        Some(&pilot),
+        &dir.join(files::SIG_TRAIN),
+        &dir.join("parts-train"),
+        progress,
+    )?;
+    timed("train signatures", s);
+    let prior = cfg.test_prior.then(|| median_eps(&train_sigs));
+    progress.message("test signatures (secrets, change bit only)");
+    let (test_sigs, s) = signature_stage(
+        target.clone(),
+        &dirs,
+        &data,
+        "test",
+        &cfg.test_signatures,
+        prior.as_deref(),
+        &dir.join(files::SIG_TEST),
+        &dir.join("parts-test"),
+        progress,
+    )?;
+    timed("test signatures", s);
+
+    progress.message("training the decoder");
+    let t0 = Instant::now();
+    let train_images = images_of(&data.train, &train_sigs)?;
+    let (decoder, dec_report) = Decoder::fit(
+        &train_sigs,
+        &train_images,
+        &cfg.decoder,
+        Some(&ckpt.join("decoder.ckpt.safetensors")),
+        progress,
+    )?;
+    let mut meta = BTreeMap::new();
+    meta.insert("dataset".into(), data.name.clone());
+    meta.insert(
+        "decoder_config".into(),
+        serde_json::to_string(&cfg.decoder).expect("serialises"),
+    );
+    decoder.save(&dir.join(files::DECODER), &meta)?;
+    let _ = std::fs::remove_file(ckpt.join("decoder.ckpt.safetensors"));
+    timed("train decoder", t0.elapsed().as_secs_f64());
+
+    progress.message("evaluating");
+    let t0 = Instant::now();
+    let recons = decoder.reconstruct(&test_sigs)?;
+    crate::io::write_tensors(
+        &dir.join(files::RECONS),
+        &[
+            crate::io::TensorOut::F32(
+                "reconstructions",
+                vec![test_sigs.n(), data.test.pixels()],
+                &recons,
+            ),
+            crate::io::TensorOut::U32("indices", vec![test_sigs.n()], &test_sigs.indices),
+        ],
+        &BTreeMap::new(),
+    )?;
+    let originals = images_of(&data.test, &test_sigs)?;
+    let labels = labels_of(&data.test, &test_sigs);
+    let base = Baselines::from_train(&data.train);
+    let side = data.test.rows;
+    let q_dec = quality(&recons, &originals, &labels, side, &evaluator);
+    let q_global = quality(
+        &base.global_for(labels.len()),
+        &originals,
+        &labels,
+        side,
+        &evaluator,
+    );
+    let q_class = quality(
+        &base.class_for(&labels),
+        &originals,
+        &labels,
+        side,
+        &evaluator,
+    );
+    let m_agree = {
+        let c = target.out_len();
+        let l = target.forward(&recons, labels.len());
+        let lo = target.forward(&originals, labels.len());
+        (0..labels.len())
+            .filter(|&i| {
+                crate::argmax(&l[i * c..(i + 1) * c]) == crate::argmax(&lo[i * c..(i + 1) * c])
+            })
+            .count() as f64
+            / labels.len().max(1) as f64
+    };
+    timed("evaluate", t0.elapsed().as_secs_f64());
+    let _ = std::fs::remove_dir(&ckpt);
+
+    let metrics = Metrics {
+        dataset: data.name.clone(),
+        target_test_accuracy: target_acc,
+        evaluator_test_accuracy: eval_acc,
+        k: dirs.k(),
+        train_signatures: SignatureStats::of(&train_sigs),
+        test_signatures: SignatureStats::of(&test_sigs),
+        decoder_train: dec_report,
+        decoder: q_dec,
+        global_mean_baseline: q_global,
+        class_mean_baseline: q_class,
+        target_agreement: m_agree,
+        stage_seconds: times,
+        total_seconds: t_all.elapsed().as_secs_f64(),
+    };
+    crate::io::atomic_write(
+        &dir.join(files::METRICS),
+        serde_json::to_string_pretty(&metrics)
+            .expect("serialises")
+            .as_bytes(),
+    )?;
+    crate::report::write_run_report(
+        dir,
+        cfg,
+        &metrics,
+        &data,
+        target.as_ref(),
+        &dirs,
+        &test_sigs,
+        &recons,
+    )?;
+    Ok(metrics)
+}
+
+/// Where a run directory's artefact lives.
+pub fn artefact(dir: &Path, name: &str) -> PathBuf {
+    dir.join(name)
+}

@@ -1,0 +1,205 @@
+//! The run's figures (Fig. 1-3 of the paper) and its readable `report.md`.
+
+use crate::directions::Directions;
+use crate::error::Result;
+use crate::io::atomic_write;
+use crate::model::Classifier;
+use crate::nn::Network;
+use crate::pipeline::{Metrics, RunConfig};
+use crate::signature::SignatureSet;
+use apsig_data::Dataset;
+use apsig_report::{fmt_num, markdown_table, ImageGrid, LineChart, Series, VLine};
+use std::path::Path;
+
+/// Fig. 1: softmax confidences of M along `x + eps * N_dir`, with the flip point marked.
+pub fn fig1(
+    model: &Network,
+    x: &[f32],
+    dirs: &Directions,
+    dir: usize,
+    flip_eps: f32,
+) -> Result<Vec<u8>> {
+    let steps = 240;
+    let top = (flip_eps * 1.5).max(1e-3);
+    let d = dirs.get(dir);
+    let mut batch = Vec::with_capacity(steps * x.len());
+    for s in 0..steps {
+        let eps = top * s as f32 / (steps - 1) as f32;
+        batch.extend(x.iter().zip(d).map(|(a, b)| a + eps * b));
+    }
+    let logits = model.forward(&batch, steps);
+    let c = model.num_classes();
+    let mut series: Vec<Series> = (0..c)
+        .map(|j| Series::new(format!("class {j}"), Vec::new()))
+        .collect();
+    for s in 0..steps {
+        let eps = (top * s as f32 / (steps - 1) as f32) as f64;
+        let z = &logits[s * c..(s + 1) * c];
+        let m = z.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+        let sum: f32 = z.iter().map(|v| (v - m).exp()).sum();
+        for j in 0..c {
+            series[j]
+                .points
+                .push((eps, ((z[j] - m).exp() / sum) as f64));
+        }
+    }
+    let mut chart = LineChart::new(
+        format!("Fig. 1: class confidences of M along direction {dir}"),
+        "eps",
+        "softmax confidence",
+    );
+    chart.series = series;
+    chart.vlines = vec![VLine::new(
+        flip_eps as f64,
+        format!("eps_{dir} = {flip_eps:.3}"),
+    )];
+    Ok(chart.render_png()?)
+}
+
+/// Originals over reconstructions for the chosen signature rows.
+pub fn originals_over_recons(
+    title: &str,
+    data: &Dataset,
+    sigs: &SignatureSet,
+    recons: &[f32],
+    rows: &[usize],
+) -> Result<Vec<u8>> {
+    let px = data.test.pixels();
+    let originals: Vec<&[f32]> = rows
+        .iter()
+        .map(|&r| data.test.image(sigs.indices[r] as usize))
+        .collect();
+    let recon: Vec<&[f32]> = rows
+        .iter()
+        .map(|&r| &recons[r * px..(r + 1) * px])
+        .collect();
+    let grid = ImageGrid::new(data.test.rows, data.test.cols)
+        .with_title(title)
+        .with_row("original", originals)
+        .with_row("reconstruction", recon);
+    Ok(grid.render_png()?)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn write_run_report(
+    dir: &Path,
+    cfg: &RunConfig,
+    m: &Metrics,
+    data: &Dataset,
+    target: &Network,
+    dirs: &Directions,
+    sigs: &SignatureSet,
+    recons: &[f32],
+) -> Result<()> {
+    let x0 = data.test.image(sigs.indices[0] as usize);
+    atomic_write(
+        &dir.join("fig1.png"),
+        &fig1(target, x0, dirs, 0, sigs.eps[0])?,
+    )?;
+    let first: Vec<usize> = (0..sigs.n().min(12)).collect();
+    atomic_write(
+        &dir.join("fig2.png"),
+        &originals_over_recons(
+            "Fig. 2: held-out test originals over reconstructions",
+            data,
+            sigs,
+            recons,
+            &first,
+        )?,
+    )?;
+    let of_class: Vec<usize> = (0..sigs.n())
+        .filter(|&r| data.test.labels[sigs.indices[r] as usize] == cfg.fig3_class)
+        .take(12)
+        .collect();
+    if !of_class.is_empty() {
+        let title = format!(
+            "Fig. 3: samples of class {} over their reconstructions",
+            cfg.fig3_class
+        );
+        atomic_write(
+            &dir.join("fig3.png"),
+            &originals_over_recons(&title, data, sigs, recons, &of_class)?,
+        )?;
+    }
+    atomic_write(&dir.join("report.md"), markdown(cfg, m).as_bytes())
+}
+
+fn markdown(cfg: &RunConfig, m: &Metrics) -> String {
+    let q = |name: &str, q: &crate::eval::Quality| {
+        vec![
+            name.to_string(),
+            fmt_num(q.mse, 4),
+            fmt_num(q.psnr_db, 2),
+            fmt_num(q.ssim, 3),
+            format!("{:.1}%", 100.0 * q.class_recovery),
+        ]
+    };
+    let quality = markdown_table(
+        &[
+            "reconstruction",
+            "MSE",
+            "PSNR (dB)",
+            "SSIM",
+            "class recovery",
+        ],
+        &[
+            q("decoder (from signatures)", &m.decoder),
+            q(
+                "class-mean baseline (knows the class)",
+                &m.class_mean_baseline,
+            ),
+            q("global-mean baseline", &m.global_mean_baseline),
+        ],
+    );
+    let s = |name: &str, s: &crate::pipeline::SignatureStats| {
+        vec![
+            name.to_string(),
+            s.images.to_string(),
+            s.method.clone(),
+            fmt_num(s.queries_per_eps, 2),
+            fmt_num(s.queries_per_image, 0),
+            format!("{:.1}%", 100.0 * s.censored_fraction),
+            fmt_num(s.median_eps, 2),
+        ]
+    };
+    let sigs = markdown_table(
+        &[
+            "signatures",
+            "images",
+            "method",
+            "queries/eps",
+            "queries/image",
+            "censored",
+            "median eps",
+        ],
+        &[
+            s("train (adversary's data)", &m.train_signatures),
+            s("test (secrets)", &m.test_signatures),
+        ],
+    );
+    let times = markdown_table(
+        &["stage", "seconds"],
+        &m.stage_seconds
+            .iter()
+            .map(|t| vec![t.stage.clone(), fmt_num(t.seconds, 1)])
+            .collect::<Vec<_>>(),
+    );
+    format!(
+        "# apsig run report: {ds}\n\n\
+         Target M (TargetNet-S) test accuracy: **{ta:.2}%**; independent evaluator: {ea:.2}%. K = {k} directions ({strategy:?}, seed {seed}).\n\n\
+         ## Reconstruction quality on {n} held-out test secrets\n\n{quality}\n\
+         M assigns {agree:.1}% of reconstructions the class it assigns the original.\n\n\
+         ## Signatures and their cost\n\n{sigs}\n\
+         ## Figures\n\n![Fig. 1](fig1.png)\n\n![Fig. 2](fig2.png)\n\n![Fig. 3](fig3.png)\n\n\
+         ## Wall time\n\n{times}\nTotal: {total:.1} s. Resolved configuration: `config.toml`; all numbers: `metrics.json`.\n",
+        ds = m.dataset,
+        ta = 100.0 * m.target_test_accuracy,
+        ea = 100.0 * m.evaluator_test_accuracy,
+        k = m.k,
+        strategy = cfg.directions.strategy,
+        seed = cfg.directions.seed,
+        n = m.test_signatures.images,
+        agree = 100.0 * m.target_agreement,
+        total = m.total_seconds,
+    )
+}
