@@ -29,6 +29,8 @@ pub enum Command {
     TrainDecoder(DecArgs),
     /// Reconstruct images from signatures and evaluate them (MSE, PSNR, SSIM, class recovery).
     Reconstruct(ReconArgs),
+    /// Measure throughput (forward, signatures, decoder training) and compare with a PyTorch peer.
+    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(Args)]
@@ -179,6 +181,7 @@ pub fn dispatch(cmd: Command, opts: &DataOptions, bars: &Bars) -> Result<()> {
         Command::Merge(a) => merge(a),
         Command::TrainDecoder(a) => train_decoder(a, opts, bars),
         Command::Reconstruct(a) => reconstruct(a, opts),
+        Command::Bench(a) => crate::bench::bench(a, opts, bars),
     }
 }
 
@@ -192,27 +195,15 @@ fn run(a: RunArgs, opts: &DataOptions, bars: &Bars) -> Result<()> {
     }
     let m = pipeline::run(&cfg, &a.out, opts, bars)?;
     println!("run directory: {}", a.out.display());
-    println!(
-        "target M test accuracy      {:.2}%",
-        100.0 * m.target_test_accuracy
-    );
-    println!(
-        "evaluator test accuracy     {:.2}%",
-        100.0 * m.evaluator_test_accuracy
-    );
+    println!("target M test accuracy      {:.2}%", 100.0 * m.target_test_accuracy);
+    println!("evaluator test accuracy     {:.2}%", 100.0 * m.evaluator_test_accuracy);
     println!("                            MSE      PSNR   SSIM   class recovery");
     for (name, q) in [
         ("decoder", &m.decoder),
         ("class-mean baseline", &m.class_mean_baseline),
         ("global-mean baseline", &m.global_mean_baseline),
     ] {
-        println!(
-            "{name:<27} {:.4}  {:5.2}  {:.3}  {:.1}%",
-            q.mse,
-            q.psnr_db,
-            q.ssim,
-            100.0 * q.class_recovery
-        );
+        println!("{name:<27} {:.4}  {:5.2}  {:.3}  {:.1}%", q.mse, q.psnr_db, q.ssim, 100.0 * q.class_recovery);
     }
     println!(
         "queries per secret image    {:.0} ({:.2} per eps, {:.1}% censored)",
@@ -220,11 +211,7 @@ fn run(a: RunArgs, opts: &DataOptions, bars: &Bars) -> Result<()> {
         m.test_signatures.queries_per_eps,
         100.0 * m.test_signatures.censored_fraction
     );
-    println!(
-        "total wall time             {:.1} s; report: {}",
-        m.total_seconds,
-        a.out.join(files::REPORT).display()
-    );
+    println!("total wall time             {:.1} s; report: {}", m.total_seconds, a.out.join(files::REPORT).display());
     Ok(())
 }
 
@@ -239,21 +226,10 @@ fn parse_arch(s: &str) -> Result<Arch> {
 fn train_target(a: TrainArgs, opts: &DataOptions, bars: &Bars) -> Result<()> {
     let arch = parse_arch(&a.arch)?;
     let data = apsig::data::load(&a.dataset, opts)?;
-    let cfg = TrainConfig {
-        epochs: a.epochs,
-        batch: 128,
-        lr: 2e-3,
-        final_lr_frac: 0.02,
-        seed: a.seed,
-    };
+    let cfg = TrainConfig { epochs: a.epochs, batch: 128, lr: 2e-3, final_lr_frac: 0.02, seed: a.seed };
     let ckdir = a.out.parent().map(Path::to_path_buf).unwrap_or_default();
     let (_, acc, secs) = pipeline::classifier_stage(arch, &data, &cfg, &a.out, &ckdir, bars)?;
-    println!(
-        "{}: {} test accuracy {:.2}% ({secs:.1} s)",
-        a.out.display(),
-        arch.name(),
-        100.0 * acc
-    );
+    println!("{}: {} test accuracy {:.2}% ({secs:.1} s)", a.out.display(), arch.name(), 100.0 * acc);
     Ok(())
 }
 
@@ -264,20 +240,11 @@ fn directions(a: DirArgs) -> Result<()> {
         s => bail!("unknown strategy `{s}` (gaussian or rademacher)"),
     };
     let d = Directions::generate(
-        &DirectionConfig {
-            strategy,
-            k: a.k,
-            seed: a.seed,
-        },
+        &DirectionConfig { strategy, k: a.k, seed: a.seed },
         apsig::nn::Shape::new(a.side, a.side, 1),
     )?;
     d.save(&a.out)?;
-    println!(
-        "{}: {} directions, fingerprint {}",
-        a.out.display(),
-        a.k,
-        d.fingerprint()
-    );
+    println!("{}: {} directions, fingerprint {}", a.out.display(), a.k, d.fingerprint());
     Ok(())
 }
 
@@ -295,22 +262,13 @@ fn signatures(a: SigArgs, opts: &DataOptions, bars: &Bars) -> Result<()> {
         "white-box" => Method::WhiteBox,
         s => bail!("unknown method `{s}` (change-bit or white-box)"),
     };
-    let search = SearchConfig {
-        start: a.start,
-        growth: a.growth,
-        eps_max: a.eps_max,
-        eps_min: 1e-4,
-        rel_tol: a.rel_tol,
-    };
+    let search =
+        SearchConfig { start: a.start, growth: a.growth, eps_max: a.eps_max, eps_min: 1e-4, rel_tol: a.rel_tol };
     let prior = match &a.prior {
         Some(p) => Some(pipeline::median_eps(&SignatureSet::load(p)?)),
         None => None,
     };
-    let end = if a.count == 0 {
-        split.n
-    } else {
-        (a.from + a.count).min(split.n)
-    };
+    let end = if a.count == 0 { split.n } else { (a.from + a.count).min(split.n) };
     let mut prov = BTreeMap::new();
     prov.insert("dataset".to_string(), data.name.clone());
     prov.insert("split".to_string(), a.split.clone());
@@ -342,30 +300,18 @@ fn signatures(a: SigArgs, opts: &DataOptions, bars: &Bars) -> Result<()> {
 }
 
 fn merge(a: MergeArgs) -> Result<()> {
-    let parts = a
-        .shards
-        .iter()
-        .map(|p| Ok((p.clone(), SignatureSet::load(p)?)))
-        .collect::<Result<Vec<_>>>()?;
+    let parts = a.shards.iter().map(|p| Ok((p.clone(), SignatureSet::load(p)?))).collect::<Result<Vec<_>>>()?;
     let merged = SignatureSet::merge(parts)?;
     check_complete(&merged)?;
     merged.save(&a.out)?;
-    println!(
-        "{}: {} images merged from {} shards",
-        a.out.display(),
-        merged.n(),
-        a.shards.len()
-    );
+    println!("{}: {} images merged from {} shards", a.out.display(), merged.n(), a.shards.len());
     Ok(())
 }
 
 /// The merged shards must cover the range they were cut from, exactly.
 fn check_complete(s: &SignatureSet) -> Result<()> {
     if let Some((a, b)) = s.prov("range").split_once("..") {
-        let (a, b): (u32, u32) = (
-            a.parse().context("bad range")?,
-            b.parse().context("bad range")?,
-        );
+        let (a, b): (u32, u32) = (a.parse().context("bad range")?, b.parse().context("bad range")?);
         if s.indices.first() != Some(&a) || s.indices.last().map(|l| l + 1) != Some(b) {
             bail!(
                 "shards cover {}..{} but the range was {a}..{b}: a shard is missing",
@@ -384,8 +330,7 @@ fn train_decoder(a: DecArgs, opts: &DataOptions, bars: &Bars) -> Result<()> {
     cfg.width = a.width;
     cfg.train.epochs = a.epochs;
     cfg.train.seed = a.seed;
-    let images = pipeline::images_of(&data.train, &sigs)
-        .with_context(|| format!("{}", a.signatures.display()))?;
+    let images = pipeline::images_of(&data.train, &sigs).with_context(|| format!("{}", a.signatures.display()))?;
     let ck = a.out.with_extension("ckpt.safetensors");
     let (dec, rep) = Decoder::fit(&sigs, &images, &cfg, Some(&ck), bars)?;
     dec.save(&a.out, &BTreeMap::new())?;
@@ -405,9 +350,8 @@ fn reconstruct(a: ReconArgs, opts: &DataOptions) -> Result<()> {
     let sigs = SignatureSet::load(&a.signatures)?;
     let eval = load_network(&a.evaluator, Some(Arch::EvalNet))?;
     let data = apsig::data::load(&a.dataset, opts)?;
-    let recons = dec
-        .reconstruct(&sigs)
-        .with_context(|| format!("{} with {}", a.signatures.display(), a.decoder.display()))?;
+    let recons =
+        dec.reconstruct(&sigs).with_context(|| format!("{} with {}", a.signatures.display(), a.decoder.display()))?;
     let originals = pipeline::images_of(&data.test, &sigs)?;
     let labels = pipeline::labels_of(&data.test, &sigs);
     let q = apsig::eval::quality(&recons, &originals, &labels, data.test.rows, &eval.net);
@@ -420,14 +364,27 @@ fn reconstruct(a: ReconArgs, opts: &DataOptions) -> Result<()> {
         let rows: Vec<usize> = (0..sigs.n().min(12)).collect();
         apsig::io::atomic_write(
             &p,
-            &apsig::report::originals_over_recons(
-                "originals over reconstructions",
-                &data,
-                &sigs,
-                &recons,
-                &rows,
-            )?,
+            &apsig::report::originals_over_recons("originals over reconstructions", &data, &sigs, &recons, &rows)?,
         )?;
     }
     Ok(())
+}
+
+impl Command {
+    /// The data set the command reads (name or directory), if it reads one: what
+    /// `--download --mirror` fetches before the command runs.
+    pub fn dataset(&self) -> Option<String> {
+        match self {
+            Command::Run(a) => match (&a.dataset, &a.config) {
+                (Some(d), _) => Some(d.clone()),
+                (None, Some(p)) => apsig::io::read_toml::<RunConfig>(p).ok().map(|c| c.dataset),
+                (None, None) => RunConfig::preset(&a.preset, a.seed).ok().map(|c| c.dataset),
+            },
+            Command::TrainTarget(a) => Some(a.dataset.clone()),
+            Command::Signatures(a) => Some(a.dataset.clone()),
+            Command::TrainDecoder(a) => Some(a.dataset.clone()),
+            Command::Reconstruct(a) => Some(a.dataset.clone()),
+            _ => None,
+        }
+    }
 }

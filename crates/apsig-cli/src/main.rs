@@ -3,6 +3,7 @@
 //! The CLI only parses arguments, draws progress and prints summaries; every stage is a
 //! library call, so what the CLI does a script can do too.
 
+mod bench;
 mod commands;
 mod progress;
 
@@ -30,6 +31,12 @@ struct Cli {
     /// No progress bars.
     #[arg(long, short, global = true)]
     quiet: bool,
+    /// With --download: fetch from this mirror instead of the canonical ones; an
+    /// `http(s)://` base URL, a `file:///dir/` URL or a plain directory holding the `.gz`
+    /// files (offline installs, tests). Repeatable, tried in order; checksums are verified
+    /// and a file appears under its final name only once verified. Hidden from --help.
+    #[arg(long, global = true, hide = true, value_name = "URL or DIR")]
+    mirror: Vec<String>,
     #[command(subcommand)]
     cmd: commands::Command,
 }
@@ -37,23 +44,64 @@ struct Cli {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("APSIG_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("APSIG_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
         .init();
     let bars = progress::Bars::new(cli.quiet);
-    let opts = apsig::data::DataOptions {
-        data_dir: cli.data_dir.clone(),
-        download: cli.download,
-        ..Default::default()
+    let opts =
+        apsig::data::DataOptions { data_dir: cli.data_dir.clone(), download: cli.download, ..Default::default() };
+    let fetched = match (cli.download, cli.cmd.dataset()) {
+        (true, Some(name)) if !cli.mirror.is_empty() => fetch_from_mirrors(&name, &opts, &cli.mirror),
+        _ => Ok(()),
     };
-    match commands::dispatch(cli.cmd, &opts, &bars) {
+    match fetched.and_then(|()| commands::dispatch(cli.cmd, &opts, &bars)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", one_line(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes on one line. Causes whose text the message before already
+/// holds are left out: most library errors embed their source in their own message.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let msg = cause.to_string();
+        if out.contains(&msg) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&msg);
+    }
+    out.lines().map(str::trim).collect::<Vec<_>>().join(" ")
+}
+
+/// `--download --mirror ...`: a known data set found nowhere locally is fetched from the
+/// given mirrors into the place `--download` would use (`<data-dir>/<name>`, else the user
+/// cache); the command then finds it there.
+fn fetch_from_mirrors(name: &str, opts: &apsig::data::DataOptions, mirrors: &[String]) -> anyhow::Result<()> {
+    use apsig::data::{default_cache_dir, download, known, locate, DataOptions};
+    let Some(ds) = known(name).filter(|_| !std::path::Path::new(name).is_dir()) else {
+        return Ok(()); // a directory of IDX files, or an unknown name the command reports
+    };
+    let local = DataOptions { download: false, ..opts.clone() };
+    if locate(name, &local).is_ok() {
+        return Ok(());
+    }
+    let dest = match &opts.data_dir {
+        Some(d) => d.join(name),
+        None => default_cache_dir()
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{name}: cannot download: no cache directory (set XDG_CACHE_HOME or HOME, or pass --data-dir)"
+                )
+            })?
+            .join(name),
+    };
+    download(ds, &dest, mirrors)?;
+    Ok(())
 }

@@ -10,10 +10,7 @@ pub struct Bars {
 
 impl Bars {
     pub fn new(quiet: bool) -> Self {
-        Bars {
-            bar: Mutex::new(None),
-            quiet,
-        }
+        Bars { bar: Mutex::new(None), quiet }
     }
 }
 
@@ -24,8 +21,10 @@ impl apsig::Progress for Bars {
         }
         let pb = ProgressBar::new(total);
         pb.set_style(
-            ProgressStyle::with_template("{prefix:>12} [{elapsed_precise}] {bar:40} {pos}/{len} ({per_sec}, eta {eta}) {msg}")
-                .expect("valid template"),
+            ProgressStyle::with_template(
+                "{prefix:>12} [{elapsed_precise}] {bar:40} {pos}/{len} ({per_sec}, eta {eta}) {msg}",
+            )
+            .expect("valid template"),
         );
         pb.set_prefix(stage.to_string());
         *self.bar.lock().unwrap() = Some(pb);

@@ -37,13 +37,7 @@ impl Split {
     /// Builds a split from raw IDX bytes, doing the `/255` scaling once here.
     pub fn from_bytes(pixels: &[u8], labels: Vec<u8>, rows: usize, cols: usize) -> Split {
         let images = pixels.iter().map(|&p| f32::from(p) / 255.0).collect();
-        Split {
-            images,
-            n: labels.len(),
-            labels,
-            rows,
-            cols,
-        }
+        Split { images, n: labels.len(), labels, rows, cols }
     }
 
     /// Pixels of image `i`; panics if `i >= n`, like slice indexing.
@@ -66,13 +60,7 @@ impl Split {
             images.extend_from_slice(self.image(i));
             labels.push(self.labels[i]);
         }
-        Split {
-            images,
-            labels,
-            n: indices.len(),
-            rows: self.rows,
-            cols: self.cols,
-        }
+        Split { images, labels, n: indices.len(), rows: self.rows, cols: self.cols }
     }
 
     /// Largest label plus one (0 for an empty split); the label encoding
@@ -120,27 +108,16 @@ pub fn load(name_or_path: &str, opts: &DataOptions) -> Result<Dataset> {
             .canonicalize()
             .ok()
             .and_then(|p| p.file_name().map(|s| s.to_string_lossy().into_owned()))
-            .or_else(|| {
-                as_path
-                    .file_name()
-                    .map(|s| s.to_string_lossy().into_owned())
-            })
+            .or_else(|| as_path.file_name().map(|s| s.to_string_lossy().into_owned()))
             .unwrap_or_else(|| name_or_path.to_string());
         let ds = known(&name).filter(|_| opts.verify);
         return load_dir(as_path, &name, ds);
     }
     if known(name_or_path).is_none() {
-        return Err(DataError::UnknownDataset {
-            name: name_or_path.to_string(),
-            known: known_names(),
-        });
+        return Err(DataError::UnknownDataset { name: name_or_path.to_string(), known: known_names() });
     }
     let dir = locate(name_or_path, opts)?;
-    load_dir(
-        &dir,
-        name_or_path,
-        known(name_or_path).filter(|_| opts.verify),
-    )
+    load_dir(&dir, name_or_path, known(name_or_path).filter(|_| opts.verify))
 }
 
 /// Loads the four IDX files from `dir`, verifying against `verify` if given.
@@ -167,12 +144,7 @@ pub fn load_dir(dir: &Path, name: &str, verify: Option<&KnownDataset>) -> Result
             test_cols: test.cols,
         });
     }
-    Ok(Dataset {
-        name: name.to_string(),
-        dir: dir.to_path_buf(),
-        train,
-        test,
-    })
+    Ok(Dataset { name: name.to_string(), dir: dir.to_path_buf(), train, test })
 }
 
 /// Path of `stem.gz` or `stem` in `dir`, preferring the compressed copy
@@ -187,10 +159,7 @@ pub fn find_file(dir: &Path, stem: &str) -> Option<PathBuf> {
 }
 
 fn require_file(dir: &Path, stem: &str) -> Result<PathBuf> {
-    find_file(dir, stem).ok_or_else(|| DataError::MissingFile {
-        dir: dir.to_path_buf(),
-        name: stem.to_string(),
-    })
+    find_file(dir, stem).ok_or_else(|| DataError::MissingFile { dir: dir.to_path_buf(), name: stem.to_string() })
 }
 
 fn read_verified(path: &Path, stem: &str, verify: Option<&KnownDataset>) -> Result<Vec<u8>> {
@@ -220,17 +189,8 @@ fn load_split(
             labels: labels.len(),
         });
     }
-    if let Some((index, &label)) = labels
-        .iter()
-        .enumerate()
-        .find(|&(_, &l)| l >= MAX_LABEL_EXCLUSIVE)
-    {
-        return Err(DataError::BadLabel {
-            path: lbl_path,
-            label,
-            index,
-            limit: MAX_LABEL_EXCLUSIVE,
-        });
+    if let Some((index, &label)) = labels.iter().enumerate().find(|&(_, &l)| l >= MAX_LABEL_EXCLUSIVE) {
+        return Err(DataError::BadLabel { path: lbl_path, label, index, limit: MAX_LABEL_EXCLUSIVE });
     }
     Ok((Split::from_bytes(&pixels, labels, rows, cols), img_path))
 }

@@ -53,10 +53,7 @@ fn download_file(file: &KnownFile, dest: &Path, mirrors: &[String]) -> Result<()
     if reasons.is_empty() {
         reasons.push("no mirrors given".to_string());
     }
-    Err(DataError::Download {
-        path: final_path,
-        reasons: reasons.join("; "),
-    })
+    Err(DataError::Download { path: final_path, reasons: reasons.join("; ") })
 }
 
 fn verify(path: &Path, file: &KnownFile) -> Result<()> {
@@ -71,32 +68,21 @@ fn fetch_verified(mirror: &str, file: &KnownFile, part: &Path) -> std::result::R
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(format!("cannot remove stale {}: {e}", part.display())),
     }
-    let mut out =
-        File::create(part).map_err(|e| format!("cannot create {}: {e}", part.display()))?;
+    let mut out = File::create(part).map_err(|e| format!("cannot create {}: {e}", part.display()))?;
     match Source::parse(mirror) {
         Source::Http(base) => {
             let url = format!("{}/{}", base.trim_end_matches('/'), file.name);
-            let response = agent()
-                .get(&url)
-                .call()
-                .map_err(|e| format!("GET {url}: {e}"))?;
-            let mut body = response
-                .into_body()
-                .into_with_config()
-                .limit(MAX_PAYLOAD_BYTES + 1024)
-                .reader();
+            let response = agent().get(&url).call().map_err(|e| format!("GET {url}: {e}"))?;
+            let mut body = response.into_body().into_with_config().limit(MAX_PAYLOAD_BYTES + 1024).reader();
             io::copy(&mut body, &mut out).map_err(|e| format!("GET {url}: {e}"))?;
         }
         Source::Dir(dir) => {
             let src = dir.join(file.name);
-            let mut input =
-                File::open(&src).map_err(|e| format!("cannot open {}: {e}", src.display()))?;
-            io::copy(&mut input, &mut out)
-                .map_err(|e| format!("cannot copy {}: {e}", src.display()))?;
+            let mut input = File::open(&src).map_err(|e| format!("cannot open {}: {e}", src.display()))?;
+            io::copy(&mut input, &mut out).map_err(|e| format!("cannot copy {}: {e}", src.display()))?;
         }
     }
-    out.sync_all()
-        .map_err(|e| format!("cannot write {}: {e}", part.display()))?;
+    out.sync_all().map_err(|e| format!("cannot write {}: {e}", part.display()))?;
     drop(out);
     verify(part, file).map_err(|e| e.to_string())
 }
@@ -111,9 +97,7 @@ impl Source {
         if mirror.starts_with("http://") || mirror.starts_with("https://") {
             Source::Http(mirror.to_string())
         } else if let Some(rest) = mirror.strip_prefix("file://") {
-            Source::Dir(PathBuf::from(
-                rest.strip_prefix("localhost").unwrap_or(rest),
-            ))
+            Source::Dir(PathBuf::from(rest.strip_prefix("localhost").unwrap_or(rest)))
         } else {
             Source::Dir(PathBuf::from(mirror))
         }

@@ -170,15 +170,7 @@ pub enum DataError {
 pub type Result<T> = std::result::Result<T, DataError>;
 
 impl DataError {
-    pub(crate) fn io(
-        path: impl Into<PathBuf>,
-        action: impl Into<String>,
-        source: std::io::Error,
-    ) -> Self {
-        DataError::Io {
-            path: path.into(),
-            action: action.into(),
-            source,
-        }
+    pub(crate) fn io(path: impl Into<PathBuf>, action: impl Into<String>, source: std::io::Error) -> Self {
+        DataError::Io { path: path.into(), action: action.into(), source }
     }
 }

@@ -34,10 +34,7 @@ pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
         MultiGzDecoder::new(raw.as_slice())
             .take(cap)
             .read_to_end(&mut out)
-            .map_err(|source| DataError::Gzip {
-                path: path.to_path_buf(),
-                source,
-            })?;
+            .map_err(|source| DataError::Gzip { path: path.to_path_buf(), source })?;
         Ok(out)
     } else {
         Ok(raw)
@@ -69,10 +66,7 @@ pub fn parse_idx_labels(bytes: &[u8], origin: &Path) -> Result<Vec<u8>> {
 }
 
 /// Like [`parse_idx_images`] but reuses the buffer instead of copying the payload.
-pub(crate) fn parse_images_owned(
-    bytes: Vec<u8>,
-    origin: &Path,
-) -> Result<(usize, usize, usize, Vec<u8>)> {
+pub(crate) fn parse_images_owned(bytes: Vec<u8>, origin: &Path) -> Result<(usize, usize, usize, Vec<u8>)> {
     let (n, rows, cols) = images_header(&bytes, origin)?;
     Ok((n, rows, cols, strip_header(bytes, IMAGES_HEADER)))
 }
@@ -94,13 +88,7 @@ fn be_u32(bytes: &[u8], at: usize) -> u32 {
 
 /// Validates magic, header length, dimensions and exact payload length.
 /// Returns the dimensions; on `Ok`, `bytes.len() == header + product(dims)`.
-fn check(
-    bytes: &[u8],
-    origin: &Path,
-    magic: u32,
-    kind: &'static str,
-    ndims: usize,
-) -> Result<Vec<usize>> {
+fn check(bytes: &[u8], origin: &Path, magic: u32, kind: &'static str, ndims: usize) -> Result<Vec<usize>> {
     let header = 4 + 4 * ndims;
     if bytes.len() < 4 {
         return Err(DataError::Truncated {
@@ -115,9 +103,7 @@ fn check(
         let hint = match found {
             IDX_IMAGES_MAGIC => "; this looks like an IDX images file",
             IDX_LABELS_MAGIC => "; this looks like an IDX labels file",
-            _ if bytes[0] == 0x1f && bytes[1] == 0x8b => {
-                "; this looks like gzip data that was not decompressed"
-            }
+            _ if bytes[0] == 0x1f && bytes[1] == 0x8b => "; this looks like gzip data that was not decompressed",
             _ => "",
         };
         return Err(DataError::BadMagic {
@@ -137,11 +123,8 @@ fn check(
         });
     }
     let raw: Vec<u32> = (0..ndims).map(|i| be_u32(bytes, 4 + 4 * i)).collect();
-    let bad = |reason: &str| DataError::BadDims {
-        path: origin.to_path_buf(),
-        dims: raw.clone(),
-        reason: reason.to_string(),
-    };
+    let bad =
+        |reason: &str| DataError::BadDims { path: origin.to_path_buf(), dims: raw.clone(), reason: reason.to_string() };
     if raw.contains(&0) {
         return Err(bad("zero dimension"));
     }
@@ -160,11 +143,7 @@ fn check(
         });
     }
     if body > payload {
-        return Err(DataError::TrailingBytes {
-            path: origin.to_path_buf(),
-            expected: payload,
-            extra: body - payload,
-        });
+        return Err(DataError::TrailingBytes { path: origin.to_path_buf(), expected: payload, extra: body - payload });
     }
     Ok(raw.iter().map(|&d| d as usize).collect())
 }
@@ -227,20 +206,12 @@ mod tests {
         for x in [IDX_IMAGES_MAGIC, 1 << 16, 1 << 8, 1 << 8] {
             v.extend_from_slice(&x.to_be_bytes());
         }
-        assert!(parse_idx_images(&v, p)
-            .unwrap_err()
-            .to_string()
-            .contains("exceed"));
+        assert!(parse_idx_images(&v, p).unwrap_err().to_string().contains("exceed"));
     }
 
     #[test]
     fn magic_hint_for_swapped_kinds() {
-        let e = parse_idx_labels(&images(1, 1, 1), Path::new("f"))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("bad magic 0x00000803") && e.contains("looks like an IDX images"),
-            "{e}"
-        );
+        let e = parse_idx_labels(&images(1, 1, 1), Path::new("f")).unwrap_err().to_string();
+        assert!(e.contains("bad magic 0x00000803") && e.contains("looks like an IDX images"), "{e}");
     }
 }

@@ -35,44 +35,20 @@ pub static KNOWN_DATASETS: [KnownDataset; 2] = [
             "https://storage.googleapis.com/cvdf-datasets/mnist/",
         ],
         files: [
-            KnownFile {
-                name: "train-images-idx3-ubyte.gz",
-                md5_uncompressed: "6bbc9ace898e44ae57da46a324031adb",
-            },
-            KnownFile {
-                name: "train-labels-idx1-ubyte.gz",
-                md5_uncompressed: "a25bea736e30d166cdddb491f175f624",
-            },
-            KnownFile {
-                name: "t10k-images-idx3-ubyte.gz",
-                md5_uncompressed: "2646ac647ad5339dbf082846283269ea",
-            },
-            KnownFile {
-                name: "t10k-labels-idx1-ubyte.gz",
-                md5_uncompressed: "27ae3e4e09519cfbb04c329615203637",
-            },
+            KnownFile { name: "train-images-idx3-ubyte.gz", md5_uncompressed: "6bbc9ace898e44ae57da46a324031adb" },
+            KnownFile { name: "train-labels-idx1-ubyte.gz", md5_uncompressed: "a25bea736e30d166cdddb491f175f624" },
+            KnownFile { name: "t10k-images-idx3-ubyte.gz", md5_uncompressed: "2646ac647ad5339dbf082846283269ea" },
+            KnownFile { name: "t10k-labels-idx1-ubyte.gz", md5_uncompressed: "27ae3e4e09519cfbb04c329615203637" },
         ],
     },
     KnownDataset {
         name: "fashion-mnist",
         mirrors: &["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"],
         files: [
-            KnownFile {
-                name: "train-images-idx3-ubyte.gz",
-                md5_uncompressed: "f4a8712d7a061bf5bd6d2ca38dc4d50a",
-            },
-            KnownFile {
-                name: "train-labels-idx1-ubyte.gz",
-                md5_uncompressed: "9018921c3c673c538a1fc5bad174d6f9",
-            },
-            KnownFile {
-                name: "t10k-images-idx3-ubyte.gz",
-                md5_uncompressed: "8181f5470baa50b63fa0f6fddb340f0a",
-            },
-            KnownFile {
-                name: "t10k-labels-idx1-ubyte.gz",
-                md5_uncompressed: "15d484375f8d13e6eb1aabb0c3f46965",
-            },
+            KnownFile { name: "train-images-idx3-ubyte.gz", md5_uncompressed: "f4a8712d7a061bf5bd6d2ca38dc4d50a" },
+            KnownFile { name: "train-labels-idx1-ubyte.gz", md5_uncompressed: "9018921c3c673c538a1fc5bad174d6f9" },
+            KnownFile { name: "t10k-images-idx3-ubyte.gz", md5_uncompressed: "8181f5470baa50b63fa0f6fddb340f0a" },
+            KnownFile { name: "t10k-labels-idx1-ubyte.gz", md5_uncompressed: "15d484375f8d13e6eb1aabb0c3f46965" },
         ],
     },
 ];
@@ -84,11 +60,7 @@ pub fn known(name: &str) -> Option<&'static KnownDataset> {
 
 /// Known names, comma-separated, for error messages and `--help` text.
 pub fn known_names() -> String {
-    KNOWN_DATASETS
-        .iter()
-        .map(|d| d.name)
-        .collect::<Vec<_>>()
-        .join(", ")
+    KNOWN_DATASETS.iter().map(|d| d.name).collect::<Vec<_>>().join(", ")
 }
 
 impl KnownDataset {
@@ -96,18 +68,13 @@ impl KnownDataset {
     /// uncompressed copy is verified against the same digest.
     pub fn file(&self, file_name: &str) -> Option<&KnownFile> {
         let stem = file_name.strip_suffix(".gz").unwrap_or(file_name);
-        self.files
-            .iter()
-            .find(|f| f.name.strip_suffix(".gz").unwrap_or(f.name) == stem)
+        self.files.iter().find(|f| f.name.strip_suffix(".gz").unwrap_or(f.name) == stem)
     }
 }
 
 /// Lower-case hex MD5 of `bytes`.
 pub fn md5_hex(bytes: &[u8]) -> String {
-    Md5::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Md5::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Checks decompressed `bytes` (read from `path`) against a published digest.
@@ -116,10 +83,6 @@ pub fn verify_md5(bytes: &[u8], expected: &str, path: &Path) -> Result<()> {
     if actual.eq_ignore_ascii_case(expected) {
         Ok(())
     } else {
-        Err(DataError::Checksum {
-            path: path.to_path_buf(),
-            expected: expected.to_string(),
-            actual,
-        })
+        Err(DataError::Checksum { path: path.to_path_buf(), expected: expected.to_string(), actual })
     }
 }

@@ -31,11 +31,7 @@ pub struct DataOptions {
 
 impl Default for DataOptions {
     fn default() -> Self {
-        DataOptions {
-            data_dir: None,
-            download: false,
-            verify: true,
-        }
+        DataOptions { data_dir: None, download: false, verify: true }
     }
 }
 
@@ -113,17 +109,11 @@ fn locate_with(name: &str, opts: &DataOptions, env: Env, system: &Path) -> Resul
         return Ok(found.clone());
     }
     if opts.download {
-        let ds = known(name).ok_or_else(|| DataError::UnknownDataset {
-            name: name.to_string(),
-            known: known_names(),
-        })?;
+        let ds =
+            known(name).ok_or_else(|| DataError::UnknownDataset { name: name.to_string(), known: known_names() })?;
         let dest = match &opts.data_dir {
             Some(d) => d.join(name),
-            None => cache_dir_with(env)
-                .ok_or_else(|| DataError::NoCacheDir {
-                    name: name.to_string(),
-                })?
-                .join(name),
+            None => cache_dir_with(env).ok_or_else(|| DataError::NoCacheDir { name: name.to_string() })?.join(name),
         };
         let mirrors: Vec<String> = ds.mirrors.iter().map(|m| m.to_string()).collect();
         download(ds, &dest, &mirrors)?;
@@ -135,19 +125,13 @@ fn locate_with(name: &str, opts: &DataOptions, env: Env, system: &Path) -> Resul
             if !d.is_dir() {
                 format!("{} (no such directory)", d.display())
             } else {
-                let missing: Vec<String> = missing_files(d)
-                    .iter()
-                    .map(|s| format!("{s}[.gz]"))
-                    .collect();
+                let missing: Vec<String> = missing_files(d).iter().map(|s| format!("{s}[.gz]")).collect();
                 format!("{} (lacks {})", d.display(), missing.join(", "))
             }
         })
         .collect::<Vec<_>>()
         .join("; ");
-    Err(DataError::NotFound {
-        name: name.to_string(),
-        looked,
-    })
+    Err(DataError::NotFound { name: name.to_string(), looked })
 }
 
 #[cfg(test)]
@@ -167,42 +151,21 @@ mod tests {
     type FakeEnv = Box<dyn Fn(&str) -> Option<OsString>>;
 
     fn env_of(pairs: &[(&str, &Path)]) -> FakeEnv {
-        let m: HashMap<String, OsString> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.as_os_str().to_owned()))
-            .collect();
+        let m: HashMap<String, OsString> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.as_os_str().to_owned())).collect();
         Box::new(move |k| m.get(k).cloned())
     }
 
     #[test]
     fn flag_beats_env_beats_cache_beats_system() {
         let t = tempfile::tempdir().unwrap();
-        let (flag, envd, xdg, system) = (
-            t.path().join("flag"),
-            t.path().join("env"),
-            t.path().join("xdg"),
-            t.path().join("sys"),
-        );
+        let (flag, envd, xdg, system) =
+            (t.path().join("flag"), t.path().join("env"), t.path().join("xdg"), t.path().join("sys"));
         let cache = xdg.join("apsig").join("datasets");
-        let env = env_of(&[
-            (DATA_DIR_ENV, &envd),
-            ("XDG_CACHE_HOME", &xdg),
-            ("HOME", Path::new("/nonexistent-home")),
-        ]);
-        let opts = DataOptions {
-            data_dir: Some(flag.clone()),
-            ..Default::default()
-        };
+        let env = env_of(&[(DATA_DIR_ENV, &envd), ("XDG_CACHE_HOME", &xdg), ("HOME", Path::new("/nonexistent-home"))]);
+        let opts = DataOptions { data_dir: Some(flag.clone()), ..Default::default() };
         let order = search_dirs_with("mnist", &opts, &env, &system);
-        assert_eq!(
-            order,
-            vec![
-                flag.join("mnist"),
-                envd.join("mnist"),
-                cache.join("mnist"),
-                system.join("mnist")
-            ]
-        );
+        assert_eq!(order, vec![flag.join("mnist"), envd.join("mnist"), cache.join("mnist"), system.join("mnist")]);
 
         // Only the system dir is complete, then add each higher-priority one.
         let sys_d = complete(&system, "mnist");
@@ -228,10 +191,7 @@ mod tests {
             Some(PathBuf::from("/x/apsig/datasets"))
         );
         assert_eq!(
-            cache_dir_with(&env_of(&[
-                ("XDG_CACHE_HOME", Path::new("relative")),
-                ("HOME", home)
-            ])),
+            cache_dir_with(&env_of(&[("XDG_CACHE_HOME", Path::new("relative")), ("HOME", home)])),
             Some(PathBuf::from("/h/.cache/apsig/datasets"))
         );
         assert_eq!(cache_dir_with(&env_of(&[])), None);
@@ -242,17 +202,9 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let flag = t.path().join("flag");
         std::fs::create_dir_all(flag.join("mnist")).unwrap();
-        let env = env_of(&[
-            (DATA_DIR_ENV, &t.path().join("env")),
-            ("HOME", &t.path().join("home")),
-        ]);
-        let opts = DataOptions {
-            data_dir: Some(flag.clone()),
-            ..Default::default()
-        };
-        let e = locate_with("mnist", &opts, &env, &t.path().join("sys"))
-            .unwrap_err()
-            .to_string();
+        let env = env_of(&[(DATA_DIR_ENV, &t.path().join("env")), ("HOME", &t.path().join("home"))]);
+        let opts = DataOptions { data_dir: Some(flag.clone()), ..Default::default() };
+        let e = locate_with("mnist", &opts, &env, &t.path().join("sys")).unwrap_err().to_string();
         for needle in [
             "flag/mnist (lacks train-images",
             "env/mnist (no such directory)",
@@ -270,17 +222,8 @@ mod tests {
     #[test]
     fn download_of_unknown_name_is_refused() {
         let t = tempfile::tempdir().unwrap();
-        let opts = DataOptions {
-            data_dir: Some(t.path().to_path_buf()),
-            download: true,
-            verify: true,
-        };
-        let e = locate_with("kmnist", &opts, &env_of(&[]), t.path())
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("kmnist") && e.contains("mnist, fashion-mnist"),
-            "{e}"
-        );
+        let opts = DataOptions { data_dir: Some(t.path().to_path_buf()), download: true, verify: true };
+        let e = locate_with("kmnist", &opts, &env_of(&[]), t.path()).unwrap_err().to_string();
+        assert!(e.contains("kmnist") && e.contains("mnist, fashion-mnist"), "{e}");
     }
 }

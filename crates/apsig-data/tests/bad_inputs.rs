@@ -35,10 +35,7 @@ fn truncated_gz() {
     let dir = write_set(t.path(), 30, 7);
     let full = gz(&idx_images(30, 28, 28));
     replace(&dir, "train-images-idx3-ubyte.gz", &full[..full.len() / 2]);
-    assert_err_contains(
-        load_path(&dir).unwrap_err(),
-        &["train-images-idx3-ubyte.gz", "truncated gzip"],
-    );
+    assert_err_contains(load_path(&dir).unwrap_err(), &["train-images-idx3-ubyte.gz", "truncated gzip"]);
     let e = read_idx_images(&dir.join("train-images-idx3-ubyte.gz")).unwrap_err();
     assert_err_contains(e, &["train-images-idx3-ubyte.gz", "gzip"]);
 }
@@ -53,10 +50,7 @@ fn corrupt_gz() {
         *b ^= 0xa5;
     }
     replace(&dir, "train-images-idx3-ubyte.gz", &bytes);
-    assert_err_contains(
-        load_path(&dir).unwrap_err(),
-        &["train-images-idx3-ubyte.gz", "corrupt"],
-    );
+    assert_err_contains(load_path(&dir).unwrap_err(), &["train-images-idx3-ubyte.gz", "corrupt"]);
 }
 
 #[test]
@@ -73,10 +67,7 @@ fn wrong_magic() {
     // A labels file where images are expected gets a hint.
     let p = t.path().join("swapped");
     std::fs::write(&p, idx_labels(&[1, 2])).unwrap();
-    assert_err_contains(
-        read_idx_images(&p).unwrap_err(),
-        &["swapped", "bad magic", "labels file"],
-    );
+    assert_err_contains(read_idx_images(&p).unwrap_err(), &["swapped", "bad magic", "labels file"]);
 }
 
 #[test]
@@ -87,22 +78,12 @@ fn truncated_raw_payload() {
     std::fs::write(&p, &full[..full.len() - 3]).unwrap();
     assert_err_contains(
         read_idx_labels(&p).unwrap_err(),
-        &[
-            "t10k-labels-idx1-ubyte",
-            "truncated payload",
-            "expected 10 bytes, found 7",
-        ],
+        &["t10k-labels-idx1-ubyte", "truncated payload", "expected 10 bytes, found 7"],
     );
     std::fs::write(&p, &full[..6]).unwrap();
-    assert_err_contains(
-        read_idx_labels(&p).unwrap_err(),
-        &["t10k-labels-idx1-ubyte", "truncated header"],
-    );
+    assert_err_contains(read_idx_labels(&p).unwrap_err(), &["t10k-labels-idx1-ubyte", "truncated header"]);
     std::fs::write(&p, b"").unwrap();
-    assert_err_contains(
-        read_idx_labels(&p).unwrap_err(),
-        &["t10k-labels-idx1-ubyte", "truncated header"],
-    );
+    assert_err_contains(read_idx_labels(&p).unwrap_err(), &["t10k-labels-idx1-ubyte", "truncated header"]);
 }
 
 #[test]
@@ -112,28 +93,17 @@ fn trailing_bytes() {
     let mut bytes = idx_images(7, 28, 28);
     bytes.extend_from_slice(b"junk");
     replace(&dir, "t10k-images-idx3-ubyte.gz", &gz(&bytes));
-    assert_err_contains(
-        load_path(&dir).unwrap_err(),
-        &["t10k-images-idx3-ubyte.gz", "4 trailing bytes"],
-    );
+    assert_err_contains(load_path(&dir).unwrap_err(), &["t10k-images-idx3-ubyte.gz", "4 trailing bytes"]);
 }
 
 #[test]
 fn image_label_count_mismatch() {
     let t = tempfile::tempdir().unwrap();
     let dir = write_set(t.path(), 30, 7);
-    replace(
-        &dir,
-        "train-labels-idx1-ubyte.gz",
-        &gz(&idx_labels(&labels_of(29))),
-    );
+    replace(&dir, "train-labels-idx1-ubyte.gz", &gz(&idx_labels(&labels_of(29))));
     assert_err_contains(
         load_path(&dir).unwrap_err(),
-        &[
-            "train-images-idx3-ubyte.gz has 30 images",
-            "train-labels-idx1-ubyte.gz has 29 labels",
-            "mismatch",
-        ],
+        &["train-images-idx3-ubyte.gz has 30 images", "train-labels-idx1-ubyte.gz has 29 labels", "mismatch"],
     );
 }
 
@@ -144,10 +114,7 @@ fn zero_dims() {
     let mut bytes = idx_images(30, 28, 28);
     bytes[8..12].copy_from_slice(&0u32.to_be_bytes());
     replace(&dir, "train-images-idx3-ubyte.gz", &gz(&bytes));
-    assert_err_contains(
-        load_path(&dir).unwrap_err(),
-        &["train-images-idx3-ubyte.gz", "zero dimension"],
-    );
+    assert_err_contains(load_path(&dir).unwrap_err(), &["train-images-idx3-ubyte.gz", "zero dimension"]);
     replace(&dir, "train-labels-idx1-ubyte.gz", &gz(&idx_labels(&[])));
     let e = read_idx_labels(&dir.join("train-labels-idx1-ubyte.gz")).unwrap_err();
     assert_err_contains(e, &["train-labels-idx1-ubyte.gz", "zero dimension"]);
@@ -158,10 +125,7 @@ fn missing_file() {
     let t = tempfile::tempdir().unwrap();
     let dir = write_set(t.path(), 30, 7);
     std::fs::remove_file(dir.join("train-labels-idx1-ubyte.gz")).unwrap();
-    assert_err_contains(
-        load_path(&dir).unwrap_err(),
-        &["train-labels-idx1-ubyte", "missing"],
-    );
+    assert_err_contains(load_path(&dir).unwrap_err(), &["train-labels-idx1-ubyte", "missing"]);
     let e = read_idx_images(&dir.join("nope-images")).unwrap_err();
     assert_err_contains(e, &["nope-images", "cannot read"]);
 }
@@ -175,11 +139,7 @@ fn absurd_label() {
     replace(&dir, "t10k-labels-idx1-ubyte.gz", &gz(&idx_labels(&labels)));
     assert_err_contains(
         load_path(&dir).unwrap_err(),
-        &[
-            "t10k-labels-idx1-ubyte.gz",
-            "label 200 at index 4",
-            "out of range",
-        ],
+        &["t10k-labels-idx1-ubyte.gz", "label 200 at index 4", "out of range"],
     );
 }
 
@@ -187,27 +147,17 @@ fn absurd_label() {
 fn train_test_shape_mismatch() {
     let t = tempfile::tempdir().unwrap();
     let dir = write_set(t.path(), 30, 7);
-    replace(
-        &dir,
-        "t10k-images-idx3-ubyte.gz",
-        &gz(&idx_images(7, 32, 32)),
-    );
+    replace(&dir, "t10k-images-idx3-ubyte.gz", &gz(&idx_images(7, 32, 32)));
     assert_err_contains(
         load_path(&dir).unwrap_err(),
-        &[
-            "train-images-idx3-ubyte.gz is 28x28",
-            "t10k-images-idx3-ubyte.gz is 32x32",
-        ],
+        &["train-images-idx3-ubyte.gz is 28x28", "t10k-images-idx3-ubyte.gz is 32x32"],
     );
 }
 
 #[test]
 fn unknown_name() {
     let e = load("no-such-set-xyz", &opts()).unwrap_err();
-    assert_err_contains(
-        e,
-        &["no-such-set-xyz", "not a directory", "mnist, fashion-mnist"],
-    );
+    assert_err_contains(e, &["no-such-set-xyz", "not a directory", "mnist, fashion-mnist"]);
 }
 
 #[test]
@@ -217,10 +167,7 @@ fn checksum_mismatch_for_known_name() {
     let dir = write_set(&t.path().join("mnist"), 30, 7);
     let e = load_path(&dir).unwrap_err();
     assert_err_contains(e, &["-idx", "MD5 mismatch", "expected ", "got "]);
-    let no_verify = DataOptions {
-        verify: false,
-        ..opts()
-    };
+    let no_verify = DataOptions { verify: false, ..opts() };
     assert_eq!(load(dir.to_str().unwrap(), &no_verify).unwrap().train.n, 30);
     // Explicit verification against the table via load_dir.
     let e = load_dir(&dir, "mnist", apsig_data::known("mnist")).unwrap_err();

@@ -78,15 +78,7 @@ fn corrupted_mirror_fails_and_leaves_nothing_then_falls_through() {
 
     let dest = t.path().join("alone");
     let e = download(mnist(), &dest, &[s(&bad)]).unwrap_err();
-    assert_err_contains(
-        &e,
-        &[
-            "train-labels-idx1-ubyte.gz",
-            "download failed",
-            "bad",
-            "MD5 mismatch",
-        ],
-    );
+    assert_err_contains(&e, &["train-labels-idx1-ubyte.gz", "download failed", "bad", "MD5 mismatch"]);
     assert!(!dest.join("train-labels-idx1-ubyte.gz").exists());
     no_part_files(&dest);
 
@@ -109,15 +101,7 @@ fn source_truncated_midway_falls_through() {
 
     let dest = t.path().join("d");
     let e = download(mnist(), &dest, &[s(&cut), s(&missing)]).unwrap_err();
-    assert_err_contains(
-        &e,
-        &[
-            "t10k-images-idx3-ubyte.gz",
-            "gzip",
-            "does-not-exist",
-            "cannot open",
-        ],
-    );
+    assert_err_contains(&e, &["t10k-images-idx3-ubyte.gz", "gzip", "does-not-exist", "cannot open"]);
     assert!(!dest.join("t10k-images-idx3-ubyte.gz").exists());
     no_part_files(&dest);
 

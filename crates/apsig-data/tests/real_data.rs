@@ -10,11 +10,7 @@ fn load_real(name: &str) -> Option<Dataset> {
         eprintln!("SKIPPED: real data not found (../shared/data or $APSIG_DATA_DIR)");
         return None;
     };
-    let opts = DataOptions {
-        data_dir: Some(root.clone()),
-        download: false,
-        verify: true,
-    };
+    let opts = DataOptions { data_dir: Some(root.clone()), download: false, verify: true };
     let ds = load(name, &opts).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(ds.dir, root.join(name));
     Some(ds)
@@ -52,8 +48,7 @@ fn mnist_loads_and_verifies() {
     assert!(h.iter().all(|&c| (800..1_200).contains(&c)), "{h:?}");
     // Well-known first labels of MNIST train: 5 0 4 1 9.
     assert_eq!(&ds.train.labels[..5], &[5, 0, 4, 1, 9]);
-    let mean: f64 =
-        ds.train.images.iter().map(|&p| f64::from(p)).sum::<f64>() / ds.train.images.len() as f64;
+    let mean: f64 = ds.train.images.iter().map(|&p| f64::from(p)).sum::<f64>() / ds.train.images.len() as f64;
     assert!((mean - 0.1307).abs() < 1e-3, "mean {mean}");
 }
 

@@ -20,10 +20,7 @@ pub struct Series {
 
 impl Series {
     pub fn new(name: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
-        Self {
-            name: name.into(),
-            points,
-        }
+        Self { name: name.into(), points }
     }
 }
 
@@ -36,10 +33,7 @@ pub struct VLine {
 
 impl VLine {
     pub fn new(x: f64, label: impl Into<String>) -> Self {
-        Self {
-            x,
-            label: label.into(),
-        }
+        Self { x, label: label.into() }
     }
 }
 
@@ -96,11 +90,7 @@ const LEGEND_SAMPLE: i32 = 26;
 
 impl LineChart {
     /// An empty 800x500 chart with linear axes.
-    pub fn new(
-        title: impl Into<String>,
-        x_label: impl Into<String>,
-        y_label: impl Into<String>,
-    ) -> Self {
+    pub fn new(title: impl Into<String>, x_label: impl Into<String>, y_label: impl Into<String>) -> Self {
         Self {
             title: title.into(),
             x_label: x_label.into(),
@@ -117,9 +107,7 @@ impl LineChart {
     /// Render to PNG bytes (RGB8).
     pub fn render_png(&self) -> Result<Vec<u8>> {
         let (w, h) = (self.width, self.height);
-        if !(MIN_WIDTH..=crate::MAX_SIDE).contains(&w)
-            || !(MIN_HEIGHT..=crate::MAX_SIDE).contains(&h)
-        {
+        if !(MIN_WIDTH..=crate::MAX_SIDE).contains(&w) || !(MIN_HEIGHT..=crate::MAX_SIDE).contains(&h) {
             return Err(ReportError::BadInput(format!(
                 "chart size {w}x{h} outside {MIN_WIDTH}x{MIN_HEIGHT} ..= {0}x{0}",
                 crate::MAX_SIDE
@@ -142,17 +130,9 @@ impl LineChart {
             root.present().map_err(render_err)?;
             texts
         };
-        let mut canvas = Canvas {
-            buf: &mut buf,
-            width: w,
-            height: h,
-        };
+        let mut canvas = Canvas { buf: &mut buf, width: w, height: h };
         for t in &texts {
-            let label = Label {
-                text: &t.text,
-                px: t.px,
-                color: t.color,
-            };
+            let label = Label { text: &t.text, px: t.px, color: t.color };
             text::draw(&mut canvas, &label, t.at, t.h, t.v, t.rotated)?;
         }
         crate::encode_rgb_png(&buf, w, h)
@@ -169,34 +149,19 @@ impl LineChart {
     /// Filter the points and compute the axis ranges.
     fn prepare(&self) -> Result<Prepared> {
         if self.series.is_empty() {
-            return Err(ReportError::BadInput(format!(
-                "chart '{}' has no series",
-                self.title
-            )));
+            return Err(ReportError::BadInput(format!("chart '{}' has no series", self.title)));
         }
-        let points: Vec<Vec<(f64, f64)>> = self
-            .series
-            .iter()
-            .map(|s| s.points.iter().copied().filter(|&p| self.keep(p)).collect())
-            .collect();
+        let points: Vec<Vec<(f64, f64)>> =
+            self.series.iter().map(|s| s.points.iter().copied().filter(|&p| self.keep(p)).collect()).collect();
         let all = || points.iter().flatten();
         if all().next().is_none() {
             return Err(ReportError::BadInput(format!(
                 "chart '{}' has no plottable points (all series empty, non-finite{})",
                 self.title,
-                if self.log_x || self.log_y {
-                    " or <= 0 on a log axis"
-                } else {
-                    ""
-                }
+                if self.log_x || self.log_y { " or <= 0 on a log axis" } else { "" }
             )));
         }
-        let xs = all().map(|p| p.0).chain(
-            self.vlines
-                .iter()
-                .map(|v| v.x)
-                .filter(|&x| self.keep_vline(x)),
-        );
+        let xs = all().map(|p| p.0).chain(self.vlines.iter().map(|v| v.x).filter(|&x| self.keep_vline(x)));
         let x = padded_range(min_max(xs), self.log_x);
         let y = padded_range(min_max(all().map(|p| p.1)), self.log_y);
         Ok(Prepared { points, x, y })
@@ -219,11 +184,8 @@ impl LineChart {
         let mut texts = Vec::new();
         let (w, _) = root.dim_in_pixel();
         let has_title = !self.title.trim().is_empty();
-        let title_h = if has_title {
-            (text::measure(&self.title, TITLE_PX)?.line_height() + 10.0).ceil() as u32
-        } else {
-            0
-        };
+        let title_h =
+            if has_title { (text::measure(&self.title, TITLE_PX)?.line_height() + 10.0).ceil() as u32 } else { 0 };
         let mut chart = ChartBuilder::on(root)
             .margin(12)
             .margin_top(12 + title_h)
@@ -260,12 +222,7 @@ impl LineChart {
             .map_err(render_err)?;
 
         let (px_x, px_y) = chart.plotting_area().get_pixel_range();
-        let area = PlotArea {
-            left: px_x.start,
-            right: px_x.end,
-            top: px_y.start,
-            bottom: px_y.end,
-        };
+        let area = PlotArea { left: px_x.start, right: px_x.end, top: px_y.start, bottom: px_y.end };
         let (y_lo, y_hi) = prep.y;
 
         // Tick labels, axis descriptions and the title.
@@ -308,41 +265,22 @@ impl LineChart {
         }
         if has_title {
             texts.push(
-                PendingText::new(
-                    self.title.clone(),
-                    TITLE_PX,
-                    BLACK_TEXT,
-                    (w as f32 / 2.0, 10.0),
-                )
-                .align(HAlign::Center, VAlign::Top),
+                PendingText::new(self.title.clone(), TITLE_PX, BLACK_TEXT, (w as f32 / 2.0, 10.0))
+                    .align(HAlign::Center, VAlign::Top),
             );
         }
 
         // Vertical marker lines go below the data.
-        let visible_vlines: Vec<&VLine> = self
-            .vlines
-            .iter()
-            .filter(|v| self.keep_vline(v.x))
-            .collect();
+        let visible_vlines: Vec<&VLine> = self.vlines.iter().filter(|v| self.keep_vline(v.x)).collect();
         for v in &visible_vlines {
             chart
-                .draw_series(DashedLineSeries::new(
-                    [(v.x, y_lo), (v.x, y_hi)],
-                    6,
-                    4,
-                    VLINE_COLOR.stroke_width(1),
-                ))
+                .draw_series(DashedLineSeries::new([(v.x, y_lo), (v.x, y_hi)], 6, 4, VLINE_COLOR.stroke_width(1)))
                 .map_err(render_err)?;
         }
 
         for (i, pts) in prep.points.iter().enumerate() {
             let style = SeriesStyle::of(i);
-            chart
-                .draw_series(LineSeries::new(
-                    pts.iter().copied(),
-                    style.color.stroke_width(2),
-                ))
-                .map_err(render_err)?;
+            chart.draw_series(LineSeries::new(pts.iter().copied(), style.color.stroke_width(2))).map_err(render_err)?;
             for &p in pts {
                 let at = chart.backend_coord(&p);
                 style.draw_marker(root, at)?;
@@ -360,11 +298,8 @@ impl LineChart {
             let x = px + 4;
             let y = area.top + 4 + (i % 3) as i32 * (m.line_height().ceil() as i32 + 2);
             let (tw, th) = (m.width.ceil() as i32, m.line_height().ceil() as i32);
-            root.draw(&Rectangle::new(
-                [(x - 2, y), (x + tw + 2, y + th)],
-                WHITE.mix(0.8).filled(),
-            ))
-            .map_err(render_err)?;
+            root.draw(&Rectangle::new([(x - 2, y), (x + tw + 2, y + th)], WHITE.mix(0.8).filled()))
+                .map_err(render_err)?;
             texts.push(
                 PendingText::new(v.label.clone(), VLINE_PX, VLINE_TEXT, (x as f32, y as f32))
                     .align(HAlign::Left, VAlign::Top),
@@ -389,31 +324,17 @@ impl LineChart {
                 LEGEND_PAD * 2 + LEGEND_SAMPLE + 8 + text_w.ceil() as i32,
                 LEGEND_PAD * 2 + row_h * entries.len() as i32,
             );
-            let pixels: Vec<Vec<(i32, i32)>> = prep
-                .points
-                .iter()
-                .map(|pts| pts.iter().map(|p| chart.backend_coord(p)).collect())
-                .collect();
+            let pixels: Vec<Vec<(i32, i32)>> =
+                prep.points.iter().map(|pts| pts.iter().map(|p| chart.backend_coord(p)).collect()).collect();
             let (lx, ly) = legend_corner(&area, (bw, bh), &pixels);
-            root.draw(&Rectangle::new(
-                [(lx, ly), (lx + bw, ly + bh)],
-                WHITE.mix(0.88).filled(),
-            ))
-            .map_err(render_err)?;
-            root.draw(&Rectangle::new(
-                [(lx, ly), (lx + bw, ly + bh)],
-                RGBColor(150, 150, 150),
-            ))
-            .map_err(render_err)?;
+            root.draw(&Rectangle::new([(lx, ly), (lx + bw, ly + bh)], WHITE.mix(0.88).filled())).map_err(render_err)?;
+            root.draw(&Rectangle::new([(lx, ly), (lx + bw, ly + bh)], RGBColor(150, 150, 150))).map_err(render_err)?;
             for (k, (i, name)) in entries.iter().enumerate() {
                 let style = SeriesStyle::of(*i);
                 let cy = ly + LEGEND_PAD + row_h * k as i32 + row_h / 2;
                 let x0 = lx + LEGEND_PAD;
-                root.draw(&PathElement::new(
-                    [(x0, cy), (x0 + LEGEND_SAMPLE, cy)],
-                    style.color.stroke_width(2),
-                ))
-                .map_err(render_err)?;
+                root.draw(&PathElement::new([(x0, cy), (x0 + LEGEND_SAMPLE, cy)], style.color.stroke_width(2)))
+                    .map_err(render_err)?;
                 style.draw_marker(root, (x0 + LEGEND_SAMPLE / 2, cy))?;
                 let at = ((x0 + LEGEND_SAMPLE + 8) as f32, cy as f32);
                 texts.push(
@@ -439,15 +360,7 @@ struct PendingText {
 
 impl PendingText {
     fn new(text: String, px: f32, color: Rgb, at: (f32, f32)) -> Self {
-        Self {
-            text,
-            px,
-            color,
-            at,
-            h: HAlign::Left,
-            v: VAlign::Top,
-            rotated: false,
-        }
+        Self { text, px, color, at, h: HAlign::Left, v: VAlign::Top, rotated: false }
     }
 
     fn align(mut self, h: HAlign, v: VAlign) -> Self {
@@ -466,25 +379,15 @@ struct SeriesStyle {
 
 impl SeriesStyle {
     fn of(i: usize) -> Self {
-        Self {
-            color: PALETTE[i % PALETTE.len()],
-            kind: i % MARKER_KINDS,
-        }
+        Self { color: PALETTE[i % PALETTE.len()], kind: i % MARKER_KINDS }
     }
 
     /// Draw the marker (circle, square, triangle, cross) at a pixel position.
-    fn draw_marker(
-        self,
-        root: &DrawingArea<BitMapBackend<'_>, Shift>,
-        at: (i32, i32),
-    ) -> Result<()> {
+    fn draw_marker(self, root: &DrawingArea<BitMapBackend<'_>, Shift>, at: (i32, i32)) -> Result<()> {
         let (m, c) = (MARKER_SIZE, self.color);
         match self.kind {
             0 => root.draw(&Circle::new(at, m, c.filled())),
-            1 => root.draw(&Rectangle::new(
-                [(at.0 - m + 1, at.1 - m + 1), (at.0 + m - 1, at.1 + m - 1)],
-                c.filled(),
-            )),
+            1 => root.draw(&Rectangle::new([(at.0 - m + 1, at.1 - m + 1), (at.0 + m - 1, at.1 + m - 1)], c.filled())),
             2 => root.draw(&TriangleMarker::new(at, m + 1, c.filled())),
             _ => root.draw(&Cross::new(at, m, c.stroke_width(2))),
         }

@@ -21,10 +21,7 @@ pub type Result<T> = std::result::Result<T, ReportError>;
 
 /// Collapse any displayable error into a one-line message.
 pub(crate) fn one_line(e: impl std::fmt::Display) -> String {
-    e.to_string()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
+    e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 pub(crate) fn render_err(e: impl std::fmt::Display) -> ReportError {

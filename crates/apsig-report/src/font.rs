@@ -33,8 +33,7 @@ pub(crate) fn font() -> Result<&'static FontRef<'static>> {
 pub(crate) fn ensure_registered() -> Result<()> {
     REGISTERED
         .get_or_init(|| {
-            plotters::style::register_font(FAMILY, FontStyle::Normal, FONT_BYTES)
-                .map_err(|_| PARSE_ERROR.to_string())
+            plotters::style::register_font(FAMILY, FontStyle::Normal, FONT_BYTES).map_err(|_| PARSE_ERROR.to_string())
         })
         .clone()
         .map_err(ReportError::Render)

@@ -14,10 +14,7 @@ pub struct GridRow<'a> {
 
 impl<'a> GridRow<'a> {
     pub fn new(label: impl Into<String>, images: Vec<&'a [f32]>) -> Self {
-        Self {
-            label: label.into(),
-            images,
-        }
+        Self { label: label.into(), images }
     }
 }
 
@@ -57,23 +54,14 @@ pub(crate) struct Layout {
 impl Layout {
     /// Top-left pixel of image `col` in row `row`.
     pub fn origin(&self, row: usize, col: usize) -> (u32, u32) {
-        (
-            PAD + self.label_w + col as u32 * (self.cell_w + GAP),
-            PAD + self.title_h + row as u32 * (self.cell_h + GAP),
-        )
+        (PAD + self.label_w + col as u32 * (self.cell_w + GAP), PAD + self.title_h + row as u32 * (self.cell_h + GAP))
     }
 }
 
 impl<'a> ImageGrid<'a> {
     /// An empty grid for `img_h` x `img_w` images, scale 3, no title.
     pub fn new(img_h: usize, img_w: usize) -> Self {
-        Self {
-            rows: Vec::new(),
-            img_h,
-            img_w,
-            scale: 3,
-            title: None,
-        }
+        Self { rows: Vec::new(), img_h, img_w, scale: 3, title: None }
     }
 
     /// Append a row (builder style).
@@ -94,36 +82,17 @@ impl<'a> ImageGrid<'a> {
         let lay = self.layout()?;
         let (w, h) = (lay.width, lay.height);
         let mut buf = vec![255u8; w as usize * h as usize * 3];
-        let mut canvas = Canvas {
-            buf: &mut buf,
-            width: w,
-            height: h,
-        };
+        let mut canvas = Canvas { buf: &mut buf, width: w, height: h };
         if let Some(title) = self.title.as_deref().filter(|t| !t.is_empty()) {
-            let label = Label {
-                text: title,
-                px: TITLE_PX,
-                color: TEXT_COLOR,
-            };
-            text::draw(
-                &mut canvas,
-                &label,
-                (w as f32 / 2.0, PAD as f32),
-                HAlign::Center,
-                VAlign::Top,
-                false,
-            )?;
+            let label = Label { text: title, px: TITLE_PX, color: TEXT_COLOR };
+            text::draw(&mut canvas, &label, (w as f32 / 2.0, PAD as f32), HAlign::Center, VAlign::Top, false)?;
         }
         for (r, row) in self.rows.iter().enumerate() {
             if row.label.is_empty() {
                 continue;
             }
             let (_, y0) = lay.origin(r, 0);
-            let label = Label {
-                text: &row.label,
-                px: lay.label_px,
-                color: TEXT_COLOR,
-            };
+            let label = Label { text: &row.label, px: lay.label_px, color: TEXT_COLOR };
             let at = (PAD as f32, y0 as f32 + lay.cell_h as f32 / 2.0);
             text::draw(&mut canvas, &label, at, HAlign::Left, VAlign::Middle, false)?;
         }
@@ -137,10 +106,7 @@ impl<'a> ImageGrid<'a> {
 
     fn validate(&self) -> Result<()> {
         if self.img_h == 0 || self.img_w == 0 {
-            return Err(ReportError::BadInput(format!(
-                "image size {}x{} must be non-zero",
-                self.img_h, self.img_w
-            )));
+            return Err(ReportError::BadInput(format!("image size {}x{} must be non-zero", self.img_h, self.img_w)));
         }
         if self.scale == 0 {
             return Err(ReportError::BadInput("scale must be >= 1".into()));
@@ -167,23 +133,13 @@ impl<'a> ImageGrid<'a> {
 
     /// Compute the geometry (label widths need the font).
     pub(crate) fn layout(&self) -> Result<Layout> {
-        let too_big = || {
-            ReportError::BadInput(format!(
-                "image grid larger than {0}x{0} pixels",
-                crate::MAX_SIDE
-            ))
-        };
+        let too_big = || ReportError::BadInput(format!("image grid larger than {0}x{0} pixels", crate::MAX_SIDE));
         let side = |n: usize, cell: u64| -> Option<u64> {
             let n = n as u64;
-            n.checked_mul(cell)?
-                .checked_add(n.saturating_sub(1) * GAP as u64)
+            n.checked_mul(cell)?.checked_add(n.saturating_sub(1) * GAP as u64)
         };
-        let cell_w = (self.img_w as u64)
-            .checked_mul(self.scale as u64)
-            .ok_or_else(too_big)?;
-        let cell_h = (self.img_h as u64)
-            .checked_mul(self.scale as u64)
-            .ok_or_else(too_big)?;
+        let cell_w = (self.img_w as u64).checked_mul(self.scale as u64).ok_or_else(too_big)?;
+        let cell_h = (self.img_h as u64).checked_mul(self.scale as u64).ok_or_else(too_big)?;
         if cell_w > crate::MAX_SIDE as u64 || cell_h > crate::MAX_SIDE as u64 {
             return Err(too_big());
         }
@@ -207,15 +163,7 @@ impl<'a> ImageGrid<'a> {
         if width > crate::MAX_SIDE as u64 || height > crate::MAX_SIDE as u64 {
             return Err(too_big());
         }
-        Ok(Layout {
-            width: width as u32,
-            height: height as u32,
-            label_w,
-            title_h,
-            cell_w,
-            cell_h,
-            label_px,
-        })
+        Ok(Layout { width: width as u32, height: height as u32, label_w, title_h, cell_w, cell_h, label_px })
     }
 
     /// Copy one image into the RGB buffer at `(x0, y0)`, upscaled.

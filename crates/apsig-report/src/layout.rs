@@ -12,11 +12,7 @@ pub(crate) struct PlotArea {
 /// Top-left corner for a legend box of `size` inside `area`: the corner
 /// (upper right, upper left, lower right, lower left; ties in that order)
 /// whose box covers the fewest data pixels, with segments sampled densely.
-pub(crate) fn legend_corner(
-    area: &PlotArea,
-    (bw, bh): (i32, i32),
-    series: &[Vec<(i32, i32)>],
-) -> (i32, i32) {
+pub(crate) fn legend_corner(area: &PlotArea, (bw, bh): (i32, i32), series: &[Vec<(i32, i32)>]) -> (i32, i32) {
     const INSET: i32 = 10;
     let right = (area.right - INSET - bw).max(area.left);
     let left = area.left + INSET;
@@ -30,20 +26,13 @@ pub(crate) fn legend_corner(
             let n = ((x1 - x0).abs().max((y1 - y0).abs()) / 4).clamp(1, 200);
             (0..n).map(move |k| {
                 let t = k as f64 / n as f64;
-                (
-                    x0 as f64 + (x1 - x0) as f64 * t,
-                    y0 as f64 + (y1 - y0) as f64 * t,
-                )
+                (x0 as f64 + (x1 - x0) as f64 * t, y0 as f64 + (y1 - y0) as f64 * t)
             })
         });
         let ends = pts.iter().map(|&(x, y)| (x as f64, y as f64));
         for (x, y) in samples.chain(ends) {
             for (h, &(cx, cy)) in hits.iter_mut().zip(&corners) {
-                if x >= cx as f64
-                    && x <= (cx + bw) as f64
-                    && y >= cy as f64
-                    && y <= (cy + bh) as f64
-                {
+                if x >= cx as f64 && x <= (cx + bw) as f64 && y >= cy as f64 && y <= (cy + bh) as f64 {
                     *h += 1;
                 }
             }
@@ -54,9 +43,7 @@ pub(crate) fn legend_corner(
 }
 
 pub(crate) fn min_max(values: impl Iterator<Item = f64>) -> (f64, f64) {
-    values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-        (lo.min(v), hi.max(v))
-    })
+    values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)))
 }
 
 /// Widen `(lo, hi)` by 5% on each side (multiplicatively on a log axis);
@@ -94,32 +81,17 @@ pub(crate) fn tick_labels(values: &[f64], log: bool) -> Vec<String> {
     let max_abs = values.iter().fold(0f64, |m, v| m.max(v.abs()));
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
-    let step = sorted
-        .windows(2)
-        .map(|w| w[1] - w[0])
-        .filter(|d| *d > 0.0)
-        .fold(f64::INFINITY, f64::min);
+    let step = sorted.windows(2).map(|w| w[1] - w[0]).filter(|d| *d > 0.0).fold(f64::INFINITY, f64::min);
     let sci = max_abs >= 1e5 || (max_abs > 0.0 && max_abs < 1e-3);
-    let tol = if step.is_finite() {
-        step * 1e-3
-    } else {
-        max_abs * 1e-6
-    };
+    let tol = if step.is_finite() { step * 1e-3 } else { max_abs * 1e-6 };
     let fmt = |v: f64, d: usize| {
-        let s = if sci {
-            format!("{v:.d$e}")
-        } else {
-            format!("{v:.d$}")
-        };
+        let s = if sci { format!("{v:.d$e}") } else { format!("{v:.d$}") };
         strip_negative_zero(s)
     };
     const MAX_DIGITS: usize = 10;
     for d in 0..=MAX_DIGITS {
         let labels: Vec<String> = values.iter().map(|&v| fmt(v, d)).collect();
-        let exact = labels
-            .iter()
-            .zip(values)
-            .all(|(l, &v)| l.parse::<f64>().is_ok_and(|p| (p - v).abs() <= tol));
+        let exact = labels.iter().zip(values).all(|(l, &v)| l.parse::<f64>().is_ok_and(|p| (p - v).abs() <= tol));
         if exact {
             return labels;
         }
@@ -178,12 +150,7 @@ mod tests {
 
     #[test]
     fn legend_avoids_data() {
-        let area = PlotArea {
-            left: 0,
-            right: 400,
-            top: 0,
-            bottom: 300,
-        };
+        let area = PlotArea { left: 0, right: 400, top: 0, bottom: 300 };
         // Data along the top edge: the legend goes to a lower corner.
         let series = vec![vec![(0, 20), (400, 20)]];
         let (x, y) = legend_corner(&area, (100, 60), &series);

@@ -76,11 +76,7 @@ mod tests {
     fn table_basic_and_escaping() {
         let t = markdown_table(
             &["name", "a|b"],
-            &[
-                vec!["x|y".into(), "1".into()],
-                vec!["line\nbreak".into()],
-                vec!["1".into(), "2".into(), "3".into()],
-            ],
+            &[vec!["x|y".into(), "1".into()], vec!["line\nbreak".into()], vec!["1".into(), "2".into(), "3".into()]],
         );
         let expected = "| name | a\\|b |\n\
                         | --- | --- |\n\

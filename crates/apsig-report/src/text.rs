@@ -86,16 +86,8 @@ fn layout(text: &str, px: f32) -> Result<(Vec<(GlyphId, f32)>, Metrics)> {
         caret += sf.h_advance(id);
         prev = Some(id);
     }
-    let cap = f
-        .outline_glyph(sf.scaled_glyph('H'))
-        .map(|g| -g.px_bounds().min.y)
-        .unwrap_or(sf.ascent() * 0.75);
-    let m = Metrics {
-        width: caret,
-        ascent: sf.ascent(),
-        descent: sf.descent(),
-        cap,
-    };
+    let cap = f.outline_glyph(sf.scaled_glyph('H')).map(|g| -g.px_bounds().min.y).unwrap_or(sf.ascent() * 0.75);
+    let m = Metrics { width: caret, ascent: sf.ascent(), descent: sf.descent(), cap };
     Ok((glyphs, m))
 }
 
@@ -143,11 +135,7 @@ pub(crate) fn draw(
         let (bx, by) = (b.min.x as i64, b.min.y as i64);
         outline.draw(|gx, gy, cov| {
             let (tx, ty) = (bx + gx as i64, by + gy as i64);
-            let (px, py) = if rotated {
-                (ax + ty, ay - tx)
-            } else {
-                (tx, ty)
-            };
+            let (px, py) = if rotated { (ax + ty, ay - tx) } else { (tx, ty) };
             canvas.blend(px, py, label.color, cov);
         });
     }
@@ -175,50 +163,22 @@ mod tests {
     #[test]
     fn horizontal_and_rotated_text_land_where_anchored() {
         let (w, h) = (200u32, 200u32);
-        let label = Label {
-            text: "Hello",
-            px: 20.0,
-            color: [0, 0, 0],
-        };
+        let label = Label { text: "Hello", px: 20.0, color: [0, 0, 0] };
         let m = measure(label.text, label.px).unwrap();
         assert!(m.width > 30.0 && m.width < 80.0, "{m:?}");
         assert!(m.cap > 8.0 && m.cap < m.ascent);
 
         let mut buf = vec![255u8; (w * h * 3) as usize];
-        let mut c = Canvas {
-            buf: &mut buf,
-            width: w,
-            height: h,
-        };
-        draw(
-            &mut c,
-            &label,
-            (100.0, 50.0),
-            HAlign::Center,
-            VAlign::Middle,
-            false,
-        )
-        .unwrap();
+        let mut c = Canvas { buf: &mut buf, width: w, height: h };
+        draw(&mut c, &label, (100.0, 50.0), HAlign::Center, VAlign::Middle, false).unwrap();
         let (x0, y0, x1, y1) = ink_bounds(&buf, w).unwrap();
         assert!(x0 >= 100 - m.width as u32 / 2 - 1 && x1 <= 100 + m.width as u32 / 2 + 1);
         // Capitals only: ink is centred on the anchor row within a pixel.
         assert!(((y0 + y1) as f32 / 2.0 - 50.0).abs() <= 1.0, "{y0}..{y1}");
 
         let mut buf = vec![255u8; (w * h * 3) as usize];
-        let mut c = Canvas {
-            buf: &mut buf,
-            width: w,
-            height: h,
-        };
-        draw(
-            &mut c,
-            &label,
-            (20.0, 100.0),
-            HAlign::Center,
-            VAlign::Top,
-            true,
-        )
-        .unwrap();
+        let mut c = Canvas { buf: &mut buf, width: w, height: h };
+        draw(&mut c, &label, (20.0, 100.0), HAlign::Center, VAlign::Top, true).unwrap();
         let (x0, y0, x1, y1) = ink_bounds(&buf, w).unwrap();
         // Runs vertically, centred on y = 100, starting right of x = 20.
         assert!(y1 - y0 > x1 - x0, "not rotated: {x0},{y0}..{x1},{y1}");
@@ -229,33 +189,9 @@ mod tests {
     #[test]
     fn drawing_outside_the_canvas_is_clipped() {
         let mut buf = vec![255u8; 10 * 10 * 3];
-        let mut c = Canvas {
-            buf: &mut buf,
-            width: 10,
-            height: 10,
-        };
-        let label = Label {
-            text: "clipped text",
-            px: 30.0,
-            color: [0, 0, 0],
-        };
-        draw(
-            &mut c,
-            &label,
-            (-5.0, -5.0),
-            HAlign::Left,
-            VAlign::Top,
-            false,
-        )
-        .unwrap();
-        draw(
-            &mut c,
-            &label,
-            (5.0, 5.0),
-            HAlign::Center,
-            VAlign::Middle,
-            true,
-        )
-        .unwrap();
+        let mut c = Canvas { buf: &mut buf, width: 10, height: 10 };
+        let label = Label { text: "clipped text", px: 30.0, color: [0, 0, 0] };
+        draw(&mut c, &label, (-5.0, -5.0), HAlign::Left, VAlign::Top, false).unwrap();
+        draw(&mut c, &label, (5.0, 5.0), HAlign::Center, VAlign::Middle, true).unwrap();
     }
 }

@@ -16,17 +16,12 @@ fn save_demo(name: &str, png: &[u8]) {
 }
 
 fn non_white(img: &RgbImage, xs: std::ops::Range<u32>, ys: std::ops::Range<u32>) -> usize {
-    ys.flat_map(|y| xs.clone().map(move |x| (x, y)))
-        .filter(|&(x, y)| img.get_pixel(x, y).0 != [255, 255, 255])
-        .count()
+    ys.flat_map(|y| xs.clone().map(move |x| (x, y))).filter(|&(x, y)| img.get_pixel(x, y).0 != [255, 255, 255]).count()
 }
 
 fn demo_chart() -> LineChart {
     let mut c = LineChart::new("Queries to first flip", "epsilon", "change probability");
-    for (k, name) in ["pixel 3", "pixel 17", "pixel 200", "pixel 511", "pixel 600"]
-        .iter()
-        .enumerate()
-    {
+    for (k, name) in ["pixel 3", "pixel 17", "pixel 200", "pixel 511", "pixel 600"].iter().enumerate() {
         let pts = (0..=20)
             .map(|i| {
                 let x = i as f64 * 0.05;
@@ -58,10 +53,7 @@ fn chart_renders_with_expected_size_and_content() {
     assert!(non_white(&img, 0..30, 150..350) > 30, "y label missing");
     // Every palette colour of the first series pair appears somewhere.
     let has = |rgb: [u8; 3]| img.pixels().any(|p| p.0 == rgb);
-    assert!(
-        has([31, 119, 180]) && has([214, 39, 40]),
-        "series colours missing"
-    );
+    assert!(has([31, 119, 180]) && has([214, 39, 40]), "series colours missing");
 }
 
 #[test]
@@ -73,14 +65,7 @@ fn chart_custom_size_and_log_axes() {
     c.log_y = true;
     c.series.push(Series::new(
         "mse",
-        vec![
-            (0.0, 1.0),
-            (1.0, 1.0),
-            (10.0, 0.1),
-            (100.0, 0.01),
-            (1000.0, -1.0),
-            (1e4, 1e-4),
-        ],
+        vec![(0.0, 1.0), (1.0, 1.0), (10.0, 0.1), (100.0, 0.01), (1000.0, -1.0), (1e4, 1e-4)],
     ));
     c.series.push(Series::new("empty one", vec![]));
     c.vlines.push(VLine::new(50.0, "budget"));
@@ -107,16 +92,12 @@ fn chart_bad_inputs() {
 
     let mut c = LineChart::new("t", "x", "y");
     c.series.push(Series::new("a", vec![]));
-    c.series.push(Series::new(
-        "b",
-        vec![(f64::NAN, 1.0), (1.0, f64::NEG_INFINITY)],
-    ));
+    c.series.push(Series::new("b", vec![(f64::NAN, 1.0), (1.0, f64::NEG_INFINITY)]));
     assert!(matches!(c.render_png(), Err(ReportError::BadInput(_))));
 
     let mut c = LineChart::new("t", "x", "y");
     c.log_y = true;
-    c.series
-        .push(Series::new("a", vec![(1.0, 0.0), (2.0, -1.0)]));
+    c.series.push(Series::new("a", vec![(1.0, 0.0), (2.0, -1.0)]));
     assert!(matches!(c.render_png(), Err(ReportError::BadInput(_))));
 
     let mut c = demo_chart();
@@ -140,20 +121,12 @@ fn digit(phase: usize) -> Vec<f32> {
 #[test]
 fn grid_renders_mnist_look() {
     let originals: Vec<Vec<f32>> = (0..4).map(digit).collect();
-    let recon: Vec<Vec<f32>> = originals
-        .iter()
-        .map(|d| d.iter().map(|v| (v * 0.8 + 0.1).clamp(0.0, 1.0)).collect())
-        .collect();
+    let recon: Vec<Vec<f32>> =
+        originals.iter().map(|d| d.iter().map(|v| (v * 0.8 + 0.1).clamp(0.0, 1.0)).collect()).collect();
     let grid = ImageGrid {
         rows: vec![
-            GridRow {
-                label: "original".into(),
-                images: originals.iter().map(Vec::as_slice).collect(),
-            },
-            GridRow {
-                label: "reconstruction".into(),
-                images: recon.iter().map(Vec::as_slice).collect(),
-            },
+            GridRow { label: "original".into(), images: originals.iter().map(Vec::as_slice).collect() },
+            GridRow { label: "reconstruction".into(), images: recon.iter().map(Vec::as_slice).collect() },
         ],
         img_h: 28,
         img_w: 28,
@@ -172,11 +145,7 @@ fn grid_renders_mnist_look() {
     let x0 = img.width() - 8 - grid_w;
     let y0 = img.height() - 8 - (2 * 84 + 2);
     assert_eq!(img.get_pixel(x0, y0).0, [0; 3]);
-    assert_eq!(
-        img.get_pixel(x0 - 1, y0).0,
-        [255; 3],
-        "label column is white page"
-    );
+    assert_eq!(img.get_pixel(x0 - 1, y0).0, [255; 3], "label column is white page");
     // Label area has dark text.
     assert!(non_white(&img, 0..x0, y0..y0 + 84) > 20);
 }
@@ -197,22 +166,14 @@ fn grid_default_constructor_scale_is_3() {
 fn grid_bad_inputs() {
     let ok = vec![0.0f32; 784];
     let short = vec![0.0f32; 783];
-    let g = ImageGrid::new(28, 28)
-        .with_row("original", vec![&ok, &ok])
-        .with_row("reconstruction", vec![&ok, &short]);
+    let g = ImageGrid::new(28, 28).with_row("original", vec![&ok, &ok]).with_row("reconstruction", vec![&ok, &short]);
     match g.render_png() {
         Err(ReportError::BadInput(msg)) => {
-            assert!(
-                msg.contains("row 1") && msg.contains("reconstruction") && msg.contains("image 1"),
-                "{msg}"
-            );
+            assert!(msg.contains("row 1") && msg.contains("reconstruction") && msg.contains("image 1"), "{msg}");
         }
         other => panic!("expected BadInput, got {other:?}"),
     }
-    assert!(matches!(
-        ImageGrid::new(28, 28).render_png(),
-        Err(ReportError::BadInput(_))
-    ));
+    assert!(matches!(ImageGrid::new(28, 28).render_png(), Err(ReportError::BadInput(_))));
     let g = ImageGrid::new(28, 28).with_row("empty", vec![]);
     assert!(matches!(g.render_png(), Err(ReportError::BadInput(_))));
     let mut g = ImageGrid::new(28, 28).with_row("x", vec![&ok]);
@@ -227,9 +188,7 @@ fn grid_bad_inputs() {
 
 #[test]
 fn markdown_table_escapes_pipes() {
-    let t = apsig_report::markdown_table(
-        &["metric", "value"],
-        &[vec!["a|b".into(), apsig_report::fmt_num(0.12345, 3)]],
-    );
+    let t =
+        apsig_report::markdown_table(&["metric", "value"], &[vec!["a|b".into(), apsig_report::fmt_num(0.12345, 3)]]);
     assert_eq!(t, "| metric | value |\n| --- | --- |\n| a\\|b | 0.123 |\n");
 }

@@ -3,9 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::io::{write_tensors, TensorFile, TensorOut};
-use crate::model::{
-    load_network, save_network, train, Arch, TargetsOwned, TrainConfig, TrainReport,
-};
+use crate::model::{load_network, save_network, train, Arch, TargetsOwned, TrainConfig, TrainReport};
 use crate::nn::{Network, Shape};
 use crate::signature::SignatureSet;
 use crate::Progress;
@@ -52,11 +50,7 @@ impl Decoder {
             for j in 0..k {
                 row[j] = (sigs.eps[i * k + j].ln() - self.mean[j]) / self.std[j];
                 if self.use_mask {
-                    row[k + j] = if sigs.censored[i * k + j] != 0 {
-                        1.0
-                    } else {
-                        -1.0
-                    };
+                    row[k + j] = if sigs.censored[i * k + j] != 0 { 1.0 } else { -1.0 };
                 }
             }
         }
@@ -67,10 +61,7 @@ impl Decoder {
         if sigs.k != self.k {
             return Err(Error::invalid(
                 what,
-                format!(
-                    "signatures have K = {}, the decoder was trained for K = {}",
-                    sigs.k, self.k
-                ),
+                format!("signatures have K = {}, the decoder was trained for K = {}", sigs.k, self.k),
             ));
         }
         if sigs.prov("directions") != self.directions {
@@ -113,29 +104,12 @@ impl Decoder {
             .map(|(s, m)| ((s / n as f64 - (*m as f64).powi(2)).max(0.0).sqrt() as f32).max(1e-3))
             .collect();
         let input = Shape::flat(Self::in_len(k, cfg.use_mask));
-        let net = Network::new(
-            input,
-            Arch::Decoder.layers(input, 0, cfg.width),
-            cfg.train.seed,
-        )
-        .map_err(|e| Error::invalid("decoder", e))?;
-        let mut dec = Decoder {
-            net,
-            k,
-            use_mask: cfg.use_mask,
-            mean,
-            std,
-            directions: sigs.prov("directions").to_string(),
-        };
+        let net = Network::new(input, Arch::Decoder.layers(input, 0, cfg.width), cfg.train.seed)
+            .map_err(|e| Error::invalid("decoder", e))?;
+        let mut dec =
+            Decoder { net, k, use_mask: cfg.use_mask, mean, std, directions: sigs.prov("directions").to_string() };
         let x = dec.features(sigs);
-        let report = train(
-            &mut dec.net,
-            &x,
-            TargetsOwned::Images(images),
-            &cfg.train,
-            checkpoint,
-            progress,
-        )?;
+        let report = train(&mut dec.net, &x, TargetsOwned::Images(images), &cfg.train, checkpoint, progress)?;
         Ok((dec, report))
     }
 
@@ -154,10 +128,7 @@ impl Decoder {
         // the input statistics live beside the weights, in a small companion file
         write_tensors(
             &stats_path(path),
-            &[
-                TensorOut::F32("mean", vec![self.k], &self.mean),
-                TensorOut::F32("std", vec![self.k], &self.std),
-            ],
+            &[TensorOut::F32("mean", vec![self.k], &self.mean), TensorOut::F32("std", vec![self.k], &self.std)],
             &meta,
         )
     }
@@ -165,23 +136,14 @@ impl Decoder {
     pub fn load(path: &Path) -> Result<Decoder> {
         let m = load_network(path, Some(Arch::Decoder))?;
         let get = |key: &str| {
-            m.metadata
-                .get(key)
-                .cloned()
-                .ok_or_else(|| Error::bad_file(path, format!("missing metadata `{key}`")))
+            m.metadata.get(key).cloned().ok_or_else(|| Error::bad_file(path, format!("missing metadata `{key}`")))
         };
-        let k: usize = get("k")?
-            .parse()
-            .map_err(|_| Error::bad_file(path, "bad `k`"))?;
+        let k: usize = get("k")?.parse().map_err(|_| Error::bad_file(path, "bad `k`"))?;
         let use_mask = get("use_mask")? == "true";
         if m.net.in_len() != Self::in_len(k, use_mask) {
             return Err(Error::bad_file(
                 path,
-                format!(
-                    "decoder input has {} values, K = {k} needs {}",
-                    m.net.in_len(),
-                    Self::in_len(k, use_mask)
-                ),
+                format!("decoder input has {} values, K = {k} needs {}", m.net.in_len(), Self::in_len(k, use_mask)),
             ));
         }
         let sp = stats_path(path);
@@ -191,14 +153,7 @@ impl Decoder {
         if std.iter().any(|s| *s <= 0.0) {
             return Err(Error::bad_file(&sp, "non-positive standard deviation"));
         }
-        Ok(Decoder {
-            net: m.net,
-            k,
-            use_mask,
-            mean,
-            std,
-            directions: get("directions")?,
-        })
+        Ok(Decoder { net: m.net, k, use_mask, mean, std, directions: get("directions")? })
     }
 }
 

@@ -37,10 +37,7 @@ pub struct Directions {
 impl Directions {
     pub fn generate(config: &DirectionConfig, shape: Shape) -> Result<Self> {
         if config.k == 0 || config.k > 100_000 {
-            return Err(Error::invalid(
-                "directions",
-                format!("K = {} (must be 1..=100000)", config.k),
-            ));
+            return Err(Error::invalid("directions", format!("K = {} (must be 1..=100000)", config.k)));
         }
         let len = shape.len();
         let mut rng = Rng::derive(config.seed, "directions");
@@ -48,18 +45,12 @@ impl Directions {
         for _ in 0..config.k {
             let mut d: Vec<f32> = match config.strategy {
                 Strategy::Gaussian => (0..len).map(|_| rng.normal()).collect(),
-                Strategy::Rademacher => (0..len)
-                    .map(|_| if rng.next_u64() >> 63 == 0 { 1.0 } else { -1.0 })
-                    .collect(),
+                Strategy::Rademacher => (0..len).map(|_| if rng.next_u64() >> 63 == 0 { 1.0 } else { -1.0 }).collect(),
             };
             normalise(&mut d);
             data.extend(d);
         }
-        Ok(Directions {
-            config: config.clone(),
-            shape,
-            data,
-        })
+        Ok(Directions { config: config.clone(), shape, data })
     }
 
     pub fn k(&self) -> usize {
@@ -90,24 +81,10 @@ impl Directions {
     pub fn save(&self, path: &Path) -> Result<()> {
         let mut meta = BTreeMap::new();
         meta.insert("format".into(), "apsig-directions-v1".into());
-        meta.insert(
-            "config".into(),
-            serde_json::to_string(&self.config).expect("config serialises"),
-        );
-        meta.insert(
-            "shape".into(),
-            serde_json::to_string(&self.shape).expect("shape serialises"),
-        );
+        meta.insert("config".into(), serde_json::to_string(&self.config).expect("config serialises"));
+        meta.insert("shape".into(), serde_json::to_string(&self.shape).expect("shape serialises"));
         meta.insert("fingerprint".into(), self.fingerprint());
-        write_tensors(
-            path,
-            &[TensorOut::F32(
-                "directions",
-                vec![self.k(), self.len()],
-                &self.data,
-            )],
-            &meta,
-        )
+        write_tensors(path, &[TensorOut::F32("directions", vec![self.k(), self.len()], &self.data)], &meta)
     }
 
     pub fn load(path: &Path) -> Result<Self> {
@@ -120,27 +97,16 @@ impl Directions {
         let shape: Shape = serde_json::from_str(f.meta("shape")?)
             .map_err(|e| Error::bad_file(path, format!("bad shape metadata: {e}")))?;
         let (_, data) = f.f32("directions", Some(&[config.k, shape.len()]))?;
-        let d = Directions {
-            config,
-            shape,
-            data,
-        };
+        let d = Directions { config, shape, data };
         if d.fingerprint() != f.meta("fingerprint")? {
-            return Err(Error::bad_file(
-                path,
-                "directions do not match their recorded fingerprint (file corrupted?)",
-            ));
+            return Err(Error::bad_file(path, "directions do not match their recorded fingerprint (file corrupted?)"));
         }
         Ok(d)
     }
 }
 
 fn normalise(d: &mut [f32]) {
-    let norm = d
-        .iter()
-        .map(|v| (*v as f64) * (*v as f64))
-        .sum::<f64>()
-        .sqrt() as f32;
+    let norm = d.iter().map(|v| (*v as f64) * (*v as f64)).sum::<f64>().sqrt() as f32;
     if norm > 0.0 {
         d.iter_mut().for_each(|v| *v /= norm);
     }

@@ -7,10 +7,7 @@ pub enum Error {
     #[error(transparent)]
     Data(#[from] apsig_data::DataError),
     #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     /// A file that exists but is not what it claims to be, or does not fit the others.
     #[error("{path}: {msg}")]
     BadFile { path: PathBuf, msg: String },
@@ -27,21 +24,12 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
     pub fn bad_file(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
-        Error::BadFile {
-            path: path.into(),
-            msg: msg.into(),
-        }
+        Error::BadFile { path: path.into(), msg: msg.into() }
     }
     pub fn invalid(what: impl Into<String>, msg: impl Into<String>) -> Self {
-        Error::Invalid {
-            what: what.into(),
-            msg: msg.into(),
-        }
+        Error::Invalid { what: what.into(), msg: msg.into() }
     }
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            path: path.into(),
-            source,
-        }
+        Error::Io { path: path.into(), source }
     }
 }

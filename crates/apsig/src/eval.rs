@@ -16,13 +16,7 @@ pub struct Quality {
 }
 
 /// MSE, PSNR (from the mean MSE... per image, then averaged), SSIM and class recovery.
-pub fn quality(
-    recons: &[f32],
-    originals: &[f32],
-    labels: &[u8],
-    side: usize,
-    evaluator: &Network,
-) -> Quality {
+pub fn quality(recons: &[f32], originals: &[f32], labels: &[u8], side: usize, evaluator: &Network) -> Quality {
     let px = side * side;
     let n = labels.len();
     assert_eq!(recons.len(), n * px);
@@ -30,10 +24,7 @@ pub fn quality(
     let mut psnr_sum = 0.0;
     let mut ssim_sum = 0.0;
     for i in 0..n {
-        let (r, o) = (
-            &recons[i * px..(i + 1) * px],
-            &originals[i * px..(i + 1) * px],
-        );
+        let (r, o) = (&recons[i * px..(i + 1) * px], &originals[i * px..(i + 1) * px]);
         let m = mse(r, o);
         mse_sum += m;
         psnr_sum += 10.0 * (1.0 / m.max(1e-10)).log10();
@@ -41,28 +32,17 @@ pub fn quality(
     }
     let acc = crate::model::accuracy(evaluator, recons, labels) as f64;
     let n = n.max(1) as f64;
-    Quality {
-        mse: mse_sum / n,
-        psnr_db: psnr_sum / n,
-        ssim: ssim_sum / n,
-        class_recovery: acc,
-    }
+    Quality { mse: mse_sum / n, psnr_db: psnr_sum / n, ssim: ssim_sum / n, class_recovery: acc }
 }
 
 pub fn mse(a: &[f32], b: &[f32]) -> f64 {
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| ((x - y) as f64).powi(2))
-        .sum::<f64>()
-        / a.len() as f64
+    a.iter().zip(b).map(|(x, y)| ((x - y) as f64).powi(2)).sum::<f64>() / a.len() as f64
 }
 
 /// SSIM with an 11x11 Gaussian window (sigma 1.5), data range 1, averaged over valid windows.
 pub fn ssim(a: &[f32], b: &[f32], side: usize) -> f64 {
     const R: usize = 5;
-    let w: Vec<f64> = (0..=2 * R)
-        .map(|i| (-((i as f64 - R as f64).powi(2)) / (2.0 * 1.5f64.powi(2))).exp())
-        .collect();
+    let w: Vec<f64> = (0..=2 * R).map(|i| (-((i as f64 - R as f64).powi(2)) / (2.0 * 1.5f64.powi(2))).exp()).collect();
     let ws: f64 = w.iter().sum();
     let (c1, c2) = (0.01f64.powi(2), 0.03f64.powi(2));
     let mut total = 0.0;
@@ -83,8 +63,7 @@ pub fn ssim(a: &[f32], b: &[f32], side: usize) -> f64 {
                 }
             }
             let (va, vb, cov) = (saa - ma * ma, sbb - mb * mb, sab - ma * mb);
-            total += ((2.0 * ma * mb + c1) * (2.0 * cov + c2))
-                / ((ma * ma + mb * mb + c1) * (va + vb + c2));
+            total += ((2.0 * ma * mb + c1) * (2.0 * cov + c2)) / ((ma * ma + mb * mb + c1) * (va + vb + c2));
             count += 1;
         }
     }
@@ -113,11 +92,7 @@ impl Baselines {
                 per[c][j] += img[j] as f64;
             }
         }
-        let to32 = |v: &[f64], n: usize| {
-            v.iter()
-                .map(|x| (x / n.max(1) as f64) as f32)
-                .collect::<Vec<f32>>()
-        };
+        let to32 = |v: &[f64], n: usize| v.iter().map(|x| (x / n.max(1) as f64) as f32).collect::<Vec<f32>>();
         Baselines {
             global: to32(&global, train.n),
             per_class: per.iter().zip(&counts).map(|(v, &c)| to32(v, c)).collect(),
@@ -129,10 +104,7 @@ impl Baselines {
         (0..n).flat_map(|_| self.global.iter().copied()).collect()
     }
     pub fn class_for(&self, labels: &[u8]) -> Vec<f32> {
-        labels
-            .iter()
-            .flat_map(|&l| self.per_class[l as usize].iter().copied())
-            .collect()
+        labels.iter().flat_map(|&l| self.per_class[l as usize].iter().copied()).collect()
     }
 }
 
@@ -144,11 +116,7 @@ mod tests {
     fn ssim_is_one_for_identical_and_lower_for_noise() {
         let a: Vec<f32> = (0..784).map(|i| ((i % 28) as f32 / 28.0)).collect();
         assert!((ssim(&a, &a, 28) - 1.0).abs() < 1e-9);
-        let b: Vec<f32> = a
-            .iter()
-            .enumerate()
-            .map(|(i, v)| v + if i % 3 == 0 { 0.3 } else { -0.1 })
-            .collect();
+        let b: Vec<f32> = a.iter().enumerate().map(|(i, v)| v + if i % 3 == 0 { 0.3 } else { -0.1 }).collect();
         assert!(ssim(&a, &b, 28) < 0.9);
         assert!((mse(&a, &b) - (0.09 + 2.0 * 0.01) / 3.0).abs() < 1e-3);
     }

@@ -11,22 +11,12 @@ use std::path::{Path, PathBuf};
 
 /// Writes `bytes` to `path` atomically (temp file + fsync + rename).
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let name = path.file_name().ok_or_else(|| {
-        Error::invalid(
-            "output path",
-            format!("{} has no file name", path.display()),
-        )
-    })?;
-    let tmp: PathBuf = dir.join(format!(
-        ".{}.{}.tmp",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::invalid("output path", format!("{} has no file name", path.display())))?;
+    let tmp: PathBuf = dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
     let res = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
@@ -47,26 +37,16 @@ pub enum TensorOut<'a> {
 }
 
 /// Writes tensors and string metadata as one safetensors file, atomically.
-pub fn write_tensors(
-    path: &Path,
-    tensors: &[TensorOut<'_>],
-    metadata: &BTreeMap<String, String>,
-) -> Result<()> {
+pub fn write_tensors(path: &Path, tensors: &[TensorOut<'_>], metadata: &BTreeMap<String, String>) -> Result<()> {
     let mut owned: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
     for t in tensors {
         owned.push(match t {
-            TensorOut::F32(n, s, d) => (
-                n.to_string(),
-                Dtype::F32,
-                s.clone(),
-                d.iter().flat_map(|v| v.to_le_bytes()).collect(),
-            ),
-            TensorOut::U32(n, s, d) => (
-                n.to_string(),
-                Dtype::U32,
-                s.clone(),
-                d.iter().flat_map(|v| v.to_le_bytes()).collect(),
-            ),
+            TensorOut::F32(n, s, d) => {
+                (n.to_string(), Dtype::F32, s.clone(), d.iter().flat_map(|v| v.to_le_bytes()).collect())
+            }
+            TensorOut::U32(n, s, d) => {
+                (n.to_string(), Dtype::U32, s.clone(), d.iter().flat_map(|v| v.to_le_bytes()).collect())
+            }
             TensorOut::U8(n, s, d) => (n.to_string(), Dtype::U8, s.clone(), d.to_vec()),
         });
     }
@@ -78,12 +58,8 @@ pub fn write_tensors(
                 .map_err(|e| Error::invalid(format!("tensor {n}"), e.to_string()))
         })
         .collect::<Result<Vec<_>>>()?;
-    let meta: HashMap<String, String> = metadata
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let bytes = safetensors::serialize(views, Some(meta))
-        .map_err(|e| Error::invalid("safetensors", e.to_string()))?;
+    let meta: HashMap<String, String> = metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let bytes = safetensors::serialize(views, Some(meta)).map_err(|e| Error::invalid("safetensors", e.to_string()))?;
     atomic_write(path, &bytes)
 }
 
@@ -102,32 +78,17 @@ impl TensorFile {
         // deserialize validates offsets and sizes of every tensor
         SafeTensors::deserialize(&bytes)
             .map_err(|e| Error::bad_file(path, format!("not a valid safetensors file ({e})")))?;
-        let metadata = meta
-            .metadata()
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .collect();
-        Ok(TensorFile {
-            path: path.to_path_buf(),
-            metadata,
-            bytes,
-        })
+        let metadata = meta.metadata().clone().unwrap_or_default().into_iter().collect();
+        Ok(TensorFile { path: path.to_path_buf(), metadata, bytes })
     }
 
     fn view(&self, name: &str, dtype: Dtype) -> Result<TensorView<'_>> {
-        let st = SafeTensors::deserialize(&self.bytes)
-            .map_err(|e| Error::bad_file(&self.path, e.to_string()))?;
-        let v = st
-            .tensor(name)
-            .map_err(|_| Error::bad_file(&self.path, format!("missing tensor `{name}`")))?;
+        let st = SafeTensors::deserialize(&self.bytes).map_err(|e| Error::bad_file(&self.path, e.to_string()))?;
+        let v = st.tensor(name).map_err(|_| Error::bad_file(&self.path, format!("missing tensor `{name}`")))?;
         if v.dtype() != dtype {
             return Err(Error::bad_file(
                 &self.path,
-                format!(
-                    "tensor `{name}` has dtype {:?}, expected {dtype:?}",
-                    v.dtype()
-                ),
+                format!("tensor `{name}` has dtype {:?}, expected {dtype:?}", v.dtype()),
             ));
         }
         Ok(v)
@@ -145,16 +106,9 @@ impl TensorFile {
     pub fn f32(&self, name: &str, shape: Option<&[usize]>) -> Result<(Vec<usize>, Vec<f32>)> {
         let v = self.view(name, Dtype::F32)?;
         self.check_shape(name, v.shape(), shape)?;
-        let data: Vec<f32> = v
-            .data()
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
+        let data: Vec<f32> = v.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
         if let Some(i) = data.iter().position(|x| !x.is_finite()) {
-            return Err(Error::bad_file(
-                &self.path,
-                format!("tensor `{name}` has a non-finite value at index {i}"),
-            ));
+            return Err(Error::bad_file(&self.path, format!("tensor `{name}` has a non-finite value at index {i}")));
         }
         Ok((v.shape().to_vec(), data))
     }
@@ -164,10 +118,7 @@ impl TensorFile {
         self.check_shape(name, v.shape(), shape)?;
         Ok((
             v.shape().to_vec(),
-            v.data()
-                .chunks_exact(4)
-                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
+            v.data().chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
         ))
     }
 
@@ -179,10 +130,9 @@ impl TensorFile {
 
     fn check_shape(&self, name: &str, got: &[usize], want: Option<&[usize]>) -> Result<()> {
         match want {
-            Some(w) if w != got => Err(Error::bad_file(
-                &self.path,
-                format!("tensor `{name}` has shape {got:?}, expected {w:?}"),
-            )),
+            Some(w) if w != got => {
+                Err(Error::bad_file(&self.path, format!("tensor `{name}` has shape {got:?}, expected {w:?}")))
+            }
             _ => Ok(()),
         }
     }
@@ -191,6 +141,5 @@ impl TensorFile {
 /// Reads and parses a TOML or JSON file into `T`, naming the file on error.
 pub fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    toml::from_str(&text)
-        .map_err(|e| Error::bad_file(path, format!("invalid config: {}", e.message())))
+    toml::from_str(&text).map_err(|e| Error::bad_file(path, format!("invalid config: {}", e.message())))
 }

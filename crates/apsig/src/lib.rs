@@ -35,6 +35,7 @@ pub trait Progress: Sync {
 /// Reports nothing.
 pub struct NoProgress;
 impl Progress for NoProgress {}
+pub mod bench;
 pub mod decoder;
 pub mod directions;
 pub mod eval;

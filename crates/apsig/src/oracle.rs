@@ -51,11 +51,7 @@ impl LiftedDirections {
             .par_chunks(dirs.len() * 8)
             .flat_map_iter(|c| model.lift(c, c.len() / dirs.len(), false))
             .collect();
-        LiftedDirections {
-            fingerprint: dirs.fingerprint(),
-            len: data.len() / k,
-            data,
-        }
+        LiftedDirections { fingerprint: dirs.fingerprint(), len: data.len() / k, data }
     }
     fn get(&self, i: usize) -> &[f32] {
         &self.data[i * self.len..(i + 1) * self.len]
@@ -77,23 +73,13 @@ pub struct LocalOracle {
 const PROBE_CHUNK: usize = 32;
 
 impl LocalOracle {
-    pub fn new(
-        model: Arc<dyn Classifier>,
-        secret: &[f32],
-        lifted_dirs: Option<Arc<LiftedDirections>>,
-    ) -> Result<Self> {
+    pub fn new(model: Arc<dyn Classifier>, secret: &[f32], lifted_dirs: Option<Arc<LiftedDirections>>) -> Result<Self> {
         let len = model.input_shape().len();
         if secret.len() != len {
-            return Err(Error::invalid(
-                "secret input",
-                format!("{} values, the model takes {len}", secret.len()),
-            ));
+            return Err(Error::invalid("secret input", format!("{} values, the model takes {len}", secret.len())));
         }
         if secret.iter().any(|v| !v.is_finite()) {
-            return Err(Error::invalid(
-                "secret input",
-                "contains a non-finite value",
-            ));
+            return Err(Error::invalid("secret input", "contains a non-finite value"));
         }
         let class = crate::argmax(&model.logits(secret, 1));
         let lifted_secret = model.lift(secret, 1, true);
@@ -108,10 +94,7 @@ impl LocalOracle {
     }
 
     fn decide(&self, logits: &[f32]) -> Vec<bool> {
-        logits
-            .chunks(self.model.num_classes())
-            .map(|z| crate::argmax(z) != self.class)
-            .collect()
+        logits.chunks(self.model.num_classes()).map(|z| crate::argmax(z) != self.class).collect()
     }
 }
 
@@ -126,10 +109,8 @@ impl ChangeOracle for LocalOracle {
         let out: Vec<bool> = perturbations
             .par_chunks(PROBE_CHUNK * len)
             .flat_map_iter(|chunk| {
-                let x: Vec<f32> = chunk
-                    .chunks(len)
-                    .flat_map(|p| p.iter().zip(&self.secret).map(|(a, b)| a + b))
-                    .collect();
+                let x: Vec<f32> =
+                    chunk.chunks(len).flat_map(|p| p.iter().zip(&self.secret).map(|(a, b)| a + b)).collect();
                 self.decide(&self.model.logits(&x, chunk.len() / len))
             })
             .collect();
@@ -152,10 +133,7 @@ impl ChangeOracle for LocalOracle {
         check_probes(probes, dirs.k())?;
         let out: Vec<bool> = probes
             .par_chunks(PROBE_CHUNK)
-            .flat_map_iter(|chunk| {
-                let z = lift_probes(&self.lifted_secret, lifted, chunk);
-                self.decide(&self.model.logits_from_lifted(&z, chunk.len()))
-            })
+            .flat_map_iter(|chunk| self.decide(&probe_logits(self.model.as_ref(), &self.lifted_secret, lifted, chunk)))
             .collect();
         self.queries.fetch_add(out.len() as u64, Ordering::Relaxed);
         Ok(out)
@@ -166,14 +144,11 @@ impl ChangeOracle for LocalOracle {
     }
 }
 
-/// `L(x) + eps * L0(n_dir)` for each probe: the first layer's output at the perturbed input.
-fn lift_probes(base: &[f32], lifted: &LiftedDirections, probes: &[Probe]) -> Vec<f32> {
-    let mut z = Vec::with_capacity(probes.len() * base.len());
-    for q in probes {
-        let d = lifted.get(q.dir as usize);
-        z.extend(base.iter().zip(d).map(|(b, v)| b + q.eps * v));
-    }
-    z
+/// Logits at `L(x) + eps * L0(n_dir)` for each probe: the model at the perturbed input.
+fn probe_logits(model: &dyn Classifier, base: &[f32], lifted: &LiftedDirections, probes: &[Probe]) -> Vec<f32> {
+    let dirs: Vec<&[f32]> = probes.iter().map(|q| lifted.get(q.dir as usize)).collect();
+    let eps: Vec<f32> = probes.iter().map(|q| q.eps).collect();
+    model.probe_logits(base, &dirs, &eps)
 }
 
 fn check_batch(p: &[f32], len: usize) -> Result<()> {
@@ -184,9 +159,7 @@ fn check_batch(p: &[f32], len: usize) -> Result<()> {
         )));
     }
     if p.iter().any(|v| !v.is_finite()) {
-        return Err(Error::Oracle(
-            "perturbation contains a non-finite value".into(),
-        ));
+        return Err(Error::Oracle("perturbation contains a non-finite value".into()));
     }
     Ok(())
 }
@@ -213,12 +186,7 @@ impl MarginProbe {
     pub fn new(model: Arc<dyn Classifier>, x: &[f32], lifted_dirs: Arc<LiftedDirections>) -> Self {
         let class = crate::argmax(&model.logits(x, 1));
         let lifted_x = model.lift(x, 1, true);
-        MarginProbe {
-            model,
-            lifted_x,
-            class,
-            lifted_dirs,
-        }
+        MarginProbe { model, lifted_x, class, lifted_dirs }
     }
 
     /// For each probe: (changed, margin = z_class - max_{j != class} z_j).
@@ -227,8 +195,7 @@ impl MarginProbe {
         probes
             .chunks(PROBE_CHUNK)
             .flat_map(|chunk| {
-                let z = lift_probes(&self.lifted_x, &self.lifted_dirs, chunk);
-                let logits = self.model.logits_from_lifted(&z, chunk.len());
+                let logits = probe_logits(self.model.as_ref(), &self.lifted_x, &self.lifted_dirs, chunk);
                 logits
                     .chunks(c)
                     .map(|l| {

@@ -12,13 +12,7 @@ use apsig_report::{fmt_num, markdown_table, ImageGrid, LineChart, Series, VLine}
 use std::path::Path;
 
 /// Fig. 1: softmax confidences of M along `x + eps * N_dir`, with the flip point marked.
-pub fn fig1(
-    model: &Network,
-    x: &[f32],
-    dirs: &Directions,
-    dir: usize,
-    flip_eps: f32,
-) -> Result<Vec<u8>> {
+pub fn fig1(model: &Network, x: &[f32], dirs: &Directions, dir: usize, flip_eps: f32) -> Result<Vec<u8>> {
     let steps = 240;
     let top = (flip_eps * 1.5).max(1e-3);
     let d = dirs.get(dir);
@@ -29,30 +23,20 @@ pub fn fig1(
     }
     let logits = model.forward(&batch, steps);
     let c = model.num_classes();
-    let mut series: Vec<Series> = (0..c)
-        .map(|j| Series::new(format!("class {j}"), Vec::new()))
-        .collect();
+    let mut series: Vec<Series> = (0..c).map(|j| Series::new(format!("class {j}"), Vec::new())).collect();
     for s in 0..steps {
         let eps = (top * s as f32 / (steps - 1) as f32) as f64;
         let z = &logits[s * c..(s + 1) * c];
         let m = z.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
         let sum: f32 = z.iter().map(|v| (v - m).exp()).sum();
         for j in 0..c {
-            series[j]
-                .points
-                .push((eps, ((z[j] - m).exp() / sum) as f64));
+            series[j].points.push((eps, ((z[j] - m).exp() / sum) as f64));
         }
     }
-    let mut chart = LineChart::new(
-        format!("Fig. 1: class confidences of M along direction {dir}"),
-        "eps",
-        "softmax confidence",
-    );
+    let mut chart =
+        LineChart::new(format!("Fig. 1: class confidences of M along direction {dir}"), "eps", "softmax confidence");
     chart.series = series;
-    chart.vlines = vec![VLine::new(
-        flip_eps as f64,
-        format!("eps_{dir} = {flip_eps:.3}"),
-    )];
+    chart.vlines = vec![VLine::new(flip_eps as f64, format!("eps_{dir} = {flip_eps:.3}"))];
     Ok(chart.render_png()?)
 }
 
@@ -65,14 +49,8 @@ pub fn originals_over_recons(
     rows: &[usize],
 ) -> Result<Vec<u8>> {
     let px = data.test.pixels();
-    let originals: Vec<&[f32]> = rows
-        .iter()
-        .map(|&r| data.test.image(sigs.indices[r] as usize))
-        .collect();
-    let recon: Vec<&[f32]> = rows
-        .iter()
-        .map(|&r| &recons[r * px..(r + 1) * px])
-        .collect();
+    let originals: Vec<&[f32]> = rows.iter().map(|&r| data.test.image(sigs.indices[r] as usize)).collect();
+    let recon: Vec<&[f32]> = rows.iter().map(|&r| &recons[r * px..(r + 1) * px]).collect();
     let grid = ImageGrid::new(data.test.rows, data.test.cols)
         .with_title(title)
         .with_row("original", originals)
@@ -92,34 +70,17 @@ pub fn write_run_report(
     recons: &[f32],
 ) -> Result<()> {
     let x0 = data.test.image(sigs.indices[0] as usize);
-    atomic_write(
-        &dir.join("fig1.png"),
-        &fig1(target, x0, dirs, 0, sigs.eps[0])?,
-    )?;
+    atomic_write(&dir.join("fig1.png"), &fig1(target, x0, dirs, 0, sigs.eps[0])?)?;
     let first: Vec<usize> = (0..sigs.n().min(12)).collect();
     atomic_write(
         &dir.join("fig2.png"),
-        &originals_over_recons(
-            "Fig. 2: held-out test originals over reconstructions",
-            data,
-            sigs,
-            recons,
-            &first,
-        )?,
+        &originals_over_recons("Fig. 2: held-out test originals over reconstructions", data, sigs, recons, &first)?,
     )?;
-    let of_class: Vec<usize> = (0..sigs.n())
-        .filter(|&r| data.test.labels[sigs.indices[r] as usize] == cfg.fig3_class)
-        .take(12)
-        .collect();
+    let of_class: Vec<usize> =
+        (0..sigs.n()).filter(|&r| data.test.labels[sigs.indices[r] as usize] == cfg.fig3_class).take(12).collect();
     if !of_class.is_empty() {
-        let title = format!(
-            "Fig. 3: samples of class {} over their reconstructions",
-            cfg.fig3_class
-        );
-        atomic_write(
-            &dir.join("fig3.png"),
-            &originals_over_recons(&title, data, sigs, recons, &of_class)?,
-        )?;
+        let title = format!("Fig. 3: samples of class {} over their reconstructions", cfg.fig3_class);
+        atomic_write(&dir.join("fig3.png"), &originals_over_recons(&title, data, sigs, recons, &of_class)?)?;
     }
     atomic_write(&dir.join("report.md"), markdown(cfg, m).as_bytes())
 }
@@ -135,19 +96,10 @@ fn markdown(cfg: &RunConfig, m: &Metrics) -> String {
         ]
     };
     let quality = markdown_table(
-        &[
-            "reconstruction",
-            "MSE",
-            "PSNR (dB)",
-            "SSIM",
-            "class recovery",
-        ],
+        &["reconstruction", "MSE", "PSNR (dB)", "SSIM", "class recovery"],
         &[
             q("decoder (from signatures)", &m.decoder),
-            q(
-                "class-mean baseline (knows the class)",
-                &m.class_mean_baseline,
-            ),
+            q("class-mean baseline (knows the class)", &m.class_mean_baseline),
             q("global-mean baseline", &m.global_mean_baseline),
         ],
     );
@@ -163,26 +115,12 @@ fn markdown(cfg: &RunConfig, m: &Metrics) -> String {
         ]
     };
     let sigs = markdown_table(
-        &[
-            "signatures",
-            "images",
-            "method",
-            "queries/eps",
-            "queries/image",
-            "censored",
-            "median eps",
-        ],
-        &[
-            s("train (adversary's data)", &m.train_signatures),
-            s("test (secrets)", &m.test_signatures),
-        ],
+        &["signatures", "images", "method", "queries/eps", "queries/image", "censored", "median eps"],
+        &[s("train (adversary's data)", &m.train_signatures), s("test (secrets)", &m.test_signatures)],
     );
     let times = markdown_table(
         &["stage", "seconds"],
-        &m.stage_seconds
-            .iter()
-            .map(|t| vec![t.stage.clone(), fmt_num(t.seconds, 1)])
-            .collect::<Vec<_>>(),
+        &m.stage_seconds.iter().map(|t| vec![t.stage.clone(), fmt_num(t.seconds, 1)]).collect::<Vec<_>>(),
     );
     format!(
         "# apsig run report: {ds}\n\n\

@@ -21,15 +21,7 @@ fn splitmix(x: &mut u64) -> u64 {
 impl Rng {
     pub fn new(seed: u64) -> Self {
         let mut x = seed;
-        Rng {
-            s: [
-                splitmix(&mut x),
-                splitmix(&mut x),
-                splitmix(&mut x),
-                splitmix(&mut x),
-            ],
-            spare: None,
-        }
+        Rng { s: [splitmix(&mut x), splitmix(&mut x), splitmix(&mut x), splitmix(&mut x)], spare: None }
     }
 
     /// An independent stream for a named purpose, so adding a consumer never shifts others.
@@ -42,9 +34,7 @@ impl Rng {
     }
 
     pub fn next_u64(&mut self) -> u64 {
-        let r = (self.s[0].wrapping_add(self.s[3]))
-            .rotate_left(23)
-            .wrapping_add(self.s[0]);
+        let r = (self.s[0].wrapping_add(self.s[3])).rotate_left(23).wrapping_add(self.s[0]);
         let t = self.s[1] << 17;
         self.s[2] ^= self.s[0];
         self.s[3] ^= self.s[1];
@@ -99,14 +89,8 @@ mod tests {
         assert_eq!(xs, ys);
         let mean = xs.iter().sum::<f32>() / xs.len() as f32;
         let var = xs.iter().map(|x| (x - mean) * (x - mean)).sum::<f32>() / xs.len() as f32;
-        assert!(
-            mean.abs() < 0.03 && (var - 1.0).abs() < 0.05,
-            "{mean} {var}"
-        );
-        assert_ne!(
-            Rng::derive(7, "a").next_u64(),
-            Rng::derive(7, "b").next_u64()
-        );
+        assert!(mean.abs() < 0.03 && (var - 1.0).abs() < 0.05, "{mean} {var}");
+        assert_ne!(Rng::derive(7, "a").next_u64(), Rng::derive(7, "b").next_u64());
         let mut r = Rng::new(1);
         assert!((0..1000).all(|_| r.below(10) < 10));
     }

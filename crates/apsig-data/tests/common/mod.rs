@@ -56,15 +56,9 @@ pub fn write_set(dir: &Path, n_train: u32, n_test: u32) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
     let files = [
         ("train-images-idx3-ubyte.gz", idx_images(n_train, 28, 28)),
-        (
-            "train-labels-idx1-ubyte.gz",
-            idx_labels(&labels_of(n_train as usize)),
-        ),
+        ("train-labels-idx1-ubyte.gz", idx_labels(&labels_of(n_train as usize))),
         ("t10k-images-idx3-ubyte.gz", idx_images(n_test, 28, 28)),
-        (
-            "t10k-labels-idx1-ubyte.gz",
-            idx_labels(&labels_of(n_test as usize)),
-        ),
+        ("t10k-labels-idx1-ubyte.gz", idx_labels(&labels_of(n_test as usize))),
     ];
     for (name, bytes) in files {
         std::fs::write(dir.join(name), gz(&bytes)).unwrap();

@@ -43,13 +43,9 @@ pub fn im2col_nhwc(g: &ConvGeom, n: usize, big: &[f32], cols: &mut [f32], parall
     assert_eq!(cols.len(), n * rows * patch);
     let one = |(img, out): (&[f32], &mut [f32])| im2col_one(g, img, out);
     if parallel {
-        big.par_chunks(bl)
-            .zip(cols.par_chunks_mut(rows * patch))
-            .for_each(one);
+        big.par_chunks(bl).zip(cols.par_chunks_mut(rows * patch)).for_each(one);
     } else {
-        big.chunks(bl)
-            .zip(cols.chunks_mut(rows * patch))
-            .for_each(one);
+        big.chunks(bl).zip(cols.chunks_mut(rows * patch)).for_each(one);
     }
 }
 
@@ -91,43 +87,33 @@ pub fn col2im_nhwc(g: &ConvGeom, n: usize, cols: &[f32], big: &mut [f32]) {
     let (bl, rows, patch) = (g.big_len(), g.rows(), g.patch());
     assert_eq!(big.len(), n * bl);
     assert_eq!(cols.len(), n * rows * patch);
-    big.par_chunks_mut(bl)
-        .zip(cols.par_chunks(rows * patch))
-        .for_each(|(img, cols)| {
-            img.fill(0.0);
-            let (sh, sw, c, k) = (g.small_h(), g.small_w(), g.channels, g.k);
-            let mut o = 0;
-            for oy in 0..sh {
-                for ox in 0..sw {
-                    for ky in 0..k {
-                        let y = (oy * g.stride + ky) as isize - g.pad as isize;
-                        for kx in 0..k {
-                            let x = (ox * g.stride + kx) as isize - g.pad as isize;
-                            if y >= 0 && y < g.big_h as isize && x >= 0 && x < g.big_w as isize {
-                                let s = (y as usize * g.big_w + x as usize) * c;
-                                for (d, v) in img[s..s + c].iter_mut().zip(&cols[o..o + c]) {
-                                    *d += v;
-                                }
+    big.par_chunks_mut(bl).zip(cols.par_chunks(rows * patch)).for_each(|(img, cols)| {
+        img.fill(0.0);
+        let (sh, sw, c, k) = (g.small_h(), g.small_w(), g.channels, g.k);
+        let mut o = 0;
+        for oy in 0..sh {
+            for ox in 0..sw {
+                for ky in 0..k {
+                    let y = (oy * g.stride + ky) as isize - g.pad as isize;
+                    for kx in 0..k {
+                        let x = (ox * g.stride + kx) as isize - g.pad as isize;
+                        if y >= 0 && y < g.big_h as isize && x >= 0 && x < g.big_w as isize {
+                            let s = (y as usize * g.big_w + x as usize) * c;
+                            for (d, v) in img[s..s + c].iter_mut().zip(&cols[o..o + c]) {
+                                *d += v;
                             }
-                            o += c;
                         }
+                        o += c;
                     }
                 }
             }
-        });
+        }
+    });
 }
 
 /// 2x2 max-pool with stride 2 (floor) on `[n, h, w, c]`; `argmax` (if given) records the
 /// flat input index chosen for each output, for the backward pass.
-pub fn maxpool2_nhwc(
-    n: usize,
-    h: usize,
-    w: usize,
-    c: usize,
-    x: &[f32],
-    y: &mut [f32],
-    mut argmax: Option<&mut [u32]>,
-) {
+pub fn maxpool2_nhwc(n: usize, h: usize, w: usize, c: usize, x: &[f32], y: &mut [f32], mut argmax: Option<&mut [u32]>) {
     let (oh, ow) = (h / 2, w / 2);
     assert_eq!(x.len(), n * h * w * c);
     assert_eq!(y.len(), n * oh * ow * c);
@@ -158,6 +144,27 @@ pub fn maxpool2_nhwc(
     }
 }
 
+/// `y = maxpool2(base + eps * dir)` for one `[h, w, c]` image, never writing the sum.
+pub fn axpy_maxpool2(base: &[f32], dir: &[f32], eps: f32, h: usize, w: usize, c: usize, y: &mut [f32]) {
+    let (oh, ow) = (h / 2, w / 2);
+    assert!(base.len() == h * w * c && dir.len() == base.len() && y.len() == oh * ow * c);
+    for oy in 0..oh {
+        for ox in 0..ow {
+            let i00 = ((2 * oy) * w + 2 * ox) * c;
+            let (i01, i10) = (i00 + c, i00 + w * c);
+            let i11 = i10 + c;
+            let out = &mut y[(oy * ow + ox) * c..(oy * ow + ox + 1) * c];
+            for (ch, o) in out.iter_mut().enumerate() {
+                let v00 = base[i00 + ch] + eps * dir[i00 + ch];
+                let v01 = base[i01 + ch] + eps * dir[i01 + ch];
+                let v10 = base[i10 + ch] + eps * dir[i10 + ch];
+                let v11 = base[i11 + ch] + eps * dir[i11 + ch];
+                *o = v00.max(v01).max(v10.max(v11));
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,38 +173,18 @@ mod tests {
     fn col2im_is_adjoint_of_im2col() {
         // <im2col(x), c> == <x, col2im(c)> for any x, c: the property backward passes rely on.
         for (k, stride, pad) in [(5, 1, 0), (4, 2, 1), (3, 1, 1)] {
-            let g = ConvGeom {
-                big_h: 9,
-                big_w: 8,
-                channels: 3,
-                k,
-                stride,
-                pad,
-            };
+            let g = ConvGeom { big_h: 9, big_w: 8, channels: 3, k, stride, pad };
             let n = 2;
-            let x: Vec<f32> = (0..n * 9 * 8 * 3)
-                .map(|i| ((i * 31 % 17) as f32) - 8.0)
-                .collect();
+            let x: Vec<f32> = (0..n * 9 * 8 * 3).map(|i| ((i * 31 % 17) as f32) - 8.0).collect();
             let rows = n * g.small_h() * g.small_w() * g.patch();
             let c: Vec<f32> = (0..rows).map(|i| ((i * 13 % 7) as f32) - 3.0).collect();
             let mut cols = vec![0.0; rows];
             im2col_nhwc(&g, n, &x, &mut cols, true);
             let mut back = vec![0.0; x.len()];
             col2im_nhwc(&g, n, &c, &mut back);
-            let lhs: f64 = cols
-                .iter()
-                .zip(&c)
-                .map(|(a, b)| (*a as f64) * (*b as f64))
-                .sum();
-            let rhs: f64 = x
-                .iter()
-                .zip(&back)
-                .map(|(a, b)| (*a as f64) * (*b as f64))
-                .sum();
-            assert!(
-                (lhs - rhs).abs() < 1e-6 * lhs.abs().max(1.0),
-                "{lhs} vs {rhs}"
-            );
+            let lhs: f64 = cols.iter().zip(&c).map(|(a, b)| (*a as f64) * (*b as f64)).sum();
+            let rhs: f64 = x.iter().zip(&back).map(|(a, b)| (*a as f64) * (*b as f64)).sum();
+            assert!((lhs - rhs).abs() < 1e-6 * lhs.abs().max(1.0), "{lhs} vs {rhs}");
         }
     }
 

@@ -95,16 +95,8 @@ mod tests {
             for j in 0..n {
                 let mut s = 0.0f64;
                 for p in 0..k {
-                    let av = if ta == Trans::No {
-                        a[i * k + p]
-                    } else {
-                        a[p * m + i]
-                    };
-                    let bv = if tb == Trans::No {
-                        b[p * n + j]
-                    } else {
-                        b[j * k + p]
-                    };
+                    let av = if ta == Trans::No { a[i * k + p] } else { a[p * m + i] };
+                    let bv = if tb == Trans::No { b[p * n + j] } else { b[j * k + p] };
                     s += av as f64 * bv as f64;
                 }
                 c[i * n + j] = s as f32;
@@ -116,12 +108,8 @@ mod tests {
     #[test]
     fn matches_naive_for_all_transposes() {
         let (m, n, k) = (37, 23, 51);
-        let a: Vec<f32> = (0..m * k)
-            .map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0)
-            .collect();
-        let b: Vec<f32> = (0..k * n)
-            .map(|i| ((i * 5 % 11) as f32 - 5.0) / 3.0)
-            .collect();
+        let a: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| ((i * 5 % 11) as f32 - 5.0) / 3.0).collect();
         for ta in [Trans::No, Trans::Yes] {
             for tb in [Trans::No, Trans::Yes] {
                 for threads in [Threads::One, Threads::All] {

@@ -5,7 +5,9 @@
 //! (`rows = batch * out_h * out_w`), which is where the FLOP/s are on this small CNN.
 
 mod conv;
+mod direct_conv;
 mod gemm;
 
-pub use conv::{col2im_nhwc, im2col_nhwc, maxpool2_nhwc, ConvGeom};
+pub use conv::{axpy_maxpool2, col2im_nhwc, im2col_nhwc, maxpool2_nhwc, ConvGeom};
+pub use direct_conv::PackedConv;
 pub use gemm::{matmul, Threads, Trans};

@@ -30,20 +30,10 @@ impl Arch {
     pub fn layers(&self, input: Shape, classes: usize, width: usize) -> Vec<LayerSpec> {
         match self {
             Arch::TargetNetS => vec![
-                Conv {
-                    cout: 16,
-                    k: 5,
-                    stride: 1,
-                    pad: 0,
-                },
+                Conv { cout: 16, k: 5, stride: 1, pad: 0 },
                 MaxPool2,
                 Relu,
-                Conv {
-                    cout: 32,
-                    k: 5,
-                    stride: 1,
-                    pad: 0,
-                },
+                Conv { cout: 32, k: 5, stride: 1, pad: 0 },
                 MaxPool2,
                 Relu,
                 Linear { out: 128 },
@@ -51,20 +41,10 @@ impl Arch {
                 Linear { out: classes },
             ],
             Arch::EvalNet => vec![
-                Conv {
-                    cout: 16,
-                    k: 3,
-                    stride: 1,
-                    pad: 1,
-                },
+                Conv { cout: 16, k: 3, stride: 1, pad: 1 },
                 Relu,
                 MaxPool2,
-                Conv {
-                    cout: 32,
-                    k: 3,
-                    stride: 1,
-                    pad: 0,
-                },
+                Conv { cout: 32, k: 3, stride: 1, pad: 0 },
                 Relu,
                 MaxPool2,
                 Linear { out: 64 },
@@ -78,25 +58,11 @@ impl Arch {
                     Linear { out: 2 * w * 7 * 7 },
                     BatchNorm,
                     Relu,
-                    Reshape {
-                        h: 7,
-                        w: 7,
-                        c: 2 * w,
-                    },
-                    ConvT {
-                        cout: w,
-                        k: 4,
-                        stride: 2,
-                        pad: 1,
-                    },
+                    Reshape { h: 7, w: 7, c: 2 * w },
+                    ConvT { cout: w, k: 4, stride: 2, pad: 1 },
                     BatchNorm,
                     Relu,
-                    ConvT {
-                        cout: 1,
-                        k: 4,
-                        stride: 2,
-                        pad: 1,
-                    },
+                    ConvT { cout: 1, k: 4, stride: 2, pad: 1 },
                     Sigmoid,
                 ]
             }

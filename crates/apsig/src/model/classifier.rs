@@ -23,13 +23,19 @@ pub trait Classifier: Send + Sync {
     fn logits_from_lifted(&self, z: &[f32], n: usize) -> Vec<f32> {
         self.logits(z, n)
     }
+    /// Logits at `lift(x) + eps[i] * dirs[i]` for each probe `i`, with `base = lift(x)` and
+    /// `dirs` lifted without bias. Implementations may fuse the AXPY into the next layer.
+    fn probe_logits(&self, base: &[f32], dirs: &[&[f32]], eps: &[f32]) -> Vec<f32> {
+        let mut z = Vec::with_capacity(dirs.len() * base.len());
+        for (d, e) in dirs.iter().zip(eps) {
+            z.extend(base.iter().zip(d.iter()).map(|(b, v)| b + e * v));
+        }
+        self.logits_from_lifted(&z, dirs.len())
+    }
 }
 
 fn affine_first(net: &Network) -> bool {
-    matches!(
-        net.specs.first(),
-        Some(LayerSpec::Conv { .. } | LayerSpec::Linear { .. })
-    )
+    matches!(net.specs.first(), Some(LayerSpec::Conv { .. } | LayerSpec::Linear { .. }))
 }
 
 impl Classifier for Network {
@@ -59,5 +65,23 @@ impl Classifier for Network {
     fn logits_from_lifted(&self, z: &[f32], n: usize) -> Vec<f32> {
         let start = if affine_first(self) { 1 } else { 0 };
         self.infer_serial(start, z.to_vec(), n)
+    }
+    fn probe_logits(&self, base: &[f32], dirs: &[&[f32]], eps: &[f32]) -> Vec<f32> {
+        if !affine_first(self) || self.specs.get(1) != Some(&LayerSpec::MaxPool2) {
+            let z: Vec<f32> = dirs
+                .iter()
+                .zip(eps)
+                .flat_map(|(d, e)| base.iter().zip(d.iter()).map(move |(b, v)| b + e * v))
+                .collect();
+            return self.logits_from_lifted(&z, dirs.len());
+        }
+        // fused: max-pool the perturbed first-layer output without materialising it
+        let s = self.shape_before(1);
+        let (oh, ow, c) = (s.h / 2, s.w / 2, s.c);
+        let mut pooled = vec![0.0f32; dirs.len() * oh * ow * c];
+        for ((d, &e), out) in dirs.iter().zip(eps).zip(pooled.chunks_mut(oh * ow * c)) {
+            crate::kernels::axpy_maxpool2(base, d, e, s.h, s.w, c, out);
+        }
+        self.infer_serial(2, pooled, dirs.len())
     }
 }

@@ -15,28 +15,14 @@ pub struct ModelFile {
 }
 
 /// Saves `net` atomically with its architecture and the caller's metadata.
-pub fn save_network(
-    path: &Path,
-    arch: Arch,
-    net: &Network,
-    extra: &BTreeMap<String, String>,
-) -> Result<()> {
+pub fn save_network(path: &Path, arch: Arch, net: &Network, extra: &BTreeMap<String, String>) -> Result<()> {
     let mut meta = extra.clone();
     meta.insert("format".into(), "apsig-model-v1".into());
     meta.insert("architecture".into(), arch.name().into());
-    meta.insert(
-        "input".into(),
-        serde_json::to_string(&net.input).expect("shape serialises"),
-    );
-    meta.insert(
-        "layers".into(),
-        serde_json::to_string(&net.specs).expect("specs serialise"),
-    );
+    meta.insert("input".into(), serde_json::to_string(&net.input).expect("shape serialises"));
+    meta.insert("layers".into(), serde_json::to_string(&net.specs).expect("specs serialise"));
     let named = net.named_tensors();
-    let tensors: Vec<TensorOut> = named
-        .iter()
-        .map(|(n, s, d)| TensorOut::F32(n, s.clone(), d))
-        .collect();
+    let tensors: Vec<TensorOut> = named.iter().map(|(n, s, d)| TensorOut::F32(n, s.clone(), d)).collect();
     write_tensors(path, &tensors, &meta)
 }
 
@@ -44,32 +30,19 @@ pub fn save_network(
 pub fn load_network(path: &Path, expect: Option<Arch>) -> Result<ModelFile> {
     let f = TensorFile::read(path)?;
     if f.meta("format")? != "apsig-model-v1" {
-        return Err(Error::bad_file(
-            path,
-            format!("not an apsig model file (format `{}`)", f.meta("format")?),
-        ));
+        return Err(Error::bad_file(path, format!("not an apsig model file (format `{}`)", f.meta("format")?)));
     }
-    let arch: Arch = serde_json::from_value(serde_json::Value::String(
-        f.meta("architecture")?.into(),
-    ))
-    .map_err(|_| {
-        Error::bad_file(
-            path,
-            format!(
-                "unknown architecture `{}`",
-                f.meta("architecture").unwrap_or("")
-            ),
-        )
-    })?;
+    // files carry `Arch::name()` (what `save_network` writes), not the serde spelling
+    let name = f.meta("architecture")?;
+    let arch = [Arch::TargetNetS, Arch::EvalNet, Arch::Decoder]
+        .into_iter()
+        .find(|a| a.name() == name)
+        .ok_or_else(|| Error::bad_file(path, format!("unknown architecture `{name}`")))?;
     if let Some(want) = expect {
         if want != arch {
             return Err(Error::bad_file(
                 path,
-                format!(
-                    "model architecture is {}, expected {}",
-                    arch.name(),
-                    want.name()
-                ),
+                format!("model architecture is {}, expected {}", arch.name(), want.name()),
             ));
         }
     }
@@ -78,28 +51,17 @@ pub fn load_network(path: &Path, expect: Option<Arch>) -> Result<ModelFile> {
     let specs: Vec<LayerSpec> = serde_json::from_str(f.meta("layers")?)
         .map_err(|e| Error::bad_file(path, format!("bad `layers` metadata: {e}")))?;
     if input.is_empty() || input.len() > 1 << 24 {
-        return Err(Error::bad_file(
-            path,
-            format!("implausible input shape {input:?}"),
-        ));
+        return Err(Error::bad_file(path, format!("implausible input shape {input:?}")));
     }
-    let mut net = Network::new(input, specs, 0)
-        .map_err(|e| Error::bad_file(path, format!("inconsistent layers: {e}")))?;
+    let mut net =
+        Network::new(input, specs, 0).map_err(|e| Error::bad_file(path, format!("inconsistent layers: {e}")))?;
     if net.num_params() > 1 << 28 {
         return Err(Error::bad_file(path, "implausibly many parameters"));
     }
-    let wanted: Vec<(String, Vec<usize>)> = net
-        .named_tensors()
-        .into_iter()
-        .map(|(n, s, _)| (n, s))
-        .collect();
+    let wanted: Vec<(String, Vec<usize>)> = net.named_tensors().into_iter().map(|(n, s, _)| (n, s)).collect();
     for (name, shape) in wanted {
         let (_, data) = f.f32(&name, Some(&shape))?;
         *net.tensor_mut(&name).expect("name from named_tensors") = data;
     }
-    Ok(ModelFile {
-        arch,
-        net,
-        metadata: f.metadata.clone(),
-    })
+    Ok(ModelFile { arch, net, metadata: f.metadata.clone() })
 }

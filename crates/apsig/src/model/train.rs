@@ -50,23 +50,14 @@ pub fn train(
     let in_len = net.in_len();
     let n = inputs.len() / in_len;
     if n == 0 || cfg.batch == 0 {
-        return Err(Error::invalid(
-            "training set",
-            "no samples or zero batch size",
-        ));
+        return Err(Error::invalid("training set", "no samples or zero batch size"));
     }
     match targets {
         Targets::Labels(l) if l.len() != n => {
-            return Err(Error::invalid(
-                "labels",
-                format!("{} labels for {n} inputs", l.len()),
-            ))
+            return Err(Error::invalid("labels", format!("{} labels for {n} inputs", l.len())))
         }
         Targets::Images(t) if t.len() != n * net.out_len() => {
-            return Err(Error::invalid(
-                "targets",
-                "length does not match the inputs",
-            ))
+            return Err(Error::invalid("targets", "length does not match the inputs"))
         }
         _ => {}
     }
@@ -77,18 +68,12 @@ pub fn train(
     let fingerprint = format!("{:?}|{:?}|{n}", cfg, net.specs);
     if let Some(ck) = checkpoint.filter(|p| p.exists()) {
         start_epoch = restore(ck, net, &mut adam, &fingerprint)?;
-        tracing::info!(
-            "resuming training from {} after epoch {start_epoch}",
-            ck.display()
-        );
+        tracing::info!("resuming training from {} after epoch {start_epoch}", ck.display());
     }
     let t0 = Instant::now();
     let mut last_loss = f32::NAN;
     let out_len = net.out_len();
-    progress.begin(
-        "train",
-        (total_steps - start_epoch * steps_per_epoch) as u64,
-    );
+    progress.begin("train", (total_steps - start_epoch * steps_per_epoch) as u64);
     for epoch in start_epoch..cfg.epochs {
         let mut order: Vec<usize> = (0..n).collect();
         Rng::derive(cfg.seed, &format!("shuffle-{epoch}")).shuffle(&mut order);
@@ -97,8 +82,7 @@ pub fn train(
             let step = epoch * steps_per_epoch + s;
             let t = step as f32 / total_steps as f32;
             adam.lr = cfg.lr
-                * (cfg.final_lr_frac
-                    + (1.0 - cfg.final_lr_frac) * 0.5 * (1.0 + (std::f32::consts::PI * t).cos()));
+                * (cfg.final_lr_frac + (1.0 - cfg.final_lr_frac) * 0.5 * (1.0 + (std::f32::consts::PI * t).cos()));
             let b = idx.len();
             let mut x = Vec::with_capacity(b * in_len);
             for &i in idx {
@@ -122,9 +106,7 @@ pub fn train(
             if !loss.is_finite() {
                 return Err(Error::invalid(
                     "training",
-                    format!(
-                        "loss became {loss} at epoch {epoch} step {s}; lower the learning rate"
-                    ),
+                    format!("loss became {loss} at epoch {epoch} step {s}; lower the learning rate"),
                 ));
             }
             epoch_loss += loss as f64 * b as f64;
@@ -133,11 +115,7 @@ pub fn train(
             progress.advance(1);
         }
         last_loss = (epoch_loss / n as f64) as f32;
-        progress.message(&format!(
-            "epoch {}/{} loss {last_loss:.5}",
-            epoch + 1,
-            cfg.epochs
-        ));
+        progress.message(&format!("epoch {}/{} loss {last_loss:.5}", epoch + 1, cfg.epochs));
         tracing::info!(epoch = epoch + 1, loss = last_loss, "epoch done");
         if let Some(ck) = checkpoint {
             save_checkpoint(ck, net, &adam, epoch + 1, &fingerprint)?;
@@ -155,22 +133,11 @@ pub fn train(
     })
 }
 
-fn save_checkpoint(
-    path: &Path,
-    net: &Network,
-    adam: &Adam,
-    epoch: usize,
-    fingerprint: &str,
-) -> Result<()> {
+fn save_checkpoint(path: &Path, net: &Network, adam: &Adam, epoch: usize, fingerprint: &str) -> Result<()> {
     let (step, m, v) = adam.state();
-    let names: Vec<(String, String)> = (0..m.len())
-        .map(|i| (format!("adam.m.{i}"), format!("adam.v.{i}")))
-        .collect();
+    let names: Vec<(String, String)> = (0..m.len()).map(|i| (format!("adam.m.{i}"), format!("adam.v.{i}"))).collect();
     let named = net.named_tensors();
-    let mut tensors: Vec<TensorOut> = named
-        .iter()
-        .map(|(n, s, d)| TensorOut::F32(n, s.clone(), d))
-        .collect();
+    let mut tensors: Vec<TensorOut> = named.iter().map(|(n, s, d)| TensorOut::F32(n, s.clone(), d)).collect();
     for (i, (mn, vn)) in names.iter().enumerate() {
         tensors.push(TensorOut::F32(mn, vec![m[i].len()], &m[i]));
         tensors.push(TensorOut::F32(vn, vec![v[i].len()], &v[i]));
@@ -194,27 +161,13 @@ fn restore(path: &Path, net: &mut Network, adam: &mut Adam, fingerprint: &str) -
             "checkpoint was made with another configuration or data; delete it to start over",
         ));
     }
-    let epoch: usize = f
-        .meta("epoch")?
-        .parse()
-        .map_err(|_| Error::bad_file(path, "bad epoch"))?;
-    let step: i32 = f
-        .meta("adam_step")?
-        .parse()
-        .map_err(|_| Error::bad_file(path, "bad adam_step"))?;
-    let wanted: Vec<(String, Vec<usize>)> = net
-        .named_tensors()
-        .into_iter()
-        .map(|(n, s, _)| (n, s))
-        .collect();
+    let epoch: usize = f.meta("epoch")?.parse().map_err(|_| Error::bad_file(path, "bad epoch"))?;
+    let step: i32 = f.meta("adam_step")?.parse().map_err(|_| Error::bad_file(path, "bad adam_step"))?;
+    let wanted: Vec<(String, Vec<usize>)> = net.named_tensors().into_iter().map(|(n, s, _)| (n, s)).collect();
     for (name, shape) in wanted {
         *net.tensor_mut(&name).expect("known name") = f.f32(&name, Some(&shape))?.1;
     }
-    let lens: Vec<usize> = net
-        .params_and_grads()
-        .iter()
-        .map(|(p, _)| p.len())
-        .collect();
+    let lens: Vec<usize> = net.params_and_grads().iter().map(|(p, _)| p.len()).collect();
     let (mut m, mut v) = (Vec::new(), Vec::new());
     for (i, len) in lens.iter().enumerate() {
         m.push(f.f32(&format!("adam.m.{i}"), Some(&[*len]))?.1);
@@ -228,10 +181,7 @@ fn restore(path: &Path, net: &mut Network, adam: &mut Adam, fingerprint: &str) -
 pub fn accuracy(net: &Network, images: &[f32], labels: &[u8]) -> f32 {
     let logits = net.forward(images, labels.len());
     let c = net.out_len();
-    let correct = labels
-        .iter()
-        .enumerate()
-        .filter(|(i, y)| crate::argmax(&logits[i * c..(i + 1) * c]) == **y as usize)
-        .count();
+    let correct =
+        labels.iter().enumerate().filter(|(i, y)| crate::argmax(&logits[i * c..(i + 1) * c]) == **y as usize).count();
     correct as f32 / labels.len().max(1) as f32
 }

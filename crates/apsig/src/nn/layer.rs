@@ -66,27 +66,13 @@ impl LayerSpec {
     /// The output shape for input `s`, or why the layer cannot take it.
     pub fn out_shape(&self, s: Shape) -> Result<Shape, String> {
         Ok(match *self {
-            LayerSpec::Conv {
-                cout,
-                k,
-                stride,
-                pad,
-            } => {
+            LayerSpec::Conv { cout, k, stride, pad } => {
                 if s.h + 2 * pad < k || s.w + 2 * pad < k || stride == 0 {
                     return Err(format!("conv k{k} does not fit input {}x{}", s.h, s.w));
                 }
-                Shape::new(
-                    (s.h + 2 * pad - k) / stride + 1,
-                    (s.w + 2 * pad - k) / stride + 1,
-                    cout,
-                )
+                Shape::new((s.h + 2 * pad - k) / stride + 1, (s.w + 2 * pad - k) / stride + 1, cout)
             }
-            LayerSpec::ConvT {
-                cout,
-                k,
-                stride,
-                pad,
-            } => {
+            LayerSpec::ConvT { cout, k, stride, pad } => {
                 let h = (s.h - 1) * stride + k;
                 let w = (s.w - 1) * stride + k;
                 if h < 2 * pad + 1 || w < 2 * pad + 1 || stride == 0 {

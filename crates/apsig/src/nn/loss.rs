@@ -1,12 +1,7 @@
 //! Losses: each returns the mean loss and writes the gradient w.r.t. its input.
 
 /// Softmax cross-entropy on logits `[n, classes]`; returns (mean loss, correct count).
-pub fn softmax_cross_entropy(
-    logits: &[f32],
-    labels: &[u8],
-    classes: usize,
-    grad: &mut [f32],
-) -> (f32, usize) {
+pub fn softmax_cross_entropy(logits: &[f32], labels: &[u8], classes: usize, grad: &mut [f32]) -> (f32, usize) {
     let n = labels.len();
     assert_eq!(logits.len(), n * classes);
     let mut loss = 0.0f64;

@@ -2,7 +2,7 @@
 //! training (batch statistics, hand-written backward, GEMMs split across threads).
 
 use super::layer::{LayerSpec, Shape};
-use crate::kernels::{col2im_nhwc, im2col_nhwc, matmul, maxpool2_nhwc, ConvGeom, Threads, Trans};
+use crate::kernels::{col2im_nhwc, im2col_nhwc, matmul, maxpool2_nhwc, ConvGeom, PackedConv, Threads, Trans};
 use crate::rng::Rng;
 use rayon::prelude::*;
 
@@ -47,9 +47,7 @@ impl Network {
     pub fn new(input: Shape, specs: Vec<LayerSpec>, seed: u64) -> Result<Self, String> {
         let mut shapes = vec![input];
         for (i, s) in specs.iter().enumerate() {
-            let next = s
-                .out_shape(*shapes.last().unwrap())
-                .map_err(|e| format!("layer {i}: {e}"))?;
+            let next = s.out_shape(*shapes.last().unwrap()).map_err(|e| format!("layer {i}: {e}"))?;
             shapes.push(next);
         }
         let mut rng = Rng::new(seed);
@@ -79,18 +77,8 @@ impl Network {
                 _ => vec![],
             });
         }
-        let grads = params
-            .iter()
-            .map(|p| p.iter().map(|t| vec![0.0; t.len()]).collect())
-            .collect();
-        Ok(Network {
-            input,
-            specs,
-            shapes,
-            params,
-            grads,
-            buffers,
-        })
+        let grads = params.iter().map(|p| p.iter().map(|t| vec![0.0; t.len()]).collect()).collect();
+        Ok(Network { input, specs, shapes, params, grads, buffers })
     }
 
     pub fn output_shape(&self) -> Shape {
@@ -107,11 +95,7 @@ impl Network {
     }
     /// Forward multiply-accumulates per sample.
     pub fn macs(&self) -> u64 {
-        self.specs
-            .iter()
-            .zip(&self.shapes)
-            .map(|(l, s)| l.macs(*s))
-            .sum()
+        self.specs.iter().zip(&self.shapes).map(|(l, s)| l.macs(*s)).sum()
     }
     pub fn num_params(&self) -> usize {
         self.params.iter().flatten().map(|t| t.len()).sum()
@@ -127,12 +111,10 @@ impl Network {
         let (il, ol) = (self.shapes[start].len(), self.out_len());
         assert_eq!(x.len(), n * il, "input length");
         let mut out = vec![0.0f32; n * ol];
-        out.par_chunks_mut(INFER_CHUNK * ol)
-            .zip(x.par_chunks(INFER_CHUNK * il))
-            .for_each(|(o, xi)| {
-                let m = xi.len() / il;
-                o.copy_from_slice(&self.infer_serial(start, xi.to_vec(), m));
-            });
+        out.par_chunks_mut(INFER_CHUNK * ol).zip(x.par_chunks(INFER_CHUNK * il)).for_each(|(o, xi)| {
+            let m = xi.len() / il;
+            o.copy_from_slice(&self.infer_serial(start, xi.to_vec(), m));
+        });
         out
     }
 
@@ -146,66 +128,32 @@ impl Network {
 
     /// Layer `i` in inference mode; `with_bias == false` gives the linear part of an affine
     /// layer (used to push perturbation directions through the first layer).
-    pub fn apply_infer(
-        &self,
-        i: usize,
-        x: &[f32],
-        n: usize,
-        threads: Threads,
-        with_bias: bool,
-    ) -> Vec<f32> {
+    pub fn apply_infer(&self, i: usize, x: &[f32], n: usize, threads: Threads, with_bias: bool) -> Vec<f32> {
         let (s, o) = (self.shapes[i], self.shapes[i + 1]);
         let p = &self.params[i];
         match self.specs[i] {
             LayerSpec::Conv { k, stride, pad, .. } => {
-                let g = ConvGeom {
-                    big_h: s.h,
-                    big_w: s.w,
-                    channels: s.c,
-                    k,
-                    stride,
-                    pad,
-                };
+                let g = ConvGeom { big_h: s.h, big_w: s.w, channels: s.c, k, stride, pad };
                 let rows = n * o.h * o.w;
+                if stride == 1 && pad == 0 && threads == Threads::One {
+                    let bias = with_bias.then_some(&p[1][..]);
+                    if let Some(pc) = PackedConv::new(&p[0], bias, k, s.c, o.c) {
+                        let mut y = vec![0.0; rows * o.c];
+                        pc.forward(x, n, s.h, s.w, &mut y);
+                        return y;
+                    }
+                }
                 let mut cols = vec![0.0; rows * g.patch()];
                 im2col_nhwc(&g, n, x, &mut cols, threads == Threads::All);
                 let mut y = vec![0.0; rows * o.c];
-                affine(
-                    &cols,
-                    rows,
-                    g.patch(),
-                    &p[0],
-                    &p[1],
-                    o.c,
-                    &mut y,
-                    threads,
-                    with_bias,
-                );
+                affine(&cols, rows, g.patch(), &p[0], &p[1], o.c, &mut y, threads, with_bias);
                 y
             }
             LayerSpec::ConvT { k, stride, pad, .. } => {
-                let g = ConvGeom {
-                    big_h: o.h,
-                    big_w: o.w,
-                    channels: o.c,
-                    k,
-                    stride,
-                    pad,
-                };
+                let g = ConvGeom { big_h: o.h, big_w: o.w, channels: o.c, k, stride, pad };
                 let rows = n * s.h * s.w;
                 let mut cols = vec![0.0; rows * g.patch()];
-                matmul(
-                    rows,
-                    g.patch(),
-                    s.c,
-                    x,
-                    Trans::No,
-                    &p[0],
-                    Trans::Yes,
-                    &mut cols,
-                    false,
-                    threads,
-                );
+                matmul(rows, g.patch(), s.c, x, Trans::No, &p[0], Trans::Yes, &mut cols, false, threads);
                 let mut y = vec![0.0; n * o.len()];
                 col2im_nhwc(&g, n, &cols, &mut y);
                 if with_bias {
@@ -220,11 +168,7 @@ impl Network {
             }
             LayerSpec::BatchNorm => {
                 let (mean, var) = (&self.buffers[i][0], &self.buffers[i][1]);
-                let scale: Vec<f32> = p[0]
-                    .iter()
-                    .zip(var)
-                    .map(|(g, v)| g / (v + BN_EPS).sqrt())
-                    .collect();
+                let scale: Vec<f32> = p[0].iter().zip(var).map(|(g, v)| g / (v + BN_EPS).sqrt()).collect();
                 let shift: Vec<f32> = (0..s.c).map(|c| p[1][c] - mean[c] * scale[c]).collect();
                 let mut y = x.to_vec();
                 for row in y.chunks_mut(s.c) {
@@ -261,30 +205,13 @@ impl Network {
             let x = cache.acts.last().unwrap();
             let y = match self.specs[i] {
                 LayerSpec::Conv { k, stride, pad, .. } => {
-                    let g = ConvGeom {
-                        big_h: s.h,
-                        big_w: s.w,
-                        channels: s.c,
-                        k,
-                        stride,
-                        pad,
-                    };
+                    let g = ConvGeom { big_h: s.h, big_w: s.w, channels: s.c, k, stride, pad };
                     let rows = n * o.h * o.w;
                     let mut cols = vec![0.0; rows * g.patch()];
                     im2col_nhwc(&g, n, x, &mut cols, true);
                     let mut y = vec![0.0; rows * o.c];
                     let p = &self.params[i];
-                    affine(
-                        &cols,
-                        rows,
-                        g.patch(),
-                        &p[0],
-                        &p[1],
-                        o.c,
-                        &mut y,
-                        Threads::All,
-                        true,
-                    );
+                    affine(&cols, rows, g.patch(), &p[0], &p[1], o.c, &mut y, Threads::All, true);
                     cache.extra[i] = cols;
                     y
                 }
@@ -360,117 +287,37 @@ impl Network {
             let gr = &mut self.grads[i];
             dy = match self.specs[i] {
                 LayerSpec::Conv { k, stride, pad, .. } => {
-                    let g = ConvGeom {
-                        big_h: s.h,
-                        big_w: s.w,
-                        channels: s.c,
-                        k,
-                        stride,
-                        pad,
-                    };
+                    let g = ConvGeom { big_h: s.h, big_w: s.w, channels: s.c, k, stride, pad };
                     let rows = n * o.h * o.w;
                     let cols = &cache.extra[i];
-                    matmul(
-                        g.patch(),
-                        o.c,
-                        rows,
-                        cols,
-                        Trans::Yes,
-                        &dy,
-                        Trans::No,
-                        &mut gr[0],
-                        true,
-                        Threads::All,
-                    );
+                    matmul(g.patch(), o.c, rows, cols, Trans::Yes, &dy, Trans::No, &mut gr[0], true, Threads::All);
                     add_col_sums(&dy, o.c, &mut gr[1]);
                     if i == 0 {
                         break; // nobody needs the gradient w.r.t. the data
                     }
                     let mut dcols = vec![0.0; rows * g.patch()];
-                    matmul(
-                        rows,
-                        g.patch(),
-                        o.c,
-                        &dy,
-                        Trans::No,
-                        &p[0],
-                        Trans::Yes,
-                        &mut dcols,
-                        false,
-                        Threads::All,
-                    );
+                    matmul(rows, g.patch(), o.c, &dy, Trans::No, &p[0], Trans::Yes, &mut dcols, false, Threads::All);
                     let mut dx = vec![0.0; x.len()];
                     col2im_nhwc(&g, n, &dcols, &mut dx);
                     dx
                 }
                 LayerSpec::ConvT { k, stride, pad, .. } => {
-                    let g = ConvGeom {
-                        big_h: o.h,
-                        big_w: o.w,
-                        channels: o.c,
-                        k,
-                        stride,
-                        pad,
-                    };
+                    let g = ConvGeom { big_h: o.h, big_w: o.w, channels: o.c, k, stride, pad };
                     let rows = n * s.h * s.w;
                     let mut dcols = vec![0.0; rows * g.patch()];
                     im2col_nhwc(&g, n, &dy, &mut dcols, true);
-                    matmul(
-                        g.patch(),
-                        s.c,
-                        rows,
-                        &dcols,
-                        Trans::Yes,
-                        x,
-                        Trans::No,
-                        &mut gr[0],
-                        true,
-                        Threads::All,
-                    );
+                    matmul(g.patch(), s.c, rows, &dcols, Trans::Yes, x, Trans::No, &mut gr[0], true, Threads::All);
                     add_col_sums(&dy, o.c, &mut gr[1]);
                     let mut dx = vec![0.0; x.len()];
-                    matmul(
-                        rows,
-                        s.c,
-                        g.patch(),
-                        &dcols,
-                        Trans::No,
-                        &p[0],
-                        Trans::No,
-                        &mut dx,
-                        false,
-                        Threads::All,
-                    );
+                    matmul(rows, s.c, g.patch(), &dcols, Trans::No, &p[0], Trans::No, &mut dx, false, Threads::All);
                     dx
                 }
                 LayerSpec::Linear { out } => {
                     let inp = s.len();
-                    matmul(
-                        inp,
-                        out,
-                        n,
-                        x,
-                        Trans::Yes,
-                        &dy,
-                        Trans::No,
-                        &mut gr[0],
-                        true,
-                        Threads::All,
-                    );
+                    matmul(inp, out, n, x, Trans::Yes, &dy, Trans::No, &mut gr[0], true, Threads::All);
                     add_col_sums(&dy, out, &mut gr[1]);
                     let mut dx = vec![0.0; n * inp];
-                    matmul(
-                        n,
-                        inp,
-                        out,
-                        &dy,
-                        Trans::No,
-                        &p[0],
-                        Trans::Yes,
-                        &mut dx,
-                        false,
-                        Threads::All,
-                    );
+                    matmul(n, inp, out, &dy, Trans::No, &p[0], Trans::Yes, &mut dx, false, Threads::All);
                     dx
                 }
                 LayerSpec::BatchNorm => {
@@ -493,17 +340,12 @@ impl Network {
                     let mut dx = dy.clone();
                     for (dr, xr) in dx.chunks_mut(c).zip(xhat.chunks(c)) {
                         for j in 0..c {
-                            dr[j] = p[0][j] * inv_std[j] / rows
-                                * (rows * dr[j] - sum_dy[j] - xr[j] * sum_dy_xhat[j]);
+                            dr[j] = p[0][j] * inv_std[j] / rows * (rows * dr[j] - sum_dy[j] - xr[j] * sum_dy_xhat[j]);
                         }
                     }
                     dx
                 }
-                LayerSpec::Relu => dy
-                    .iter()
-                    .zip(x)
-                    .map(|(d, v)| if *v > 0.0 { *d } else { 0.0 })
-                    .collect(),
+                LayerSpec::Relu => dy.iter().zip(x).map(|(d, v)| if *v > 0.0 { *d } else { 0.0 }).collect(),
                 LayerSpec::Sigmoid => dy.iter().zip(y).map(|(d, v)| d * v * (1.0 - v)).collect(),
                 LayerSpec::MaxPool2 => {
                     let mut dx = vec![0.0; x.len()];
@@ -533,17 +375,10 @@ impl Network {
         let mut out = Vec::new();
         for (i, spec) in self.specs.iter().enumerate() {
             let shapes = spec.param_shapes(self.shapes[i]);
-            let names: &[&str] = if matches!(spec, LayerSpec::BatchNorm) {
-                &["gamma", "beta"]
-            } else {
-                &["weight", "bias"]
-            };
+            let names: &[&str] =
+                if matches!(spec, LayerSpec::BatchNorm) { &["gamma", "beta"] } else { &["weight", "bias"] };
             for (j, t) in self.params[i].iter().enumerate() {
-                out.push((
-                    format!("layers.{i}.{}", names[j]),
-                    shapes[j].clone(),
-                    t.as_slice(),
-                ));
+                out.push((format!("layers.{i}.{}", names[j]), shapes[j].clone(), t.as_slice()));
             }
             for (j, t) in self.buffers[i].iter().enumerate() {
                 let name = ["running_mean", "running_var"][j];
@@ -589,18 +424,7 @@ fn affine(
             r.copy_from_slice(b);
         }
     }
-    matmul(
-        rows,
-        out,
-        inp,
-        x,
-        Trans::No,
-        w,
-        Trans::No,
-        y,
-        with_bias,
-        threads,
-    );
+    matmul(rows, out, inp, x, Trans::No, w, Trans::No, y, with_bias, threads);
 }
 
 fn add_channel_bias(y: &mut [f32], b: &[f32]) {
@@ -633,23 +457,13 @@ mod tests {
     #[test]
     fn gradients_match_finite_differences() {
         let specs = vec![
-            Conv {
-                cout: 3,
-                k: 3,
-                stride: 1,
-                pad: 1,
-            },
+            Conv { cout: 3, k: 3, stride: 1, pad: 1 },
             BatchNorm,
             Relu,
             MaxPool2,
             Linear { out: 18 },
             Reshape { h: 3, w: 3, c: 2 },
-            ConvT {
-                cout: 2,
-                k: 4,
-                stride: 2,
-                pad: 1,
-            },
+            ConvT { cout: 2, k: 4, stride: 2, pad: 1 },
             Sigmoid,
         ];
         let mut net = Network::new(Shape::new(6, 6, 2), specs, 3).unwrap();
@@ -695,12 +509,8 @@ mod tests {
     #[test]
     fn lifted_forward_equals_plain_forward() {
         use crate::model::{Arch, Classifier};
-        let net = Network::new(
-            Shape::new(28, 28, 1),
-            Arch::TargetNetS.layers(Shape::new(28, 28, 1), 10, 0),
-            1,
-        )
-        .unwrap();
+        let net =
+            Network::new(Shape::new(28, 28, 1), Arch::TargetNetS.layers(Shape::new(28, 28, 1), 10, 0), 1).unwrap();
         let mut rng = Rng::new(2);
         let x: Vec<f32> = (0..784).map(|_| rng.uniform()).collect();
         let d: Vec<f32> = (0..784).map(|_| rng.normal() * 0.1).collect();
@@ -714,11 +524,15 @@ mod tests {
         for (a, b) in want.iter().zip(&got) {
             assert!((a - b).abs() < 1e-4 * (1.0 + a.abs()), "{a} vs {b}");
         }
+        // the fused AXPY + max-pool probe path agrees too
+        let fused = net.probe_logits(&lx, &[&ld[..], &ld[..]], &[eps, 0.0]);
+        let plain = net.logits(&x, 1);
+        for (a, b) in want.iter().chain(&plain).zip(&fused) {
+            assert!((a - b).abs() < 1e-4 * (1.0 + a.abs()), "{a} vs {b}");
+        }
         // the parallel batched path agrees with the per-task path
         let batch: Vec<f32> = (0..40).flat_map(|_| direct.clone()).collect();
         let many = net.forward(&batch, 40);
-        assert!(many
-            .chunks(10)
-            .all(|c| c.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-5)));
+        assert!(many.chunks(10).all(|c| c.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-5)));
     }
 }

@@ -13,15 +13,7 @@ pub struct Adam {
 
 impl Adam {
     pub fn new(lr: f32) -> Self {
-        Adam {
-            lr,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            step: 0,
-            m: vec![],
-            v: vec![],
-        }
+        Adam { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, step: 0, m: vec![], v: vec![] }
     }
 
     /// One update from the accumulated gradients, which it then clears.

@@ -18,6 +18,9 @@ pub struct RunConfig {
     pub test_prior: bool,
     /// Class shown in Fig. 3.
     pub fig3_class: u8,
+    /// Use only the first N training images for everything (0 = all): for quick checks.
+    #[serde(default)]
+    pub train_limit: usize,
     pub target: TrainConfig,
     pub evaluator: TrainConfig,
     pub directions: DirectionConfig,
@@ -39,49 +42,27 @@ impl RunConfig {
     /// The default: a full reproduction in about a quarter of an hour on two cores
     /// (12,000 training signatures, 2,000 test secrets).
     pub fn quick(seed: u64) -> Self {
-        let train = |epochs, batch, lr, seed| TrainConfig {
-            epochs,
-            batch,
-            lr,
-            final_lr_frac: 0.02,
-            seed,
-        };
+        let train = |epochs, batch, lr, seed| TrainConfig { epochs, batch, lr, final_lr_frac: 0.02, seed };
         RunConfig {
             dataset: "mnist".into(),
             test_prior: true,
             fig3_class: 2,
+            train_limit: 0,
             target: train(5, 128, 2e-3, seed),
             evaluator: train(4, 128, 2e-3, seed.wrapping_add(1000)),
-            directions: DirectionConfig {
-                strategy: Strategy::Gaussian,
-                k: 100,
-                seed,
-            },
+            directions: DirectionConfig { strategy: Strategy::Gaussian, k: 100, seed },
             train_signatures: SignatureStage {
                 count: 12_000,
-                extract: ExtractConfig {
-                    method: Method::WhiteBox,
-                    search: SearchConfig::plain(256.0),
-                },
+                extract: ExtractConfig { method: Method::WhiteBox, search: SearchConfig::plain(256.0) },
             },
             test_signatures: SignatureStage {
                 count: 2_000,
                 extract: ExtractConfig {
                     method: Method::ChangeBit,
-                    search: SearchConfig {
-                        start: 0.5,
-                        growth: 1.6,
-                        eps_max: 256.0,
-                        eps_min: 1e-4,
-                        rel_tol: 1e-2,
-                    },
+                    search: SearchConfig { start: 0.5, growth: 1.6, eps_max: 256.0, eps_min: 1e-4, rel_tol: 1e-2 },
                 },
             },
-            decoder: DecoderConfig {
-                width: 64,
-                use_mask: true,
-                train: train(20, 128, 2e-3, seed.wrapping_add(2000)),
-            },
+            decoder: DecoderConfig { width: 64, use_mask: true, train: train(20, 128, 2e-3, seed.wrapping_add(2000)) },
         }
     }
 
@@ -97,14 +78,15 @@ impl RunConfig {
     /// A tiny run for tests and smoke checks (seconds, not minutes).
     pub fn smoke(seed: u64) -> Self {
         let mut c = Self::quick(seed);
-        c.target.epochs = 1;
-        c.evaluator.epochs = 1;
-        c.directions.k = 16;
-        c.train_signatures.count = 600;
-        c.test_signatures.count = 100;
+        c.train_limit = 8000;
+        c.target.epochs = 3;
+        c.evaluator.epochs = 2;
+        c.directions.k = 24;
+        c.train_signatures.count = 0;
+        c.test_signatures.count = 200;
         c.decoder.width = 16;
-        c.decoder.train.epochs = 8;
-        c.decoder.train.batch = 32;
+        c.decoder.train.epochs = 12;
+        c.decoder.train.batch = 64;
         c
     }
 
@@ -113,10 +95,7 @@ impl RunConfig {
             "quick" => Ok(Self::quick(seed)),
             "paper" => Ok(Self::paper(seed)),
             "smoke" => Ok(Self::smoke(seed)),
-            other => Err(Error::invalid(
-                "preset",
-                format!("`{other}` (choose quick, paper or smoke)"),
-            )),
+            other => Err(Error::invalid("preset", format!("`{other}` (choose quick, paper or smoke)"))),
         }
     }
 

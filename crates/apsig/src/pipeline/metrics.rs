@@ -22,6 +22,8 @@ pub struct Metrics {
     pub target_agreement: f64,
     pub stage_seconds: Vec<StageTime>,
     pub total_seconds: f64,
+    /// Peak resident memory of the run's process (MiB).
+    pub peak_rss_mib: f64,
 }
 
 #[derive(Clone, Debug, Serialize)]

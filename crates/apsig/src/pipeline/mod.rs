@@ -51,34 +51,22 @@ pub fn classifier_stage(
     ckpt_dir: &Path,
     progress: &dyn Progress,
 ) -> Result<(Network, f32, f64)> {
-    let stamp = serde_json::to_string(cfg).expect("serialises");
+    // the training images count too: a run with `train_limit` must not reuse a full model
+    let stamp = format!("{}; {} training images", serde_json::to_string(cfg).expect("serialises"), data.train.n);
     if let Ok(m) = load_network(path, Some(arch)) {
-        if m.metadata.get("train_config") == Some(&stamp)
-            && m.metadata.get("dataset") == Some(&data.name)
-        {
-            let acc = m
-                .metadata
-                .get("test_accuracy")
-                .and_then(|a| a.parse().ok())
-                .unwrap_or(f32::NAN);
+        if m.metadata.get("train_config") == Some(&stamp) && m.metadata.get("dataset") == Some(&data.name) {
+            let acc = m.metadata.get("test_accuracy").and_then(|a| a.parse().ok()).unwrap_or(f32::NAN);
             tracing::info!("reusing {}", path.display());
             return Ok((m.net, acc, 0.0));
         }
     }
     let shape = image_shape(&data.train);
     let classes = data.train.num_classes().max(data.test.num_classes());
-    let mut net = Network::new(shape, arch.layers(shape, classes, 0), cfg.seed)
-        .map_err(|e| Error::invalid(arch.name(), e))?;
+    let mut net =
+        Network::new(shape, arch.layers(shape, classes, 0), cfg.seed).map_err(|e| Error::invalid(arch.name(), e))?;
     let ckpt = ckpt_dir.join(format!("{}.ckpt.safetensors", arch.name()));
     let t0 = Instant::now();
-    train(
-        &mut net,
-        &data.train.images,
-        Targets::Labels(&data.train.labels),
-        cfg,
-        Some(&ckpt),
-        progress,
-    )?;
+    train(&mut net, &data.train.images, Targets::Labels(&data.train.labels), cfg, Some(&ckpt), progress)?;
     let secs = t0.elapsed().as_secs_f64();
     let acc = accuracy(&net, &data.test.images, &data.test.labels);
     let mut meta = BTreeMap::new();
@@ -104,16 +92,8 @@ pub fn signature_stage(
     parts_dir: &Path,
     progress: &dyn Progress,
 ) -> Result<(SignatureSet, f64)> {
-    let split = if split_name == "train" {
-        &data.train
-    } else {
-        &data.test
-    };
-    let count = if stage.count == 0 {
-        split.n
-    } else {
-        stage.count.min(split.n)
-    };
+    let split = if split_name == "train" { &data.train } else { &data.test };
+    let count = if stage.count == 0 { split.n } else { stage.count.min(split.n) };
     let mut prov = BTreeMap::new();
     prov.insert("dataset".to_string(), data.name.clone());
     prov.insert("split".to_string(), split_name.to_string());
@@ -129,18 +109,7 @@ pub fn signature_stage(
         }
     }
     let t0 = Instant::now();
-    let set = extract(
-        model,
-        dirs,
-        split,
-        &prov,
-        0..count,
-        None,
-        starts,
-        &stage.extract,
-        Some(parts_dir),
-        progress,
-    )?;
+    let set = extract(model, dirs, split, &prov, 0..count, None, starts, &stage.extract, Some(parts_dir), progress)?;
     let secs = t0.elapsed().as_secs_f64();
     set.save(path)?;
     let _ = std::fs::remove_dir_all(parts_dir);
@@ -160,25 +129,10 @@ pub fn median_eps(sigs: &SignatureSet) -> Vec<f32> {
 
 /// Per-direction starting points for the adversary's own data: the median eps of a small
 /// pilot (the first 256 images), so the bracket starts next to where the flips are.
-pub fn pilot_starts(
-    model: Arc<Network>,
-    dirs: &Directions,
-    split: &Split,
-    stage: &SignatureStage,
-) -> Result<Vec<f32>> {
+pub fn pilot_starts(model: Arc<Network>, dirs: &Directions, split: &Split, stage: &SignatureStage) -> Result<Vec<f32>> {
     let n = 256.min(split.n);
-    let pilot = extract(
-        model,
-        dirs,
-        split,
-        &BTreeMap::new(),
-        0..n,
-        None,
-        None,
-        &stage.extract,
-        None,
-        &crate::NoProgress,
-    )?;
+    let pilot =
+        extract(model, dirs, split, &BTreeMap::new(), 0..n, None, None, &stage.extract, None, &crate::NoProgress)?;
     Ok(median_eps(&pilot))
 }
 
@@ -187,10 +141,7 @@ pub fn images_of(split: &Split, sigs: &SignatureSet) -> Result<Vec<f32>> {
     let mut out = Vec::with_capacity(sigs.n() * split.pixels());
     for &i in &sigs.indices {
         if i as usize >= split.n {
-            return Err(Error::invalid(
-                "signatures",
-                format!("index {i} outside a split of {} images", split.n),
-            ));
+            return Err(Error::invalid("signatures", format!("index {i} outside a split of {} images", split.n)));
         }
         out.extend_from_slice(split.image(i as usize));
     }
@@ -198,54 +149,32 @@ pub fn images_of(split: &Split, sigs: &SignatureSet) -> Result<Vec<f32>> {
 }
 
 pub fn labels_of(split: &Split, sigs: &SignatureSet) -> Vec<u8> {
-    sigs.indices
-        .iter()
-        .map(|&i| split.labels[i as usize])
-        .collect()
+    sigs.indices.iter().map(|&i| split.labels[i as usize]).collect()
 }
 
 /// Runs every stage into `dir`, writing `metrics.json`, figures and `report.md`.
-pub fn run(
-    cfg: &RunConfig,
-    dir: &Path,
-    data_opts: &DataOptions,
-    progress: &dyn Progress,
-) -> Result<Metrics> {
+pub fn run(cfg: &RunConfig, dir: &Path, data_opts: &DataOptions, progress: &dyn Progress) -> Result<Metrics> {
     let t_all = Instant::now();
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     crate::io::atomic_write(&dir.join(files::CONFIG), cfg.to_toml().as_bytes())?;
     let ckpt = dir.join("checkpoints");
     let mut times = Vec::new();
-    let mut timed = |name: &str, secs: f64| {
-        times.push(StageTime {
-            stage: name.into(),
-            seconds: secs,
-        })
-    };
+    let mut timed = |name: &str, secs: f64| times.push(StageTime { stage: name.into(), seconds: secs });
 
     let t0 = Instant::now();
-    let data = apsig_data::load(&cfg.dataset, data_opts)?;
+    let mut data = apsig_data::load(&cfg.dataset, data_opts)?;
+    if cfg.train_limit > 0 && cfg.train_limit < data.train.n {
+        data.train = data.train.subset(&(0..cfg.train_limit).collect::<Vec<_>>());
+    }
     timed("load data", t0.elapsed().as_secs_f64());
 
     progress.message("training the target model M");
-    let (target, target_acc, s) = classifier_stage(
-        Arch::TargetNetS,
-        &data,
-        &cfg.target,
-        &dir.join(files::TARGET),
-        &ckpt,
-        progress,
-    )?;
+    let (target, target_acc, s) =
+        classifier_stage(Arch::TargetNetS, &data, &cfg.target, &dir.join(files::TARGET), &ckpt, progress)?;
     timed("train target", s);
     progress.message("training the independent evaluator");
-    let (evaluator, eval_acc, s) = classifier_stage(
-        Arch::EvalNet,
-        &data,
-        &cfg.evaluator,
-        &dir.join(files::EVALUATOR),
-        &ckpt,
-        progress,
-    )?;
+    let (evaluator, eval_acc, s) =
+        classifier_stage(Arch::EvalNet, &data, &cfg.evaluator, &dir.join(files::EVALUATOR), &ckpt, progress)?;
     timed("train evaluator", s);
 
     let dirs = Directions::generate(&cfg.directions, image_shape(&data.train))?;
@@ -284,19 +213,11 @@ pub fn run(
     progress.message("training the decoder");
     let t0 = Instant::now();
     let train_images = images_of(&data.train, &train_sigs)?;
-    let (decoder, dec_report) = Decoder::fit(
-        &train_sigs,
-        &train_images,
-        &cfg.decoder,
-        Some(&ckpt.join("decoder.ckpt.safetensors")),
-        progress,
-    )?;
+    let (decoder, dec_report) =
+        Decoder::fit(&train_sigs, &train_images, &cfg.decoder, Some(&ckpt.join("decoder.ckpt.safetensors")), progress)?;
     let mut meta = BTreeMap::new();
     meta.insert("dataset".into(), data.name.clone());
-    meta.insert(
-        "decoder_config".into(),
-        serde_json::to_string(&cfg.decoder).expect("serialises"),
-    );
+    meta.insert("decoder_config".into(), serde_json::to_string(&cfg.decoder).expect("serialises"));
     decoder.save(&dir.join(files::DECODER), &meta)?;
     let _ = std::fs::remove_file(ckpt.join("decoder.ckpt.safetensors"));
     timed("train decoder", t0.elapsed().as_secs_f64());
@@ -307,11 +228,7 @@ pub fn run(
     crate::io::write_tensors(
         &dir.join(files::RECONS),
         &[
-            crate::io::TensorOut::F32(
-                "reconstructions",
-                vec![test_sigs.n(), data.test.pixels()],
-                &recons,
-            ),
+            crate::io::TensorOut::F32("reconstructions", vec![test_sigs.n(), data.test.pixels()], &recons),
             crate::io::TensorOut::U32("indices", vec![test_sigs.n()], &test_sigs.indices),
         ],
         &BTreeMap::new(),
@@ -321,28 +238,14 @@ pub fn run(
     let base = Baselines::from_train(&data.train);
     let side = data.test.rows;
     let q_dec = quality(&recons, &originals, &labels, side, &evaluator);
-    let q_global = quality(
-        &base.global_for(labels.len()),
-        &originals,
-        &labels,
-        side,
-        &evaluator,
-    );
-    let q_class = quality(
-        &base.class_for(&labels),
-        &originals,
-        &labels,
-        side,
-        &evaluator,
-    );
+    let q_global = quality(&base.global_for(labels.len()), &originals, &labels, side, &evaluator);
+    let q_class = quality(&base.class_for(&labels), &originals, &labels, side, &evaluator);
     let m_agree = {
         let c = target.out_len();
         let l = target.forward(&recons, labels.len());
         let lo = target.forward(&originals, labels.len());
         (0..labels.len())
-            .filter(|&i| {
-                crate::argmax(&l[i * c..(i + 1) * c]) == crate::argmax(&lo[i * c..(i + 1) * c])
-            })
+            .filter(|&i| crate::argmax(&l[i * c..(i + 1) * c]) == crate::argmax(&lo[i * c..(i + 1) * c]))
             .count() as f64
             / labels.len().max(1) as f64
     };
@@ -363,23 +266,13 @@ pub fn run(
         target_agreement: m_agree,
         stage_seconds: times,
         total_seconds: t_all.elapsed().as_secs_f64(),
+        peak_rss_mib: crate::bench::peak_rss_mib(),
     };
     crate::io::atomic_write(
         &dir.join(files::METRICS),
-        serde_json::to_string_pretty(&metrics)
-            .expect("serialises")
-            .as_bytes(),
+        serde_json::to_string_pretty(&metrics).expect("serialises").as_bytes(),
     )?;
-    crate::report::write_run_report(
-        dir,
-        cfg,
-        &metrics,
-        &data,
-        target.as_ref(),
-        &dirs,
-        &test_sigs,
-        &recons,
-    )?;
+    crate::report::write_run_report(dir, cfg, &metrics, &data, target.as_ref(), &dirs, &test_sigs, &recons)?;
     Ok(metrics)
 }
 

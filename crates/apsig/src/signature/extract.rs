@@ -42,13 +42,9 @@ pub struct Shard {
 impl std::str::FromStr for Shard {
     type Err = String;
     fn from_str(s: &str) -> std::result::Result<Self, String> {
-        let (i, n) = s
-            .split_once('/')
-            .ok_or("shard must look like i/n, e.g. 0/4")?;
-        let (index, count): (usize, usize) = (
-            i.trim().parse().map_err(|_| "bad shard index")?,
-            n.trim().parse().map_err(|_| "bad shard count")?,
-        );
+        let (i, n) = s.split_once('/').ok_or("shard must look like i/n, e.g. 0/4")?;
+        let (index, count): (usize, usize) =
+            (i.trim().parse().map_err(|_| "bad shard index")?, n.trim().parse().map_err(|_| "bad shard count")?);
         if count == 0 || index >= count {
             return Err(format!("shard {index}/{count}: need 0 <= i < n"));
         }
@@ -88,41 +84,25 @@ pub fn extract(
     if range.end > split.n || range.start >= range.end {
         return Err(Error::invalid(
             "image range",
-            format!(
-                "{}..{} of a split with {} images",
-                range.start, range.end, split.n
-            ),
+            format!("{}..{} of a split with {} images", range.start, range.end, split.n),
         ));
     }
     if split.pixels() != dirs.len() || model.input_shape().len() != dirs.len() {
         return Err(Error::invalid(
             "directions",
-            format!(
-                "shape {:?} does not fit the images ({} pixels) or the model",
-                dirs.shape,
-                split.pixels()
-            ),
+            format!("shape {:?} does not fit the images ({} pixels) or the model", dirs.shape, split.pixels()),
         ));
     }
     let k = dirs.k();
     let default_starts = vec![cfg.search.start; k];
     let starts = starts.unwrap_or(&default_starts);
     if starts.len() != k {
-        return Err(Error::invalid(
-            "prior",
-            format!("{} starting points for K = {k}", starts.len()),
-        ));
+        return Err(Error::invalid("prior", format!("{} starting points for K = {k}", starts.len())));
     }
     let mut prov = provenance.clone();
     prov.insert("directions".into(), dirs.fingerprint());
-    prov.insert(
-        "directions_config".into(),
-        serde_json::to_string(&dirs.config).expect("serialises"),
-    );
-    prov.insert(
-        "extract".into(),
-        serde_json::to_string(cfg).expect("serialises"),
-    );
+    prov.insert("directions_config".into(), serde_json::to_string(&dirs.config).expect("serialises"));
+    prov.insert("extract".into(), serde_json::to_string(cfg).expect("serialises"));
     prov.insert("starts".into(), fingerprint_f32(starts));
     prov.insert("range".into(), format!("{}..{}", range.start, range.end));
     let mine = match shard {
@@ -133,21 +113,15 @@ pub fn extract(
         None => range,
     };
     let lifted = Arc::new(LiftedDirections::new(model.as_ref(), dirs));
-    let blocks: Vec<Range<usize>> = (mine.start..mine.end)
-        .step_by(BLOCK)
-        .map(|a| a..(a + BLOCK).min(mine.end))
-        .collect();
+    let blocks: Vec<Range<usize>> =
+        (mine.start..mine.end).step_by(BLOCK).map(|a| a..(a + BLOCK).min(mine.end)).collect();
     progress.begin("signatures", (mine.end - mine.start) as u64);
     let mut parts = Vec::new();
     for b in blocks {
-        let part_path =
-            parts_dir.map(|d| d.join(format!("part-{:07}-{:07}.safetensors", b.start, b.end)));
+        let part_path = parts_dir.map(|d| d.join(format!("part-{:07}-{:07}.safetensors", b.start, b.end)));
         if let Some(p) = part_path.as_ref().filter(|p| p.exists()) {
             if let Ok(set) = SignatureSet::load(p) {
-                if set.provenance == prov
-                    && set.indices.first() == Some(&(b.start as u32))
-                    && set.n() == b.len()
-                {
+                if set.provenance == prov && set.indices.first() == Some(&(b.start as u32)) && set.n() == b.len() {
                     progress.advance(b.len() as u64);
                     parts.push((p.clone(), set));
                     continue;
@@ -205,13 +179,7 @@ fn one_image(
         }
         Method::WhiteBox => {
             let probe = MarginProbe::new(model.clone(), x, lifted.clone());
-            run_search(&cfg.search, starts, |ps| {
-                Ok(probe
-                    .probe(ps)
-                    .into_iter()
-                    .map(|(f, m)| (f, Some(m)))
-                    .collect())
-            })
+            run_search(&cfg.search, starts, |ps| Ok(probe.probe(ps).into_iter().map(|(f, m)| (f, Some(m))).collect()))
         }
     }
 }
@@ -224,13 +192,8 @@ pub fn signature_via_oracle(
     search: &SearchConfig,
 ) -> Result<Vec<EpsOutcome>> {
     let before = oracle.queries();
-    let out = run_search(search, starts, |ps| {
-        Ok(oracle
-            .changed_along(dirs, ps)?
-            .into_iter()
-            .map(|b| (b, None))
-            .collect())
-    })?;
+    let out =
+        run_search(search, starts, |ps| Ok(oracle.changed_along(dirs, ps)?.into_iter().map(|b| (b, None)).collect()))?;
     let counted: u64 = out.iter().map(|o| o.queries as u64).sum();
     if oracle.queries() - before != counted {
         return Err(Error::Oracle(format!(

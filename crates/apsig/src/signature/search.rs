@@ -34,13 +34,7 @@ pub struct SearchConfig {
 impl SearchConfig {
     /// The paper-style search: start 0.5, doubling, bisection to 1e-3 relative.
     pub fn plain(eps_max: f32) -> Self {
-        SearchConfig {
-            start: 0.5,
-            growth: 2.0,
-            eps_max,
-            eps_min: 1e-4,
-            rel_tol: 1e-3,
-        }
+        SearchConfig { start: 0.5, growth: 2.0, eps_max, eps_min: 1e-4, rel_tol: 1e-3 }
     }
 
     pub fn validate(&self) -> Result<()> {
@@ -49,15 +43,7 @@ impl SearchConfig {
             && self.eps_min > 0.0
             && self.start > 0.0
             && self.eps_max > self.eps_min
-            && [
-                self.start,
-                self.growth,
-                self.eps_max,
-                self.eps_min,
-                self.rel_tol,
-            ]
-            .iter()
-            .all(|v| v.is_finite());
+            && [self.start, self.growth, self.eps_max, self.eps_min, self.rel_tol].iter().all(|v| v.is_finite());
         if ok {
             Ok(())
         } else {
@@ -126,11 +112,7 @@ pub fn run_search(
             hi: f32::INFINITY,
             m_lo: f32::NAN,
             m_hi: f32::NAN,
-            out: EpsOutcome {
-                eps: f32::NAN,
-                censored: false,
-                queries: 0,
-            },
+            out: EpsOutcome { eps: f32::NAN, censored: false, queries: 0 },
         })
         .collect();
     let tol = 1.0 + cfg.rel_tol;
@@ -150,27 +132,17 @@ pub fn run_search(
                     let s = (1.0 + cfg.rel_tol / 3.0).min((d.hi / d.lo).sqrt());
                     let a = (r / s).clamp(d.lo * s.sqrt(), d.hi / s);
                     let b = (r * s).clamp(d.lo * s, d.hi / s.sqrt());
-                    for eps in if b > a {
-                        vec![a, b]
-                    } else {
-                        vec![(d.lo * d.hi).sqrt()]
-                    } {
+                    for eps in if b > a { vec![a, b] } else { vec![(d.lo * d.hi).sqrt()] } {
                         probes.push(Probe { dir: i as u32, eps });
                         owners.push(i);
                     }
                 }
                 Phase::Refine => {
-                    probes.push(Probe {
-                        dir: i as u32,
-                        eps: (d.lo * d.hi).sqrt(),
-                    });
+                    probes.push(Probe { dir: i as u32, eps: (d.lo * d.hi).sqrt() });
                     owners.push(i);
                 }
                 _ => {
-                    probes.push(Probe {
-                        dir: i as u32,
-                        eps: d.next,
-                    });
+                    probes.push(Probe { dir: i as u32, eps: d.next });
                     owners.push(i);
                 }
             }
@@ -180,11 +152,7 @@ pub fn run_search(
         }
         let answers = ask(&probes)?;
         if answers.len() != probes.len() {
-            return Err(Error::Oracle(format!(
-                "{} answers for {} probes",
-                answers.len(),
-                probes.len()
-            )));
+            return Err(Error::Oracle(format!("{} answers for {} probes", answers.len(), probes.len())));
         }
         let mut k = 0;
         while k < probes.len() {
@@ -210,19 +178,20 @@ fn update(d: &mut Dir, cfg: &SearchConfig, probes: &[Probe], answers: &[Answer])
                 if flip {
                     d.hi = eps;
                     d.m_hi = m;
-                    d.phase = if d.lo == 0.0 {
-                        Phase::Down
+                    if d.lo != 0.0 {
+                        d.phase = Phase::Refine;
+                    } else if eps <= cfg.eps_min {
+                        // floored at the first probe (a start at or below eps_min)
+                        d.phase = Phase::Done;
+                        d.out.eps = cfg.eps_min;
                     } else {
-                        Phase::Refine
-                    };
-                    d.next = eps / cfg.growth;
+                        // shrinking never probes below eps_min
+                        d.phase = Phase::Down;
+                        d.next = (eps / cfg.growth).max(cfg.eps_min);
+                    }
                 } else if eps >= cfg.eps_max {
                     d.phase = Phase::Done;
-                    d.out = EpsOutcome {
-                        eps: cfg.eps_max,
-                        censored: true,
-                        queries: d.out.queries,
-                    };
+                    d.out = EpsOutcome { eps: cfg.eps_max, censored: true, queries: d.out.queries };
                 } else {
                     d.lo = eps;
                     d.m_lo = m;
@@ -269,12 +238,7 @@ mod tests {
 
     /// A ray classifier with a single threshold per direction: flips iff eps >= t[dir].
     fn threshold_oracle(t: &[f32]) -> impl FnMut(&[Probe]) -> Result<Vec<Answer>> + '_ {
-        move |ps| {
-            Ok(ps
-                .iter()
-                .map(|p| (p.eps >= t[p.dir as usize], None))
-                .collect())
-        }
+        move |ps| Ok(ps.iter().map(|p| (p.eps >= t[p.dir as usize], None)).collect())
     }
 
     #[test]
@@ -287,18 +251,9 @@ mod tests {
                 assert!(o.censored && o.eps == 64.0);
             } else {
                 assert!(!o.censored);
-                assert!(
-                    o.eps >= t && o.eps <= t * 1.001 + 1e-6,
-                    "t {t} got {}",
-                    o.eps
-                );
+                assert!(o.eps >= t && o.eps <= t * 1.001 + 1e-6, "t {t} got {}", o.eps);
             }
-            assert!(
-                o.queries <= cfg.max_probes(0.5),
-                "{} > bound {}",
-                o.queries,
-                cfg.max_probes(0.5)
-            );
+            assert!(o.queries <= cfg.max_probes(0.5), "{} > bound {}", o.queries, cfg.max_probes(0.5));
         }
     }
 
@@ -320,12 +275,7 @@ mod tests {
         let plain = run_search(&cfg, &[0.5; 4], threshold_oracle(&t)).unwrap();
         for ((o, p), &t) in out.iter().zip(&plain).zip(&t) {
             assert!(o.eps >= t && o.eps <= t * 1.001, "{} vs {t}", o.eps);
-            assert!(
-                o.queries + 5 <= p.queries,
-                "white-box {} vs change-bit {}",
-                o.queries,
-                p.queries
-            );
+            assert!(o.queries + 5 <= p.queries, "white-box {} vs change-bit {}", o.queries, p.queries);
         }
     }
 }

@@ -64,10 +64,7 @@ impl SignatureSet {
         if f.meta("format")? != "apsig-signatures-v1" {
             return Err(Error::bad_file(path, "not an apsig signature file"));
         }
-        let k: usize = f
-            .meta("k")?
-            .parse()
-            .map_err(|_| Error::bad_file(path, "bad `k` metadata"))?;
+        let k: usize = f.meta("k")?.parse().map_err(|_| Error::bad_file(path, "bad `k` metadata"))?;
         let (shape, indices) = f.u32("indices", None)?;
         if shape.len() != 1 {
             return Err(Error::bad_file(path, "`indices` must be one-dimensional"));
@@ -77,22 +74,12 @@ impl SignatureSet {
         let (_, censored) = f.u8("censored", Some(&[n, k]))?;
         let (_, queries) = f.u32("queries", Some(&[n, k]))?;
         if let Some(i) = eps.iter().position(|&e| e <= 0.0) {
-            return Err(Error::bad_file(
-                path,
-                format!("eps at index {i} is not positive"),
-            ));
+            return Err(Error::bad_file(path, format!("eps at index {i} is not positive")));
         }
         let mut provenance = f.metadata.clone();
         provenance.remove("format");
         provenance.remove("k");
-        Ok(SignatureSet {
-            k,
-            indices,
-            eps,
-            censored,
-            queries,
-            provenance,
-        })
+        Ok(SignatureSet { k, indices, eps, censored, queries, provenance })
     }
 
     /// Concatenates shards measured the same way, refusing gaps, overlaps and mismatches.
@@ -106,21 +93,13 @@ impl SignatureSet {
         keys.retain(|k| !k.starts_with("shard"));
         for (p, s) in &parts[1..] {
             if s.k != first.k {
-                return Err(Error::bad_file(
-                    p,
-                    format!("K = {} but {} has K = {}", s.k, p0.display(), first.k),
-                ));
+                return Err(Error::bad_file(p, format!("K = {} but {} has K = {}", s.k, p0.display(), first.k)));
             }
             for key in &keys {
                 if s.prov(key) != first.prov(key) {
                     return Err(Error::bad_file(
                         p,
-                        format!(
-                            "`{key}` differs from {} ({} vs {})",
-                            p0.display(),
-                            s.prov(key),
-                            first.prov(key)
-                        ),
+                        format!("`{key}` differs from {} ({} vs {})", p0.display(), s.prov(key), first.prov(key)),
                     ));
                 }
             }
@@ -134,31 +113,21 @@ impl SignatureSet {
             provenance: BTreeMap::new(),
         };
         for key in keys {
-            out.provenance
-                .insert(key.to_string(), first.prov(key).to_string());
+            out.provenance.insert(key.to_string(), first.prov(key).to_string());
         }
         let mut expect_next: Option<(u32, &Path)> = None;
         for (p, s) in &parts {
             for w in s.indices.windows(2) {
                 if w[1] != w[0] + 1 {
-                    return Err(Error::bad_file(
-                        p,
-                        format!("indices are not contiguous ({} then {})", w[0], w[1]),
-                    ));
+                    return Err(Error::bad_file(p, format!("indices are not contiguous ({} then {})", w[0], w[1])));
                 }
             }
             if let (Some((next, prev)), Some(&f)) = (expect_next, s.indices.first()) {
                 if f < next {
-                    return Err(Error::bad_file(
-                        p,
-                        format!("overlaps {} (index {f})", prev.display()),
-                    ));
+                    return Err(Error::bad_file(p, format!("overlaps {} (index {f})", prev.display())));
                 }
                 if f > next {
-                    return Err(Error::bad_file(
-                        p,
-                        format!("gap before it: indices {next}..{f} are in no shard"),
-                    ));
+                    return Err(Error::bad_file(p, format!("gap before it: indices {next}..{f} are in no shard")));
                 }
             }
             if let Some(&l) = s.indices.last() {

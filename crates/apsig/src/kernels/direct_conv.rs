@@ -1,0 +1,140 @@
+//! A direct (im2col-free) valid convolution for channels-last tensors, with an AVX2/FMA
+//! 6x16 register-blocked micro-kernel. This is the oracle's hot spot: TargetNet-S's second
+//! convolution is ~92% of the multiply-adds of every probe.
+//!
+//! Each output pixel is a row; its patch is read in place from the input, one contiguous
+//! run of `k * cin` floats per kernel row, so no patch matrix is ever written.
+
+/// Weights packed as `[cout / 16][k * k * cin][16]` for the micro-kernel.
+pub struct PackedConv {
+    k: usize,
+    cin: usize,
+    cout: usize,
+    panels: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+impl PackedConv {
+    /// `weight` is `[k * k * cin, cout]` (rows in (ky, kx, c) order); `None` when this kernel
+    /// does not apply (cout not a multiple of 16, or no AVX2/FMA in this build).
+    pub fn new(weight: &[f32], bias: Option<&[f32]>, k: usize, cin: usize, cout: usize) -> Option<Self> {
+        if !cfg!(all(target_arch = "x86_64", target_feature = "avx2", target_feature = "fma"))
+            || cout % 16 != 0
+            || cout == 0
+        {
+            return None;
+        }
+        let depth = k * k * cin;
+        assert_eq!(weight.len(), depth * cout);
+        let mut panels = vec![0.0f32; depth * cout];
+        for p in 0..cout / 16 {
+            for d in 0..depth {
+                let dst = &mut panels[(p * depth + d) * 16..(p * depth + d + 1) * 16];
+                dst.copy_from_slice(&weight[d * cout + p * 16..d * cout + p * 16 + 16]);
+            }
+        }
+        let bias = bias.map(|b| b.to_vec()).unwrap_or_else(|| vec![0.0; cout]);
+        Some(PackedConv { k, cin, cout, panels, bias })
+    }
+
+    /// `x` is `[n, h, w, cin]`; `y` receives `[n, h-k+1, w-k+1, cout]`.
+    pub fn forward(&self, x: &[f32], n: usize, h: usize, w: usize, y: &mut [f32]) {
+        let (k, cin, cout) = (self.k, self.cin, self.cout);
+        let (oh, ow) = (h - k + 1, w - k + 1);
+        assert_eq!(x.len(), n * h * w * cin);
+        assert_eq!(y.len(), n * oh * ow * cout);
+        let rows = n * oh * ow;
+        // input offset of each output pixel's patch origin
+        let origin = |r: usize| {
+            let (img, p) = (r / (oh * ow), r % (oh * ow));
+            ((img * h + p / ow) * w + p % ow) * cin
+        };
+        let mut r = 0;
+        while r < rows {
+            let m = (rows - r).min(6);
+            let mut offs = [0usize; 6];
+            for (i, o) in offs.iter_mut().enumerate() {
+                *o = origin(r + i.min(m - 1));
+            }
+            for p in 0..cout / 16 {
+                let mut out = [[0.0f32; 16]; 6];
+                // SAFETY: every offset + ky*w*cin + k*cin <= x.len() because each origin is a
+                // valid output pixel of a valid convolution; panels hold depth*16 floats per panel.
+                unsafe { micro_6x16(x, &offs, &self.panels[p * k * k * cin * 16..], k, k * cin, w * cin, &mut out) };
+                for i in 0..m {
+                    let dst = &mut y[(r + i) * cout + p * 16..(r + i) * cout + p * 16 + 16];
+                    for j in 0..16 {
+                        dst[j] = out[i][j] + self.bias[p * 16 + j];
+                    }
+                }
+            }
+            r += m;
+        }
+    }
+}
+
+#[cfg(all(target_arch = "x86_64", target_feature = "avx2", target_feature = "fma"))]
+#[inline(always)]
+unsafe fn micro_6x16(
+    x: &[f32],
+    offs: &[usize; 6],
+    panel: &[f32],
+    k: usize,
+    run: usize,
+    row_stride: usize,
+    out: &mut [[f32; 16]; 6],
+) {
+    use std::arch::x86_64::*;
+    let xp = x.as_ptr();
+    let mut bp = panel.as_ptr();
+    let mut acc = [_mm256_setzero_ps(); 12];
+    for ky in 0..k {
+        let base = ky * row_stride;
+        let a: [*const f32; 6] = std::array::from_fn(|i| xp.add(offs[i] + base));
+        for t in 0..run {
+            let b0 = _mm256_loadu_ps(bp);
+            let b1 = _mm256_loadu_ps(bp.add(8));
+            bp = bp.add(16);
+            for i in 0..6 {
+                let av = _mm256_broadcast_ss(&*a[i].add(t));
+                acc[2 * i] = _mm256_fmadd_ps(av, b0, acc[2 * i]);
+                acc[2 * i + 1] = _mm256_fmadd_ps(av, b1, acc[2 * i + 1]);
+            }
+        }
+    }
+    for i in 0..6 {
+        _mm256_storeu_ps(out[i].as_mut_ptr(), acc[2 * i]);
+        _mm256_storeu_ps(out[i].as_mut_ptr().add(8), acc[2 * i + 1]);
+    }
+}
+
+#[cfg(not(all(target_arch = "x86_64", target_feature = "avx2", target_feature = "fma")))]
+unsafe fn micro_6x16(_: &[f32], _: &[usize; 6], _: &[f32], _: usize, _: usize, _: usize, _: &mut [[f32; 16]; 6]) {
+    unreachable!("PackedConv::new refuses to build without AVX2/FMA")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::{im2col_nhwc, matmul, ConvGeom, Threads, Trans};
+
+    #[test]
+    fn direct_conv_matches_im2col_gemm() {
+        let (n, h, w, cin, k, cout) = (3, 12, 12, 16, 5, 32);
+        let x: Vec<f32> = (0..n * h * w * cin).map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0).collect();
+        let wt: Vec<f32> = (0..k * k * cin * cout).map(|i| ((i * 13 % 29) as f32 - 14.0) / 30.0).collect();
+        let b: Vec<f32> = (0..cout).map(|i| i as f32 * 0.1).collect();
+        let Some(pc) = PackedConv::new(&wt, Some(&b), k, cin, cout) else { return };
+        let (oh, ow) = (h - k + 1, w - k + 1);
+        let mut y = vec![0.0; n * oh * ow * cout];
+        pc.forward(&x, n, h, w, &mut y);
+        let g = ConvGeom { big_h: h, big_w: w, channels: cin, k, stride: 1, pad: 0 };
+        let mut cols = vec![0.0; n * oh * ow * g.patch()];
+        im2col_nhwc(&g, n, &x, &mut cols, false);
+        let mut want: Vec<f32> = (0..n * oh * ow).flat_map(|_| b.clone()).collect();
+        matmul(n * oh * ow, cout, g.patch(), &cols, Trans::No, &wt, Trans::No, &mut want, true, Threads::One);
+        for (a, e) in y.iter().zip(&want) {
+            assert!((a - e).abs() < 1e-3 * (1.0 + e.abs()), "{a} vs {e}");
+        }
+    }
+}
