@@ -31,6 +31,12 @@ pub enum Command {
     Reconstruct(ReconArgs),
     /// Measure throughput (forward, signatures, decoder training) and compare with a PyTorch peer.
     Bench(crate::bench::BenchArgs),
+    /// Serve a model as a change oracle over HTTP (simulated private inference: change bits only).
+    Serve(crate::serve::ServeArgs),
+    /// Attack a secret held by `apsig serve`: its signature over HTTP, then a reconstruction.
+    Attack(crate::attack::AttackArgs),
+    /// Reconstruction quality against queries per secret, for the plain and cheaper searches.
+    QueryCurve(crate::query_curve::CurveArgs),
 }
 
 #[derive(Args)]
@@ -182,6 +188,9 @@ pub fn dispatch(cmd: Command, opts: &DataOptions, bars: &Bars) -> Result<()> {
         Command::TrainDecoder(a) => train_decoder(a, opts, bars),
         Command::Reconstruct(a) => reconstruct(a, opts),
         Command::Bench(a) => crate::bench::bench(a, opts, bars),
+        Command::Serve(a) => crate::serve::serve(a),
+        Command::Attack(a) => crate::attack::attack(a, opts),
+        Command::QueryCurve(a) => crate::query_curve::query_curve(a, opts),
     }
 }
 

@@ -3,9 +3,12 @@
 //! The CLI only parses arguments, draws progress and prints summaries; every stage is a
 //! library call, so what the CLI does a script can do too.
 
+mod attack;
 mod bench;
 mod commands;
 mod progress;
+mod query_curve;
+mod serve;
 
 use clap::Parser;
 use std::path::PathBuf;
@@ -43,9 +46,14 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // the service logs one line per request at info; every other command stays quiet
+    let default_log = if matches!(cli.cmd, commands::Command::Serve(_)) { "info" } else { "warn" };
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("APSIG_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("APSIG_LOG").unwrap_or_else(|_| default_log.into()),
+        )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let bars = progress::Bars::new(cli.quiet);
     let opts =

@@ -177,6 +177,8 @@ fn interrupted_download_leaves_no_partial_file_and_resumes() {
     let lines: Vec<&str> = stderr.lines().collect();
     let (last, before) = lines.split_last().unwrap();
     assert!(before.iter().all(|l| l.contains("mirror failed")), "{stderr}");
+    // and, written to a pipe, no terminal colour codes
+    assert!(!stderr.contains('\x1b'), "{stderr:?}");
     assert!(last.starts_with("error: "), "{stderr}");
     for needle in [
         &format!("{}", dest.join("t10k-images-idx3-ubyte.gz").display()),

@@ -7,8 +7,8 @@ use apsig::directions::{DirectionConfig, Directions, Strategy};
 use apsig::model::{load_network, Arch, Classifier};
 use apsig::nn::Shape;
 use apsig::oracle::{ChangeOracle, LiftedDirections, LocalOracle, Probe};
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
+use axum::body::{Body, Bytes, HttpBody as _};
+use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -226,23 +226,79 @@ fn is_binary(headers: &HeaderMap) -> bool {
         .unwrap_or(false)
 }
 
-/// Reads the body after authorisation, refusing oversized bodies (413) before reading them
-/// when they announce their length.
-async fn read_body(req: Request, limit: usize) -> Result<Bytes, ApiError> {
-    let announced =
-        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    let too_big =
-        || ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("request body larger than the limit of {limit} bytes"));
-    if announced.is_some_and(|n| n > limit as u64) {
-        return Err(too_big());
+/// A request split for handlers: the headers first (authorisation), the body read only
+/// when the request passed them.
+struct Req {
+    headers: HeaderMap,
+    body: Option<Body>,
+}
+
+impl Req {
+    fn new(req: Request) -> Self {
+        let (parts, body) = req.into_parts();
+        Req { headers: parts.headers, body: Some(body) }
     }
-    Bytes::from_request(req, &()).await.map_err(|r| {
-        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            too_big()
-        } else {
-            ApiError::new(r.status(), format!("could not read the body: {}", r.body_text()))
+
+    fn announced(&self) -> Option<u64> {
+        self.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok())
+    }
+
+    /// The whole body, at most `limit` bytes (else 413).
+    async fn bytes(&mut self, limit: usize) -> Result<Bytes, ApiError> {
+        let announced = self.announced();
+        let mut body = self.body.take().expect("the body is read once");
+        let too_big = || {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("request body larger than the limit of {limit} bytes"))
+        };
+        if announced.is_some_and(|n| n > limit as u64) {
+            drain(body, announced, limit).await;
+            return Err(too_big());
         }
-    })
+        let mut buf = Vec::with_capacity(announced.unwrap_or(0) as usize);
+        while let Some(frame) = next_frame(&mut body).await {
+            let frame = frame.map_err(|e| ApiError::bad(format!("could not read the body: {e}")))?;
+            if let Some(d) = frame {
+                if buf.len() + d.len() > limit {
+                    return Err(too_big());
+                }
+                buf.extend_from_slice(&d);
+            }
+        }
+        Ok(Bytes::from(buf))
+    }
+}
+
+/// The next frame's data (`None` for a trailers frame), or `None` at the end of the body.
+async fn next_frame(body: &mut Body) -> Option<Result<Option<Bytes>, axum::Error>> {
+    let frame = std::future::poll_fn(|cx| std::pin::Pin::new(&mut *body).poll_frame(cx)).await?;
+    Some(frame.map(|f| f.into_data().ok()))
+}
+
+/// Reads and discards a refused request's body (up to twice the limit), so that clients that
+/// send the whole body before reading the answer see the refusal instead of a broken pipe.
+/// Larger bodies are not read: the connection is closed after the answer.
+async fn drain(mut body: Body, announced: Option<u64>, limit: usize) {
+    let cap = limit.saturating_mul(2);
+    if announced.is_some_and(|n| n > cap as u64) {
+        return;
+    }
+    let mut seen = 0usize;
+    while let Some(Ok(frame)) = next_frame(&mut body).await {
+        seen += frame.map_or(0, |d| d.len());
+        if seen > cap {
+            return;
+        }
+    }
+}
+
+/// The response, with what the access log needs; a refused request's unread body is drained.
+async fn respond(r: Result<Response, ApiError>, mut req: Req, limit: usize, info: ReqInfo) -> Response {
+    if r.is_err() {
+        if let Some(body) = req.body.take() {
+            drain(body, req.announced(), limit).await;
+        }
+    }
+    with_info(r, info)
 }
 
 fn parse_json<T: for<'de> Deserialize<'de>>(b: &[u8]) -> Result<T, ApiError> {
@@ -281,13 +337,14 @@ struct NewSession {
 
 async fn create_session(State(st): State<Arc<AppState>>, req: Request) -> Response {
     let mut info = ReqInfo::default();
-    let r = create_session_inner(&st, req, &mut info).await;
-    with_info(r, info)
+    let mut req = Req::new(req);
+    let r = create_session_inner(&st, &mut req, &mut info).await;
+    respond(r, req, st.cfg.max_body_bytes, info).await
 }
 
-async fn create_session_inner(st: &Arc<AppState>, req: Request, info: &mut ReqInfo) -> Result<Response, ApiError> {
-    let binary = is_binary(req.headers());
-    let body = read_body(req, st.cfg.max_body_bytes).await?;
+async fn create_session_inner(st: &Arc<AppState>, req: &mut Req, info: &mut ReqInfo) -> Result<Response, ApiError> {
+    let binary = is_binary(&req.headers);
+    let body = req.bytes(st.cfg.max_body_bytes).await?;
     let input = if binary {
         match wire::decode(&body, st.len).map_err(ApiError::bad)? {
             Wire::Input(v) => v,
@@ -358,19 +415,20 @@ struct NewDirections {
 
 async fn register_directions(State(st): State<Arc<AppState>>, Path(id): Path<String>, req: Request) -> Response {
     let mut info = ReqInfo { session: Some(id.clone()), count: 0 };
-    let r = register_directions_inner(&st, &id, req, &mut info).await;
-    with_info(r, info)
+    let mut req = Req::new(req);
+    let r = register_directions_inner(&st, &id, &mut req, &mut info).await;
+    respond(r, req, st.cfg.max_body_bytes, info).await
 }
 
 async fn register_directions_inner(
     st: &Arc<AppState>,
     id: &str,
-    req: Request,
+    req: &mut Req,
     info: &mut ReqInfo,
 ) -> Result<Response, ApiError> {
-    let session = st.authorize(id, req.headers())?;
-    let binary = is_binary(req.headers());
-    let body = read_body(req, st.cfg.max_body_bytes).await?;
+    let session = st.authorize(id, &req.headers)?;
+    let binary = is_binary(&req.headers);
+    let body = req.bytes(st.cfg.max_body_bytes).await?;
     let (k, data) = if binary {
         match wire::decode(&body, st.len).map_err(ApiError::bad)? {
             Wire::Directions { k, data } => (k, data),
@@ -448,22 +506,23 @@ enum Batch {
 
 async fn query(State(st): State<Arc<AppState>>, Path(id): Path<String>, req: Request) -> Response {
     let mut info = ReqInfo { session: Some(id.clone()), count: 0 };
-    let r = query_inner(&st, &id, req, &mut info).await;
-    with_info(r, info)
+    let mut req = Req::new(req);
+    let r = query_inner(&st, &id, &mut req, &mut info).await;
+    respond(r, req, st.cfg.max_body_bytes, info).await
 }
 
-async fn query_inner(st: &Arc<AppState>, id: &str, req: Request, info: &mut ReqInfo) -> Result<Response, ApiError> {
-    let session = st.authorize(id, req.headers())?;
-    let binary = is_binary(req.headers());
-    let fp_header = req.headers().get(wire::DIRECTIONS_HEADER).map(|v| v.to_str().unwrap_or("").to_string());
-    let request_id = match req.headers().get(wire::REQUEST_ID_HEADER) {
+async fn query_inner(st: &Arc<AppState>, id: &str, req: &mut Req, info: &mut ReqInfo) -> Result<Response, ApiError> {
+    let session = st.authorize(id, &req.headers)?;
+    let binary = is_binary(&req.headers);
+    let fp_header = req.headers.get(wire::DIRECTIONS_HEADER).map(|v| v.to_str().unwrap_or("").to_string());
+    let request_id = match req.headers.get(wire::REQUEST_ID_HEADER) {
         Some(v) => match v.to_str() {
             Ok(s) if !s.is_empty() && s.len() <= 128 => Some(s.to_string()),
             _ => return Err(ApiError::bad("bad x-apsig-request-id (1..=128 visible characters)")),
         },
         None => None,
     };
-    let body = read_body(req, st.cfg.max_body_bytes).await?;
+    let body = req.bytes(st.cfg.max_body_bytes).await?;
     let len = st.len;
     let lookup = |fp: &str| -> Result<DirSet, ApiError> {
         let inner = session.inner.lock().expect("session lock");
@@ -636,7 +695,6 @@ async fn access_log(req: Request, next: Next) -> Response {
 }
 
 fn router(state: Arc<AppState>) -> Router {
-    let limit = state.cfg.max_body_bytes;
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/v1/sessions", post(create_session))
@@ -644,7 +702,6 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/v1/sessions/{id}/query", post(query))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn(access_log))
         .with_state(state)
 }

@@ -68,6 +68,25 @@ fn local_signature(secret: &[f32], d: &Directions, starts: &[f32]) -> Vec<EpsOut
     signature_via_oracle(&oracle, d, starts, &search()).unwrap()
 }
 
+/// Test images along whose directions an untrained net does flip (most directions flip by
+/// eps_max), so signatures carry information; the first `n` of them, from `from` on.
+fn flipping_images(d: &Directions, from: usize, n: usize) -> Vec<usize> {
+    let model = fx().model.clone();
+    let lifted = Arc::new(LiftedDirections::new(model.as_ref(), d));
+    let far: Vec<apsig::oracle::Probe> =
+        (0..d.k() as u32).map(|dir| apsig::oracle::Probe { dir, eps: search().eps_max }).collect();
+    let found: Vec<usize> = (from..fx().test.n)
+        .filter(|&i| {
+            let o = LocalOracle::new(model.clone(), fx().test.image(i), Some(lifted.clone())).unwrap();
+            let flips = o.changed_along(d, &far).unwrap().iter().filter(|&&b| b).count();
+            4 * flips >= 3 * d.k()
+        })
+        .take(n)
+        .collect();
+    assert_eq!(found.len(), n, "not enough images that flip");
+    found
+}
+
 fn fast_retries() -> ClientConfig {
     ClientConfig { backoff: Duration::from_millis(5), max_backoff: Duration::from_millis(50), ..Default::default() }
 }
@@ -136,7 +155,9 @@ fn signature_over_http_equals_the_in_process_one() {
     let d = dirs(16, 3);
     let starts = vec![search().start; 16];
     let mut total_censored = 0;
-    for i in [0usize, 1, 2] {
+    let mut images = flipping_images(&d, 0, 3);
+    images.insert(0, 0); // image 0 never flips: all censored, which must agree too
+    for i in images {
         let secret = fx().test.image(i);
         let reg = register_secret(&srv.url(), secret).unwrap();
         assert_eq!(reg.input_len, L);
@@ -160,7 +181,7 @@ fn signature_over_http_equals_the_in_process_one() {
         );
     }
     // the comparison means something only if most directions do flip
-    assert!(total_censored < 24, "{total_censored} of 48 directions censored");
+    assert!(total_censored < 16 + 12, "{total_censored} of 64 directions censored");
 }
 
 #[test]
@@ -170,13 +191,15 @@ fn concurrent_sessions_get_only_their_own_answers() {
     let d = dirs(16, 5);
     let starts = vec![search().start; 16];
     let n = 32;
+    let images = flipping_images(&d, 100, n);
     let barrier = std::sync::Barrier::new(n);
     let sigs: Vec<Vec<EpsOutcome>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..n)
             .map(|t| {
                 let (url, d, starts, barrier) = (&url, &d, &starts, &barrier);
+                let image = images[t];
                 s.spawn(move || {
-                    let secret = fx().test.image(100 + t);
+                    let secret = fx().test.image(image);
                     let reg = register_secret(url, secret).unwrap();
                     let oracle = HttpOracle::new(url, &reg.session, &reg.token, L);
                     let local_plain = LocalOracle::new(fx().model.clone(), secret, None).unwrap();
@@ -213,7 +236,7 @@ fn concurrent_sessions_get_only_their_own_answers() {
 
 #[test]
 fn malformed_and_unauthorised_requests_get_json_refusals_and_the_server_keeps_serving() {
-    let (addr, srv) = server(|c| c.max_body_bytes = 64 << 10);
+    let (addr, srv) = server(|c| c.max_body_bytes = 128 << 10);
     let url = srv.url();
     let a = register_secret(&url, fx().test.image(7)).unwrap();
     let b = register_secret(&url, fx().test.image(8)).unwrap();
@@ -312,7 +335,11 @@ fn malformed_and_unauthorised_requests_get_json_refusals_and_the_server_keeps_se
             let h = [bin[0], bin[1], (wire::DIRECTIONS_HEADER, fp.as_str())];
             post(&q, &h, &wire::encode_probes(&[apsig::oracle::Probe { dir: 0, eps: f32::INFINITY }]))
         }),
-        ("oversized body", 413, post(&q, &bin, &wire::encode_f32(Kind::Perturbations, 30, &vec![0.0; 30 * L]))),
+        ("wrong token, large body", 403, {
+            let h = [("authorization", "Bearer 00000000000000000000000000000000"), ("content-type", wire::CONTENT_TYPE)];
+            post(&q, &h, &wire::encode_f32(Kind::Perturbations, 40, &vec![0.0; 40 * L]))
+        }),
+        ("oversized body", 413, post(&q, &bin, &wire::encode_f32(Kind::Perturbations, 60, &vec![0.0; 60 * L]))),
         (
             "directions: wrong length for K",
             400,

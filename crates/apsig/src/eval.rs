@@ -114,7 +114,7 @@ mod tests {
 
     #[test]
     fn ssim_is_one_for_identical_and_lower_for_noise() {
-        let a: Vec<f32> = (0..784).map(|i| ((i % 28) as f32 / 28.0)).collect();
+        let a: Vec<f32> = (0..784).map(|i| (i % 28) as f32 / 28.0).collect();
         assert!((ssim(&a, &a, 28) - 1.0).abs() < 1e-9);
         let b: Vec<f32> = a.iter().enumerate().map(|(i, v)| v + if i % 3 == 0 { 0.3 } else { -0.1 }).collect();
         assert!(ssim(&a, &b, 28) < 0.9);

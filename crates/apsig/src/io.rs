@@ -73,6 +73,11 @@ pub struct TensorFile {
 impl TensorFile {
     pub fn read(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        Self::parse(path, bytes)
+    }
+
+    /// Parses bytes that came from `path` (used for messages only): the fuzzed entry point.
+    pub fn parse(path: &Path, bytes: Vec<u8>) -> Result<Self> {
         let (_, meta) = SafeTensors::read_metadata(&bytes)
             .map_err(|e| Error::bad_file(path, format!("not a valid safetensors file ({e})")))?;
         // deserialize validates offsets and sizes of every tensor

@@ -152,7 +152,7 @@ fn probe_logits(model: &dyn Classifier, base: &[f32], lifted: &LiftedDirections,
 }
 
 fn check_batch(p: &[f32], len: usize) -> Result<()> {
-    if p.len() % len != 0 {
+    if !p.len().is_multiple_of(len) {
         return Err(Error::Oracle(format!(
             "perturbation batch of {} values is not a multiple of the input size {len}",
             p.len()

@@ -78,17 +78,16 @@ fn check_common(
                 starts[d]
             );
         }
-        if bare_bits {
-            prop_assert!(
-                o.queries <= cfg.max_probes(starts[d]),
-                "dir {}: {} queries > bound {} (start {}, {:?})",
-                d,
-                o.queries,
-                cfg.max_probes(starts[d]),
-                starts[d],
-                cfg
-            );
-        }
+        let bound = if bare_bits { cfg.max_probes(starts[d]) } else { cfg.max_probes_with_margins(starts[d]) };
+        prop_assert!(
+            o.queries <= bound,
+            "dir {}: {} queries > bound {} (start {}, {:?})",
+            d,
+            o.queries,
+            bound,
+            starts[d],
+            cfg
+        );
         prop_assert!(o.eps.is_finite() && o.eps > 0.0);
     }
     Ok(())

@@ -46,7 +46,6 @@ pub fn assert_clean_failure(out: &Output, needles: &[&str]) -> String {
     // no cause printed twice (a library message that embeds its source, then the source)
     let parts: Vec<&str> = lines[0].split(": ").collect();
     assert!(parts.windows(2).all(|w| w[0] != w[1]), "repeated cause in {:?}", lines[0]);
-    eprintln!("STDERR {}", lines[0]);
     lines[0].to_string()
 }
 

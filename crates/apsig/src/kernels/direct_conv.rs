@@ -19,7 +19,7 @@ impl PackedConv {
     /// does not apply (cout not a multiple of 16, or no AVX2/FMA in this build).
     pub fn new(weight: &[f32], bias: Option<&[f32]>, k: usize, cin: usize, cout: usize) -> Option<Self> {
         if !cfg!(all(target_arch = "x86_64", target_feature = "avx2", target_feature = "fma"))
-            || cout % 16 != 0
+            || !cout.is_multiple_of(16)
             || cout == 0
         {
             return None;

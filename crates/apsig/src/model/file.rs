@@ -28,7 +28,12 @@ pub fn save_network(path: &Path, arch: Arch, net: &Network, extra: &BTreeMap<Str
 
 /// Loads a model file; with `expect`, refuses a file of another architecture.
 pub fn load_network(path: &Path, expect: Option<Arch>) -> Result<ModelFile> {
-    let f = TensorFile::read(path)?;
+    network_from(&TensorFile::read(path)?, expect)
+}
+
+/// Builds a model from an already-read tensor file, validating everything (fuzzed).
+pub fn network_from(f: &TensorFile, expect: Option<Arch>) -> Result<ModelFile> {
+    let path = f.path.as_path();
     if f.meta("format")? != "apsig-model-v1" {
         return Err(Error::bad_file(path, format!("not an apsig model file (format `{}`)", f.meta("format")?)));
     }

@@ -484,7 +484,9 @@ mod tests {
         let analytic: Vec<Vec<Vec<f32>>> = net.grads.clone();
         let h = 1e-2f32;
         let mut checked = 0;
+        #[allow(clippy::needless_range_loop)] // params are mutated inside, so no iterator borrow
         for li in 0..net.params.len() {
+            #[allow(clippy::needless_range_loop)]
             for ti in 0..net.params[li].len() {
                 for j in (0..net.params[li][ti].len()).step_by(7) {
                     let orig = net.params[li][ti][j];

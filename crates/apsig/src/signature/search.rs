@@ -55,7 +55,8 @@ impl SearchConfig {
     }
 
     /// Upper bound on the probes one direction can take with this configuration when every
-    /// answer is a bare change bit.
+    /// answer is a bare change bit. With margins, refinement alternates interpolation (two
+    /// probes) with bisection (one), so it takes at most three times the bisection share.
     pub fn max_probes(&self, start: f32) -> u32 {
         let start = start.clamp(self.eps_min, self.eps_max);
         let g = self.growth.ln();
@@ -63,6 +64,22 @@ impl SearchConfig {
         let down = ((start / self.eps_min).ln() / g).ceil().max(0.0) as u32 + 1;
         let bisect = (g / (1.0 + self.rel_tol).ln()).log2().ceil().max(0.0) as u32 + 1;
         up.max(down) + bisect
+    }
+
+    /// The bound when answers carry margins (the white-box route): interpolation rounds of two
+    /// probes alternate with bisection steps, so refinement takes at most three probes per
+    /// bisection step it replaces.
+    pub fn max_probes_with_margins(&self, start: f32) -> u32 {
+        let bisect = self.max_probes(start) - self.max_probes_bracket(start);
+        self.max_probes_bracket(start) + 3 * bisect
+    }
+
+    fn max_probes_bracket(&self, start: f32) -> u32 {
+        let start = start.clamp(self.eps_min, self.eps_max);
+        let g = self.growth.ln();
+        let up = ((self.eps_max / start).ln() / g).ceil().max(0.0) as u32 + 1;
+        let down = ((start / self.eps_min).ln() / g).ceil().max(0.0) as u32 + 1;
+        up.max(down)
     }
 }
 
@@ -90,6 +107,9 @@ struct Dir {
     hi: f32,
     m_lo: f32,
     m_hi: f32,
+    /// The last round interpolated the margin; if that did not close the bracket, the next
+    /// round bisects, so a misleading (kinked) margin costs at most one probe per bisection.
+    interpolated: bool,
     out: EpsOutcome,
 }
 
@@ -112,6 +132,7 @@ pub fn run_search(
             hi: f32::INFINITY,
             m_lo: f32::NAN,
             m_hi: f32::NAN,
+            interpolated: false,
             out: EpsOutcome { eps: f32::NAN, censored: false, queries: 0 },
         })
         .collect();
@@ -126,7 +147,8 @@ pub fn run_search(
             }
             match d.phase {
                 Phase::Done => {}
-                Phase::Refine if d.m_lo > 0.0 && d.m_hi <= 0.0 => {
+                Phase::Refine if d.m_lo > 0.0 && d.m_hi <= 0.0 && !d.interpolated => {
+                    d.interpolated = true;
                     // interpolate the margin's zero, then probe just either side of it
                     let r = d.lo + (d.hi - d.lo) * d.m_lo / (d.m_lo - d.m_hi);
                     let s = (1.0 + cfg.rel_tol / 3.0).min((d.hi / d.lo).sqrt());
@@ -138,6 +160,7 @@ pub fn run_search(
                     }
                 }
                 Phase::Refine => {
+                    d.interpolated = false;
                     probes.push(Probe { dir: i as u32, eps: (d.lo * d.hi).sqrt() });
                     owners.push(i);
                 }

@@ -60,7 +60,12 @@ impl SignatureSet {
     }
 
     pub fn load(path: &Path) -> Result<Self> {
-        let f = TensorFile::read(path)?;
+        Self::from_file(&TensorFile::read(path)?)
+    }
+
+    /// Builds a signature set from an already-read tensor file, validating it (fuzzed).
+    pub fn from_file(f: &TensorFile) -> Result<Self> {
+        let path = f.path.as_path();
         if f.meta("format")? != "apsig-signatures-v1" {
             return Err(Error::bad_file(path, "not an apsig signature file"));
         }

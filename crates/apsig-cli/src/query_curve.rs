@@ -1,0 +1,130 @@
+//! `apsig query-curve`: reconstruction quality against queries per secret image, for the
+//! paper's plain search and for cheaper searches, using a finished run's artefacts.
+
+use anyhow::Result;
+use apsig::data::DataOptions;
+use apsig::decoder::Decoder;
+use apsig::directions::Directions;
+use apsig::model::{load_network, Arch};
+use apsig::pipeline::{files, images_of, labels_of, median_eps};
+use apsig::signature::{extract, ExtractConfig, Method, SearchConfig, SignatureSet};
+use apsig_report::{LineChart, Series};
+use clap::Args;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Args)]
+pub struct CurveArgs {
+    /// A finished run directory (target, evaluator, directions, training signatures, decoder).
+    #[arg(long)]
+    run: PathBuf,
+    /// Test images (secrets) per search configuration.
+    #[arg(long, default_value_t = 500)]
+    images: usize,
+}
+
+#[derive(Serialize)]
+struct Point {
+    search: String,
+    prior: bool,
+    queries_per_image: f64,
+    queries_per_eps: f64,
+    mse: f64,
+    class_recovery: f64,
+}
+
+pub fn query_curve(a: CurveArgs, opts: &DataOptions) -> Result<()> {
+    let r = |f: &str| a.run.join(f);
+    let target = Arc::new(load_network(&r(files::TARGET), Some(Arch::TargetNetS))?.net);
+    let evaluator = load_network(&r(files::EVALUATOR), Some(Arch::EvalNet))?.net;
+    let dirs = Directions::load(&r(files::DIRECTIONS))?;
+    let decoder = Decoder::load(&r(files::DECODER))?;
+    let train = SignatureSet::load(&r(files::SIG_TRAIN))?;
+    let data = apsig::data::load(train.prov("dataset"), opts)?;
+    let prior = median_eps(&train);
+    let n = a.images.min(data.test.n);
+    let eps_max = 256.0;
+    let mut prov = BTreeMap::new();
+    prov.insert("dataset".to_string(), data.name.clone());
+    prov.insert("split".to_string(), "test".to_string());
+    let mut cases: Vec<(String, Method, SearchConfig, bool)> = vec![
+        ("exact (white-box, tol 1e-3): best achievable".into(), Method::WhiteBox, SearchConfig::plain(eps_max), false),
+        ("plain: start 0.5, x2, tol 1e-3".into(), Method::ChangeBit, SearchConfig::plain(eps_max), false),
+    ];
+    for tol in [1e-3f32, 1e-2, 3e-2, 0.1, 0.3] {
+        let s = SearchConfig { start: 0.5, growth: 1.6, eps_max, eps_min: 1e-4, rel_tol: tol };
+        cases.push((format!("prior start, x1.6, tol {tol}"), Method::ChangeBit, s, true));
+    }
+    let originals = {
+        let idx = SignatureSet {
+            k: 0,
+            indices: (0..n as u32).collect(),
+            eps: vec![],
+            censored: vec![],
+            queries: vec![],
+            provenance: BTreeMap::new(),
+        };
+        (images_of(&data.test, &idx)?, labels_of(&data.test, &idx))
+    };
+    let mut points = Vec::new();
+    println!(
+        "{:<48} {:>13} {:>11} {:>8} {:>9}",
+        "search on the secret", "queries/image", "queries/eps", "MSE", "class rec."
+    );
+    for (name, method, search, use_prior) in cases {
+        let cfg = ExtractConfig { method, search };
+        let starts = use_prior.then_some(&prior[..]);
+        let sigs =
+            extract(target.clone(), &dirs, &data.test, &prov, 0..n, None, starts, &cfg, None, &apsig::NoProgress)?;
+        let recon = decoder.reconstruct(&sigs)?;
+        let q = apsig::eval::quality(&recon, &originals.0, &originals.1, data.test.rows, &evaluator);
+        let qpi = sigs.total_queries() as f64 / n as f64;
+        println!(
+            "{name:<48} {qpi:>13.0} {:>11.2} {:>8.4} {:>8.1}%",
+            sigs.queries_per_eps(),
+            q.mse,
+            100.0 * q.class_recovery
+        );
+        points.push(Point {
+            search: name,
+            prior: use_prior,
+            queries_per_image: qpi,
+            queries_per_eps: sigs.queries_per_eps(),
+            mse: q.mse,
+            class_recovery: q.class_recovery,
+        });
+    }
+    let best = points[0].mse;
+    let plain = &points[1];
+    let cheapest = points[2..]
+        .iter()
+        .filter(|p| p.mse <= best * 1.02)
+        .min_by(|a, b| a.queries_per_image.total_cmp(&b.queries_per_image));
+    println!(
+        "\nbest achievable MSE {best:.4}; plain search: {:.0} queries/image (MSE {:.4})",
+        plain.queries_per_image, plain.mse
+    );
+    match cheapest {
+        Some(c) => println!(
+            "cheapest search within 2% of the best: `{}` with {:.0} queries/image = {:.2}x the plain search's",
+            c.search,
+            c.queries_per_image,
+            c.queries_per_image / plain.queries_per_image
+        ),
+        None => println!("no cheaper search came within 2% of the best"),
+    }
+    let mut chart = LineChart::new("Reconstruction MSE against queries per secret image", "queries per image", "MSE");
+    chart.series = vec![
+        Series::new(
+            "prior start, x1.6, varying tolerance",
+            points.iter().filter(|p| p.prior).map(|p| (p.queries_per_image, p.mse)).collect(),
+        ),
+        Series::new("plain search (paper)", vec![(plain.queries_per_image, plain.mse)]),
+    ];
+    apsig::io::atomic_write(&a.run.join("quality-vs-queries.png"), &chart.render_png()?)?;
+    apsig::io::atomic_write(&a.run.join("quality-vs-queries.json"), serde_json::to_string_pretty(&points)?.as_bytes())?;
+    println!("wrote {} and .json", a.run.join("quality-vs-queries.png").display());
+    Ok(())
+}
