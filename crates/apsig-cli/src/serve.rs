@@ -77,3 +77,30 @@ pub fn serve(a: ServeArgs) -> Result<()> {
     );
     apsig_serve::serve_until_signal(cfg)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("serve.toml");
+        std::fs::write(&f, "model = \"a.safetensors\"\nlisten = \"0.0.0.0:9000\"\nbudget = 10\nrate = 5.0\n").unwrap();
+        let args = ServeArgs {
+            model: None,
+            config: Some(f),
+            listen: None,
+            budget: Some(99),
+            rate: None,
+            max_body_bytes: Some(1 << 20),
+            max_sessions: None,
+            print_config: false,
+        };
+        let c = config(&args).unwrap();
+        assert_eq!(c.model, PathBuf::from("a.safetensors"));
+        assert_eq!(c.listen, "0.0.0.0:9000");
+        assert_eq!((c.budget, c.rate, c.max_body_bytes), (99, 5.0, 1 << 20));
+        assert_eq!(c.max_sessions, ServeConfig::default().max_sessions);
+    }
+}

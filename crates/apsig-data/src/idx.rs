@@ -28,6 +28,12 @@ const LABELS_HEADER: usize = 8;
 /// cannot be a valid IDX file of ours and is reported as such by the parser.
 pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
     let raw = std::fs::read(path).map_err(|e| DataError::io(path, "read", e))?;
+    inflate_maybe_gz(raw, path)
+}
+
+/// Inflates `raw` if it starts with the gzip magic, else returns it unchanged; `path` only
+/// labels error messages (the fuzzed entry point for compressed input).
+pub fn inflate_maybe_gz(raw: Vec<u8>, path: &Path) -> Result<Vec<u8>> {
     if raw.len() >= 2 && raw[0] == 0x1f && raw[1] == 0x8b {
         let cap = MAX_PAYLOAD_BYTES + IMAGES_HEADER as u64 + 1;
         let mut out = Vec::with_capacity(raw.len().saturating_mul(4));

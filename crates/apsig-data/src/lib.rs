@@ -16,8 +16,8 @@ pub use dataset::{find_file, load, load_dir, Dataset, Split, MAX_LABEL_EXCLUSIVE
 pub use download::download;
 pub use error::{DataError, Result};
 pub use idx::{
-    parse_idx_images, parse_idx_labels, read_idx_images, read_idx_labels, read_maybe_gz, IDX_IMAGES_MAGIC,
-    IDX_LABELS_MAGIC, MAX_PAYLOAD_BYTES,
+    inflate_maybe_gz, parse_idx_images, parse_idx_labels, read_idx_images, read_idx_labels, read_maybe_gz,
+    IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, MAX_PAYLOAD_BYTES,
 };
 pub use known::{known, known_names, md5_hex, verify_md5, KnownDataset, KnownFile, KNOWN_DATASETS};
 pub use locate::{default_cache_dir, is_complete, locate, search_dirs, DataOptions, DATA_DIR_ENV, SYSTEM_DATA_DIR};

@@ -33,15 +33,12 @@ fn main() -> anyhow::Result<()> {
     let batches: usize = args.get(1).map(|s| s.parse()).transpose()?.unwrap_or(20);
     let model: Arc<dyn Classifier> = Arc::new(load_network(&model_path, Some(Arch::TargetNetS))?.net);
     let len = model.input_shape().len();
-    let dirs = Directions::generate(
-        &DirectionConfig { strategy: Strategy::Gaussian, k: 100, seed: 1 },
-        model.input_shape(),
-    )?;
+    let dirs =
+        Directions::generate(&DirectionConfig { strategy: Strategy::Gaussian, k: 100, seed: 1 }, model.input_shape())?;
     let mut rng = Rng::new(7);
     let secret: Vec<f32> = (0..len).map(|_| rng.uniform()).collect();
-    let probes: Vec<Probe> = (0..1024)
-        .map(|i| Probe { dir: (i % 100) as u32, eps: (rng.uniform() * 8.0 - 4.0).exp2() })
-        .collect();
+    let probes: Vec<Probe> =
+        (0..1024).map(|i| Probe { dir: (i % 100) as u32, eps: (rng.uniform() * 8.0 - 4.0).exp2() }).collect();
 
     let (_, srv) = spawn_for_tests(ServeConfig { model: model_path.clone(), ..Default::default() })?;
     let reg = register_secret(&srv.url(), &secret)?;

@@ -62,3 +62,20 @@ impl ServeConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_settings_take_defaults_and_refuse_unknown_keys() {
+        let c: ServeConfig = toml::from_str("model = \"m.safetensors\"\nbudget = 7\nrate = 2.5\n").unwrap();
+        assert_eq!(c.model, PathBuf::from("m.safetensors"));
+        assert_eq!((c.budget, c.rate), (7, 2.5));
+        assert_eq!(c.listen, ServeConfig::default().listen);
+        c.validate().unwrap();
+        assert!(toml::from_str::<ServeConfig>("modle = \"typo\"").is_err());
+        assert!(ServeConfig::default().validate().is_err(), "no model");
+        assert!(ServeConfig { rate: -1.0, ..c }.validate().is_err());
+    }
+}

@@ -35,8 +35,8 @@ fn fx() -> &'static Fixture {
     FX.get_or_init(|| {
         let shape = Shape::new(28, 28, 1);
         let net = Network::new(shape, Arch::TargetNetS.layers(shape, 10, 0), 1).unwrap();
-        let model_path = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("apsig-serve-target-{}.safetensors", std::process::id()));
+        // one fixed file: the net is deterministic and the write atomic, so runs share it
+        let model_path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("apsig-serve-targetnet-s-seed1.safetensors");
         save_network(&model_path, Arch::TargetNetS, &net, &BTreeMap::new()).unwrap();
         // the server loads this file; the in-process side loads it too, so both hold the same floats
         let model: Arc<dyn Classifier> = Arc::new(load_network(&model_path, Some(Arch::TargetNetS)).unwrap().net);
@@ -336,7 +336,8 @@ fn malformed_and_unauthorised_requests_get_json_refusals_and_the_server_keeps_se
             post(&q, &h, &wire::encode_probes(&[apsig::oracle::Probe { dir: 0, eps: f32::INFINITY }]))
         }),
         ("wrong token, large body", 403, {
-            let h = [("authorization", "Bearer 00000000000000000000000000000000"), ("content-type", wire::CONTENT_TYPE)];
+            let h =
+                [("authorization", "Bearer 00000000000000000000000000000000"), ("content-type", wire::CONTENT_TYPE)];
             post(&q, &h, &wire::encode_f32(Kind::Perturbations, 40, &vec![0.0; 40 * L]))
         }),
         ("oversized body", 413, post(&q, &bin, &wire::encode_f32(Kind::Perturbations, 60, &vec![0.0; 60 * L]))),

@@ -39,6 +39,7 @@ pub mod bench;
 pub mod decoder;
 pub mod directions;
 pub mod eval;
+pub mod fuzzing;
 pub mod oracle;
 pub mod pipeline;
 pub mod report;

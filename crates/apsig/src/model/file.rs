@@ -55,9 +55,6 @@ pub fn network_from(f: &TensorFile, expect: Option<Arch>) -> Result<ModelFile> {
         .map_err(|e| Error::bad_file(path, format!("bad `input` metadata: {e}")))?;
     let specs: Vec<LayerSpec> = serde_json::from_str(f.meta("layers")?)
         .map_err(|e| Error::bad_file(path, format!("bad `layers` metadata: {e}")))?;
-    if input.is_empty() || input.len() > 1 << 24 {
-        return Err(Error::bad_file(path, format!("implausible input shape {input:?}")));
-    }
     let mut net =
         Network::new(input, specs, 0).map_err(|e| Error::bad_file(path, format!("inconsistent layers: {e}")))?;
     if net.num_params() > 1 << 28 {

@@ -63,45 +63,63 @@ pub enum LayerSpec {
 }
 
 impl LayerSpec {
-    /// The output shape for input `s`, or why the layer cannot take it.
+    /// The output shape for input `s`, or why the layer cannot take it. Checked arithmetic
+    /// throughout: the specs come from files, and a file must never make this panic.
     pub fn out_shape(&self, s: Shape) -> Result<Shape, String> {
-        Ok(match *self {
+        const MAX_DIM: usize = 1 << 20;
+        let ok = |o: Shape| {
+            let len = o.h.checked_mul(o.w).and_then(|v| v.checked_mul(o.c));
+            match len {
+                Some(l) if l > 0 && l <= 1 << 28 && o.h <= MAX_DIM && o.w <= MAX_DIM => Ok(o),
+                _ => Err(format!("implausible shape {}x{}x{}", o.h, o.w, o.c)),
+            }
+        };
+        if s.h == 0 || s.w == 0 || s.c == 0 {
+            return Err("empty input".into());
+        }
+        match *self {
+            LayerSpec::Conv { cout, k, stride, pad } | LayerSpec::ConvT { cout, k, stride, pad }
+                if k == 0 || stride == 0 || cout == 0 || k > MAX_DIM || pad > MAX_DIM || stride > MAX_DIM =>
+            {
+                Err(format!("bad convolution (k {k}, stride {stride}, pad {pad}, cout {cout})"))
+            }
             LayerSpec::Conv { cout, k, stride, pad } => {
-                if s.h + 2 * pad < k || s.w + 2 * pad < k || stride == 0 {
+                if s.h + 2 * pad < k || s.w + 2 * pad < k {
                     return Err(format!("conv k{k} does not fit input {}x{}", s.h, s.w));
                 }
-                Shape::new((s.h + 2 * pad - k) / stride + 1, (s.w + 2 * pad - k) / stride + 1, cout)
+                ok(Shape::new((s.h + 2 * pad - k) / stride + 1, (s.w + 2 * pad - k) / stride + 1, cout))
             }
             LayerSpec::ConvT { cout, k, stride, pad } => {
                 let h = (s.h - 1) * stride + k;
                 let w = (s.w - 1) * stride + k;
-                if h < 2 * pad + 1 || w < 2 * pad + 1 || stride == 0 {
+                if h < 2 * pad + 1 || w < 2 * pad + 1 {
                     return Err("transposed conv padding larger than output".into());
                 }
-                Shape::new(h - 2 * pad, w - 2 * pad, cout)
+                ok(Shape::new(h - 2 * pad, w - 2 * pad, cout))
             }
-            LayerSpec::Linear { out } => Shape::flat(out),
-            LayerSpec::BatchNorm | LayerSpec::Relu | LayerSpec::Sigmoid => s,
+            LayerSpec::Linear { out } => ok(Shape::flat(out)),
+            LayerSpec::BatchNorm | LayerSpec::Relu | LayerSpec::Sigmoid => Ok(s),
             LayerSpec::MaxPool2 => {
                 if s.h < 2 || s.w < 2 {
                     return Err("max-pool on an input smaller than 2x2".into());
                 }
-                Shape::new(s.h / 2, s.w / 2, s.c)
+                Ok(Shape::new(s.h / 2, s.w / 2, s.c))
             }
             LayerSpec::Reshape { h, w, c } => {
-                if h * w * c != s.len() {
+                let o = ok(Shape::new(h, w, c))?;
+                if o.len() != s.len() {
                     return Err(format!("reshape to {h}x{w}x{c} from {} values", s.len()));
                 }
-                Shape::new(h, w, c)
+                Ok(o)
             }
-        })
+        }
     }
 
     /// Shapes of the trainable parameters for input `s`.
     pub fn param_shapes(&self, s: Shape) -> Vec<Vec<usize>> {
         match *self {
-            LayerSpec::Conv { cout, k, .. } => vec![vec![k * k * s.c, cout], vec![cout]],
-            LayerSpec::ConvT { cout, k, .. } => vec![vec![k * k * cout, s.c], vec![cout]],
+            LayerSpec::Conv { cout, k, .. } => vec![vec![k.saturating_mul(k).saturating_mul(s.c), cout], vec![cout]],
+            LayerSpec::ConvT { cout, k, .. } => vec![vec![k.saturating_mul(k).saturating_mul(cout), s.c], vec![cout]],
             LayerSpec::Linear { out } => vec![vec![s.len(), out], vec![out]],
             LayerSpec::BatchNorm => vec![vec![s.c], vec![s.c]],
             _ => vec![],

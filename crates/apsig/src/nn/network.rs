@@ -45,10 +45,25 @@ impl TrainCache {
 impl Network {
     /// A freshly initialised network (He-normal weights, zero biases, unit BN scale).
     pub fn new(input: Shape, specs: Vec<LayerSpec>, seed: u64) -> Result<Self, String> {
+        let len = input.h.checked_mul(input.w).and_then(|v| v.checked_mul(input.c));
+        if !matches!(len, Some(l) if l > 0 && l <= 1 << 24) {
+            return Err(format!("implausible input shape {}x{}x{}", input.h, input.w, input.c));
+        }
         let mut shapes = vec![input];
         for (i, s) in specs.iter().enumerate() {
             let next = s.out_shape(*shapes.last().unwrap()).map_err(|e| format!("layer {i}: {e}"))?;
             shapes.push(next);
+        }
+        // refuse before allocating: a file may describe an absurdly large network
+        let mut total: usize = 0;
+        for (i, spec) in specs.iter().enumerate() {
+            for shape in spec.param_shapes(shapes[i]) {
+                let len = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+                total = len.and_then(|l| total.checked_add(l)).ok_or("parameter count overflows")?;
+            }
+        }
+        if total > 1 << 27 {
+            return Err(format!("{total} parameters is more than this engine accepts (2^27)"));
         }
         let mut rng = Rng::new(seed);
         let mut params = Vec::new();

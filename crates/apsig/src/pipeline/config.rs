@@ -71,7 +71,7 @@ impl RunConfig {
         let mut c = Self::quick(seed);
         c.train_signatures.count = 0;
         c.test_signatures.count = 0;
-        c.decoder.train.epochs = 20;
+        c.decoder.train.epochs = 10;
         c
     }
 
