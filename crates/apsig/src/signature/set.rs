@@ -145,4 +145,21 @@ impl SignatureSet {
         }
         Ok(out)
     }
+
+    /// Merges the shards of one extraction (`apsig signatures --shard i/n`): as `merge`, and
+    /// together they must cover exactly the range they were cut from.
+    pub fn merge_shards(parts: Vec<(std::path::PathBuf, SignatureSet)>) -> Result<SignatureSet> {
+        let out = Self::merge(parts)?;
+        if let Some((a, b)) = out.prov("range").split_once("..") {
+            let (a, b): (u32, u32) = (a.parse().unwrap_or(0), b.parse().unwrap_or(0));
+            let (first, end) = (out.indices.first().copied(), out.indices.last().map(|l| l + 1));
+            if first != Some(a) || end != Some(b) {
+                return Err(Error::invalid(
+                    "merge",
+                    format!("the shards cover {}..{} but were cut from {a}..{b}: a shard is missing", first.unwrap_or(0), end.unwrap_or(0)),
+                ));
+            }
+        }
+        Ok(out)
+    }
 }
