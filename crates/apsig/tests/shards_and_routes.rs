@@ -19,8 +19,15 @@ fn setup() -> (apsig::data::Dataset, Arc<Network>, Directions) {
     let mut net = Network::new(s, Arch::TargetNetS.layers(s, 10, 0), 5).unwrap();
     let n = 6000;
     let cfg = TrainConfig { epochs: 1, batch: 64, lr: 2e-3, final_lr_frac: 0.1, seed: 5 };
-    train(&mut net, &data.train.images[..n * 784], Targets::Labels(&data.train.labels[..n]), &cfg, None, &apsig::NoProgress)
-        .unwrap();
+    train(
+        &mut net,
+        &data.train.images[..n * 784],
+        Targets::Labels(&data.train.labels[..n]),
+        &cfg,
+        None,
+        &apsig::NoProgress,
+    )
+    .unwrap();
     let dirs = Directions::generate(&DirectionConfig { strategy: Strategy::Gaussian, k: 12, seed: 9 }, s).unwrap();
     (data, Arc::new(net), dirs)
 }
@@ -30,7 +37,9 @@ fn shards_merge_to_the_unsharded_run_and_gaps_are_refused() {
     let (data, net, dirs) = setup();
     let cfg = ExtractConfig { method: Method::ChangeBit, search: SearchConfig::plain(128.0) };
     let prov = BTreeMap::new();
-    let run = |shard| extract(net.clone(), &dirs, &data.test, &prov, 100..400, shard, None, &cfg, None, &apsig::NoProgress).unwrap();
+    let run = |shard| {
+        extract(net.clone(), &dirs, &data.test, &prov, 100..400, shard, None, &cfg, None, &apsig::NoProgress).unwrap()
+    };
     let whole = run(None);
     let shards: Vec<(PathBuf, SignatureSet)> =
         (0..3).map(|i| (PathBuf::from(format!("shard{i}")), run(Some(Shard { index: i, count: 3 })))).collect();
@@ -57,8 +66,19 @@ fn white_box_route_agrees_with_the_change_bit_search() {
     let prov = BTreeMap::new();
     let search = SearchConfig::plain(128.0);
     let get = |method| {
-        extract(net.clone(), &dirs, &data.test, &prov, 0..60, None, None, &ExtractConfig { method, search: search.clone() }, None, &apsig::NoProgress)
-            .unwrap()
+        extract(
+            net.clone(),
+            &dirs,
+            &data.test,
+            &prov,
+            0..60,
+            None,
+            None,
+            &ExtractConfig { method, search: search.clone() },
+            None,
+            &apsig::NoProgress,
+        )
+        .unwrap()
     };
     let (bits, wb) = (get(Method::ChangeBit), get(Method::WhiteBox));
     let pairs = bits.eps.len();
@@ -66,6 +86,15 @@ fn white_box_route_agrees_with_the_change_bit_search() {
     // the routes can differ only where the ray re-enters the original class inside a bracket
     assert!(agree as f64 >= 0.98 * pairs as f64, "{agree} of {pairs} agree");
     assert_eq!(bits.censored, wb.censored);
-    assert!(wb.queries_per_eps() < 0.9 * bits.queries_per_eps(), "white-box {} vs change-bit {}", wb.queries_per_eps(), bits.queries_per_eps());
-    eprintln!("agreement {agree}/{pairs}; queries per eps: change bit {:.2}, white box {:.2}", bits.queries_per_eps(), wb.queries_per_eps());
+    assert!(
+        wb.queries_per_eps() < 0.9 * bits.queries_per_eps(),
+        "white-box {} vs change-bit {}",
+        wb.queries_per_eps(),
+        bits.queries_per_eps()
+    );
+    eprintln!(
+        "agreement {agree}/{pairs}; queries per eps: change bit {:.2}, white box {:.2}",
+        bits.queries_per_eps(),
+        wb.queries_per_eps()
+    );
 }

@@ -156,7 +156,11 @@ impl SignatureSet {
             if first != Some(a) || end != Some(b) {
                 return Err(Error::invalid(
                     "merge",
-                    format!("the shards cover {}..{} but were cut from {a}..{b}: a shard is missing", first.unwrap_or(0), end.unwrap_or(0)),
+                    format!(
+                        "the shards cover {}..{} but were cut from {a}..{b}: a shard is missing",
+                        first.unwrap_or(0),
+                        end.unwrap_or(0)
+                    ),
                 ));
             }
         }
