@@ -5,7 +5,7 @@ use anyhow::{bail, Context, Result};
 use apsig::data::DataOptions;
 use apsig::decoder::Decoder;
 use apsig::directions::{DirectionConfig, Directions, Strategy};
-use apsig::model::{load_network, Arch, TrainConfig};
+use apsig::model::{load_network, Arch, Classifier, TrainConfig};
 use apsig::pipeline::{self, files, RunConfig};
 use apsig::signature::{extract, ExtractConfig, Method, SearchConfig, Shard, SignatureSet};
 use clap::{Args, Subcommand};
@@ -37,6 +37,17 @@ pub enum Command {
     Attack(crate::attack::AttackArgs),
     /// Reconstruction quality against queries per secret, for the plain and cheaper searches.
     QueryCurve(crate::query_curve::CurveArgs),
+    /// Write a target model (safetensors) as ONNX.
+    ExportOnnx(ExportOnnxArgs),
+}
+
+#[derive(Args)]
+pub struct ExportOnnxArgs {
+    /// Target model file (safetensors).
+    #[arg(long)]
+    model: PathBuf,
+    #[arg(long, short)]
+    out: PathBuf,
 }
 
 #[derive(Args)]
@@ -91,7 +102,7 @@ pub struct DirArgs {
 
 #[derive(Args)]
 pub struct SigArgs {
-    /// Target model file.
+    /// Target model file (apsig safetensors, or any `.onnx` classifier).
     #[arg(long)]
     model: PathBuf,
     /// Directions file.
@@ -191,6 +202,7 @@ pub fn dispatch(cmd: Command, opts: &DataOptions, bars: &Bars) -> Result<()> {
         Command::Serve(a) => crate::serve::serve(a),
         Command::Attack(a) => crate::attack::attack(a, opts),
         Command::QueryCurve(a) => crate::query_curve::query_curve(a, opts),
+        Command::ExportOnnx(a) => export_onnx(a),
     }
 }
 
@@ -258,8 +270,26 @@ fn directions(a: DirArgs) -> Result<()> {
 }
 
 fn signatures(a: SigArgs, opts: &DataOptions, bars: &Bars) -> Result<()> {
-    let model = load_network(&a.model, Some(Arch::TargetNetS))?;
+    let model: Arc<dyn Classifier> = if a.model.extension().is_some_and(|e| e.eq_ignore_ascii_case("onnx")) {
+        Arc::new(apsig_onnx::OnnxClassifier::load(&a.model)?)
+    } else {
+        Arc::new(load_network(&a.model, Some(Arch::TargetNetS))?.net)
+    };
     let dirs = Directions::load(&a.directions)?;
+    if dirs.shape != model.input_shape() {
+        let (d, m) = (dirs.shape, model.input_shape());
+        bail!(
+            "{}: directions are {}x{}x{} but {} takes {}x{}x{} inputs",
+            a.directions.display(),
+            d.h,
+            d.w,
+            d.c,
+            a.model.display(),
+            m.h,
+            m.w,
+            m.c
+        );
+    }
     let data = apsig::data::load(&a.dataset, opts)?;
     let split = match a.split.as_str() {
         "train" => &data.train,
@@ -283,18 +313,7 @@ fn signatures(a: SigArgs, opts: &DataOptions, bars: &Bars) -> Result<()> {
     prov.insert("split".to_string(), a.split.clone());
     let parts = a.parts.unwrap_or_else(|| a.out.with_extension("parts"));
     let cfg = ExtractConfig { method, search };
-    let set = extract(
-        Arc::new(model.net),
-        &dirs,
-        split,
-        &prov,
-        a.from..end,
-        a.shard,
-        prior.as_deref(),
-        &cfg,
-        Some(&parts),
-        bars,
-    )?;
+    let set = extract(model, &dirs, split, &prov, a.from..end, a.shard, prior.as_deref(), &cfg, Some(&parts), bars)?;
     set.save(&a.out)?;
     let _ = std::fs::remove_dir_all(&parts);
     println!(
@@ -308,27 +327,18 @@ fn signatures(a: SigArgs, opts: &DataOptions, bars: &Bars) -> Result<()> {
     Ok(())
 }
 
-fn merge(a: MergeArgs) -> Result<()> {
-    let parts = a.shards.iter().map(|p| Ok((p.clone(), SignatureSet::load(p)?))).collect::<Result<Vec<_>>>()?;
-    let merged = SignatureSet::merge(parts)?;
-    check_complete(&merged)?;
-    merged.save(&a.out)?;
-    println!("{}: {} images merged from {} shards", a.out.display(), merged.n(), a.shards.len());
+fn export_onnx(a: ExportOnnxArgs) -> Result<()> {
+    let model = load_network(&a.model, Some(Arch::TargetNetS))?;
+    apsig_onnx::export_targetnet(&model.net, &a.out)?;
+    println!("{}: ONNX export of {}", a.out.display(), a.model.display());
     Ok(())
 }
 
-/// The merged shards must cover the range they were cut from, exactly.
-fn check_complete(s: &SignatureSet) -> Result<()> {
-    if let Some((a, b)) = s.prov("range").split_once("..") {
-        let (a, b): (u32, u32) = (a.parse().context("bad range")?, b.parse().context("bad range")?);
-        if s.indices.first() != Some(&a) || s.indices.last().map(|l| l + 1) != Some(b) {
-            bail!(
-                "shards cover {}..{} but the range was {a}..{b}: a shard is missing",
-                s.indices[0],
-                s.indices.last().unwrap() + 1
-            );
-        }
-    }
+fn merge(a: MergeArgs) -> Result<()> {
+    let parts = a.shards.iter().map(|p| Ok((p.clone(), SignatureSet::load(p)?))).collect::<Result<Vec<_>>>()?;
+    let merged = SignatureSet::merge_shards(parts)?;
+    merged.save(&a.out)?;
+    println!("{}: {} images merged from {} shards", a.out.display(), merged.n(), a.shards.len());
     Ok(())
 }
 
