@@ -67,16 +67,6 @@ pub struct AttackArgs {
     batch: usize,
 }
 
-fn fnv_f32(v: &[f32]) -> String {
-    let mut h = 0xcbf2_9ce4_8422_2325u64;
-    for x in v {
-        for b in x.to_le_bytes() {
-            h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
-        }
-    }
-    format!("{h:016x}")
-}
-
 pub fn attack(a: AttackArgs, opts: &DataOptions) -> Result<()> {
     let dirs = Directions::load(&a.directions)?;
     let k = dirs.k();
@@ -158,7 +148,7 @@ pub fn attack(a: AttackArgs, opts: &DataOptions) -> Result<()> {
             "oracle={} session={session} directions={} extract={extract_json} starts={}",
             a.oracle.trim_end_matches('/'),
             dirs.fingerprint(),
-            fnv_f32(&starts)
+            apsig::io::fingerprint_f32(&starts)
         );
         let j = JournaledOracle::open(http, &path, &context)?;
         if j.journaled_batches() > 0 {
@@ -174,7 +164,7 @@ pub fn attack(a: AttackArgs, opts: &DataOptions) -> Result<()> {
     prov.insert("directions".to_string(), dirs.fingerprint());
     prov.insert("directions_config".to_string(), serde_json::to_string(&dirs.config)?);
     prov.insert("extract".to_string(), extract_json);
-    prov.insert("starts".to_string(), fnv_f32(&starts));
+    prov.insert("starts".to_string(), apsig::io::fingerprint_f32(&starts));
     prov.insert("oracle".to_string(), a.oracle.clone());
     prov.insert("session".to_string(), session.clone());
     let index = match &victim {

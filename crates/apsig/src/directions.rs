@@ -69,13 +69,7 @@ impl Directions {
     /// A content hash: signatures record it and loaders compare it, so signatures can never
     /// be decoded against directions they were not measured with.
     pub fn fingerprint(&self) -> String {
-        let mut h = 0xcbf2_9ce4_8422_2325u64;
-        for v in &self.data {
-            for b in v.to_le_bytes() {
-                h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
-            }
-        }
-        format!("{h:016x}")
+        crate::io::fingerprint_f32(&self.data)
     }
 
     pub fn save(&self, path: &Path) -> Result<()> {

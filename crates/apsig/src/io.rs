@@ -9,6 +9,18 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+/// A content hash (64-bit FNV-1a of the little-endian bytes) used as a fingerprint in
+/// provenance: equal fingerprints mean the same values, bit for bit.
+pub fn fingerprint_f32(v: &[f32]) -> String {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for x in v {
+        for b in x.to_le_bytes() {
+            h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    format!("{h:016x}")
+}
+
 /// Writes `bytes` to `path` atomically (temp file + fsync + rename).
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));

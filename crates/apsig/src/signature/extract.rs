@@ -103,7 +103,7 @@ pub fn extract(
     prov.insert("directions".into(), dirs.fingerprint());
     prov.insert("directions_config".into(), serde_json::to_string(&dirs.config).expect("serialises"));
     prov.insert("extract".into(), serde_json::to_string(cfg).expect("serialises"));
-    prov.insert("starts".into(), fingerprint_f32(starts));
+    prov.insert("starts".into(), crate::io::fingerprint_f32(starts));
     prov.insert("range".into(), format!("{}..{}", range.start, range.end));
     let mine = match shard {
         Some(s) => {
@@ -202,14 +202,4 @@ pub fn signature_via_oracle(
         )));
     }
     Ok(out)
-}
-
-fn fingerprint_f32(v: &[f32]) -> String {
-    let mut h = 0xcbf2_9ce4_8422_2325u64;
-    for x in v {
-        for b in x.to_le_bytes() {
-            h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
-        }
-    }
-    format!("{h:016x}")
 }
