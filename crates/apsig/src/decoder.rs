@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::io::{write_tensors, TensorFile, TensorOut};
-use crate::model::{load_network, save_network, train, Arch, TargetsOwned, TrainConfig, TrainReport};
+use crate::model::{load_network, save_network, train, Arch, Targets, TrainConfig, TrainReport};
 use crate::nn::{Network, Shape};
 use crate::signature::SignatureSet;
 use crate::Progress;
@@ -109,7 +109,7 @@ impl Decoder {
         let mut dec =
             Decoder { net, k, use_mask: cfg.use_mask, mean, std, directions: sigs.prov("directions").to_string() };
         let x = dec.features(sigs);
-        let report = train(&mut dec.net, &x, TargetsOwned::Images(images), &cfg.train, checkpoint, progress)?;
+        let report = train(&mut dec.net, &x, Targets::Images(images), &cfg.train, checkpoint, progress)?;
         Ok((dec, report))
     }
 

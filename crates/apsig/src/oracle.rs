@@ -24,12 +24,7 @@ pub trait ChangeOracle: Send + Sync {
     /// Change bits for probes along registered directions. The default materialises
     /// `eps * N_dir`; implementations may answer the same question faster.
     fn changed_along(&self, dirs: &Directions, probes: &[Probe]) -> Result<Vec<bool>> {
-        let len = dirs.len();
-        let mut p = Vec::with_capacity(probes.len() * len);
-        for q in probes {
-            p.extend(dirs.get(q.dir as usize).iter().map(|v| v * q.eps));
-        }
-        self.changed(&p)
+        self.changed(&materialise(dirs, probes))
     }
     /// Queries answered so far.
     fn queries(&self) -> u64;
@@ -121,14 +116,7 @@ impl ChangeOracle for LocalOracle {
     fn changed_along(&self, dirs: &Directions, probes: &[Probe]) -> Result<Vec<bool>> {
         let lifted = match &self.lifted_dirs {
             Some(l) if l.fingerprint == dirs.fingerprint() => l,
-            _ => {
-                let len = dirs.len();
-                let mut p = Vec::with_capacity(probes.len() * len);
-                for q in probes {
-                    p.extend(dirs.get(q.dir as usize).iter().map(|v| v * q.eps));
-                }
-                return self.changed(&p);
-            }
+            _ => return self.changed(&materialise(dirs, probes)),
         };
         check_probes(probes, dirs.k())?;
         let out: Vec<bool> = probes
@@ -149,6 +137,15 @@ fn probe_logits(model: &dyn Classifier, base: &[f32], lifted: &LiftedDirections,
     let dirs: Vec<&[f32]> = probes.iter().map(|q| lifted.get(q.dir as usize)).collect();
     let eps: Vec<f32> = probes.iter().map(|q| q.eps).collect();
     model.probe_logits(base, &dirs, &eps)
+}
+
+/// The explicit perturbations `eps * N_dir` of a batch of probes.
+fn materialise(dirs: &Directions, probes: &[Probe]) -> Vec<f32> {
+    let mut p = Vec::with_capacity(probes.len() * dirs.len());
+    for q in probes {
+        p.extend(dirs.get(q.dir as usize).iter().map(|v| v * q.eps));
+    }
+    p
 }
 
 fn check_batch(p: &[f32], len: usize) -> Result<()> {

@@ -8,4 +8,4 @@ mod train;
 pub use arch::Arch;
 pub use classifier::Classifier;
 pub use file::{load_network, network_from, save_network, ModelFile};
-pub use train::{accuracy, train, Targets, Targets as TargetsOwned, TrainConfig, TrainReport};
+pub use train::{accuracy, train, Targets, TrainConfig, TrainReport};

@@ -18,7 +18,7 @@ use crate::signature::{extract, SignatureSet};
 use crate::Progress;
 use apsig_data::{DataOptions, Dataset, Split};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -274,9 +274,4 @@ pub fn run(cfg: &RunConfig, dir: &Path, data_opts: &DataOptions, progress: &dyn 
     )?;
     crate::report::write_run_report(dir, cfg, &metrics, &data, target.as_ref(), &dirs, &test_sigs, &recons)?;
     Ok(metrics)
-}
-
-/// Where a run directory's artefact lives.
-pub fn artefact(dir: &Path, name: &str) -> PathBuf {
-    dir.join(name)
 }
