@@ -39,6 +39,9 @@ pub enum Command {
     QueryCurve(crate::query_curve::CurveArgs),
     /// Write a target model (safetensors) as ONNX.
     ExportOnnx(ExportOnnxArgs),
+    /// The study beyond the paper: direction strategies, oracle variants, defences, sweeps over K,
+    /// training size and query budget, attributes from signatures; both data sets, one report.
+    Study(crate::study::StudyArgs),
 }
 
 #[derive(Args)]
@@ -90,7 +93,7 @@ pub struct DirArgs {
     out: PathBuf,
     #[arg(long, default_value_t = 100)]
     k: usize,
-    /// gaussian or rademacher.
+    /// gaussian, rademacher or low-frequency (the data-dependent strategies need `run`).
     #[arg(long, default_value = "gaussian")]
     strategy: String,
     #[arg(long, default_value_t = 1)]
@@ -203,6 +206,7 @@ pub fn dispatch(cmd: Command, opts: &DataOptions, bars: &Bars) -> Result<()> {
         Command::Attack(a) => crate::attack::attack(a, opts),
         Command::QueryCurve(a) => crate::query_curve::query_curve(a, opts),
         Command::ExportOnnx(a) => export_onnx(a),
+        Command::Study(a) => crate::study::study(a, opts, bars),
     }
 }
 
@@ -247,7 +251,7 @@ fn parse_arch(s: &str) -> Result<Arch> {
 fn train_target(a: TrainArgs, opts: &DataOptions, bars: &Bars) -> Result<()> {
     let arch = parse_arch(&a.arch)?;
     let data = apsig::data::load(&a.dataset, opts)?;
-    let cfg = TrainConfig { epochs: a.epochs, batch: 128, lr: 2e-3, final_lr_frac: 0.02, seed: a.seed };
+    let cfg = TrainConfig::new(a.epochs, 128, 2e-3, a.seed);
     let ckdir = a.out.parent().map(Path::to_path_buf).unwrap_or_default();
     let (_, acc, secs) = pipeline::classifier_stage(arch, &data, &cfg, &a.out, &ckdir, bars)?;
     println!("{}: {} test accuracy {:.2}% ({secs:.1} s)", a.out.display(), arch.name(), 100.0 * acc);
@@ -255,11 +259,7 @@ fn train_target(a: TrainArgs, opts: &DataOptions, bars: &Bars) -> Result<()> {
 }
 
 fn directions(a: DirArgs) -> Result<()> {
-    let strategy = match a.strategy.as_str() {
-        "gaussian" => Strategy::Gaussian,
-        "rademacher" => Strategy::Rademacher,
-        s => bail!("unknown strategy `{s}` (gaussian or rademacher)"),
-    };
+    let strategy: Strategy = a.strategy.parse()?;
     let d = Directions::generate(
         &DirectionConfig { strategy, k: a.k, seed: a.seed },
         apsig::nn::Shape::new(a.side, a.side, 1),
@@ -403,6 +403,7 @@ impl Command {
             Command::Signatures(a) => Some(a.dataset.clone()),
             Command::TrainDecoder(a) => Some(a.dataset.clone()),
             Command::Reconstruct(a) => Some(a.dataset.clone()),
+            Command::Study(a) => a.config().ok().and_then(|c| c.datasets.first().cloned()),
             _ => None,
         }
     }

@@ -9,6 +9,7 @@ mod commands;
 mod progress;
 mod query_curve;
 mod serve;
+mod study;
 
 use clap::Parser;
 use std::path::PathBuf;

@@ -42,19 +42,7 @@ impl Decoder {
     }
 
     fn features(&self, sigs: &SignatureSet) -> Vec<f32> {
-        let k = self.k;
-        let w = Self::in_len(k, self.use_mask);
-        let mut out = vec![0.0; sigs.n() * w];
-        for i in 0..sigs.n() {
-            let row = &mut out[i * w..(i + 1) * w];
-            for j in 0..k {
-                row[j] = (sigs.eps[i * k + j].ln() - self.mean[j]) / self.std[j];
-                if self.use_mask {
-                    row[k + j] = if sigs.censored[i * k + j] != 0 { 1.0 } else { -1.0 };
-                }
-            }
-        }
-        out
+        signature_features(sigs, self.use_mask, &self.mean, &self.std)
     }
 
     fn check(&self, sigs: &SignatureSet, what: &str) -> Result<()> {
@@ -103,14 +91,10 @@ impl Decoder {
             .zip(&mean)
             .map(|(s, m)| ((s / n as f64 - (*m as f64).powi(2)).max(0.0).sqrt() as f32).max(1e-3))
             .collect();
-        let input = Shape::flat(Self::in_len(k, cfg.use_mask));
-        let net = Network::new(input, Arch::Decoder.layers(input, 0, cfg.width), cfg.train.seed)
-            .map_err(|e| Error::invalid("decoder", e))?;
-        let mut dec =
-            Decoder { net, k, use_mask: cfg.use_mask, mean, std, directions: sigs.prov("directions").to_string() };
-        let x = dec.features(sigs);
-        let report = train(&mut dec.net, &x, Targets::Images(images), &cfg.train, checkpoint, progress)?;
-        Ok((dec, report))
+        let x = signature_features(sigs, cfg.use_mask, &mean, &std);
+        let (net, report) = fit_network(&x, Self::in_len(k, cfg.use_mask), images, cfg, checkpoint, progress)?;
+        let directions = sigs.prov("directions").to_string();
+        Ok((Decoder { net, k, use_mask: cfg.use_mask, mean, std, directions }, report))
     }
 
     /// Reconstructions `[n, 784]` in [0, 1].
@@ -154,6 +138,77 @@ impl Decoder {
             return Err(Error::bad_file(&sp, "non-positive standard deviation"));
         }
         Ok(Decoder { net: m.net, k, use_mask, mean, std, directions: get("directions")? })
+    }
+}
+
+/// The decoder's input for signatures: standardised ln(eps), then the censoring mask as +-1.
+fn signature_features(sigs: &SignatureSet, use_mask: bool, mean: &[f32], std: &[f32]) -> Vec<f32> {
+    let k = sigs.k;
+    let w = Decoder::in_len(k, use_mask);
+    let mut out = vec![0.0; sigs.n() * w];
+    for (i, row) in out.chunks_mut(w).enumerate() {
+        for j in 0..k {
+            row[j] = (sigs.eps[i * k + j].ln() - mean[j]) / std[j];
+            if use_mask {
+                row[k + j] = if sigs.censored[i * k + j] != 0 { 1.0 } else { -1.0 };
+            }
+        }
+    }
+    out
+}
+
+/// Trains the decoder network on any feature matrix `[n, dim]` (already standardised) and the
+/// images it should reproduce: one decoder family for signatures and for the study's other
+/// oracle variants (labels, score vectors).
+pub fn fit_network(
+    features: &[f32],
+    dim: usize,
+    images: &[f32],
+    cfg: &DecoderConfig,
+    checkpoint: Option<&Path>,
+    progress: &dyn Progress,
+) -> Result<(Network, TrainReport)> {
+    if dim == 0 || !features.len().is_multiple_of(dim) || images.len() != features.len() / dim * 784 {
+        return Err(Error::invalid(
+            "decoder training",
+            format!("{} feature values of width {dim} but {} pixels of images", features.len(), images.len()),
+        ));
+    }
+    let input = Shape::flat(dim);
+    let mut net = Network::new(input, Arch::Decoder.layers(input, 0, cfg.width), cfg.train.seed)
+        .map_err(|e| Error::invalid("decoder", e))?;
+    let report = train(&mut net, features, Targets::Images(images), &cfg.train, checkpoint, progress)?;
+    Ok((net, report))
+}
+
+/// Per-column standardisation fitted on training features (std floored, so constant columns
+/// such as a never-censored mask stay finite).
+pub struct Standardiser {
+    mean: Vec<f32>,
+    std: Vec<f32>,
+}
+
+impl Standardiser {
+    pub fn fit(x: &[f32], dim: usize) -> Self {
+        let n = (x.len() / dim.max(1)).max(1) as f64;
+        let mut mean = vec![0.0f64; dim];
+        let mut sq = vec![0.0f64; dim];
+        for row in x.chunks(dim) {
+            for (j, v) in row.iter().enumerate() {
+                mean[j] += *v as f64;
+                sq[j] += (*v as f64).powi(2);
+            }
+        }
+        let std = sq.iter().zip(&mean).map(|(s, m)| ((s / n - (m / n).powi(2)).max(0.0).sqrt() as f32).max(1e-3));
+        Standardiser { std: std.collect(), mean: mean.iter().map(|m| (m / n) as f32).collect() }
+    }
+
+    pub fn apply(&self, x: &mut [f32]) {
+        for row in x.chunks_mut(self.mean.len()) {
+            for ((v, m), s) in row.iter_mut().zip(&self.mean).zip(&self.std) {
+                *v = (*v - m) / s;
+            }
+        }
     }
 }
 

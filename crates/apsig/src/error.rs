@@ -16,6 +16,9 @@ pub enum Error {
     Invalid { what: String, msg: String },
     #[error("oracle: {0}")]
     Oracle(String),
+    /// The oracle refuses further queries for this secret (a per-secret query budget).
+    #[error("oracle: the query budget of {0} per secret is spent")]
+    Budget(u64),
     #[error("report: {0}")]
     Report(#[from] apsig_report::ReportError),
 }

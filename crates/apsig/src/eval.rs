@@ -3,10 +3,10 @@
 
 use crate::nn::Network;
 use apsig_data::Split;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Quality of a set of reconstructions against the originals.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Quality {
     pub mse: f64,
     pub psnr_db: f64,

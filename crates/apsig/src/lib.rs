@@ -3,6 +3,7 @@
 //! The modules follow the data flow of an attack:
 //! `data -> model (target M) -> oracle -> directions -> signature -> decoder -> eval -> report`.
 
+pub mod attributes;
 pub mod error;
 pub mod io;
 pub mod kernels;
@@ -37,6 +38,7 @@ pub struct NoProgress;
 impl Progress for NoProgress {}
 pub mod bench;
 pub mod decoder;
+pub mod defence;
 pub mod directions;
 pub mod eval;
 pub mod fuzzing;
@@ -44,3 +46,4 @@ pub mod oracle;
 pub mod pipeline;
 pub mod report;
 pub mod signature;
+pub mod study;

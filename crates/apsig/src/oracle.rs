@@ -1,11 +1,13 @@
 //! The change oracle: the only access the attack has to a secret input.
 
+use crate::defence::Defence;
 use crate::directions::Directions;
 use crate::error::{Error, Result};
 use crate::model::Classifier;
+use crate::rng::Rng;
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// One probe: perturb the secret by `eps` times direction `dir`.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -28,6 +30,10 @@ pub trait ChangeOracle: Send + Sync {
     }
     /// Queries answered so far.
     fn queries(&self) -> u64;
+    /// Queries one answer costs (more than one when an attacker repeats probes and votes).
+    fn queries_per_answer(&self) -> u64 {
+        1
+    }
 }
 
 /// Directions pushed through a classifier's affine first layer, shared by every oracle that
@@ -54,13 +60,17 @@ impl LiftedDirections {
 }
 
 /// An in-process oracle over any classifier. The secret and its decision are private
-/// fields with no accessor: attack code holding this value learns only change bits.
+/// fields with no accessor: attack code holding this value learns only change bits (or, for
+/// the stronger oracle variants the study compares against, labels and scores).
 pub struct LocalOracle {
     model: Arc<dyn Classifier>,
     lifted_secret: Vec<f32>,
     secret: Vec<f32>,
     class: usize,
     lifted_dirs: Option<Arc<LiftedDirections>>,
+    defence: Defence,
+    /// Draws of the randomised defences, in query order (so answers are reproducible).
+    rng: Mutex<Rng>,
     queries: AtomicU64,
 }
 
@@ -69,6 +79,18 @@ const PROBE_CHUNK: usize = 32;
 
 impl LocalOracle {
     pub fn new(model: Arc<dyn Classifier>, secret: &[f32], lifted_dirs: Option<Arc<LiftedDirections>>) -> Result<Self> {
+        Self::defended(model, secret, lifted_dirs, Defence::None, 0)
+    }
+
+    /// An oracle behind `defence`; `seed` fixes the defence's random draws for this secret.
+    pub fn defended(
+        model: Arc<dyn Classifier>,
+        secret: &[f32],
+        lifted_dirs: Option<Arc<LiftedDirections>>,
+        defence: Defence,
+        seed: u64,
+    ) -> Result<Self> {
+        defence.validate()?;
         let len = model.input_shape().len();
         if secret.len() != len {
             return Err(Error::invalid("secret input", format!("{} values, the model takes {len}", secret.len())));
@@ -76,7 +98,14 @@ impl LocalOracle {
         if secret.iter().any(|v| !v.is_finite()) {
             return Err(Error::invalid("secret input", "contains a non-finite value"));
         }
-        let class = crate::argmax(&model.logits(secret, 1));
+        let mut rng = Rng::derive(seed, "defence");
+        let class = match defence {
+            Defence::InputNoise { sigma } => {
+                let x: Vec<f32> = secret.iter().map(|v| v + sigma * rng.normal()).collect();
+                crate::argmax(&model.logits(&x, 1))
+            }
+            _ => crate::argmax(&model.logits(secret, 1)),
+        };
         let lifted_secret = model.lift(secret, 1, true);
         Ok(LocalOracle {
             model,
@@ -84,12 +113,85 @@ impl LocalOracle {
             secret: secret.to_vec(),
             class,
             lifted_dirs,
+            defence,
+            rng: Mutex::new(rng),
             queries: AtomicU64::new(0),
         })
     }
 
-    fn decide(&self, logits: &[f32]) -> Vec<bool> {
-        logits.chunks(self.model.num_classes()).map(|z| crate::argmax(z) != self.class).collect()
+    /// Reserves `n` queries, or refuses the whole batch when it would pass the budget.
+    fn spend(&self, n: usize) -> Result<()> {
+        let before = self.queries.fetch_add(n as u64, Ordering::Relaxed);
+        if let Defence::QueryBudget { cap } = self.defence {
+            if before + n as u64 > cap {
+                self.queries.fetch_sub(n as u64, Ordering::Relaxed);
+                return Err(Error::Budget(cap));
+            }
+        }
+        Ok(())
+    }
+
+    /// Top-1 labels of a batch of perturbed inputs, with the input-noise defence applied.
+    fn labels_of(&self, perturbations: &[f32]) -> Vec<usize> {
+        let len = self.secret.len();
+        let mut x: Vec<f32> =
+            perturbations.chunks(len).flat_map(|p| p.iter().zip(&self.secret).map(|(a, b)| a + b)).collect();
+        if let Defence::InputNoise { sigma } = self.defence {
+            let mut rng = self.rng.lock().expect("rng lock");
+            x.iter_mut().for_each(|v| *v += sigma * rng.normal());
+        }
+        let c = self.model.num_classes();
+        x.par_chunks(PROBE_CHUNK * len)
+            .flat_map_iter(|chunk| {
+                let l = self.model.logits(chunk, chunk.len() / len);
+                (0..chunk.len() / len).map(move |i| crate::argmax(&l[i * c..(i + 1) * c])).collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    fn labels_along_unchecked(&self, dirs: &Directions, probes: &[Probe]) -> Result<Vec<usize>> {
+        let lifted = match &self.lifted_dirs {
+            Some(l) if l.fingerprint == dirs.fingerprint() && self.defence.noise_free_input() => l,
+            _ => return Ok(self.labels_of(&materialise(dirs, probes))),
+        };
+        check_probes(probes, dirs.k())?;
+        let c = self.model.num_classes();
+        Ok(probes
+            .par_chunks(PROBE_CHUNK)
+            .flat_map_iter(|chunk| {
+                let l = probe_logits(self.model.as_ref(), &self.lifted_secret, lifted, chunk);
+                (0..chunk.len()).map(move |i| crate::argmax(&l[i * c..(i + 1) * c])).collect::<Vec<_>>()
+            })
+            .collect())
+    }
+
+    /// Change bits from labels, with the random-answers defence applied in query order.
+    fn bits(&self, labels: Vec<usize>) -> Vec<bool> {
+        let mut bits: Vec<bool> = labels.into_iter().map(|l| l != self.class).collect();
+        if let Defence::RandomAnswers { p } = self.defence {
+            let mut rng = self.rng.lock().expect("rng lock");
+            bits.iter_mut().for_each(|b| *b ^= rng.uniform() < p);
+        }
+        bits
+    }
+
+    /// The stronger *label oracle* (a comparison variant, not the paper's threat model): the
+    /// top-1 label of each perturbed input. A probe with eps = 0 reveals the secret's class.
+    pub fn labels_along(&self, dirs: &Directions, probes: &[Probe]) -> Result<Vec<usize>> {
+        check_probes(probes, dirs.k())?;
+        self.spend(probes.len())?;
+        self.labels_along_unchecked(dirs, probes)
+    }
+
+    /// The strongest variant (Yang et al. 2019): the full softmax score vector of the
+    /// unperturbed secret, one query.
+    pub fn scores(&self) -> Result<Vec<f32>> {
+        self.spend(1)?;
+        let z = self.model.logits(&self.secret, 1);
+        let m = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let e: Vec<f32> = z.iter().map(|v| (v - m).exp()).collect();
+        let s: f32 = e.iter().sum();
+        Ok(e.iter().map(|v| v / s).collect())
     }
 }
 
@@ -99,32 +201,15 @@ impl ChangeOracle for LocalOracle {
     }
 
     fn changed(&self, perturbations: &[f32]) -> Result<Vec<bool>> {
-        let len = self.secret.len();
-        check_batch(perturbations, len)?;
-        let out: Vec<bool> = perturbations
-            .par_chunks(PROBE_CHUNK * len)
-            .flat_map_iter(|chunk| {
-                let x: Vec<f32> =
-                    chunk.chunks(len).flat_map(|p| p.iter().zip(&self.secret).map(|(a, b)| a + b)).collect();
-                self.decide(&self.model.logits(&x, chunk.len() / len))
-            })
-            .collect();
-        self.queries.fetch_add(out.len() as u64, Ordering::Relaxed);
-        Ok(out)
+        check_batch(perturbations, self.secret.len())?;
+        self.spend(perturbations.len() / self.secret.len())?;
+        Ok(self.bits(self.labels_of(perturbations)))
     }
 
     fn changed_along(&self, dirs: &Directions, probes: &[Probe]) -> Result<Vec<bool>> {
-        let lifted = match &self.lifted_dirs {
-            Some(l) if l.fingerprint == dirs.fingerprint() => l,
-            _ => return self.changed(&materialise(dirs, probes)),
-        };
         check_probes(probes, dirs.k())?;
-        let out: Vec<bool> = probes
-            .par_chunks(PROBE_CHUNK)
-            .flat_map_iter(|chunk| self.decide(&probe_logits(self.model.as_ref(), &self.lifted_secret, lifted, chunk)))
-            .collect();
-        self.queries.fetch_add(out.len() as u64, Ordering::Relaxed);
-        Ok(out)
+        self.spend(probes.len())?;
+        Ok(self.bits(self.labels_along_unchecked(dirs, probes)?))
     }
 
     fn queries(&self) -> u64 {

@@ -244,11 +244,7 @@ const SIGS: usize = 512;
 const BATCH: usize = 64; // 8 steps per epoch
 
 fn decoder_cfg() -> DecoderConfig {
-    DecoderConfig {
-        width: 8,
-        use_mask: true,
-        train: TrainConfig { epochs: EPOCHS, batch: BATCH, lr: 2e-3, final_lr_frac: 0.02, seed: 11 },
-    }
+    DecoderConfig { width: 8, use_mask: true, train: TrainConfig::new(EPOCHS, BATCH, 2e-3, 11) }
 }
 
 /// Training pairs: the reference signatures of the first test images are as good as any.

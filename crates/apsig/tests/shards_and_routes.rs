@@ -18,7 +18,7 @@ fn setup() -> (apsig::data::Dataset, Arc<Network>, Directions) {
     let s = Shape::new(28, 28, 1);
     let mut net = Network::new(s, Arch::TargetNetS.layers(s, 10, 0), 5).unwrap();
     let n = 6000;
-    let cfg = TrainConfig { epochs: 1, batch: 64, lr: 2e-3, final_lr_frac: 0.1, seed: 5 };
+    let cfg = TrainConfig { final_lr_frac: 0.1, ..TrainConfig::new(1, 64, 2e-3, 5) };
     train(
         &mut net,
         &data.train.images[..n * 784],

@@ -147,7 +147,7 @@ pub fn tiny_decoder(path: &Path, k: usize, directions: &str) {
     let cfg = DecoderConfig {
         width: 4,
         use_mask: false,
-        train: TrainConfig { epochs: 2, batch: 32, lr: 2e-3, final_lr_frac: 0.1, seed: 1 },
+        train: TrainConfig { final_lr_frac: 0.1, ..TrainConfig::new(2, 32, 2e-3, 1) },
     };
     let (d, _) = Decoder::fit(&sigs, &images, &cfg, None, &apsig::NoProgress).unwrap();
     d.save(path, &BTreeMap::new()).unwrap();

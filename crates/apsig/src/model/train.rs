@@ -20,6 +20,20 @@ pub struct TrainConfig {
     pub lr: f32,
     pub final_lr_frac: f32,
     pub seed: u64,
+    /// Standard deviation of Gaussian noise added to every training input (0 = none): the
+    /// smoothing defence, a target trained to be stable under perturbation.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub input_noise: f32,
+}
+
+fn is_zero(v: &f32) -> bool {
+    *v == 0.0
+}
+
+impl TrainConfig {
+    pub fn new(epochs: usize, batch: usize, lr: f32, seed: u64) -> Self {
+        TrainConfig { epochs, batch, lr, final_lr_frac: 0.02, seed, input_noise: 0.0 }
+    }
 }
 
 /// What the network is trained to output.
@@ -87,6 +101,10 @@ pub fn train(
             let mut x = Vec::with_capacity(b * in_len);
             for &i in idx {
                 x.extend_from_slice(&inputs[i * in_len..(i + 1) * in_len]);
+            }
+            if cfg.input_noise > 0.0 {
+                let mut rng = Rng::derive(cfg.seed, &format!("input-noise-{epoch}-{s}"));
+                x.iter_mut().for_each(|v| *v += cfg.input_noise * rng.normal());
             }
             let cache = net.forward_train(&x, b);
             let mut grad = vec![0.0f32; b * out_len];

@@ -42,7 +42,7 @@ impl RunConfig {
     /// The default: a full reproduction in about a quarter of an hour on two cores
     /// (12,000 training signatures, 2,000 test secrets).
     pub fn quick(seed: u64) -> Self {
-        let train = |epochs, batch, lr, seed| TrainConfig { epochs, batch, lr, final_lr_frac: 0.02, seed };
+        let train = |epochs, batch, lr, seed| TrainConfig::new(epochs, batch, lr, seed);
         RunConfig {
             dataset: "mnist".into(),
             test_prior: true,

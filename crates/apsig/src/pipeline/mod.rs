@@ -177,7 +177,12 @@ pub fn run(cfg: &RunConfig, dir: &Path, data_opts: &DataOptions, progress: &dyn 
         classifier_stage(Arch::EvalNet, &data, &cfg.evaluator, &dir.join(files::EVALUATOR), &ckpt, progress)?;
     timed("train evaluator", s);
 
-    let dirs = Directions::generate(&cfg.directions, image_shape(&data.train))?;
+    let ctx = crate::directions::DirectionContext {
+        images: &data.train.images,
+        labels: &data.train.labels,
+        model: Some(&target),
+    };
+    let dirs = Directions::generate_with(&cfg.directions, image_shape(&data.train), Some(&ctx))?;
     dirs.save(&dir.join(files::DIRECTIONS))?;
     let target = Arc::new(target);
 

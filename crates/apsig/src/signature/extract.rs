@@ -192,8 +192,11 @@ pub fn signature_via_oracle(
     search: &SearchConfig,
 ) -> Result<Vec<EpsOutcome>> {
     let before = oracle.queries();
-    let out =
+    let mut out =
         run_search(search, starts, |ps| Ok(oracle.changed_along(dirs, ps)?.into_iter().map(|b| (b, None)).collect()))?;
+    // the search counts answers; an oracle that votes spends several queries on each
+    let per = oracle.queries_per_answer() as u32;
+    out.iter_mut().for_each(|o| o.queries *= per);
     let counted: u64 = out.iter().map(|o| o.queries as u64).sum();
     if oracle.queries() - before != counted {
         return Err(Error::Oracle(format!(

@@ -173,7 +173,14 @@ pub fn run_search(
         if probes.is_empty() {
             break;
         }
-        let answers = ask(&probes)?;
+        let answers = match ask(&probes) {
+            Err(Error::Budget(_)) => {
+                // out of queries: every unfinished direction keeps its best estimate so far
+                dirs.iter_mut().for_each(|d| finish_unresolved(d, cfg));
+                break;
+            }
+            other => other?,
+        };
         if answers.len() != probes.len() {
             return Err(Error::Oracle(format!("{} answers for {} probes", answers.len(), probes.len())));
         }
@@ -189,6 +196,21 @@ pub fn run_search(
         }
     }
     Ok(dirs.into_iter().map(|d| d.out).collect())
+}
+
+/// The estimate of a direction the search could not finish: the geometric middle of its
+/// bracket; without a flip seen, censored at the last eps that did not flip.
+fn finish_unresolved(d: &mut Dir, cfg: &SearchConfig) {
+    if d.phase == Phase::Done {
+        return;
+    }
+    d.phase = Phase::Done;
+    if d.hi.is_finite() {
+        d.out.eps = if d.lo > 0.0 { (d.lo * d.hi).sqrt() } else { d.hi };
+    } else {
+        d.out.eps = d.lo.max(cfg.eps_min);
+        d.out.censored = true;
+    }
 }
 
 fn update(d: &mut Dir, cfg: &SearchConfig, probes: &[Probe], answers: &[Answer]) {
@@ -278,6 +300,33 @@ mod tests {
             }
             assert!(o.queries <= cfg.max_probes(0.5), "{} > bound {}", o.queries, cfg.max_probes(0.5));
         }
+    }
+
+    #[test]
+    fn a_spent_budget_keeps_the_best_estimates() {
+        let t = [0.7f32, 3.3, 24.0, 100.0];
+        let cfg = SearchConfig::plain(64.0);
+        let mut used = 0;
+        let mut inner = threshold_oracle(&t);
+        let out = run_search(&cfg, &[1.0; 4], |ps| {
+            if used + ps.len() > 14 {
+                return Err(Error::Budget(14));
+            }
+            used += ps.len();
+            inner(ps)
+        })
+        .unwrap();
+        assert!(used <= 14);
+        assert_eq!(out.iter().map(|o| o.queries as usize).sum::<usize>(), used);
+        for (o, &t) in out.iter().zip(&t) {
+            if o.censored {
+                assert!(o.eps < t, "censored at {} but the flip is at {t}", o.eps);
+            } else {
+                // bracketed: within the bracket's factor (growth 2) of the flip
+                assert!(o.eps >= t / 2.0 && o.eps <= t * 2.0, "{} vs {t}", o.eps);
+            }
+        }
+        assert!(!out[0].censored && out[3].censored);
     }
 
     #[test]

@@ -1,0 +1,51 @@
+//! `apsig study`: every direction strategy, oracle variant, defence and sweep, on every data
+//! set, into one directory with `study.md`, `study.json` and figures.
+
+use crate::progress::Bars;
+use anyhow::Result;
+use apsig::data::DataOptions;
+use apsig::study::{self, StudyConfig};
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct StudyArgs {
+    /// Output directory; rerunning into it resumes (finished blocks and signatures are reused).
+    #[arg(long, short, default_value = "runs/study")]
+    out: PathBuf,
+    /// small (default: both data sets, every row, under an hour on 2 cores), full (paper scale,
+    /// for bigger machines) or smoke (seconds, for tests).
+    #[arg(long, default_value = "small")]
+    preset: String,
+    /// A TOML study config (see `study.toml` in any study directory); overrides the preset.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Only these data sets (comma-separated names or IDX directories).
+    #[arg(long, value_delimiter = ',')]
+    datasets: Vec<String>,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+impl StudyArgs {
+    pub fn config(&self) -> Result<StudyConfig> {
+        let mut cfg = match &self.config {
+            Some(p) => apsig::io::read_toml::<StudyConfig>(p)?,
+            None => StudyConfig::preset(&self.preset, self.seed)?,
+        };
+        if !self.datasets.is_empty() {
+            cfg.datasets = self.datasets.clone();
+        }
+        Ok(cfg)
+    }
+}
+
+pub fn study(a: StudyArgs, opts: &DataOptions, bars: &Bars) -> Result<()> {
+    let cfg = a.config()?;
+    let s = study::run(&cfg, &a.out, opts, bars)?;
+    for d in &s.datasets {
+        println!("{}: target {:.2}%, {} rows", d.dataset, 100.0 * d.target_accuracy, d.cells.len());
+    }
+    println!("study: {} ({:.0} s)", a.out.join("study.md").display(), s.seconds);
+    Ok(())
+}

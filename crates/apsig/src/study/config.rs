@@ -1,0 +1,175 @@
+//! What a study measures, and its presets (`small` runs here in under an hour, `full` is for
+//! bigger machines, `smoke` is for tests).
+
+use crate::decoder::DecoderConfig;
+use crate::directions::Strategy;
+use crate::error::{Error, Result};
+use crate::model::TrainConfig;
+use crate::signature::SearchConfig;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StudyConfig {
+    /// Data sets, by name (`mnist`, `fashion-mnist`) or IDX directory.
+    pub datasets: Vec<String>,
+    pub seed: u64,
+    /// Train the target and the evaluator on the first N training images (0 = all).
+    pub classifier_images: usize,
+    pub target: TrainConfig,
+    pub evaluator: TrainConfig,
+    /// K of every comparison except the K sweep.
+    pub k: usize,
+    /// Training signatures (adversary's own data, white-box route) per cell.
+    pub train_signatures: usize,
+    /// Secrets (test images) attacked per cell; the defence and budget cells use the first
+    /// `defence_secrets` of them (each defended query is dearer).
+    pub secrets: usize,
+    pub defence_secrets: usize,
+    /// Search on the adversary's own data (margins) and on secrets (change bit only).
+    pub train_search: SearchConfig,
+    pub secret_search: SearchConfig,
+    pub decoder: DecoderConfig,
+    pub strategies: Vec<Strategy>,
+    /// Per-secret query cap at which all strategies are also compared (equal queries).
+    pub strategy_budget: u64,
+    pub k_sweep: Vec<usize>,
+    pub train_sizes: Vec<usize>,
+    /// Per-secret query budgets (the budget sweep and the budget defence).
+    pub budgets: Vec<u64>,
+    /// Probabilities of a lying oracle, and the attacker's majority-vote repeats.
+    pub random_answers: Vec<f32>,
+    pub votes: Vec<usize>,
+    /// Per-pixel standard deviations of the input-noise defence.
+    pub input_noise: Vec<f32>,
+    /// Training-noise levels of the smoothed target (the model-side defence).
+    pub smooth_training: Vec<f32>,
+    /// Ridge penalty of the linear probes that predict attributes from signatures.
+    pub attribute_ridge: f64,
+}
+
+impl StudyConfig {
+    /// The default: both data sets, every row of the study, in under an hour on two cores.
+    pub fn small(seed: u64) -> Self {
+        StudyConfig {
+            datasets: vec!["mnist".into(), "fashion-mnist".into()],
+            seed,
+            classifier_images: 30_000,
+            target: TrainConfig::new(3, 128, 2e-3, seed),
+            evaluator: TrainConfig::new(3, 128, 2e-3, seed.wrapping_add(1000)),
+            k: 100,
+            train_signatures: 2_000,
+            secrets: 300,
+            defence_secrets: 150,
+            train_search: SearchConfig { start: 0.5, growth: 1.6, eps_max: 256.0, eps_min: 1e-4, rel_tol: 1e-2 },
+            secret_search: SearchConfig { start: 0.5, growth: 1.6, eps_max: 256.0, eps_min: 1e-4, rel_tol: 1e-2 },
+            decoder: DecoderConfig {
+                width: 16,
+                use_mask: true,
+                train: TrainConfig::new(15, 64, 2e-3, seed.wrapping_add(2000)),
+            },
+            strategies: Strategy::ALL.to_vec(),
+            strategy_budget: 400,
+            k_sweep: vec![10, 25, 50, 100, 200],
+            train_sizes: vec![500, 1_000, 2_000],
+            budgets: vec![100, 200, 400, 800],
+            random_answers: vec![0.02, 0.1, 0.25],
+            votes: vec![1, 5],
+            input_noise: vec![0.1, 0.3, 0.6],
+            smooth_training: vec![0.3, 0.6],
+            attribute_ridge: 10.0,
+        }
+    }
+
+    /// The study at the paper's scale (hours on two cores; meant for bigger machines).
+    pub fn full(seed: u64) -> Self {
+        let mut c = Self::small(seed);
+        c.classifier_images = 0;
+        c.target.epochs = 5;
+        c.evaluator.epochs = 4;
+        c.train_signatures = 60_000;
+        c.secrets = 2_000;
+        c.defence_secrets = 1_000;
+        c.decoder.width = 64;
+        c.decoder.train = TrainConfig::new(10, 128, 2e-3, seed.wrapping_add(2000));
+        c.k_sweep = vec![10, 25, 50, 100, 200, 400];
+        c.train_sizes = vec![1_000, 5_000, 20_000, 60_000];
+        c.budgets = vec![100, 200, 400, 800, 1600];
+        c.random_answers = vec![0.02, 0.05, 0.1, 0.2, 0.3];
+        c.votes = vec![1, 3, 5, 9];
+        c.input_noise = vec![0.05, 0.1, 0.2, 0.3, 0.6];
+        c.smooth_training = vec![0.1, 0.3, 0.6];
+        c
+    }
+
+    /// Every row of the study in seconds: for tests.
+    pub fn smoke(seed: u64) -> Self {
+        let mut c = Self::small(seed);
+        c.datasets = vec!["mnist".into()];
+        c.classifier_images = 3_000;
+        c.target.epochs = 1;
+        c.evaluator.epochs = 1;
+        c.k = 12;
+        c.train_signatures = 300;
+        c.secrets = 40;
+        c.defence_secrets = 20;
+        c.decoder.width = 4;
+        c.decoder.train.epochs = 2;
+        c.strategy_budget = 60;
+        c.k_sweep = vec![6, 12];
+        c.train_sizes = vec![150, 300];
+        c.budgets = vec![30, 60];
+        c.random_answers = vec![0.1];
+        c.votes = vec![1, 3];
+        c.input_noise = vec![0.3];
+        c.smooth_training = vec![0.3];
+        c
+    }
+
+    pub fn preset(name: &str, seed: u64) -> Result<Self> {
+        match name {
+            "small" => Ok(Self::small(seed)),
+            "full" => Ok(Self::full(seed)),
+            "smoke" => Ok(Self::smoke(seed)),
+            other => Err(Error::invalid("study preset", format!("`{other}` (choose small, full or smoke)"))),
+        }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        self.train_search.validate()?;
+        self.secret_search.validate()?;
+        let bad = |msg: &str| Err(Error::invalid("study config", msg.to_string()));
+        if self.datasets.is_empty() || self.strategies.is_empty() {
+            return bad("needs at least one data set and one strategy");
+        }
+        if self.k == 0 || self.k_sweep.contains(&0) {
+            return bad("K must be positive");
+        }
+        if self.train_signatures < 2 || self.secrets == 0 || self.defence_secrets == 0 {
+            return bad("needs at least 2 training signatures and 1 secret");
+        }
+        if self.defence_secrets > self.secrets {
+            return bad("defence_secrets must not exceed secrets");
+        }
+        if self.train_sizes.iter().any(|&n| n < 2 || n > self.train_signatures) {
+            return bad("every training size must be between 2 and train_signatures");
+        }
+        if self.votes.iter().any(|v| v % 2 == 0) {
+            return bad("votes must be odd");
+        }
+        if self.random_answers.iter().any(|p| !(0.0..0.5).contains(p)) {
+            return bad("random-answer probabilities must lie in [0, 0.5)");
+        }
+        Ok(())
+    }
+
+    /// The largest K any cell needs: Gaussian signatures are measured once at this K and
+    /// sliced for the K sweep (directions are drawn in sequence, so prefixes agree).
+    pub fn k_max(&self) -> usize {
+        self.k_sweep.iter().copied().chain([self.k]).max().unwrap_or(self.k)
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("study config serialises")
+    }
+}

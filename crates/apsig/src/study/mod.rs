@@ -1,0 +1,99 @@
+//! `apsig study`: the questions the paper leaves open, answered with measurements under the
+//! evaluation protocol of METHOD.md — direction strategies, oracle variants, defences, sweeps
+//! over K, training size and query budget, and attributes predicted without pixels — for
+//! every data set, from one command.
+//!
+//! Work is cut into *blocks* (one strategy, one defence family, one sweep...). Each block's
+//! rows are written atomically to `<dir>/<dataset>/cells/<block>.json` when it finishes and a
+//! rerun skips finished blocks, so a killed study loses at most the block in flight.
+//! Signature sets are kept too, so decoders can be retrained without new queries.
+
+mod config;
+mod dataset;
+mod features;
+mod report;
+
+pub use config::StudyConfig;
+pub use dataset::DatasetStudy;
+pub use report::write_report;
+
+use crate::attributes::AttributeReport;
+use crate::error::{Error, Result};
+use crate::eval::Quality;
+use crate::Progress;
+use apsig_data::DataOptions;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::time::Instant;
+
+/// One row of the study: an attack configuration and what it achieved at what cost.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Cell {
+    /// `strategy`, `strategy@budget`, `oracle`, `k`, `train-size`, `defence`.
+    pub group: String,
+    /// What varies within the group, e.g. `adversarial`, `label`, `random-answers`.
+    pub variant: String,
+    /// The group's knob: K, training size, p, sigma, budget... (for curves).
+    pub knob: f64,
+    /// Majority-vote repeats of the attacker (1 = none).
+    pub votes: usize,
+    pub k: usize,
+    pub train_signatures: usize,
+    pub secrets: usize,
+    /// Oracle queries spent per secret image (votes included).
+    pub queries_per_image: f64,
+    pub censored_fraction: f64,
+    pub quality: Quality,
+    /// The defender's cost: top-1 accuracy of the served decisions on the test split.
+    pub clean_accuracy: f64,
+    /// The defender's cost: time to serve a batch of decisions, relative to no defence.
+    pub latency_ratio: f64,
+}
+
+/// Everything measured on one data set.
+#[derive(Clone, Debug, Serialize)]
+pub struct DatasetSummary {
+    pub dataset: String,
+    pub target_accuracy: f64,
+    pub evaluator_accuracy: f64,
+    pub global_mean_baseline: Quality,
+    pub class_mean_baseline: Quality,
+    pub cells: Vec<Cell>,
+    pub attributes: AttributeReport,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct StudySummary {
+    pub config: StudyConfig,
+    pub datasets: Vec<DatasetSummary>,
+    pub seconds: f64,
+}
+
+/// Runs (or resumes) the whole study into `dir` and writes `study.json`, `study.md` and the
+/// figures.
+pub fn run(cfg: &StudyConfig, dir: &Path, data_opts: &DataOptions, progress: &dyn Progress) -> Result<StudySummary> {
+    cfg.validate()?;
+    let t0 = Instant::now();
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    crate::io::atomic_write(&dir.join("study.toml"), cfg.to_toml().as_bytes())?;
+    let mut datasets = Vec::new();
+    for name in &cfg.datasets {
+        progress.message(&format!("study: {name}"));
+        let data = apsig_data::load(name, data_opts)?;
+        let sub = dir.join(slug(&data.name));
+        let study = DatasetStudy::prepare(cfg, data, &sub, progress)?;
+        datasets.push(study.run_all()?);
+    }
+    let summary = StudySummary { config: cfg.clone(), datasets, seconds: t0.elapsed().as_secs_f64() };
+    crate::io::atomic_write(
+        &dir.join("study.json"),
+        serde_json::to_string_pretty(&summary).expect("serialises").as_bytes(),
+    )?;
+    write_report(dir, &summary)?;
+    Ok(summary)
+}
+
+/// A file-name-safe form of a label.
+pub(crate) fn slug(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '-' }).collect()
+}

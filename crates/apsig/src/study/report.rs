@@ -1,0 +1,309 @@
+//! `study.md` and its figures: a table per question, a curve per sweep and per defence.
+
+use super::{slug, Cell, DatasetSummary, StudySummary};
+use crate::error::Result;
+use crate::io::atomic_write;
+use apsig_report::{fmt_num, markdown_table, LineChart, Series};
+use std::fmt::Write;
+use std::path::Path;
+
+pub fn write_report(dir: &Path, s: &StudySummary) -> Result<()> {
+    let mut md = String::new();
+    let c = &s.config;
+    let _ = writeln!(md, "# apsig study\n");
+    let _ = writeln!(
+        md,
+        "Data sets: {}. K = {}, {} training signatures (white-box route on the adversary's own data), {} secrets \
+         per cell ({} for defence and budget cells), decoder width {} trained {} epochs. Seed {}. Total wall time \
+         {:.0} s. Every row below was measured by this run; `study.json` has all numbers, `study.toml` the config.\n",
+        c.datasets.join(", "),
+        c.k,
+        c.train_signatures,
+        c.secrets,
+        c.defence_secrets,
+        c.decoder.width,
+        c.decoder.train.epochs,
+        c.seed,
+        s.seconds
+    );
+    let _ = writeln!(md, "{}", verdict(s));
+    for d in &s.datasets {
+        dataset_section(&mut md, d, c.k, c.strategy_budget)?;
+    }
+    charts(dir, s, &mut md)?;
+    atomic_write(&dir.join("study.md"), md.as_bytes())
+}
+
+fn rows<'a>(d: &'a DatasetSummary, group: &'a str) -> impl Iterator<Item = &'a Cell> {
+    d.cells.iter().filter(move |c| c.group == group)
+}
+
+fn q(c: &Cell) -> [String; 4] {
+    [
+        fmt_num(c.queries_per_image, 0),
+        fmt_num(c.quality.mse, 4),
+        fmt_num(c.quality.ssim, 3),
+        format!("{}%", fmt_num(100.0 * c.quality.class_recovery, 1)),
+    ]
+}
+
+/// The study's answer to "does any strategy beat Gaussian directions at equal K and queries?"
+fn verdict(s: &StudySummary) -> String {
+    let mut out = String::from("## Verdict: direction strategies at equal K and equal queries\n\n");
+    for d in &s.datasets {
+        let capped: Vec<&Cell> = rows(d, "strategy@budget").collect();
+        let Some(g) = capped.iter().find(|c| c.variant == "gaussian") else { continue };
+        let best_mse = capped.iter().min_by(|a, b| a.quality.mse.total_cmp(&b.quality.mse)).expect("non-empty");
+        let best_cls = capped
+            .iter()
+            .max_by(|a, b| a.quality.class_recovery.total_cmp(&b.quality.class_recovery))
+            .expect("non-empty");
+        let _ = writeln!(
+            out,
+            "- **{}** (cap {} queries per secret, K = {}): Gaussian MSE {} and class recovery {}%. Lowest MSE: \
+             `{}` ({}); highest class recovery: `{}` ({}%). {}",
+            d.dataset,
+            fmt_num(g.knob, 0),
+            g.k,
+            fmt_num(g.quality.mse, 4),
+            fmt_num(100.0 * g.quality.class_recovery, 1),
+            best_mse.variant,
+            fmt_num(best_mse.quality.mse, 4),
+            best_cls.variant,
+            fmt_num(100.0 * best_cls.quality.class_recovery, 1),
+            if best_mse.variant != "gaussian" || best_cls.variant != "gaussian" {
+                "So at least one strategy beats the paper's directions here."
+            } else {
+                "No strategy beats the paper's directions here."
+            }
+        );
+    }
+    out
+}
+
+fn dataset_section(md: &mut String, d: &DatasetSummary, k: usize, budget: u64) -> Result<()> {
+    let _ = writeln!(md, "## {}\n", d.dataset);
+    let _ = writeln!(
+        md,
+        "Target accuracy {}%, evaluator accuracy {}%. Baselines on the same secrets: global mean image MSE {} \
+         (class recovery {}%); class-mean image (knows the class, nothing else) MSE {}.\n",
+        fmt_num(100.0 * d.target_accuracy, 2),
+        fmt_num(100.0 * d.evaluator_accuracy, 2),
+        fmt_num(d.global_mean_baseline.mse, 4),
+        fmt_num(100.0 * d.global_mean_baseline.class_recovery, 1),
+        fmt_num(d.class_mean_baseline.mse, 4),
+    );
+
+    let _ = writeln!(md, "### Direction strategies (K = {k})\n");
+    let table: Vec<Vec<String>> = rows(d, "strategy")
+        .map(|c| {
+            let capped = rows(d, "strategy@budget").find(|b| b.variant == c.variant);
+            let mut r = vec![c.variant.clone()];
+            r.extend(q(c));
+            r.push(format!("{}%", fmt_num(100.0 * c.censored_fraction, 1)));
+            match capped {
+                Some(b) => r.extend([fmt_num(b.queries_per_image, 0), fmt_num(b.quality.mse, 4)]),
+                None => r.extend(["n/a".into(), "n/a".into()]),
+            }
+            r.push(capped.map(|b| format!("{}%", fmt_num(100.0 * b.quality.class_recovery, 1))).unwrap_or_default());
+            r
+        })
+        .collect();
+    let cap_q = format!("queries (cap {budget})");
+    md.push_str(&markdown_table(
+        &["strategy", "queries/img", "MSE", "SSIM", "class rec.", "censored", &cap_q, "MSE @cap", "class rec. @cap"],
+        &table,
+    ));
+
+    let _ = writeln!(md, "\n### Oracle variants (Gaussian directions, K = {k})\n");
+    let table: Vec<Vec<String>> = rows(d, "oracle")
+        .map(|c| {
+            let mut r = vec![c.variant.clone()];
+            r.extend(q(c));
+            r
+        })
+        .collect();
+    md.push_str(&markdown_table(&["oracle", "queries/img", "MSE", "SSIM", "class rec."], &table));
+
+    let _ = writeln!(md, "\n### Defences (attack quality against the defender's cost)\n");
+    let table: Vec<Vec<String>> = rows(d, "defence")
+        .map(|c| {
+            let mut r = vec![
+                c.variant.clone(),
+                fmt_num(c.knob, 2),
+                c.votes.to_string(),
+                format!("{}%", fmt_num(100.0 * c.clean_accuracy, 2)),
+                fmt_num(c.latency_ratio, 2),
+            ];
+            r.extend(q(c));
+            r
+        })
+        .collect();
+    md.push_str(&markdown_table(
+        &[
+            "defence",
+            "strength",
+            "attacker votes",
+            "clean acc.",
+            "latency x",
+            "queries/img",
+            "MSE",
+            "SSIM",
+            "class rec.",
+        ],
+        &table,
+    ));
+
+    for (group, what) in [("k", "K"), ("train-size", "training signatures")] {
+        let _ = writeln!(md, "\n### Sweep over {what}\n");
+        let table: Vec<Vec<String>> = rows(d, group)
+            .map(|c| {
+                let mut r = vec![fmt_num(c.knob, 0)];
+                r.extend(q(c));
+                r
+            })
+            .collect();
+        md.push_str(&markdown_table(&[what, "queries/img", "MSE", "SSIM", "class rec."], &table));
+    }
+
+    let a = &d.attributes;
+    let _ = writeln!(
+        md,
+        "\n### Attributes without pixels (linear probes on the signature, K = {k})\n\nClass predicted from the \
+         signature alone: {}% (most frequent class: {}%).\n",
+        fmt_num(100.0 * a.class_accuracy, 1),
+        fmt_num(100.0 * a.class_chance, 1)
+    );
+    let table: Vec<Vec<String>> = a
+        .attributes
+        .iter()
+        .map(|s| {
+            vec![
+                s.attribute.clone(),
+                fmt_num(s.pearson, 3),
+                fmt_num(s.class_mean_pearson, 3),
+                fmt_num(s.within_class_pearson, 3),
+            ]
+        })
+        .collect();
+    md.push_str(&markdown_table(
+        &["attribute", "r (from signature)", "r (true class mean)", "r within class (style)"],
+        &table,
+    ));
+    md.push('\n');
+    Ok(())
+}
+
+/// Curves: quality against K, training size and queries; each defence against its strength
+/// and against the defender's clean-accuracy cost.
+fn charts(dir: &Path, s: &StudySummary, md: &mut String) -> Result<()> {
+    let _ = writeln!(md, "## Figures\n");
+    let per_dataset = |group: &str, variant: Option<&str>, votes: Option<usize>, x: fn(&Cell) -> f64| {
+        s.datasets
+            .iter()
+            .map(|d| {
+                let pts = rows(d, group)
+                    .filter(|c| variant.is_none_or(|v| c.variant == v) && votes.is_none_or(|v| c.votes == v))
+                    .map(|c| (x(c), c.quality.class_recovery))
+                    .collect();
+                let name = match votes {
+                    Some(v) if v > 1 => format!("{} (attacker votes {v})", d.dataset),
+                    _ => d.dataset.clone(),
+                };
+                Series::new(name, pts)
+            })
+            .collect::<Vec<_>>()
+    };
+    let knob: fn(&Cell) -> f64 = |c| c.knob;
+    let queries: fn(&Cell) -> f64 = |c| c.queries_per_image;
+    let mut figs: Vec<(&str, LineChart)> = Vec::new();
+    let chart = |title: &str, x: &str, series: Vec<Series>, log_x: bool| {
+        let mut c = LineChart::new(title, x, "class recovery");
+        c.series = series.into_iter().filter(|s| !s.points.is_empty()).collect();
+        c.log_x = log_x;
+        c
+    };
+    figs.push(("study-k.png", chart("Class recovery against K", "K", per_dataset("k", None, None, knob), true)));
+    figs.push((
+        "study-train-size.png",
+        chart(
+            "Class recovery against training signatures",
+            "training signatures",
+            per_dataset("train-size", None, None, knob),
+            true,
+        ),
+    ));
+    figs.push((
+        "study-queries.png",
+        chart(
+            "Class recovery against queries per secret (budget cap)",
+            "queries per secret",
+            per_dataset("defence", Some("query-budget"), None, queries),
+            true,
+        ),
+    ));
+    let mut ra = Vec::new();
+    for &v in &s.config.votes {
+        ra.extend(per_dataset("defence", Some("random-answers"), Some(v), knob));
+    }
+    figs.push((
+        "study-random-answers.png",
+        chart("Randomised answers: class recovery against p", "p (lie probability)", ra, false),
+    ));
+    figs.push((
+        "study-input-noise.png",
+        chart(
+            "Input noise: class recovery against sigma",
+            "sigma",
+            per_dataset("defence", Some("input-noise"), None, knob),
+            false,
+        ),
+    ));
+    figs.push((
+        "study-smooth-training.png",
+        chart(
+            "Smoothed target: class recovery against training noise",
+            "training noise sigma",
+            per_dataset("defence", Some("smooth-training"), None, knob),
+            false,
+        ),
+    ));
+    // each defence's trade-off: attack quality against the defender's clean accuracy
+    for d in &s.datasets {
+        let mut series = Vec::new();
+        for (variant, votes) in [
+            ("random-answers", 1),
+            ("random-answers", *s.config.votes.iter().max().unwrap_or(&1)),
+            ("input-noise", 1),
+            ("smooth-training", 1),
+            ("query-budget", 1),
+        ] {
+            let mut pts: Vec<(f64, f64)> = rows(d, "defence")
+                .filter(|c| (c.variant == variant || c.variant == "none") && c.votes == votes)
+                .map(|c| (100.0 * c.clean_accuracy, c.quality.class_recovery))
+                .collect();
+            pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let name = if votes > 1 { format!("{variant} (votes {votes})") } else { variant.to_string() };
+            series.push(Series::new(name, pts));
+        }
+        series.dedup_by(|a, b| a.name == b.name);
+        let mut c = chart(
+            &format!("{}: attack quality against the defender's clean accuracy", d.dataset),
+            "clean accuracy (%)",
+            series,
+            false,
+        );
+        c.width = 900;
+        let name = format!("study-defence-cost-{}.png", slug(&d.dataset));
+        atomic_write(&dir.join(&name), &c.render_png()?)?;
+        let _ = writeln!(md, "![{name}]({name})\n");
+    }
+    for (name, c) in figs {
+        if c.series.is_empty() {
+            continue;
+        }
+        atomic_write(&dir.join(name), &c.render_png()?)?;
+        let _ = writeln!(md, "![{name}]({name})\n");
+    }
+    Ok(())
+}
