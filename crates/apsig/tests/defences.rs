@@ -49,7 +49,8 @@ fn probes(dirs: &Directions, reps: usize) -> Vec<Probe> {
 #[test]
 fn random_answers_lie_at_the_configured_rate_and_reproducibly() {
     let (model, dirs, secret) = setup();
-    let truth = LocalOracle::new(model.clone(), &secret, None).unwrap().changed_along(&dirs, &probes(&dirs, 500)).unwrap();
+    let truth =
+        LocalOracle::new(model.clone(), &secret, None).unwrap().changed_along(&dirs, &probes(&dirs, 500)).unwrap();
     let ask = |seed| {
         let o = LocalOracle::defended(model.clone(), &secret, None, Defence::RandomAnswers { p: 0.2 }, seed).unwrap();
         o.changed_along(&dirs, &probes(&dirs, 500)).unwrap()
@@ -129,7 +130,9 @@ fn input_noise_blurs_the_flip_point_and_is_reproducible() {
 #[test]
 fn bad_defences_are_refused() {
     let (model, _, secret) = setup();
-    for d in [Defence::RandomAnswers { p: 0.5 }, Defence::InputNoise { sigma: f32::NAN }, Defence::QueryBudget { cap: 0 }] {
+    for d in
+        [Defence::RandomAnswers { p: 0.5 }, Defence::InputNoise { sigma: f32::NAN }, Defence::QueryBudget { cap: 0 }]
+    {
         assert!(LocalOracle::defended(model.clone(), &secret, None, d, 0).is_err(), "{d:?}");
     }
 }

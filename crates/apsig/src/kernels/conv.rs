@@ -113,53 +113,85 @@ pub fn col2im_nhwc(g: &ConvGeom, n: usize, cols: &[f32], big: &mut [f32]) {
 
 /// 2x2 max-pool with stride 2 (floor) on `[n, h, w, c]`; `argmax` (if given) records the
 /// flat input index chosen for each output, for the backward pass.
-pub fn maxpool2_nhwc(n: usize, h: usize, w: usize, c: usize, x: &[f32], y: &mut [f32], mut argmax: Option<&mut [u32]>) {
+pub fn maxpool2_nhwc(n: usize, h: usize, w: usize, c: usize, x: &[f32], y: &mut [f32], argmax: Option<&mut [u32]>) {
+    let Some(arg) = argmax else {
+        return maxpool2_nhwc_infer(n, h, w, c, x, y, false);
+    };
     let (oh, ow) = (h / 2, w / 2);
     assert_eq!(x.len(), n * h * w * c);
     assert_eq!(y.len(), n * oh * ow * c);
+    assert_eq!(arg.len(), y.len());
     let mut o = 0;
     for b in 0..n {
         let base = b * h * w * c;
         for oy in 0..oh {
             for ox in 0..ow {
                 let i00 = base + ((2 * oy) * w + 2 * ox) * c;
-                let i01 = i00 + c;
-                let i10 = i00 + w * c;
-                let i11 = i10 + c;
+                let i = [i00, i00 + c, i00 + w * c, i00 + w * c + c];
+                let (yo, ao) = (&mut y[o..o + c], &mut arg[o..o + c]);
+                let rows = [&x[i[0]..i[0] + c], &x[i[1]..i[1] + c], &x[i[2]..i[2] + c], &x[i[3]..i[3] + c]];
+                // selects, not branches: the first maximum wins, as before, and it vectorises
                 for ch in 0..c {
-                    let mut best = i00 + ch;
-                    for cand in [i01 + ch, i10 + ch, i11 + ch] {
-                        if x[cand] > x[best] {
-                            best = cand;
-                        }
+                    let (mut v, mut at) = (rows[0][ch], i[0] + ch);
+                    for q in 1..4 {
+                        let cand = rows[q][ch];
+                        let better = cand > v;
+                        v = if better { cand } else { v };
+                        at = if better { i[q] + ch } else { at };
                     }
-                    y[o] = x[best];
-                    if let Some(a) = argmax.as_deref_mut() {
-                        a[o] = best as u32;
-                    }
-                    o += 1;
+                    yo[ch] = v;
+                    ao[ch] = at as u32;
+                }
+                o += c;
+            }
+        }
+    }
+}
+
+/// Inference max-pool (no argmax to record), optionally fused with the ReLU that follows it:
+/// branch-free over whole channel rows, so it vectorises.
+pub fn maxpool2_nhwc_infer(n: usize, h: usize, w: usize, c: usize, x: &[f32], y: &mut [f32], relu: bool) {
+    let (oh, ow) = (h / 2, w / 2);
+    assert_eq!(x.len(), n * h * w * c);
+    assert_eq!(y.len(), n * oh * ow * c);
+    let floor = if relu { 0.0 } else { f32::NEG_INFINITY };
+    for (b, img) in y.chunks_exact_mut(oh * ow * c).enumerate() {
+        let src = &x[b * h * w * c..(b + 1) * h * w * c];
+        for oy in 0..oh {
+            let top = &src[(2 * oy) * w * c..(2 * oy + 1) * w * c];
+            let bottom = &src[(2 * oy + 1) * w * c..(2 * oy + 2) * w * c];
+            for ox in 0..ow {
+                let out = &mut img[(oy * ow + ox) * c..(oy * ow + ox + 1) * c];
+                let (a, b2) = (&top[2 * ox * c..(2 * ox + 1) * c], &top[(2 * ox + 1) * c..(2 * ox + 2) * c]);
+                let (d, e) = (&bottom[2 * ox * c..(2 * ox + 1) * c], &bottom[(2 * ox + 1) * c..(2 * ox + 2) * c]);
+                for ((((o, a), b2), d), e) in out.iter_mut().zip(a).zip(b2).zip(d).zip(e) {
+                    *o = a.max(*b2).max(d.max(*e)).max(floor);
                 }
             }
         }
     }
 }
 
-/// `y = maxpool2(base + eps * dir)` for one `[h, w, c]` image, never writing the sum.
+/// `y = maxpool2(base + eps * dir)` for one `[h, w, c]` image, never writing the sum
+/// (slice-wise and branch-free, so it vectorises).
 pub fn axpy_maxpool2(base: &[f32], dir: &[f32], eps: f32, h: usize, w: usize, c: usize, y: &mut [f32]) {
     let (oh, ow) = (h / 2, w / 2);
     assert!(base.len() == h * w * c && dir.len() == base.len() && y.len() == oh * ow * c);
+    let row = w * c;
     for oy in 0..oh {
+        let (bt, bb) = (&base[2 * oy * row..(2 * oy + 1) * row], &base[(2 * oy + 1) * row..(2 * oy + 2) * row]);
+        let (dt, db) = (&dir[2 * oy * row..(2 * oy + 1) * row], &dir[(2 * oy + 1) * row..(2 * oy + 2) * row]);
         for ox in 0..ow {
-            let i00 = ((2 * oy) * w + 2 * ox) * c;
-            let (i01, i10) = (i00 + c, i00 + w * c);
-            let i11 = i10 + c;
+            let (l, r) = (2 * ox * c..(2 * ox + 1) * c, (2 * ox + 1) * c..(2 * ox + 2) * c);
             let out = &mut y[(oy * ow + ox) * c..(oy * ow + ox + 1) * c];
-            for (ch, o) in out.iter_mut().enumerate() {
-                let v00 = base[i00 + ch] + eps * dir[i00 + ch];
-                let v01 = base[i01 + ch] + eps * dir[i01 + ch];
-                let v10 = base[i10 + ch] + eps * dir[i10 + ch];
-                let v11 = base[i11 + ch] + eps * dir[i11 + ch];
-                *o = v00.max(v01).max(v10.max(v11));
+            let quads = bt[l.clone()].iter().zip(&dt[l.clone()]).zip(bt[r.clone()].iter().zip(&dt[r.clone()]));
+            let quads = quads.zip(bb[l.clone()].iter().zip(&db[l]).zip(bb[r.clone()].iter().zip(&db[r])));
+            for (o, (((b0, d0), (b1, d1)), ((b2, d2), (b3, d3)))) in out.iter_mut().zip(quads) {
+                let v0 = b0 + eps * d0;
+                let v1 = b1 + eps * d1;
+                let v2 = b2 + eps * d2;
+                let v3 = b3 + eps * d3;
+                *o = v0.max(v1).max(v2.max(v3));
             }
         }
     }
@@ -168,6 +200,20 @@ pub fn axpy_maxpool2(base: &[f32], dir: &[f32], eps: f32, h: usize, w: usize, c:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inference_pool_matches_the_training_pool() {
+        let (n, h, w, c) = (2, 6, 4, 3);
+        let x: Vec<f32> = (0..n * h * w * c).map(|i| ((i * 37 % 23) as f32) - 11.0).collect();
+        let mut a = vec![0.0; n * 3 * 2 * c];
+        let mut b = a.clone();
+        let mut idx = vec![0u32; a.len()];
+        maxpool2_nhwc(n, h, w, c, &x, &mut a, Some(&mut idx));
+        maxpool2_nhwc_infer(n, h, w, c, &x, &mut b, false);
+        assert_eq!(a, b);
+        maxpool2_nhwc_infer(n, h, w, c, &x, &mut b, true);
+        assert_eq!(a.iter().map(|v| v.max(0.0)).collect::<Vec<_>>(), b);
+    }
 
     #[test]
     fn col2im_is_adjoint_of_im2col() {

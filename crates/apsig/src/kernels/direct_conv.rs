@@ -44,18 +44,27 @@ impl PackedConv {
         assert_eq!(x.len(), n * h * w * cin);
         assert_eq!(y.len(), n * oh * ow * cout);
         let rows = n * oh * ow;
-        // input offset of each output pixel's patch origin
-        let origin = |r: usize| {
-            let (img, p) = (r / (oh * ow), r % (oh * ow));
-            ((img * h + p / ow) * w + p % ow) * cin
-        };
+        // (image, oy, ox) of the next output pixel, advanced by counting: integer divisions
+        // per row would cost as much as the whole 5x5x1 patch of a first layer
+        let (mut img, mut oy, mut ox) = (0usize, 0usize, 0usize);
         let mut r = 0;
         while r < rows {
             let m = (rows - r).min(6);
             let mut offs = [0usize; 6];
-            for (i, o) in offs.iter_mut().enumerate() {
-                *o = origin(r + i.min(m - 1));
+            for o in offs.iter_mut().take(m) {
+                *o = ((img * h + oy) * w + ox) * cin;
+                ox += 1;
+                if ox == ow {
+                    ox = 0;
+                    oy += 1;
+                    if oy == oh {
+                        oy = 0;
+                        img += 1;
+                    }
+                }
             }
+            let last = offs[m - 1];
+            offs[m..].iter_mut().for_each(|o| *o = last);
             for p in 0..cout / 16 {
                 let mut out = [[0.0f32; 16]; 6];
                 // SAFETY: every offset + ky*w*cin + k*cin <= x.len() because each origin is a

@@ -8,6 +8,6 @@ mod conv;
 mod direct_conv;
 mod gemm;
 
-pub use conv::{axpy_maxpool2, col2im_nhwc, im2col_nhwc, maxpool2_nhwc, ConvGeom};
+pub use conv::{axpy_maxpool2, col2im_nhwc, im2col_nhwc, maxpool2_nhwc, maxpool2_nhwc_infer, ConvGeom};
 pub use direct_conv::PackedConv;
 pub use gemm::{matmul, Threads, Trans};

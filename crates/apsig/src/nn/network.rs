@@ -2,7 +2,9 @@
 //! training (batch statistics, hand-written backward, GEMMs split across threads).
 
 use super::layer::{LayerSpec, Shape};
-use crate::kernels::{col2im_nhwc, im2col_nhwc, matmul, maxpool2_nhwc, ConvGeom, PackedConv, Threads, Trans};
+use crate::kernels::{
+    col2im_nhwc, im2col_nhwc, matmul, maxpool2_nhwc, maxpool2_nhwc_infer, ConvGeom, PackedConv, Threads, Trans,
+};
 use crate::rng::Rng;
 use rayon::prelude::*;
 
@@ -135,8 +137,27 @@ impl Network {
 
     /// Single-threaded inference of layers `start..` on a small batch (the oracle's hot path).
     pub fn infer_serial(&self, start: usize, mut x: Vec<f32>, n: usize) -> Vec<f32> {
-        for i in start..self.specs.len() {
-            x = self.apply_infer(i, &x, n, Threads::One, true);
+        let mut i = start;
+        while i < self.specs.len() {
+            match self.specs[i] {
+                // a ReLU after a max-pool is folded into the pool (one pass instead of two)
+                LayerSpec::MaxPool2 => {
+                    let relu = self.specs.get(i + 1) == Some(&LayerSpec::Relu);
+                    let s = self.shapes[i];
+                    let mut y = vec![0.0; n * self.shapes[i + 1].len()];
+                    maxpool2_nhwc_infer(n, s.h, s.w, s.c, &x, &mut y, relu);
+                    x = y;
+                    i += 1 + relu as usize;
+                }
+                LayerSpec::Relu => {
+                    x.iter_mut().for_each(|v| *v = v.max(0.0));
+                    i += 1;
+                }
+                _ => {
+                    x = self.apply_infer(i, &x, n, Threads::One, true);
+                    i += 1;
+                }
+            }
         }
         x
     }
@@ -197,7 +218,7 @@ impl Network {
             LayerSpec::Sigmoid => x.iter().map(|v| sigmoid(*v)).collect(),
             LayerSpec::MaxPool2 => {
                 let mut y = vec![0.0; n * o.len()];
-                maxpool2_nhwc(n, s.h, s.w, s.c, x, &mut y, None);
+                maxpool2_nhwc_infer(n, s.h, s.w, s.c, x, &mut y, false);
                 y
             }
             LayerSpec::Reshape { .. } => x.to_vec(),

@@ -53,14 +53,12 @@ impl RunConfig {
             directions: DirectionConfig { strategy: Strategy::Gaussian, k: 100, seed },
             train_signatures: SignatureStage {
                 count: 12_000,
-                extract: ExtractConfig { method: Method::WhiteBox, search: SearchConfig::plain(256.0) },
+                // the decoder needs eps to about 1% (`apsig query-curve`), not the plain 0.1%
+                extract: ExtractConfig { method: Method::WhiteBox, search: SearchConfig::decoder_grade(256.0) },
             },
             test_signatures: SignatureStage {
                 count: 2_000,
-                extract: ExtractConfig {
-                    method: Method::ChangeBit,
-                    search: SearchConfig { start: 0.5, growth: 1.6, eps_max: 256.0, eps_min: 1e-4, rel_tol: 1e-2 },
-                },
+                extract: ExtractConfig { method: Method::ChangeBit, search: SearchConfig::decoder_grade(256.0) },
             },
             decoder: DecoderConfig { width: 64, use_mask: true, train: train(20, 128, 2e-3, seed.wrapping_add(2000)) },
         }

@@ -37,6 +37,12 @@ impl SearchConfig {
         SearchConfig { start: 0.5, growth: 2.0, eps_max, eps_min: 1e-4, rel_tol: 1e-3 }
     }
 
+    /// The tolerance the decoder actually needs: a finer growth factor (fewer wasted bracket
+    /// probes when the start is a good prior) and 1% relative precision.
+    pub fn decoder_grade(eps_max: f32) -> Self {
+        SearchConfig { start: 0.5, growth: 1.6, eps_max, eps_min: 1e-4, rel_tol: 1e-2 }
+    }
+
     pub fn validate(&self) -> Result<()> {
         let ok = self.growth > 1.0
             && self.rel_tol > 0.0

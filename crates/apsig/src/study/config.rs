@@ -61,8 +61,8 @@ impl StudyConfig {
             train_signatures: 2_000,
             secrets: 300,
             defence_secrets: 150,
-            train_search: SearchConfig { start: 0.5, growth: 1.6, eps_max: 256.0, eps_min: 1e-4, rel_tol: 1e-2 },
-            secret_search: SearchConfig { start: 0.5, growth: 1.6, eps_max: 256.0, eps_min: 1e-4, rel_tol: 1e-2 },
+            train_search: SearchConfig::decoder_grade(256.0),
+            secret_search: SearchConfig::decoder_grade(256.0),
             decoder: DecoderConfig {
                 width: 16,
                 use_mask: true,

@@ -1,0 +1,12 @@
+//! TargetNet-S forward passes at one batch size for a few seconds: a target for `perf record`
+//! (`cargo run --release -p apsig --example forward -- 1024 5`).
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let batch: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(1024);
+    let secs: f64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(5.0);
+    let net = apsig::bench::targetnet(1);
+    let machine = apsig::bench::Machine::read();
+    for t in apsig::bench::forward(&net, batch, &machine, secs) {
+        println!("{} batch {}: {:.0}/s, {:.1} GFLOP/s", t.what, t.batch, t.per_sec, t.gflops);
+    }
+}
