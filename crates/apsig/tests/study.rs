@@ -40,6 +40,10 @@ fn smoke_study_has_every_row_and_resumes() {
             if c.variant == "query-budget" || c.group == "strategy@budget" {
                 assert!(c.queries_per_image <= c.knob, "a budget cell spent more than its cap: {c:?}");
             }
+            if c.group == "strategy@budget" {
+                // equal queries: every strategy spends its cap, less at most one refused round
+                assert!(c.queries_per_image >= c.knob - c.k as f64, "{c:?}");
+            }
         }
         let score = d.cells.iter().find(|c| c.variant == "score-vector").unwrap();
         assert_eq!(score.queries_per_image, 1.0);

@@ -116,7 +116,7 @@ impl StudyConfig {
         c.decoder.width = 4;
         c.decoder.train.epochs = 2;
         c.strategy_budget = 60;
-        c.k_sweep = vec![6, 12];
+        c.k_sweep = vec![6, 12, 24];
         c.train_sizes = vec![150, 300];
         c.budgets = vec![30, 60];
         c.random_answers = vec![0.1];

@@ -169,8 +169,10 @@ impl<'a> DatasetStudy<'a> {
         let m = if s == Strategy::Gaussian { self.gaussian()? } else { Arc::new(self.measure(s, cfg.k, "")?) };
         let dec = self.fit_signature_decoder(&m.train, cfg.k, cfg.train_signatures)?;
         let full = self.signature_cell("strategy", s.name(), cfg.k as f64, &dec, &m.test, cfg.k, cfg.secrets)?;
-        let prior = median_eps(&m.train);
-        let capped = self.defended(&m.dirs, &prior[..], Defence::QueryBudget { cap: cfg.strategy_budget }, 1)?;
+        // Gaussian is measured at the K sweep's largest K: cap the first K directions only
+        let dirs = prefix(&m.dirs, cfg.k);
+        let prior = median_eps(&prefix_set(&m.train, cfg.k, cfg.train_signatures));
+        let capped = self.defended(&dirs, &prior, Defence::QueryBudget { cap: cfg.strategy_budget }, 1)?;
         let mut at_budget = self.signature_cell(
             "strategy@budget",
             s.name(),
