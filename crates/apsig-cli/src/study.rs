@@ -25,6 +25,9 @@ pub struct StudyArgs {
     datasets: Vec<String>,
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Only render study.md and the figures again from <out>/study.json (no measurement).
+    #[arg(long)]
+    report_only: bool,
 }
 
 impl StudyArgs {
@@ -41,8 +44,7 @@ impl StudyArgs {
 }
 
 pub fn study(a: StudyArgs, opts: &DataOptions, bars: &Bars) -> Result<()> {
-    let cfg = a.config()?;
-    let s = study::run(&cfg, &a.out, opts, bars)?;
+    let s = if a.report_only { study::rerender(&a.out)? } else { study::run(&a.config()?, &a.out, opts, bars)? };
     for d in &s.datasets {
         println!("{}: target {:.2}%, {} rows", d.dataset, 100.0 * d.target_accuracy, d.cells.len());
     }

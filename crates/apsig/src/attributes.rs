@@ -16,7 +16,7 @@
 use crate::error::{Error, Result};
 use crate::signature::SignatureSet;
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 // ---------------------------------------------------------------------------------------------
 // Attributes of one image
@@ -502,7 +502,7 @@ pub fn pearson(a: &[f32], b: &[f32]) -> f64 {
 pub const LAMBDA_GRID: [f64; 7] = [1e-2, 1e-1, 1.0, 10.0, 100.0, 1e3, 1e4];
 
 /// What a linear probe reads off the signatures of the test images.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AttributeReport {
     /// Top-1 accuracy of the one-vs-rest ridge class probe on the test images.
     pub class_accuracy: f64,
@@ -518,7 +518,7 @@ pub struct AttributeReport {
 }
 
 /// How well one attribute of the test images is predicted from their signatures.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AttributeScore {
     pub attribute: String,
     /// Correlation of the ridge prediction with the true attribute.

@@ -61,6 +61,11 @@ fn smoke_study_has_every_row_and_resumes() {
         assert!(dir.path().join(f).is_file(), "{f} missing");
     }
 
+    // the report renders again from study.json alone, identically
+    let md_before = std::fs::read_to_string(dir.path().join("study.md")).unwrap();
+    study::rerender(dir.path()).unwrap();
+    assert_eq!(md_before, std::fs::read_to_string(dir.path().join("study.md")).unwrap());
+
     // a rerun reuses every finished block and reports the same rows
     let again = study::run(&cfg, dir.path(), &data, &apsig::NoProgress).unwrap();
     for (a, b) in s.datasets.iter().zip(&again.datasets) {

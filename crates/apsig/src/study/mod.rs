@@ -51,7 +51,7 @@ pub struct Cell {
 }
 
 /// Everything measured on one data set.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct DatasetSummary {
     pub dataset: String,
     pub target_accuracy: f64,
@@ -62,7 +62,7 @@ pub struct DatasetSummary {
     pub attributes: AttributeReport,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct StudySummary {
     pub config: StudyConfig,
     pub datasets: Vec<DatasetSummary>,
@@ -89,6 +89,17 @@ pub fn run(cfg: &StudyConfig, dir: &Path, data_opts: &DataOptions, progress: &dy
         &dir.join("study.json"),
         serde_json::to_string_pretty(&summary).expect("serialises").as_bytes(),
     )?;
+    write_report(dir, &summary)?;
+    Ok(summary)
+}
+
+/// Renders `study.md` and the figures again from a finished study's `study.json` (to change
+/// the report without measuring anything again).
+pub fn rerender(dir: &Path) -> Result<StudySummary> {
+    let path = dir.join("study.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let summary: StudySummary =
+        serde_json::from_str(&text).map_err(|e| Error::bad_file(&path, format!("not a study summary: {e}")))?;
     write_report(dir, &summary)?;
     Ok(summary)
 }
