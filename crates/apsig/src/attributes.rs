@@ -4,8 +4,8 @@
 //! censored). This module asks how much of X's *class* and *style* a simple linear probe reads
 //! straight off those numbers, without reconstructing any pixel:
 //!
-//! 1. `SignatureFeatures` turns a signature into a feature vector (standardised ln eps, the
-//!    censoring mask as +-1, and a constant 1).
+//! 1. The caller turns signatures into a feature matrix (the study uses ln eps and the
+//!    censoring mask as +-1, `study::features::signature`).
 //! 2. `fit_ridge` fits closed-form ridge regression on any feature matrix (Cholesky in f64).
 //! 3. `attributes_from_signatures` fits one-vs-rest ridge on one-hot labels (class probe) and a
 //!    ridge per style attribute (`Attribute`: ink mass, slant), and scores them on test images
@@ -14,7 +14,6 @@
 //! Everything is deterministic: no random splits, and parallel sums are computed in a fixed order.
 
 use crate::error::{Error, Result};
-use crate::signature::SignatureSet;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -100,100 +99,6 @@ impl Attribute {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Features from signatures
-// ---------------------------------------------------------------------------------------------
-
-/// Standardiser fitted on training signatures. The features of one image are, in order:
-/// `k` values `(ln eps_i - mean_i) / std_i`, then `k` values +1 (censored) / -1 (flipped), then a
-/// constant 1; `dim() = 2k + 1`. Mean and std are per direction over the training images
-/// (population std, floored at `STD_FLOOR` so constant directions do not blow up).
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct SignatureFeatures {
-    pub k: usize,
-    /// `[k]` mean of ln eps.
-    pub mean: Vec<f32>,
-    /// `[k]` std of ln eps, at least `STD_FLOOR`.
-    pub std: Vec<f32>,
-}
-
-impl SignatureFeatures {
-    pub const STD_FLOOR: f32 = 1e-3;
-
-    pub fn fit(set: &SignatureSet) -> Result<Self> {
-        Self::fit_raw(&set.eps, &set.censored, set.k)
-    }
-
-    /// As `fit`, from `[n, k]` eps (all positive) and censoring flags.
-    pub fn fit_raw(eps: &[f32], censored: &[u8], k: usize) -> Result<Self> {
-        let n = check_signatures(eps, censored, k)?;
-        if n == 0 {
-            return Err(Error::invalid("signature features", "no training signatures to fit on"));
-        }
-        let (mut sum, mut sum2) = (vec![0f64; k], vec![0f64; k]);
-        for row in eps.chunks_exact(k) {
-            for (j, &e) in row.iter().enumerate() {
-                let l = (e as f64).ln();
-                sum[j] += l;
-                sum2[j] += l * l;
-            }
-        }
-        let mean: Vec<f64> = sum.iter().map(|s| s / n as f64).collect();
-        let std = sum2
-            .iter()
-            .zip(&mean)
-            .map(|(s2, m)| ((s2 / n as f64 - m * m).max(0.0).sqrt() as f32).max(Self::STD_FLOOR))
-            .collect();
-        Ok(SignatureFeatures { k, mean: mean.iter().map(|&m| m as f32).collect(), std })
-    }
-
-    /// Features per image: `2k + 1`.
-    pub fn dim(&self) -> usize {
-        2 * self.k + 1
-    }
-
-    /// Row-major `[n, dim()]` features of a set measured with the same K.
-    pub fn transform(&self, set: &SignatureSet) -> Result<Vec<f32>> {
-        self.transform_raw(&set.eps, &set.censored, set.k)
-    }
-
-    /// As `transform`, from `[n, k]` eps (all positive) and censoring flags.
-    pub fn transform_raw(&self, eps: &[f32], censored: &[u8], k: usize) -> Result<Vec<f32>> {
-        if k != self.k {
-            return Err(Error::invalid("signature features", format!("fitted on K = {} but given K = {k}", self.k)));
-        }
-        let n = check_signatures(eps, censored, k)?;
-        let dim = self.dim();
-        let mut out = vec![0f32; n * dim];
-        for ((o, e), c) in out.chunks_exact_mut(dim).zip(eps.chunks_exact(k)).zip(censored.chunks_exact(k)) {
-            for j in 0..k {
-                o[j] = (((e[j] as f64).ln() as f32) - self.mean[j]) / self.std[j];
-                o[k + j] = if c[j] != 0 { 1.0 } else { -1.0 };
-            }
-            o[2 * k] = 1.0;
-        }
-        Ok(out)
-    }
-}
-
-/// Checks `[n, k]` signatures and returns n.
-fn check_signatures(eps: &[f32], censored: &[u8], k: usize) -> Result<usize> {
-    let what = "signature features";
-    if k == 0 {
-        return Err(Error::invalid(what, "K must be at least 1"));
-    }
-    if !eps.len().is_multiple_of(k) {
-        return Err(Error::invalid(what, format!("{} eps is not a multiple of K = {k}", eps.len())));
-    }
-    if censored.len() != eps.len() {
-        return Err(Error::invalid(what, format!("{} censoring flags for {} eps", censored.len(), eps.len())));
-    }
-    if let Some(i) = eps.iter().position(|&e| !(e > 0.0 && e.is_finite())) {
-        return Err(Error::invalid(what, format!("eps at index {i} is {}, not a positive number", eps[i])));
-    }
-    Ok(eps.len() / k)
-}
-
-// ---------------------------------------------------------------------------------------------
 // Ridge regression
 // ---------------------------------------------------------------------------------------------
 
@@ -252,7 +157,7 @@ impl Ridge {
 /// Cholesky in f64, where `Xc`, `Yc` are centred by their column means.
 ///
 /// The intercept `b` is fitted separately from the means and is not penalised, so a constant
-/// feature column (like the last one of `SignatureFeatures`) is redundant: it centres to zero and
+/// feature column is redundant: it centres to zero and
 /// gets weight 0. `lambda` must be positive unless the centred features have full rank.
 pub fn fit_ridge(x: &[f32], dim: usize, y: &[f32], outputs: usize, lambda: f64) -> Result<Ridge> {
     Moments::of(x, dim, y, outputs)?.solve(lambda)
@@ -533,7 +438,7 @@ pub struct AttributeScore {
     pub lambda: f64,
 }
 
-/// Fits ridge probes from signature features (row-major `[n, dim]`, e.g. `SignatureFeatures`)
+/// Fits ridge probes from signature features (row-major `[n, dim]`)
 /// to the class and to each `Attribute` of the training images, and scores them on the test
 /// images. Images are row-major `side x side`, one per label.
 ///
@@ -872,44 +777,6 @@ mod tests {
         assert!((pearson(&a, &neg) + 1.0).abs() < 1e-12);
         assert_eq!(pearson(&a, &[4.0; 50]), 0.0);
         assert_eq!(pearson(&[1.0], &[2.0]), 0.0);
-    }
-
-    #[test]
-    fn signature_features_standardise() {
-        let k = 3;
-        let eps = [0.1, 0.5, 2.0, 0.2, 0.5, 4.0, 0.4, 0.5, 8.0];
-        let censored = [0, 0, 1, 0, 1, 1, 0, 0, 0];
-        let f = SignatureFeatures::fit_raw(&eps, &censored, k).unwrap();
-        assert_eq!(f.dim(), 7);
-        assert_eq!(f.std[1], SignatureFeatures::STD_FLOOR);
-        let x = f.transform_raw(&eps, &censored, k).unwrap();
-        assert_eq!(x.len(), 3 * 7);
-        for j in [0, 2] {
-            let col: Vec<f32> = (0..3).map(|r| x[r * 7 + j]).collect();
-            let mean = col.iter().sum::<f32>() / 3.0;
-            let var = col.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / 3.0;
-            assert!(mean.abs() < 1e-5 && (var - 1.0).abs() < 1e-4, "column {j}: {mean} {var}");
-        }
-        assert!(x.iter().skip(1).step_by(7).all(|v| v.abs() < 1e-3));
-        assert_eq!(&x[3..7], &[-1.0, -1.0, 1.0, 1.0]);
-        assert_eq!(&x[10..14], &[-1.0, 1.0, 1.0, 1.0]);
-        // Through a SignatureSet too.
-        let set = SignatureSet {
-            k,
-            indices: vec![0, 1, 2],
-            eps: eps.to_vec(),
-            censored: censored.to_vec(),
-            queries: vec![1; 9],
-            provenance: Default::default(),
-        };
-        assert_eq!(SignatureFeatures::fit(&set).unwrap(), f);
-        assert_eq!(f.transform(&set).unwrap(), x);
-        // Bad inputs.
-        assert!(f.transform_raw(&eps[..8], &censored[..8], 4).is_err());
-        assert!(f.transform_raw(&eps, &censored[..8], k).is_err());
-        assert!(SignatureFeatures::fit_raw(&[0.1, 0.0, 0.3], &[0; 3], 3).is_err());
-        assert!(SignatureFeatures::fit_raw(&[], &[], 3).is_err());
-        assert!(SignatureFeatures::fit_raw(&eps, &censored, 0).is_err());
     }
 
     /// Images of sheared lines with random slant and ink, labels by class blob, and features that

@@ -187,11 +187,7 @@ impl LocalOracle {
     /// unperturbed secret, one query.
     pub fn scores(&self) -> Result<Vec<f32>> {
         self.spend(1)?;
-        let z = self.model.logits(&self.secret, 1);
-        let m = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let e: Vec<f32> = z.iter().map(|v| (v - m).exp()).collect();
-        let s: f32 = e.iter().sum();
-        Ok(e.iter().map(|v| v / s).collect())
+        Ok(crate::nn::softmax_rows(&self.model.logits(&self.secret, 1), self.model.num_classes()))
     }
 }
 

@@ -21,16 +21,13 @@ pub fn fig1(model: &Network, x: &[f32], dirs: &Directions, dir: usize, flip_eps:
         let eps = top * s as f32 / (steps - 1) as f32;
         batch.extend(x.iter().zip(d).map(|(a, b)| a + eps * b));
     }
-    let logits = model.forward(&batch, steps);
     let c = model.num_classes();
+    let probs = crate::nn::softmax_rows(&model.forward(&batch, steps), c);
     let mut series: Vec<Series> = (0..c).map(|j| Series::new(format!("class {j}"), Vec::new())).collect();
     for s in 0..steps {
         let eps = (top * s as f32 / (steps - 1) as f32) as f64;
-        let z = &logits[s * c..(s + 1) * c];
-        let m = z.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-        let sum: f32 = z.iter().map(|v| (v - m).exp()).sum();
-        for j in 0..c {
-            series[j].points.push((eps, ((z[j] - m).exp() / sum) as f64));
+        for (j, p) in probs[s * c..(s + 1) * c].iter().enumerate() {
+            series[j].points.push((eps, *p as f64));
         }
     }
     let mut chart =

@@ -1,6 +1,18 @@
 //! Losses: each returns the mean loss and writes the gradient w.r.t. its input.
 
 /// Softmax cross-entropy on logits `[n, classes]`; returns (mean loss, correct count).
+/// Softmax of each row of `[n, classes]` logits (shifted by the row maximum, so it never overflows).
+pub fn softmax_rows(logits: &[f32], classes: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(logits.len());
+    for z in logits.chunks(classes) {
+        let m = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let e: Vec<f32> = z.iter().map(|v| (v - m).exp()).collect();
+        let s: f32 = e.iter().sum();
+        out.extend(e.iter().map(|v| v / s));
+    }
+    out
+}
+
 pub fn softmax_cross_entropy(logits: &[f32], labels: &[u8], classes: usize, grad: &mut [f32]) -> (f32, usize) {
     let n = labels.len();
     assert_eq!(logits.len(), n * classes);

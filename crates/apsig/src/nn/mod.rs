@@ -9,6 +9,6 @@ mod network;
 mod optim;
 
 pub use layer::{LayerSpec, Shape};
-pub use loss::{mse, softmax_cross_entropy};
+pub use loss::{mse, softmax_cross_entropy, softmax_rows};
 pub use network::{Network, TrainCache};
 pub use optim::Adam;

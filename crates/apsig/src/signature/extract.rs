@@ -138,19 +138,7 @@ pub fn extract(
                 r
             })
             .collect::<Result<_>>()?;
-        let mut set = SignatureSet {
-            k,
-            indices: b.clone().map(|i| i as u32).collect(),
-            eps: Vec::with_capacity(b.len() * k),
-            censored: Vec::with_capacity(b.len() * k),
-            queries: Vec::with_capacity(b.len() * k),
-            provenance: prov.clone(),
-        };
-        for o in rows.iter().flatten() {
-            set.eps.push(o.eps);
-            set.censored.push(o.censored as u8);
-            set.queries.push(o.queries);
-        }
+        let set = SignatureSet::from_outcomes(k, b.clone().map(|i| i as u32).collect(), &rows, prov.clone());
         if let Some(p) = &part_path {
             set.save(p)?;
         }

@@ -23,6 +23,24 @@ pub struct SignatureSet {
 }
 
 impl SignatureSet {
+    /// The set of per-image search outcomes `rows` (one row of K outcomes per index).
+    pub fn from_outcomes(
+        k: usize,
+        indices: Vec<u32>,
+        rows: &[Vec<super::EpsOutcome>],
+        provenance: BTreeMap<String, String>,
+    ) -> Self {
+        let all = || rows.iter().flatten();
+        SignatureSet {
+            k,
+            indices,
+            eps: all().map(|o| o.eps).collect(),
+            censored: all().map(|o| o.censored as u8).collect(),
+            queries: all().map(|o| o.queries).collect(),
+            provenance,
+        }
+    }
+
     pub fn n(&self) -> usize {
         self.indices.len()
     }

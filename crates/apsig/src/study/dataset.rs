@@ -204,9 +204,9 @@ impl<'a> DatasetStudy<'a> {
         let train_x = features::with_labels(&train, &train_flips, &train_base, classes, n);
         let prior = median_eps(&train);
         let lifted = Arc::new(LiftedDirections::new(self.target.as_ref(), &dirs));
-        let labelled: Vec<(Vec<EpsOutcome>, Vec<u8>, u8)> = self.over_secrets(cfg.secrets, |i, x| {
+        let labelled: Vec<(Vec<EpsOutcome>, Vec<u8>, u8)> = self.over_secrets(cfg.secrets, |_, x| {
             let oracle = LocalOracle::new(self.target.clone(), x, Some(lifted.clone()))?;
-            label_signature(&oracle, &dirs, &prior, &cfg.secret_search, i)
+            label_signature(&oracle, &dirs, &prior, &cfg.secret_search)
         })?;
         let mut flips = Vec::new();
         let mut base = Vec::new();
@@ -218,10 +218,10 @@ impl<'a> DatasetStudy<'a> {
         let test_x = features::with_labels(&test, &flips, &base, classes, test.n());
         let dec = self.fit(&train_x, train_x.len() / n, n)?;
         let q = test.total_queries() as f64 + test.n() as f64; // plus one query for the base label
-        let label = self.cell("oracle", "label", 1.0, 1, &dec, &test_x, &test, q, k, n)?;
+        let label = self.cell("oracle", "label", 1.0, &dec, &test_x, test.censored_fraction(), q, k, n)?;
 
         // score vector: one query, no perturbation
-        let own = features::scores(&features::softmax_rows(
+        let own = features::scores(&crate::nn::softmax_rows(
             &self.target.forward(&self.data.train.images[..n * self.px()], n),
             classes,
         ));
@@ -229,8 +229,7 @@ impl<'a> DatasetStudy<'a> {
             self.over_secrets(cfg.secrets, |_, x| LocalOracle::new(self.target.clone(), x, None)?.scores())?;
         let test_x = features::scores(&secret_scores.concat());
         let dec = self.fit(&own, classes, n)?;
-        let mut scores = self.cell("oracle", "score-vector", 1.0, 1, &dec, &test_x, &test, cfg.secrets as f64, 0, n)?;
-        scores.censored_fraction = 0.0;
+        let scores = self.cell("oracle", "score-vector", 1.0, &dec, &test_x, 0.0, cfg.secrets as f64, 0, n)?;
         Ok(vec![change_bit, label, scores])
     }
 
@@ -315,7 +314,7 @@ impl<'a> DatasetStudy<'a> {
         let mut c =
             self.signature_cell("defence", "smooth-training", sigma as f64, &dec, &m.test, cfg.k, cfg.defence_secrets)?;
         c.clean_accuracy = acc as f64;
-        c.latency_ratio = self.latency_ratio(&model, Defence::None)?;
+        c.latency_ratio = self.latency_ratio(&model, Defence::None);
         Ok(vec![c])
     }
 
@@ -343,7 +342,7 @@ impl<'a> DatasetStudy<'a> {
         let mut c = self.signature_cell("defence", variant, knob, &dec, &test, k, test.n())?;
         c.votes = votes;
         c.clean_accuracy = self.served_accuracy(&self.target, defence);
-        c.latency_ratio = self.latency_ratio(&self.target, defence)?;
+        c.latency_ratio = self.latency_ratio(&self.target, defence);
         Ok(c)
     }
 
@@ -448,22 +447,8 @@ impl<'a> DatasetStudy<'a> {
     }
 
     fn to_set(&self, dirs: &Directions, rows: Vec<Vec<EpsOutcome>>) -> SignatureSet {
-        let mut prov = BTreeMap::new();
-        prov.insert("directions".to_string(), dirs.fingerprint());
-        let mut set = SignatureSet {
-            k: dirs.k(),
-            indices: (0..rows.len() as u32).collect(),
-            eps: Vec::new(),
-            censored: Vec::new(),
-            queries: Vec::new(),
-            provenance: prov,
-        };
-        for o in rows.iter().flatten() {
-            set.eps.push(o.eps);
-            set.censored.push(o.censored as u8);
-            set.queries.push(o.queries);
-        }
-        set
+        let prov = BTreeMap::from([("directions".to_string(), dirs.fingerprint())]);
+        SignatureSet::from_outcomes(dirs.k(), (0..rows.len() as u32).collect(), &rows, prov)
     }
 
     /// For the label oracle's training side: the class each own image flips to along each
@@ -524,8 +509,8 @@ impl<'a> DatasetStudy<'a> {
             (0..secrets).flat_map(|i| &test.queries[i * test.k..i * test.k + k]).map(|&q| q as u64).sum();
         let censored =
             (0..secrets).flat_map(|i| &test.censored[i * test.k..i * test.k + k]).filter(|&&c| c != 0).count();
-        let mut c = self.cell(group, variant, knob, 1, dec, &x, test, queries as f64, k, self.cfg.train_signatures)?;
-        c.censored_fraction = censored as f64 / (secrets * k).max(1) as f64;
+        let censored = censored as f64 / (secrets * k).max(1) as f64;
+        let mut c = self.cell(group, variant, knob, dec, &x, censored, queries as f64, k, self.cfg.train_signatures)?;
         c.secrets = secrets;
         Ok(c)
     }
@@ -537,10 +522,9 @@ impl<'a> DatasetStudy<'a> {
         group: &str,
         variant: &str,
         knob: f64,
-        votes: usize,
         dec: &FittedDecoder,
         raw: &[f32],
-        test: &SignatureSet,
+        censored_fraction: f64,
         total_queries: f64,
         k: usize,
         train_n: usize,
@@ -555,12 +539,12 @@ impl<'a> DatasetStudy<'a> {
             group: group.into(),
             variant: variant.into(),
             knob,
-            votes,
+            votes: 1,
             k,
             train_signatures: train_n,
             secrets: n,
             queries_per_image: total_queries / n.max(1) as f64,
-            censored_fraction: test.censored_fraction(),
+            censored_fraction,
             quality: self.quality(&recons, originals, labels),
             clean_accuracy: self.target_accuracy,
             latency_ratio: 1.0,
@@ -610,7 +594,7 @@ impl<'a> DatasetStudy<'a> {
 
     /// Wall time to serve 2,048 decisions with `defence`, relative to the undefended target
     /// measured alongside (best of three each, to damp a busy machine).
-    fn latency_ratio(&self, model: &Network, defence: Defence) -> Result<f64> {
+    fn latency_ratio(&self, model: &Network, defence: Defence) -> f64 {
         let n = 2048.min(self.data.test.n);
         let mut best = [f64::INFINITY; 2];
         for _ in 0..3 {
@@ -620,7 +604,7 @@ impl<'a> DatasetStudy<'a> {
                 *b = b.min(t.elapsed().as_secs_f64());
             }
         }
-        Ok(best[1] / best[0].max(1e-9))
+        best[1] / best[0].max(1e-9)
     }
 }
 
@@ -670,7 +654,6 @@ fn label_signature(
     dirs: &Directions,
     prior: &[f32],
     search: &crate::signature::SearchConfig,
-    _secret: usize,
 ) -> Result<(Vec<EpsOutcome>, Vec<u8>, u8)> {
     let base = oracle.labels_along(dirs, &[Probe { dir: 0, eps: 0.0 }])?[0];
     let mut seen: HashMap<(u32, u32), usize> = HashMap::new();

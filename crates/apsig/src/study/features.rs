@@ -39,18 +39,6 @@ pub fn scores(probs: &[f32]) -> Vec<f32> {
     probs.iter().map(|p| (p.max(0.0) + 1e-7).ln()).collect()
 }
 
-/// Softmax of each row of logits.
-pub fn softmax_rows(logits: &[f32], classes: usize) -> Vec<f32> {
-    let mut out = Vec::with_capacity(logits.len());
-    for z in logits.chunks(classes) {
-        let m = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let e: Vec<f32> = z.iter().map(|v| (v - m).exp()).collect();
-        let s: f32 = e.iter().sum();
-        out.extend(e.iter().map(|v| v / s));
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,7 +76,7 @@ mod tests {
 
     #[test]
     fn softmax_rows_sum_to_one() {
-        let p = softmax_rows(&[1.0, 2.0, 3.0, -5.0, 0.0, 5.0], 3);
+        let p = crate::nn::softmax_rows(&[1.0, 2.0, 3.0, -5.0, 0.0, 5.0], 3);
         for r in p.chunks(3) {
             assert!((r.iter().sum::<f32>() - 1.0).abs() < 1e-6);
         }
