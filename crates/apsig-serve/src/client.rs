@@ -6,9 +6,11 @@ use apsig::error::{Error, Result};
 use apsig::oracle::{ChangeOracle, Probe};
 use serde::Deserialize;
 use std::collections::HashSet;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use ureq::tls::{Certificate, RootCerts, TlsConfig};
 
 /// How the client talks to the server.
 #[derive(Clone, Debug)]
@@ -19,6 +21,7 @@ pub struct ClientConfig {
     pub max_retries: u32,
     /// First backoff; it doubles per retry (with jitter) up to `max_backoff`.
     pub backoff: Duration,
+    /// Longest backoff.
     pub max_backoff: Duration,
     /// Waits honoured for `429` answers that carry `Retry-After` (the rate limit). A 429
     /// without it (budget exhausted) is final.
@@ -28,6 +31,32 @@ pub struct ClientConfig {
     pub probe_batch: usize,
     /// Largest perturbation batch body, in bytes.
     pub max_batch_bytes: usize,
+    /// Certificate authorities trusted for `https` (else the WebPKI roots); see
+    /// [`ClientConfig::trust_ca_file`].
+    pub ca: Option<Arc<Vec<Certificate<'static>>>>,
+}
+
+impl ClientConfig {
+    /// Trusts only the certificates of the PEM file `path` (e.g. a test CA) for `https`.
+    pub fn trust_ca_file(mut self, path: &Path) -> Result<Self> {
+        let pem = std::fs::read(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+        let certs = ureq::tls::parse_pem(&pem)
+            .filter_map(|item| match item {
+                Ok(ureq::tls::PemItem::Certificate(c)) => Some(Ok(c)),
+                Ok(_) => None,
+                Err(e) => Some(Err(e)),
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| Error::BadFile {
+                path: path.to_path_buf(),
+                msg: format!("not a PEM certificate file: {e}"),
+            })?;
+        if certs.is_empty() {
+            return Err(Error::BadFile { path: path.to_path_buf(), msg: "no certificate in the PEM file".into() });
+        }
+        self.ca = Some(Arc::new(certs));
+        Ok(self)
+    }
 }
 
 impl Default for ClientConfig {
@@ -40,6 +69,7 @@ impl Default for ClientConfig {
             max_rate_waits: 100_000,
             probe_batch: 4096,
             max_batch_bytes: 4 << 20,
+            ca: None,
         }
     }
 }
@@ -47,9 +77,13 @@ impl Default for ClientConfig {
 /// A registered secret: the session and the token that may query it.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub struct Registration {
+    /// The session id.
     pub session: String,
+    /// The bearer token that may query it.
     pub token: String,
+    /// Queries the session may ask.
     pub budget: u64,
+    /// Values of the secret input.
     pub input_len: usize,
 }
 
@@ -82,8 +116,16 @@ fn jitter(d: Duration) -> Duration {
 
 impl Http {
     fn new(cfg: ClientConfig) -> Self {
-        let agent: ureq::Agent =
-            ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(cfg.timeout)).build().into();
+        let mut tls = TlsConfig::builder();
+        if let Some(ca) = &cfg.ca {
+            tls = tls.root_certs(RootCerts::Specific(ca.clone()));
+        }
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(cfg.timeout))
+            .tls_config(tls.build())
+            .build()
+            .into();
         Http { agent, cfg, requests: AtomicU64::new(0), retries: AtomicU64::new(0) }
     }
 
@@ -173,7 +215,12 @@ fn trim_base(base_url: &str) -> String {
 /// Registers `input` as a secret (what the victim does) and returns the session and token.
 /// The input travels in the binary encoding, so the server holds exactly these floats.
 pub fn register_secret(base_url: &str, input: &[f32]) -> Result<Registration> {
-    let http = Http::new(ClientConfig::default());
+    register_secret_with(base_url, input, &ClientConfig::default())
+}
+
+/// [`register_secret`] with a client configuration (e.g. a trusted test CA).
+pub fn register_secret_with(base_url: &str, input: &[f32], cfg: &ClientConfig) -> Result<Registration> {
+    let http = Http::new(cfg.clone());
     let url = format!("{}/v1/sessions", trim_base(base_url));
     let a = http.post(
         &url,
@@ -206,6 +253,7 @@ impl HttpOracle {
         Self::with_config(base_url, session, token, input_len, ClientConfig::default())
     }
 
+    /// [`HttpOracle::new`] with a client configuration.
     pub fn with_config(base_url: &str, session: &str, token: &str, input_len: usize, cfg: ClientConfig) -> Self {
         let mut p = [0u8; 8];
         let _ = getrandom::fill(&mut p);
@@ -227,9 +275,9 @@ impl HttpOracle {
         format!("{}/v1/sessions/{}/{what}", self.base, self.session)
     }
 
-    /// Sends `dirs` to the session (once per fingerprint) and checks the server's fingerprint.
+    /// Sends `dirs` to the session (once per set) and checks the server's key for them.
     pub fn register_directions(&self, dirs: &Directions) -> Result<()> {
-        let fp = dirs.fingerprint();
+        let fp = wire::directions_key(dirs.k(), &dirs.data);
         let mut reg = self.registered.lock().expect("registered lock");
         if reg.contains(&fp) {
             return Ok(());
@@ -248,7 +296,7 @@ impl HttpOracle {
             .and_then(|v| v.get("directions")?.as_str().map(str::to_string))
             .ok_or_else(|| oracle_err(format!("{url}: unexpected answer")))?;
         if got != fp {
-            return Err(oracle_err(format!("{url}: the server fingerprints the directions as {got}, expected {fp}")));
+            return Err(oracle_err(format!("{url}: the server keys the directions as {got}, expected {fp}")));
         }
         reg.insert(fp);
         Ok(())
@@ -275,6 +323,7 @@ impl HttpOracle {
         self.http.retries.load(Ordering::Relaxed)
     }
 
+    /// The session id.
     pub fn session(&self) -> &str {
         &self.session
     }
@@ -338,7 +387,7 @@ impl ChangeOracle for HttpOracle {
 
     fn changed_along(&self, dirs: &Directions, probes: &[Probe]) -> Result<Vec<bool>> {
         self.register_directions(dirs)?;
-        let fp = dirs.fingerprint();
+        let fp = wire::directions_key(dirs.k(), &dirs.data);
         let batch = self.http.cfg.probe_batch.clamp(1, 4096);
         let mut out = Vec::with_capacity(probes.len());
         for chunk in probes.chunks(batch) {

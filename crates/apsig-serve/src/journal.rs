@@ -170,6 +170,7 @@ impl<O: ChangeOracle> JournaledOracle<O> {
         self.queries() - self.replayed()
     }
 
+    /// The journaled oracle.
     pub fn inner(&self) -> &O {
         &self.inner
     }

@@ -16,22 +16,45 @@
 //! least significant bit first. Binary bodies carry floats exactly; JSON is for people.
 
 use apsig::oracle::Probe;
+use sha2::{Digest, Sha256};
 
+/// The first four bytes of every binary body ("APSG" read as a little-endian u32).
 pub const MAGIC: u32 = 0x4150_5347;
+/// The content type of binary bodies and answers.
 pub const CONTENT_TYPE: &str = "application/octet-stream";
 /// Header naming the direction set of a binary probe batch.
 pub const DIRECTIONS_HEADER: &str = "x-apsig-directions";
 /// Optional header: the same id on a retried query returns the first answer, uncharged.
 pub const REQUEST_ID_HEADER: &str = "x-apsig-request-id";
+/// Answer header: queries charged to the session so far.
 pub const QUERIES_USED_HEADER: &str = "x-apsig-queries-used";
+/// Answer header: queries the session may still ask.
 pub const BUDGET_LEFT_HEADER: &str = "x-apsig-budget-left";
 
+/// The key of a direction set (`k` directions, `data` row by row): SHA-256 over K and the
+/// values' bytes, in hex. The server keys sessions' sets and its shared lifted cache by it and
+/// the client checks it, so distinct sets cannot collide by design.
+pub fn directions_key(k: usize, data: &[f32]) -> String {
+    let mut h = Sha256::new();
+    h.update(b"apsig-directions-v1");
+    h.update((k as u64).to_le_bytes());
+    for v in data {
+        h.update(v.to_le_bytes());
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What a binary body holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u32)]
 pub enum Kind {
+    /// Explicit perturbations of the secret.
     Perturbations = 0,
+    /// Probes along a registered direction set.
     Probes = 1,
+    /// A direction set.
     Directions = 2,
+    /// A secret input.
     Input = 3,
 }
 
@@ -52,15 +75,21 @@ impl Kind {
 pub enum Body {
     /// `count` perturbations, `count * L` values.
     Perturbations {
+        /// Perturbations in the batch.
         count: usize,
+        /// Their values, row by row.
         data: Vec<f32>,
     },
+    /// Probes along the set named by the `x-apsig-directions` header.
     Probes(Vec<Probe>),
     /// `k` directions, `k * L` values.
     Directions {
+        /// Directions in the set (K).
         k: usize,
+        /// Their values, row by row.
         data: Vec<f32>,
     },
+    /// A secret input of L values.
     Input(Vec<f32>),
 }
 
@@ -81,6 +110,7 @@ pub fn encode_f32(kind: Kind, count: usize, data: &[f32]) -> Vec<u8> {
     b
 }
 
+/// Encodes a batch of probes (kind 1).
 pub fn encode_probes(probes: &[Probe]) -> Vec<u8> {
     let mut b = header(Kind::Probes, probes.len(), probes.len() * 8);
     for p in probes {
@@ -152,6 +182,7 @@ pub fn encode_bits(bits: &[bool]) -> Vec<u8> {
     b
 }
 
+/// Decodes a bit answer; padding bits past the count must be zero.
 pub fn decode_bits(b: &[u8]) -> Result<Vec<bool>, String> {
     if b.len() < 4 {
         return Err("bit answer shorter than its 4-byte count".into());
@@ -159,6 +190,9 @@ pub fn decode_bits(b: &[u8]) -> Result<Vec<bool>, String> {
     let n = u32_at(b, 0) as usize;
     if b.len() - 4 != n.div_ceil(8) {
         return Err(format!("bit answer for {n} bits has {} bytes of bits, expected {}", b.len() - 4, n.div_ceil(8)));
+    }
+    if n % 8 != 0 && b[b.len() - 1] >> (n % 8) != 0 {
+        return Err(format!("bit answer for {n} bits has set padding bits"));
     }
     Ok((0..n).map(|i| b[4 + i / 8] >> (i % 8) & 1 == 1).collect())
 }

@@ -247,7 +247,7 @@ fn malformed_and_unauthorised_requests_get_json_refusals_and_the_server_keeps_se
     let zeros = |n: usize| format!("[{}]", vec!["0"; n].join(","));
 
     let d = dirs(4, 9);
-    let fp = d.fingerprint();
+    let fp = wire::directions_key(d.k(), &d.data);
     let reg = post(
         &format!("{url}/v1/sessions/{}/directions", a.session),
         &auth,

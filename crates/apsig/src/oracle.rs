@@ -229,7 +229,8 @@ fn materialise(dirs: &Directions, probes: &[Probe]) -> Vec<f32> {
     p
 }
 
-fn check_batch(p: &[f32], len: usize) -> Result<()> {
+/// Checks a batch of explicit perturbations: whole rows of `len` values, all finite.
+pub fn check_batch(p: &[f32], len: usize) -> Result<()> {
     if !p.len().is_multiple_of(len) {
         return Err(Error::Oracle(format!(
             "perturbation batch of {} values is not a multiple of the input size {len}",
@@ -242,7 +243,8 @@ fn check_batch(p: &[f32], len: usize) -> Result<()> {
     Ok(())
 }
 
-fn check_probes(probes: &[Probe], k: usize) -> Result<()> {
+/// Checks probes along `k` directions: each direction in range, each eps finite.
+pub fn check_probes(probes: &[Probe], k: usize) -> Result<()> {
     for q in probes {
         if q.dir as usize >= k || !q.eps.is_finite() {
             return Err(Error::Oracle(format!("bad probe {q:?} (K = {k})")));
