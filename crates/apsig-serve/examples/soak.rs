@@ -6,7 +6,7 @@
 //! clients query their sessions (binary probe batches of 256 along K = 64) for the first
 //! quarter of the time alone (idle), then for the rest while hostile clients hold 200 slow
 //! connections (half-sent headers, reopened when cut off), register sessions until refused,
-//! and submit maximal direction sets. Prints honest p50/p99 latency idle and under attack,
+//! and submit maximal direction sets over and over. Prints honest p50/p99 latency idle and under attack,
 //! the honest requests refused (503 or otherwise), the hostile outcomes, and the process's
 //! peak RSS against the cap (default 2048 MiB), then PASS/FAIL for each bar.
 
@@ -29,6 +29,11 @@ fn rss_mib() -> f64 {
     let kb =
         status.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok());
     kb.unwrap_or(0.0) / 1024.0
+}
+
+/// "HTTP 503" in a client error, as "503".
+fn status_of(e: &str) -> String {
+    e.split("HTTP ").nth(1).map(|s| s.chars().take(3).collect()).unwrap_or_else(|| e.to_string())
 }
 
 fn percentile(v: &mut [f64], p: f64) -> f64 {
@@ -124,53 +129,52 @@ fn main() -> anyhow::Result<()> {
                 }
             });
         }
-        // sessions until refused, each submitting maximal direction sets until refused
+        // sessions until refused (then again every 200 ms)
+        {
+            let (url, stop, sessions_ok, sessions_refused, refusals) =
+                (&url, &stop, &sessions_ok, &sessions_refused, &refusals);
+            sc.spawn(move || {
+                let mut seed = 10_000;
+                while !stop.load(Ordering::Relaxed) {
+                    seed += 1;
+                    let mut rng = Rng::new(seed);
+                    let secret: Vec<f32> = (0..len).map(|_| rng.uniform()).collect();
+                    match register_secret(url, &secret) {
+                        Ok(_) => sessions_ok.fetch_add(1, Ordering::Relaxed),
+                        Err(e) => {
+                            *refusals.lock().unwrap().entry(status_of(&e.to_string())).or_default() += 1;
+                            std::thread::sleep(Duration::from_millis(200));
+                            sessions_refused.fetch_add(1, Ordering::Relaxed)
+                        }
+                    };
+                }
+            });
+        }
+        // maximal direction sets, over and over, into two sessions per thread
         for t in 0..2u64 {
-            let (url, stop, refusals) = (&url, &stop, &refusals);
-            let (sessions_ok, sessions_refused, sets_ok, sets_refused) =
-                (&sessions_ok, &sessions_refused, &sets_ok, &sets_refused);
+            let (url, stop, refusals, sets_ok, sets_refused) = (&url, &stop, &refusals, &sets_ok, &sets_refused);
+            let holders: Vec<HttpOracle> = (0..2)
+                .map(|i| {
+                    let mut rng = Rng::new(500 + 2 * t + i);
+                    let secret: Vec<f32> = (0..len).map(|_| rng.uniform()).collect();
+                    register_secret(url, &secret).map(|r| HttpOracle::new(url, &r.session, &r.token, len))
+                })
+                .collect::<Result<_, _>>()?;
             sc.spawn(move || {
                 let k = max_values / len;
                 let mut seed = 1000 * (t + 1);
-                let note = |e: String| {
-                    let status = e.split("HTTP ").nth(1).map(|s| s[..3].to_string()).unwrap_or(e.clone());
-                    *refusals.lock().unwrap().entry(status).or_default() += 1;
-                };
                 while !stop.load(Ordering::Relaxed) {
-                    let mut rng = Rng::new(seed);
-                    let secret: Vec<f32> = (0..len).map(|_| rng.uniform()).collect();
-                    let reg = match register_secret(url, &secret) {
-                        Ok(r) => r,
+                    seed += 1;
+                    let d = Directions::generate(&DirectionConfig { strategy: Strategy::Gaussian, k, seed }, shape)
+                        .expect("directions");
+                    debug_assert_eq!(wire::encode_f32(Kind::Directions, k, &d.data).len(), 12 + k * len * 4);
+                    match holders[seed as usize % 2].register_directions(&d) {
+                        Ok(()) => sets_ok.fetch_add(1, Ordering::Relaxed),
                         Err(e) => {
-                            sessions_refused.fetch_add(1, Ordering::Relaxed);
-                            note(e.to_string());
-                            std::thread::sleep(Duration::from_millis(200));
-                            continue;
+                            *refusals.lock().unwrap().entry(status_of(&e.to_string())).or_default() += 1;
+                            sets_refused.fetch_add(1, Ordering::Relaxed)
                         }
                     };
-                    sessions_ok.fetch_add(1, Ordering::Relaxed);
-                    let body_len = 12 + k * len * 4;
-                    let h = HttpOracle::new(url, &reg.session, &reg.token, len);
-                    for _ in 0..4 {
-                        seed += 1;
-                        let d = Directions::generate(
-                            &DirectionConfig { strategy: Strategy::Gaussian, k, seed },
-                            Shape::new(28, 28, 1),
-                        )
-                        .expect("directions");
-                        debug_assert_eq!(wire::encode_f32(Kind::Directions, k, &d.data).len(), body_len);
-                        match h.register_directions(&d) {
-                            Ok(()) => sets_ok.fetch_add(1, Ordering::Relaxed),
-                            Err(e) => {
-                                note(e.to_string());
-                                sets_refused.fetch_add(1, Ordering::Relaxed)
-                            }
-                        };
-                        if stop.load(Ordering::Relaxed) {
-                            break;
-                        }
-                    }
-                    seed += 1;
                 }
             });
         }

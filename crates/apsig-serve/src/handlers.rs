@@ -31,13 +31,16 @@ async fn body(st: &AppState, body: Body) -> Result<(Bytes, Charge), ApiError> {
 }
 
 /// Runs the header checks `pre`, then reads the body and runs `post` on it; a refusal
-/// before the whole body was read closes the connection (the body is never drained).
+/// before the whole body was read closes the connection (only a small body is read away).
 macro_rules! two_phase {
     ($st:expr, $req:expr, $info:ident, |$headers:ident| $pre:expr, |$bytes:ident, $pre_out:ident| $post:expr) => {{
         let (parts, raw) = $req.into_parts();
         let $headers = &parts.headers;
         let (r, unread) = match $pre {
-            Err(e) => (Err(e), true),
+            Err(e) => {
+                http::discard_small_body($headers, raw).await;
+                (Err(e), true)
+            }
             Ok($pre_out) => match body(&$st, raw).await {
                 Ok(($bytes, _charge)) => ($post.await, false),
                 Err(e) => (Err(e), true),
@@ -188,10 +191,12 @@ async fn register_directions_body(
     });
     let cached = st.cached_lift(&key);
     let (model, d, s2) = (st.model.clone(), dirs.clone(), session.clone());
-    let (lifted, oracle) = http::blocking(move || {
+    // the reservation travels with the work: a client that leaves mid-lift frees its room
+    // only when the lift it started is done
+    let (lifted, oracle, reservation) = http::blocking(move || {
         let lifted = cached.unwrap_or_else(|| Arc::new(LiftedDirections::new(model.as_ref(), &d)));
         let oracle = LocalOracle::new(model, &s2.secret, Some(lifted.clone()));
-        (lifted, oracle)
+        (lifted, oracle, reservation)
     })
     .await?;
     let oracle = oracle.map_err(|e| ApiError::bad(e.to_string()))?;
@@ -338,7 +343,7 @@ async fn answer(st: &Arc<AppState>, head: QueryHead, body: Bytes, info: &mut Req
         let (bits, failure) = compute(&session, batch, &cancelled);
         let computed = bits.len();
         let reply = ticket.settle(bits, binary, budget);
-        if cancelled.load(Ordering::Relaxed) && reply.is_none() {
+        if cancelled.load(Ordering::Relaxed) {
             tracing::info!(
                 target: "apsig_serve::access",
                 session = %session.id,

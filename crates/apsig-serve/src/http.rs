@@ -134,6 +134,25 @@ pub(crate) fn check_declared(headers: &HeaderMap, limit: usize) -> Result<(), Ap
     }
 }
 
+/// Bodies up to this size that a refusal left unread are read and dropped (for at most
+/// [`DISCARD_WAIT`]) so that the client, which may still be sending, sees the answer rather
+/// than a reset; larger or slower bodies are never read.
+const DISCARD_BYTES: u64 = 64 << 10;
+const DISCARD_WAIT: Duration = Duration::from_millis(500);
+
+/// After a refusal on the headers: reads a small declared body away (see [`DISCARD_BYTES`]).
+pub(crate) async fn discard_small_body(headers: &HeaderMap, mut body: Body) {
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if !declared.is_some_and(|n| n <= DISCARD_BYTES) {
+        return;
+    }
+    let read = async {
+        while let Some(Ok(_)) = std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await {}
+    };
+    let _ = tokio::time::timeout(DISCARD_WAIT, read).await;
+}
+
 /// Limits on reading one body.
 pub(crate) struct BodyLimits<'a> {
     pub(crate) max_bytes: usize,
