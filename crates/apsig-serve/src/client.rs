@@ -205,7 +205,12 @@ impl Http {
 
 fn transient(e: &ureq::Error) -> bool {
     use ureq::Error::*;
-    matches!(e, Io(_) | Timeout(_) | ConnectionFailed | HostNotFound | Protocol(_) | BodyStalled)
+    match e {
+        // a TLS failure (an untrusted certificate) will not heal on a retry
+        Io(io) => io.kind() != std::io::ErrorKind::InvalidData,
+        Timeout(_) | ConnectionFailed | HostNotFound | Protocol(_) | BodyStalled => true,
+        _ => false,
+    }
 }
 
 fn trim_base(base_url: &str) -> String {
