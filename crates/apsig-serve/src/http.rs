@@ -144,7 +144,7 @@ const DISCARD_WAIT: Duration = Duration::from_millis(500);
 pub(crate) async fn discard_small_body(headers: &HeaderMap, mut body: Body) {
     let declared =
         headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    if !declared.is_some_and(|n| n <= DISCARD_BYTES) {
+    if declared.is_none_or(|n| n > DISCARD_BYTES) {
         return;
     }
     let read = async {

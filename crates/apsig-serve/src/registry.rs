@@ -395,10 +395,11 @@ impl SetReservation {
         let charge = Arc::new(self.charge.take().expect("an unstored reservation holds its charge"));
         let mut inner = self.session.lock();
         inner.pending_sets -= 1;
-        if inner.sets.contains_key(&key) {
-            inner.bytes -= self.bytes;
-        } else {
-            inner.sets.insert(key, DirSet { dirs, oracle: Arc::new(oracle), _charge: charge });
+        match inner.sets.entry(key) {
+            std::collections::hash_map::Entry::Occupied(_) => inner.bytes -= self.bytes,
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(DirSet { dirs, oracle: Arc::new(oracle), _charge: charge });
+            }
         }
     }
 }
