@@ -5,7 +5,7 @@ use apsig::data::DataOptions;
 use apsig::decoder::Decoder;
 use apsig::directions::Directions;
 use apsig::signature::{signature_via_oracle, EpsOutcome, ExtractConfig, Method, SearchConfig, SignatureSet};
-use apsig_serve::{register_secret, ClientConfig, HttpOracle, JournaledOracle};
+use apsig_serve::{register_secret_with, ClientConfig, HttpOracle, JournaledOracle};
 use clap::Args;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -13,9 +13,13 @@ use std::time::Instant;
 
 #[derive(Args)]
 pub struct AttackArgs {
-    /// Base URL of the oracle service (`apsig serve`), e.g. http://127.0.0.1:8750.
+    /// Base URL of the oracle service (`apsig serve`), e.g. http://127.0.0.1:8750 or
+    /// https://host:8750 (the certificate is verified).
     #[arg(long)]
     oracle: String,
+    /// Trust only this CA certificate (PEM) for an https --oracle, e.g. a self-signed test CA.
+    #[arg(long)]
+    ca: Option<PathBuf>,
     /// Session of the secret to attack.
     #[arg(long, required_unless_present = "register_test_image")]
     session: Option<String>,
@@ -107,6 +111,11 @@ pub fn attack(a: AttackArgs, opts: &DataOptions) -> Result<()> {
         None => vec![search.start; k],
     };
 
+    let mut client = ClientConfig { max_retries: a.retries, probe_batch: a.batch, ..Default::default() };
+    if let Some(ca) = &a.ca {
+        client = client.trust_ca_file(ca)?;
+    }
+
     // the victim's side, when simulated here
     let mut victim = None;
     let (session, token) = match a.register_test_image {
@@ -115,7 +124,7 @@ pub fn attack(a: AttackArgs, opts: &DataOptions) -> Result<()> {
             if n >= data.test.n {
                 bail!("--register-test-image {n}: the test split has {} images", data.test.n);
             }
-            let reg = register_secret(&a.oracle, data.test.image(n))
+            let reg = register_secret_with(&a.oracle, data.test.image(n), &client)
                 .with_context(|| format!("registering test image {n} at {}", a.oracle))?;
             println!("registered test image {n} of {} as the secret", data.name);
             println!("session {}", reg.session);
@@ -134,7 +143,6 @@ pub fn attack(a: AttackArgs, opts: &DataOptions) -> Result<()> {
         }
     };
 
-    let client = ClientConfig { max_retries: a.retries, probe_batch: a.batch, ..Default::default() };
     let http = HttpOracle::with_config(&a.oracle, &session, &token, dirs.len(), client);
     let extract = ExtractConfig { method: Method::ChangeBit, search: search.clone() };
     let extract_json = serde_json::to_string(&extract)?;

@@ -10,8 +10,7 @@ pub struct ServeArgs {
     /// Target model M (TargetNet-S safetensors).
     #[arg(long)]
     model: Option<PathBuf>,
-    /// TOML config (`model`, `listen`, `budget`, `rate`, `max_body_bytes`, `max_sessions`,
-    /// `max_direction_sets`); flags override it.
+    /// TOML config (any field of `apsig serve --print-config`); flags override it.
     #[arg(long)]
     config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:8750].
@@ -29,6 +28,30 @@ pub struct ServeArgs {
     /// Sessions held at once [default: 1024].
     #[arg(long)]
     max_sessions: Option<usize>,
+    /// Sessions one client address may hold at once [default: 64].
+    #[arg(long)]
+    max_sessions_per_client: Option<usize>,
+    /// Seconds a session may stay unused before it ends [default: 900].
+    #[arg(long)]
+    session_idle_secs: Option<u64>,
+    /// Seconds a session lives at most [default: 86400].
+    #[arg(long)]
+    session_lifetime_secs: Option<u64>,
+    /// Bytes all direction sets and request bodies being read may hold [default: 1.5 GiB].
+    #[arg(long)]
+    max_total_bytes: Option<usize>,
+    /// Connections served at once [default: 512].
+    #[arg(long)]
+    max_connections: Option<usize>,
+    /// Seconds requests in flight get after SIGTERM or ctrl-c [default: 10].
+    #[arg(long)]
+    shutdown_grace_secs: Option<f64>,
+    /// TLS certificate chain (PEM); needs --tls-key.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM); needs --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Print the effective configuration as TOML and exit.
     #[arg(long)]
     print_config: bool,
@@ -58,6 +81,28 @@ pub fn config(a: &ServeArgs) -> Result<ServeConfig> {
     if let Some(m) = a.max_sessions {
         cfg.max_sessions = m;
     }
+    if let Some(m) = a.max_sessions_per_client {
+        cfg.max_sessions_per_client = m;
+    }
+    if let Some(s) = a.session_idle_secs {
+        cfg.session_idle_secs = s;
+    }
+    if let Some(s) = a.session_lifetime_secs {
+        cfg.session_lifetime_secs = s;
+    }
+    if let Some(m) = a.max_total_bytes {
+        cfg.max_total_bytes = m;
+    }
+    if let Some(m) = a.max_connections {
+        cfg.max_connections = m;
+    }
+    if let Some(s) = a.shutdown_grace_secs {
+        cfg.shutdown_grace_secs = s;
+    }
+    if a.tls_cert.is_some() {
+        cfg.tls_cert = a.tls_cert.clone();
+        cfg.tls_key = a.tls_key.clone();
+    }
     Ok(cfg)
 }
 
@@ -69,13 +114,14 @@ pub fn serve(a: ServeArgs) -> Result<()> {
     }
     cfg.validate()?;
     eprintln!(
-        "apsig serve: {} on http://{} (budget {} queries/session, rate {}); ctrl-c to stop",
+        "apsig serve: {} on {}://{} (budget {} queries/session, rate {}); ctrl-c to stop",
         cfg.model.display(),
+        if cfg.tls_cert.is_some() { "https" } else { "http" },
         cfg.listen,
         cfg.budget,
         if cfg.rate > 0.0 { format!("{}/s", cfg.rate) } else { "unlimited".into() }
     );
-    apsig_serve::serve_until_signal(cfg)
+    Ok(apsig_serve::serve_until_signal(cfg)?)
 }
 
 #[cfg(test)]
@@ -95,6 +141,14 @@ mod tests {
             rate: None,
             max_body_bytes: Some(1 << 20),
             max_sessions: None,
+            max_sessions_per_client: Some(3),
+            session_idle_secs: None,
+            session_lifetime_secs: None,
+            max_total_bytes: None,
+            max_connections: None,
+            shutdown_grace_secs: Some(2.5),
+            tls_cert: None,
+            tls_key: None,
             print_config: false,
         };
         let c = config(&args).unwrap();
@@ -102,5 +156,6 @@ mod tests {
         assert_eq!(c.listen, "0.0.0.0:9000");
         assert_eq!((c.budget, c.rate, c.max_body_bytes), (99, 5.0, 1 << 20));
         assert_eq!(c.max_sessions, ServeConfig::default().max_sessions);
+        assert_eq!((c.max_sessions_per_client, c.shutdown_grace_secs), (3, 2.5));
     }
 }
