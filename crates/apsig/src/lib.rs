@@ -44,6 +44,5 @@ pub mod eval;
 pub mod fuzzing;
 pub mod oracle;
 pub mod pipeline;
-pub mod report;
 pub mod signature;
 pub mod study;

@@ -2,12 +2,12 @@
 //! along each direction is known exactly: what each defence does to the answers, what it
 //! costs the attacker in queries, and that every draw is reproducible.
 
-use apsig::defence::{Defence, MajorityVote};
+use apsig::defence::Defence;
 use apsig::directions::{DirectionConfig, Directions, Strategy};
 use apsig::model::Classifier;
 use apsig::nn::Shape;
 use apsig::oracle::{ChangeOracle, LocalOracle, Probe};
-use apsig::signature::{signature_via_oracle, SearchConfig};
+use apsig::signature::{signature_via_oracle, MajorityVote, SearchConfig};
 use apsig::Error;
 use std::sync::Arc;
 

@@ -5,14 +5,10 @@
 use apsig::data::DataOptions;
 use apsig::directions::Strategy;
 use apsig::study::{self, StudyConfig};
-use std::path::Path;
 
 #[test]
 fn smoke_study_has_every_row_and_resumes() {
-    let data = DataOptions {
-        data_dir: Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data")),
-        ..Default::default()
-    };
+    let data = DataOptions { data_dir: Some(testkit::data_dir()), ..Default::default() };
     let mut cfg = StudyConfig::smoke(3);
     cfg.datasets = vec!["mnist".into(), "fashion-mnist".into()];
     let dir = tempfile::tempdir().unwrap();

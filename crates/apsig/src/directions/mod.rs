@@ -226,6 +226,15 @@ impl Directions {
     pub fn k(&self) -> usize {
         self.config.k
     }
+
+    /// The first `k` directions (a K sweep's slice; see the module docs for why this is the
+    /// set of `k` the strategy would draw).
+    pub fn prefix(&self, k: usize) -> Directions {
+        let mut d = self.clone();
+        d.config.k = k.min(self.k());
+        d.data.truncate(d.config.k * self.len());
+        d
+    }
     pub fn len(&self) -> usize {
         self.shape.len()
     }

@@ -60,6 +60,33 @@ impl SignatureSet {
         self.provenance.get(key).map(|s| s.as_str()).unwrap_or("")
     }
 
+    /// The first `n` images along the first `k` directions (provenance kept).
+    pub fn prefix(&self, k: usize, n: usize) -> SignatureSet {
+        fn cols<T: Copy>(v: &[T], stride: usize, k: usize, n: usize) -> Vec<T> {
+            v.chunks(stride.max(1)).take(n).flat_map(|row| &row[..k]).copied().collect()
+        }
+        let (k, n) = (k.min(self.k), n.min(self.n()));
+        SignatureSet {
+            k,
+            indices: self.indices[..n].to_vec(),
+            eps: cols(&self.eps, self.k, k, n),
+            censored: cols(&self.censored, self.k, k, n),
+            queries: cols(&self.queries, self.k, k, n),
+            provenance: self.provenance.clone(),
+        }
+    }
+
+    /// Per-direction median eps: the prior for searching on secrets (and the pilot's starts).
+    pub fn median_eps(&self) -> Vec<f32> {
+        (0..self.k)
+            .map(|j| {
+                let mut col: Vec<f32> = (0..self.n()).map(|i| self.eps[i * self.k + j]).collect();
+                col.sort_by(f32::total_cmp);
+                col.get(col.len() / 2).copied().unwrap_or(f32::NAN)
+            })
+            .collect()
+    }
+
     pub fn save(&self, path: &Path) -> Result<()> {
         let (n, k) = (self.n(), self.k);
         let mut meta = self.provenance.clone();

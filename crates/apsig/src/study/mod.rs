@@ -10,7 +10,6 @@
 
 mod config;
 mod dataset;
-mod features;
 mod report;
 
 pub use config::StudyConfig;
