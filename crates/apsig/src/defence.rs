@@ -26,6 +26,9 @@ pub enum Defence {
     InputNoise { sigma: f32 },
     /// At most `cap` queries per secret; further batches are refused.
     QueryBudget { cap: u64 },
+    /// Published scores (softmax probabilities) are rounded to `decimals` decimal places;
+    /// decisions, and so change bits and labels, are unchanged.
+    RoundScores { decimals: u32 },
 }
 
 impl Defence {
@@ -35,11 +38,12 @@ impl Defence {
             Defence::RandomAnswers { p } => (0.0..0.5).contains(&p),
             Defence::InputNoise { sigma } => sigma.is_finite() && sigma >= 0.0,
             Defence::QueryBudget { cap } => cap > 0,
+            Defence::RoundScores { decimals } => decimals <= 7,
         };
         if ok {
             Ok(())
         } else {
-            Err(Error::invalid("defence", format!("{self:?}: need 0 <= p < 0.5, sigma >= 0, cap > 0")))
+            Err(Error::invalid("defence", format!("{self:?}: need 0 <= p < 0.5, sigma >= 0, cap > 0, decimals <= 7")))
         }
     }
 
@@ -50,6 +54,7 @@ impl Defence {
             Defence::RandomAnswers { .. } => "random-answers",
             Defence::InputNoise { .. } => "input-noise",
             Defence::QueryBudget { .. } => "query-budget",
+            Defence::RoundScores { .. } => "round-scores",
         }
     }
 
@@ -60,6 +65,7 @@ impl Defence {
             Defence::RandomAnswers { p } => p as f64,
             Defence::InputNoise { sigma } => sigma as f64,
             Defence::QueryBudget { cap } => cap as f64,
+            Defence::RoundScores { decimals } => decimals as f64,
         }
     }
 
@@ -70,6 +76,7 @@ impl Defence {
             Defence::RandomAnswers { p } => format!("random-answers p={p}"),
             Defence::InputNoise { sigma } => format!("input-noise sigma={sigma}"),
             Defence::QueryBudget { cap } => format!("query-budget {cap}"),
+            Defence::RoundScores { decimals } => format!("round-scores d={decimals}"),
         }
     }
 
@@ -103,7 +110,12 @@ impl Defence {
     }
 
     /// Perturbs a published score vector (softmax probabilities) in place.
-    pub fn perturb_scores(&self, _probs: &mut [f32]) {}
+    pub fn perturb_scores(&self, probs: &mut [f32]) {
+        if let Defence::RoundScores { decimals } = *self {
+            let scale = 10f32.powi(decimals as i32);
+            probs.iter_mut().for_each(|p| *p = (*p * scale).round() / scale);
+        }
+    }
 
     /// The decision a user of the defended service receives for an input with `logits` (the
     /// input already perturbed by `perturb_inputs`).

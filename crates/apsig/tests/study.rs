@@ -24,9 +24,12 @@ fn smoke_study_has_every_row_and_resumes() {
         for v in ["change-bit", "label", "score-vector"] {
             assert!(has("oracle", v), "{}: oracle {v}", d.dataset);
         }
-        for v in ["none", "query-budget", "random-answers", "input-noise", "smooth-training"] {
+        for v in ["none", "query-budget", "random-answers", "input-noise", "smooth-training", "round-scores"] {
             assert!(has("defence", v), "{}: defence {v}", d.dataset);
         }
+        let rounded: Vec<_> = d.cells.iter().filter(|c| c.variant == "round-scores").collect();
+        assert_eq!(rounded.len(), cfg.round_scores.len());
+        assert!(rounded.iter().all(|c| c.queries_per_image == 1.0 && c.k == 0), "{rounded:?}");
         assert_eq!(d.cells.iter().filter(|c| c.group == "k").count(), cfg.k_sweep.len());
         assert_eq!(d.cells.iter().filter(|c| c.group == "train-size").count(), cfg.train_sizes.len());
         for c in &d.cells {

@@ -44,6 +44,9 @@ pub struct StudyConfig {
     pub input_noise: Vec<f32>,
     /// Training-noise levels of the smoothed target (the model-side defence).
     pub smooth_training: Vec<f32>,
+    /// Decimal places of the score-vector oracle's rounded output (the rounding defence).
+    #[serde(default)]
+    pub round_scores: Vec<u32>,
     /// Ridge penalty of the linear probes that predict attributes from signatures.
     pub attribute_ridge: f64,
 }
@@ -77,6 +80,7 @@ impl StudyConfig {
             votes: vec![1, 5],
             input_noise: vec![0.1, 0.3, 0.6],
             smooth_training: vec![0.3, 0.6],
+            round_scores: vec![1, 2, 3],
             attribute_ridge: 10.0,
         }
     }

@@ -99,6 +99,7 @@ impl<'a> DatasetStudy<'a> {
         for &sigma in &cfg.smooth_training {
             cells.extend(self.block(&format!("defence-smooth-{sigma}"), || self.smooth_block(sigma))?);
         }
+        cells.extend(self.block("defence-round-scores", || self.round_scores_block())?);
         self.progress.message(&format!("{}: attributes from signatures", self.data.name));
         let g = self.gaussian()?;
         let n = cfg.train_signatures;
@@ -286,6 +287,16 @@ impl<'a> DatasetStudy<'a> {
 
     fn input_noise_block(&self) -> Result<Vec<Cell>> {
         self.cfg.input_noise.iter().map(|&sigma| self.defence_cell(Defence::InputNoise { sigma }, 1)).collect()
+    }
+
+    /// The score-vector oracle behind rounded outputs (the adversary rounds its own scores alike).
+    fn round_scores_block(&self) -> Result<Vec<Cell>> {
+        let rounded = |decimals| {
+            let defence = Defence::RoundScores { decimals };
+            let c = self.score_cell(defence)?;
+            Ok(Cell { group: "defence".into(), variant: defence.name().into(), knob: defence.knob(), ..c })
+        };
+        self.cfg.round_scores.iter().map(|&d| rounded(d)).collect()
     }
 
     /// A target trained on noisy inputs (smoother decisions): the adversary owns this model
