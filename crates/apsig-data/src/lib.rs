@@ -4,6 +4,7 @@
 //! Entry point is [`load`]; everything else is exposed so the CLI can
 //! explain what it did (search paths, known sets) and fuzzers can reach the
 //! parsers directly.
+#![warn(missing_docs)]
 
 mod dataset;
 mod download;

@@ -1,5 +1,6 @@
 //! ONNX for apsig: attack any ONNX classifier (through tract), and export apsig's own
 //! networks as ONNX (through a tiny hand-written protobuf writer, [`proto`]).
+#![warn(missing_docs)]
 
 mod error;
 pub mod proto;
@@ -69,7 +70,7 @@ impl OnnxClassifier {
         }
         let fact = model.input_fact(0).map_err(|e| e.to_string())?;
         if fact.shape.is_open() {
-            return Err(format!("input must be [N,C,H,W] or [N,H,W], found a shape of unknown rank"));
+            return Err("input must be [N,C,H,W] or [N,H,W], found a shape of unknown rank".to_string());
         }
         let dims: Vec<Option<TDim>> = fact.shape.dims().map(concrete).collect();
         let bad_shape = || format!("input must be [N,C,H,W] or [N,H,W], found {}", dims_text(&dims));
@@ -137,6 +138,7 @@ impl OnnxClassifier {
         Ok(me)
     }
 
+    /// The file the model was loaded from.
     pub fn path(&self) -> &Path {
         &self.path
     }

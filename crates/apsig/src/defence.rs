@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::rng::Rng;
 use serde::{Deserialize, Serialize};
 
+/// A defence in front of the oracle, with its strength.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Defence {
@@ -19,19 +20,32 @@ pub enum Defence {
     #[default]
     None,
     /// Each answer is flipped with probability `p` (independently per query).
-    RandomAnswers { p: f32 },
+    RandomAnswers {
+        /// Probability of a lie, `0 <= p < 0.5`.
+        p: f32,
+    },
     /// Gaussian noise of standard deviation `sigma` (per pixel) is added to the input before
     /// every decision, including the decision on the unperturbed secret (randomised smoothing
     /// with one sample, so it costs the server nothing extra but the noise).
-    InputNoise { sigma: f32 },
+    InputNoise {
+        /// Standard deviation per pixel.
+        sigma: f32,
+    },
     /// At most `cap` queries per secret; further batches are refused.
-    QueryBudget { cap: u64 },
+    QueryBudget {
+        /// Queries allowed per secret.
+        cap: u64,
+    },
     /// Published scores (softmax probabilities) are rounded to `decimals` decimal places;
     /// decisions, and so change bits and labels, are unchanged.
-    RoundScores { decimals: u32 },
+    RoundScores {
+        /// Decimal places kept, at most 7.
+        decimals: u32,
+    },
 }
 
 impl Defence {
+    /// Refuses knobs outside their range.
     pub fn validate(&self) -> Result<()> {
         let ok = match *self {
             Defence::None => true,

@@ -12,7 +12,9 @@ use std::sync::{Arc, Mutex};
 /// One probe: perturb the secret by `eps` times direction `dir`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Probe {
+    /// Index of the direction.
     pub dir: u32,
+    /// Step along it.
     pub eps: f32,
 }
 
@@ -45,6 +47,7 @@ pub struct LiftedDirections {
 }
 
 impl LiftedDirections {
+    /// `dirs` pushed through `model`'s first layer.
     pub fn new(model: &dyn Classifier, dirs: &Directions) -> Self {
         let k = dirs.k();
         let data: Vec<f32> = dirs
@@ -78,6 +81,7 @@ pub struct LocalOracle {
 const PROBE_CHUNK: usize = 32;
 
 impl LocalOracle {
+    /// An undefended oracle over `model` holding `secret` (`lifted_dirs` speeds up probes along them).
     pub fn new(model: Arc<dyn Classifier>, secret: &[f32], lifted_dirs: Option<Arc<LiftedDirections>>) -> Result<Self> {
         Self::defended(model, secret, lifted_dirs, Defence::None, 0)
     }
@@ -249,6 +253,7 @@ pub struct MarginProbe {
 }
 
 impl MarginProbe {
+    /// Margins of `model` around the adversary's own image `x`.
     pub fn new(model: Arc<dyn Classifier>, x: &[f32], lifted_dirs: Arc<LiftedDirections>) -> Self {
         let class = crate::argmax(&model.logits(x, 1));
         let lifted_x = model.lift(x, 1, true);

@@ -12,7 +12,9 @@ pub struct Ridge {
     pub w: Vec<f64>,
     /// `[outputs]` intercepts (fitted without penalty).
     pub bias: Vec<f64>,
+    /// Features per row.
     pub dim: usize,
+    /// Values predicted per row.
     pub outputs: usize,
     /// The penalty it was fitted with.
     pub lambda: f64,

@@ -61,8 +61,10 @@ pub enum Attribute {
 }
 
 impl Attribute {
+    /// Every attribute, in report order.
     pub const ALL: [Attribute; 2] = [Attribute::InkMass, Attribute::Slant];
 
+    /// The attribute's name in reports.
     pub fn name(self) -> &'static str {
         match self {
             Attribute::InkMass => "ink_mass",

@@ -38,14 +38,18 @@ pub struct AttributeReport {
     pub classes: usize,
     /// The penalty used for the class probe.
     pub class_lambda: f64,
+    /// Training images the probes were fitted on.
     pub n_train: usize,
+    /// Test images they were scored on.
     pub n_test: usize,
+    /// One score per `Attribute`.
     pub attributes: Vec<AttributeScore>,
 }
 
 /// How well one attribute of the test images is predicted from their signatures.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AttributeScore {
+    /// The attribute's name.
     pub attribute: String,
     /// Correlation of the ridge prediction with the true attribute.
     pub pearson: f64,
@@ -63,8 +67,11 @@ pub struct AttributeScore {
 /// `n` images.
 #[derive(Clone, Copy, Debug)]
 pub struct Examples<'a> {
+    /// Features `[n, dim]`.
     pub features: &'a [f32],
+    /// Images `[n, side * side]`.
     pub images: &'a [f32],
+    /// Class labels `[n]`.
     pub labels: &'a [u8],
 }
 
@@ -73,10 +80,15 @@ pub struct Examples<'a> {
 /// `attributes_from_signatures`).
 #[derive(Clone, Copy, Debug)]
 pub struct AttributeProbe<'a> {
+    /// The adversary's own images (the probes are fitted on them).
     pub train: Examples<'a>,
+    /// The secrets (the probes are scored on them).
     pub test: Examples<'a>,
+    /// Features per image.
     pub dim: usize,
+    /// Image side in pixels.
     pub side: usize,
+    /// Ridge penalty (`<= 0`: chosen per probe on a hold-out).
     pub lambda: f64,
 }
 

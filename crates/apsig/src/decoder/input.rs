@@ -15,12 +15,27 @@ use serde::{Deserialize, Serialize};
 pub enum InputKind {
     /// The change-bit signature: ln eps of K directions, then (with `use_mask`) the censoring
     /// mask as +-1.
-    Signature { k: usize, use_mask: bool },
+    Signature {
+        /// Directions.
+        k: usize,
+        /// Whether the mask columns are there.
+        use_mask: bool,
+    },
     /// The label oracle: the signature, then per direction the one-hot class the decision
     /// flipped to (zeros where censored), then the one-hot class of the unperturbed input.
-    Labels { k: usize, use_mask: bool, classes: usize },
+    Labels {
+        /// Directions.
+        k: usize,
+        /// Whether the mask columns are there.
+        use_mask: bool,
+        /// Classes of the one-hot columns.
+        classes: usize,
+    },
     /// The score-vector oracle: log-probabilities of the unperturbed input.
-    Scores { classes: usize },
+    Scores {
+        /// Classes (values per row).
+        classes: usize,
+    },
 }
 
 impl InputKind {
@@ -54,8 +69,11 @@ impl InputKind {
 
 /// Features of `rows` inputs, row-major `[rows, kind.dim()]`, before standardisation.
 pub struct Input<'a> {
+    /// What the features are.
     pub kind: InputKind,
+    /// Inputs (images), one row each.
     pub rows: usize,
+    /// Row-major `[rows, kind.dim()]`.
     pub values: Vec<f32>,
     /// Fingerprint of the directions the signatures were measured along (empty for scores).
     pub directions: String,
@@ -176,16 +194,18 @@ impl Standardiser {
 
     /// A standardiser read back from a file (`what` names it in errors).
     pub fn from_parts(mean: Vec<f32>, std: Vec<f32>, what: &str) -> Result<Self> {
-        if mean.len() != std.len() || std.iter().any(|s| !(*s > 0.0) || !s.is_finite()) {
+        if mean.len() != std.len() || !std.iter().all(|s| s.is_finite() && *s > 0.0) {
             return Err(Error::invalid(what, "standard deviations must be positive and finite, one per mean"));
         }
         Ok(Standardiser { mean, std })
     }
 
+    /// Per-column means of the scaled columns.
     pub fn mean(&self) -> &[f32] {
         &self.mean
     }
 
+    /// Per-column standard deviations (floored) of the scaled columns.
     pub fn std(&self) -> &[f32] {
         &self.std
     }

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 
+/// The decoder's size, input and training.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DecoderConfig {
@@ -23,13 +24,16 @@ pub struct DecoderConfig {
     pub width: usize,
     /// Feed the censoring mask as K extra inputs (censored eps carry less information).
     pub use_mask: bool,
+    /// Training schedule.
     pub train: TrainConfig,
 }
 
 /// A trained decoder: its network, what it reads, the standardisation it was trained with,
 /// and the directions its training signatures were measured along.
 pub struct Decoder {
+    /// The generator network.
     pub net: Network,
+    /// What it reads.
     pub input: InputKind,
     scale: Standardiser,
     /// Fingerprint of the directions the training signatures were measured with.
@@ -109,6 +113,7 @@ impl Decoder {
         self.decode(&Input::signature(sigs, k, sigs.n(), use_mask)?)
     }
 
+    /// Saves the network to `path` (with `extra` metadata) and the standardisation beside it.
     pub fn save(&self, path: &Path, extra: &BTreeMap<String, String>) -> Result<()> {
         let mut meta = extra.clone();
         meta.insert("k".into(), self.k().to_string());
@@ -131,6 +136,7 @@ impl Decoder {
         )
     }
 
+    /// Loads a decoder saved by `save`, checking its input against its network.
     pub fn load(path: &Path) -> Result<Decoder> {
         let m = load_network(path, Some(Arch::Decoder))?;
         let get = |key: &str| {

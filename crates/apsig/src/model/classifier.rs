@@ -10,16 +10,21 @@ use crate::nn::{LayerSpec, Network, Shape};
 /// directions cost one AXPY instead of a first-layer convolution. Classifiers without such a
 /// layer keep the defaults (identity lift), so the oracle code is the same for all of them.
 pub trait Classifier: Send + Sync {
+    /// Shape of one input.
     fn input_shape(&self) -> Shape;
+    /// Number of classes (logits per input).
     fn num_classes(&self) -> usize;
     /// Logits `[n, classes]`, computed on the calling thread (callers parallelise).
     fn logits(&self, x: &[f32], n: usize) -> Vec<f32>;
+    /// Values in one lifted input (the first layer's output, or the input itself).
     fn lifted_len(&self) -> usize {
         self.input_shape().len()
     }
+    /// The affine first layer `L` (with bias) or `L0` (without) applied to `n` inputs.
     fn lift(&self, x: &[f32], _n: usize, _with_bias: bool) -> Vec<f32> {
         x.to_vec()
     }
+    /// Logits of `n` lifted inputs (the rest of the network after the first layer).
     fn logits_from_lifted(&self, z: &[f32], n: usize) -> Vec<f32> {
         self.logits(z, n)
     }

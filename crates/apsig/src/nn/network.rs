@@ -16,7 +16,9 @@ const INFER_CHUNK: usize = 16;
 /// Weights, running statistics and gradients of a sequential network.
 #[derive(Clone, Debug)]
 pub struct Network {
+    /// Shape of one input.
     pub input: Shape,
+    /// The layers, in order.
     pub specs: Vec<LayerSpec>,
     /// `shapes[i]` is the input shape of layer `i`; the last entry is the output shape.
     shapes: Vec<Shape>,
@@ -39,6 +41,7 @@ pub struct TrainCache {
 }
 
 impl TrainCache {
+    /// The network's output for the cached batch.
     pub fn output(&self) -> &[f32] {
         self.acts.last().expect("cache has an output")
     }
@@ -98,15 +101,19 @@ impl Network {
         Ok(Network { input, specs, shapes, params, grads, buffers })
     }
 
+    /// Shape of one output.
     pub fn output_shape(&self) -> Shape {
         *self.shapes.last().unwrap()
     }
+    /// Shape of the input of layer `layer`.
     pub fn shape_before(&self, layer: usize) -> Shape {
         self.shapes[layer]
     }
+    /// Values in one input.
     pub fn in_len(&self) -> usize {
         self.input.len()
     }
+    /// Values in one output.
     pub fn out_len(&self) -> usize {
         self.output_shape().len()
     }
@@ -114,6 +121,7 @@ impl Network {
     pub fn macs(&self) -> u64 {
         self.specs.iter().zip(&self.shapes).map(|(l, s)| l.macs(*s)).sum()
     }
+    /// Trainable parameters in all layers.
     pub fn num_params(&self) -> usize {
         self.params.iter().flatten().map(|t| t.len()).sum()
     }

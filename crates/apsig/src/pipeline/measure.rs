@@ -16,12 +16,15 @@ use std::time::Instant;
 
 /// Where a signature set is written, and where its resumable parts live meanwhile.
 pub struct SetFiles {
+    /// The finished set.
     pub set: PathBuf,
+    /// Its parts while it is measured (removed after).
     pub parts: PathBuf,
 }
 
 /// How to measure one direction set.
 pub struct MeasurePlan<'a> {
+    /// How to draw the directions.
     pub directions: &'a DirectionConfig,
     /// What data-dependent strategies may look at (the adversary's data and model).
     pub context: DirectionContext<'a>,
@@ -29,19 +32,26 @@ pub struct MeasurePlan<'a> {
     pub directions_path: Option<PathBuf>,
     /// The adversary's training signatures (white-box) and the secrets' (change bit).
     pub train: &'a SignatureStage,
+    /// See `train`.
     pub test: &'a SignatureStage,
     /// Start each search on a secret at the training signatures' median eps.
     pub test_prior: bool,
+    /// Where the training set goes.
     pub train_files: SetFiles,
+    /// Where the secrets' set goes.
     pub test_files: SetFiles,
 }
 
 /// A measured direction set: its directions and both signature sets, with the seconds each
 /// set took (0 when reused from disk).
 pub struct Measured {
+    /// The directions.
     pub dirs: Directions,
+    /// The adversary's training signatures.
     pub train: SignatureSet,
+    /// The secrets' signatures.
     pub test: SignatureSet,
+    /// Seconds spent measuring each set (0 when reused).
     pub seconds: [f64; 2],
 }
 

@@ -27,15 +27,25 @@ use std::time::Instant;
 
 /// Artefact names inside a run directory.
 pub mod files {
+    /// The resolved config.
     pub const CONFIG: &str = "config.toml";
+    /// The target M.
     pub const TARGET: &str = "target.safetensors";
+    /// The independent evaluator.
     pub const EVALUATOR: &str = "evaluator.safetensors";
+    /// The probe directions.
     pub const DIRECTIONS: &str = "directions.safetensors";
+    /// The adversary's training signatures.
     pub const SIG_TRAIN: &str = "signatures-train.safetensors";
+    /// The secrets' signatures.
     pub const SIG_TEST: &str = "signatures-test.safetensors";
+    /// The decoder (its standardisation beside it).
     pub const DECODER: &str = "decoder.safetensors";
+    /// The reconstructions of the secrets.
     pub const RECONS: &str = "reconstructions-test.safetensors";
+    /// Every number of the run.
     pub const METRICS: &str = "metrics.json";
+    /// The readable report.
     pub const REPORT: &str = "report.md";
 }
 
@@ -94,6 +104,7 @@ pub fn images_of(split: &Split, sigs: &SignatureSet) -> Result<Vec<f32>> {
     Ok(out)
 }
 
+/// The labels (in signature order) of the images a signature set covers.
 pub fn labels_of(split: &Split, sigs: &SignatureSet) -> Vec<u8> {
     sigs.indices.iter().map(|&i| split.labels[i as usize]).collect()
 }

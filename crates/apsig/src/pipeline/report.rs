@@ -55,6 +55,7 @@ pub fn originals_over_recons(
     Ok(grid.render_png()?)
 }
 
+/// Writes the run's figures (Fig. 1-3) and `report.md` into `dir`.
 #[allow(clippy::too_many_arguments)]
 pub fn write_run_report(
     dir: &Path,

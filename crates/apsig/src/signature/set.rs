@@ -8,6 +8,7 @@ use std::path::Path;
 /// Signatures of `indices.len()` images of one split, K eps each.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SignatureSet {
+    /// Directions per image.
     pub k: usize,
     /// Which images of the split, in order.
     pub indices: Vec<u32>,
@@ -41,21 +42,27 @@ impl SignatureSet {
         }
     }
 
+    /// Images in the set.
     pub fn n(&self) -> usize {
         self.indices.len()
     }
+    /// The K eps of image `i`.
     pub fn row(&self, i: usize) -> &[f32] {
         &self.eps[i * self.k..(i + 1) * self.k]
     }
+    /// Probes spent on the whole set.
     pub fn total_queries(&self) -> u64 {
         self.queries.iter().map(|&q| q as u64).sum()
     }
+    /// Mean probes per eps.
     pub fn queries_per_eps(&self) -> f64 {
         self.total_queries() as f64 / self.eps.len().max(1) as f64
     }
+    /// Fraction of eps that never flipped.
     pub fn censored_fraction(&self) -> f64 {
         self.censored.iter().filter(|&&c| c != 0).count() as f64 / self.censored.len().max(1) as f64
     }
+    /// A provenance entry (empty when absent).
     pub fn prov(&self, key: &str) -> &str {
         self.provenance.get(key).map(|s| s.as_str()).unwrap_or("")
     }
@@ -87,6 +94,7 @@ impl SignatureSet {
             .collect()
     }
 
+    /// Saves the set with its provenance.
     pub fn save(&self, path: &Path) -> Result<()> {
         let (n, k) = (self.n(), self.k);
         let mut meta = self.provenance.clone();
@@ -104,6 +112,7 @@ impl SignatureSet {
         )
     }
 
+    /// Loads and validates a set saved by `save`.
     pub fn load(path: &Path) -> Result<Self> {
         Self::from_file(&TensorFile::read(path)?)
     }

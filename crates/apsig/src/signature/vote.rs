@@ -13,6 +13,7 @@ pub struct MajorityVote<'a> {
 }
 
 impl<'a> MajorityVote<'a> {
+    /// A voter over `inner`; `votes` must be odd.
     pub fn new(inner: &'a dyn ChangeOracle, votes: usize) -> Result<Self> {
         if votes == 0 || votes.is_multiple_of(2) {
             return Err(Error::invalid("votes", format!("{votes} (must be odd)")));

@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
+/// The study of one data set: its models, data and cached measurements.
 pub struct DatasetStudy<'a> {
     cfg: &'a StudyConfig,
     data: Dataset,
