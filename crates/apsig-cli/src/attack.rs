@@ -77,11 +77,11 @@ pub fn attack(a: AttackArgs, opts: &DataOptions) -> Result<()> {
     let decoder = match &a.decoder {
         Some(p) => {
             let d = Decoder::load(p)?;
-            if d.k != k || d.directions != dirs.fingerprint() {
+            if d.k() != k || d.directions != dirs.fingerprint() {
                 bail!(
                     "{} was trained on other directions (K = {}, {}) than {} (K = {k}, {})",
                     p.display(),
-                    d.k,
+                    d.k(),
                     d.directions,
                     a.directions.display(),
                     dirs.fingerprint()
@@ -102,7 +102,7 @@ pub fn attack(a: AttackArgs, opts: &DataOptions) -> Result<()> {
     search.validate()?;
     let starts = match &a.prior {
         Some(p) => {
-            let s = apsig::pipeline::median_eps(&SignatureSet::load(p)?);
+            let s = SignatureSet::load(p)?.median_eps();
             if s.len() != k {
                 bail!("{}: prior for K = {}, the directions have K = {k}", p.display(), s.len());
             }

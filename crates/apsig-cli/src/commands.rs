@@ -8,7 +8,7 @@ use apsig::directions::{DirectionConfig, Directions, Strategy};
 use apsig::model::{load_network, Arch, Classifier, TrainConfig};
 use apsig::pipeline::{self, files, RunConfig};
 use apsig::signature::{extract, ExtractConfig, Method, SearchConfig, Shard, SignatureSet};
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -79,8 +79,8 @@ pub struct TrainArgs {
     #[arg(long, default_value = "mnist")]
     dataset: String,
     /// targetnet-s (the target M) or evalnet (the independent evaluator).
-    #[arg(long, default_value = "targetnet-s")]
-    arch: String,
+    #[arg(long, value_enum, default_value_t = ArchArg::TargetnetS)]
+    arch: ArchArg,
     #[arg(long, default_value_t = 5)]
     epochs: usize,
     #[arg(long, default_value_t = 1)]
@@ -115,9 +115,8 @@ pub struct SigArgs {
     out: PathBuf,
     #[arg(long, default_value = "mnist")]
     dataset: String,
-    /// train or test.
-    #[arg(long, default_value = "test")]
-    split: String,
+    #[arg(long, value_enum, default_value_t = SplitArg::Test)]
+    split: SplitArg,
     /// First image index.
     #[arg(long, default_value_t = 0)]
     from: usize,
@@ -127,9 +126,8 @@ pub struct SigArgs {
     /// Take only shard i of n of the range (e.g. 3/8), for a cluster's job array; merge with `apsig merge`.
     #[arg(long)]
     shard: Option<Shard>,
-    /// change-bit (oracle only; the route for secrets) or white-box (margins; the adversary's own data).
-    #[arg(long, default_value = "change-bit")]
-    method: String,
+    #[arg(long, value_enum, default_value_t = MethodArg::ChangeBit)]
+    method: MethodArg,
     #[arg(long, default_value_t = 0.5)]
     start: f32,
     #[arg(long, default_value_t = 2.0)]
@@ -240,16 +238,60 @@ fn run(a: RunArgs, opts: &DataOptions, bars: &Bars) -> Result<()> {
     Ok(())
 }
 
-fn parse_arch(s: &str) -> Result<Arch> {
-    match s {
-        "targetnet-s" => Ok(Arch::TargetNetS),
-        "evalnet" => Ok(Arch::EvalNet),
-        _ => bail!("unknown architecture `{s}` (targetnet-s or evalnet)"),
+/// The classifier architectures `train-target` trains.
+#[derive(Clone, Copy, ValueEnum)]
+enum ArchArg {
+    /// The target M.
+    TargetnetS,
+    /// The independent evaluator.
+    Evalnet,
+}
+
+impl From<ArchArg> for Arch {
+    fn from(a: ArchArg) -> Arch {
+        match a {
+            ArchArg::TargetnetS => Arch::TargetNetS,
+            ArchArg::Evalnet => Arch::EvalNet,
+        }
+    }
+}
+
+/// A split of the data set.
+#[derive(Clone, Copy, ValueEnum)]
+enum SplitArg {
+    Train,
+    Test,
+}
+
+impl SplitArg {
+    fn name(self) -> &'static str {
+        match self {
+            SplitArg::Train => "train",
+            SplitArg::Test => "test",
+        }
+    }
+}
+
+/// How eps is measured.
+#[derive(Clone, Copy, ValueEnum)]
+enum MethodArg {
+    /// The oracle's change bits only: the route for secrets.
+    ChangeBit,
+    /// Margins of the model: the adversary's own data.
+    WhiteBox,
+}
+
+impl From<MethodArg> for Method {
+    fn from(m: MethodArg) -> Method {
+        match m {
+            MethodArg::ChangeBit => Method::ChangeBit,
+            MethodArg::WhiteBox => Method::WhiteBox,
+        }
     }
 }
 
 fn train_target(a: TrainArgs, opts: &DataOptions, bars: &Bars) -> Result<()> {
-    let arch = parse_arch(&a.arch)?;
+    let arch = Arch::from(a.arch);
     let data = apsig::data::load(&a.dataset, opts)?;
     let cfg = TrainConfig::new(a.epochs, 128, 2e-3, a.seed);
     let ckdir = a.out.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -291,26 +333,21 @@ fn signatures(a: SigArgs, opts: &DataOptions, bars: &Bars) -> Result<()> {
         );
     }
     let data = apsig::data::load(&a.dataset, opts)?;
-    let split = match a.split.as_str() {
-        "train" => &data.train,
-        "test" => &data.test,
-        s => bail!("unknown split `{s}` (train or test)"),
+    let split = match a.split {
+        SplitArg::Train => &data.train,
+        SplitArg::Test => &data.test,
     };
-    let method = match a.method.as_str() {
-        "change-bit" => Method::ChangeBit,
-        "white-box" => Method::WhiteBox,
-        s => bail!("unknown method `{s}` (change-bit or white-box)"),
-    };
+    let method = Method::from(a.method);
     let search =
         SearchConfig { start: a.start, growth: a.growth, eps_max: a.eps_max, eps_min: 1e-4, rel_tol: a.rel_tol };
     let prior = match &a.prior {
-        Some(p) => Some(pipeline::median_eps(&SignatureSet::load(p)?)),
+        Some(p) => Some(SignatureSet::load(p)?.median_eps()),
         None => None,
     };
     let end = if a.count == 0 { split.n } else { (a.from + a.count).min(split.n) };
     let mut prov = BTreeMap::new();
     prov.insert("dataset".to_string(), data.name.clone());
-    prov.insert("split".to_string(), a.split.clone());
+    prov.insert("split".to_string(), a.split.name().to_string());
     let parts = a.parts.unwrap_or_else(|| a.out.with_extension("parts"));
     let cfg = ExtractConfig { method, search };
     let set = extract(model, &dirs, split, &prov, a.from..end, a.shard, prior.as_deref(), &cfg, Some(&parts), bars)?;
@@ -383,7 +420,13 @@ fn reconstruct(a: ReconArgs, opts: &DataOptions) -> Result<()> {
         let rows: Vec<usize> = (0..sigs.n().min(12)).collect();
         apsig::io::atomic_write(
             &p,
-            &apsig::report::originals_over_recons("originals over reconstructions", &data, &sigs, &recons, &rows)?,
+            &apsig::pipeline::report::originals_over_recons(
+                "originals over reconstructions",
+                &data,
+                &sigs,
+                &recons,
+                &rows,
+            )?,
         )?;
     }
     Ok(())

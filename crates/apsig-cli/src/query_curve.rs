@@ -6,7 +6,7 @@ use apsig::data::DataOptions;
 use apsig::decoder::Decoder;
 use apsig::directions::Directions;
 use apsig::model::{load_network, Arch};
-use apsig::pipeline::{files, images_of, labels_of, median_eps};
+use apsig::pipeline::{files, images_of, labels_of};
 use apsig::signature::{extract, ExtractConfig, Method, SearchConfig, SignatureSet};
 use apsig_report::{LineChart, Series};
 use clap::Args;
@@ -43,7 +43,7 @@ pub fn query_curve(a: CurveArgs, opts: &DataOptions) -> Result<()> {
     let decoder = Decoder::load(&r(files::DECODER))?;
     let train = SignatureSet::load(&r(files::SIG_TRAIN))?;
     let data = apsig::data::load(train.prov("dataset"), opts)?;
-    let prior = median_eps(&train);
+    let prior = train.median_eps();
     let n = a.images.min(data.test.n);
     let eps_max = 256.0;
     let mut prov = BTreeMap::new();

@@ -5,72 +5,21 @@ mod common;
 
 use apsig::model::{load_network, Arch, Classifier};
 use apsig::signature::SignatureSet;
-use apsig_onnx::proto::{Attr, Dim, Graph};
+use apsig_onnx::proto::Dim;
 use apsig_onnx::OnnxClassifier;
-use common::{apsig, assert_clean_failure, idx_images, s, untrained};
-use std::path::Path;
-
-fn noise(n: usize, seed: u32, scale: f32) -> Vec<f32> {
-    let mut st = seed.wrapping_mul(2_654_435_761).wrapping_add(12345);
-    (0..n)
-        .map(|_| {
-            st = st.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            ((st >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0) * scale
-        })
-        .collect()
-}
-
-/// 16x16 input, conv 1->4 k3 stride 2 pad 1, ReLU, flatten, Gemm to 3 classes.
-fn write_foreign(path: &Path) {
-    let n = Dim::Param("batch".into());
-    let mut g = Graph::new("foreign");
-    g.input("x", &[n.clone(), Dim::Value(1), Dim::Value(16), Dim::Value(16)])
-        .initializer("w1", &[4, 1, 3, 3], &noise(36, 1, 0.5))
-        .initializer("b1", &[4], &noise(4, 2, 0.1))
-        .initializer("w2", &[3, 256], &noise(768, 3, 0.2))
-        .initializer("b2", &[3], &noise(3, 4, 0.1))
-        .node(
-            "Conv",
-            &["x", "w1", "b1"],
-            &["c"],
-            &[
-                ("kernel_shape", Attr::Ints(vec![3, 3])),
-                ("strides", Attr::Ints(vec![2, 2])),
-                ("pads", Attr::Ints(vec![1, 1, 1, 1])),
-            ],
-        )
-        .node("Relu", &["c"], &["r"], &[])
-        .node("Flatten", &["r"], &["f"], &[("axis", Attr::Int(1))])
-        .node("Gemm", &["f", "w2", "b2"], &["y"], &[("transB", Attr::Int(1))])
-        .output("y", &[n, Dim::Value(3)]);
-    std::fs::write(path, g.to_bytes()).unwrap();
-}
-
-fn idx_labels3(n: u32) -> Vec<u8> {
-    let mut v = Vec::new();
-    v.extend_from_slice(&0x801u32.to_be_bytes());
-    v.extend_from_slice(&n.to_be_bytes());
-    v.extend((0..n).map(|i| (i % 3) as u8));
-    v
-}
+use common::{apsig, assert_clean_failure, s, untrained};
+use testkit::noise;
+use testkit::onnx::Foreign;
 
 #[test]
 fn signatures_of_a_foreign_onnx_model() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
     let model = t.join("foreign.onnx");
-    write_foreign(&model);
+    Foreign::new().write(&model, Dim::Param("batch".into()));
     // a 16x16 IDX data set under a name that is not a known one (no checksums)
     let data = t.join("tiny16");
-    std::fs::create_dir_all(&data).unwrap();
-    for (name, bytes) in [
-        ("train-images-idx3-ubyte", idx_images(0x803, 6, 16, 16)),
-        ("train-labels-idx1-ubyte", idx_labels3(6)),
-        ("t10k-images-idx3-ubyte", idx_images(0x803, 5, 16, 16)),
-        ("t10k-labels-idx1-ubyte", idx_labels3(5)),
-    ] {
-        std::fs::write(data.join(name), bytes).unwrap();
-    }
+    testkit::idx::write_set(&data, 6, 5, 16, 3, false);
     let dirs = t.join("dirs.safetensors");
     let out =
         apsig(t).args(["directions", "--out", s(&dirs), "--k", "8", "--side", "16", "--seed", "3"]).output().unwrap();

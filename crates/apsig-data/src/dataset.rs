@@ -6,16 +6,11 @@ use std::path::{Path, PathBuf};
 use crate::error::{DataError, Result};
 use crate::idx;
 use crate::known::{known, known_names, verify_md5, KnownDataset};
-use crate::locate::{locate, DataOptions};
+use crate::locate::{find_file, locate, DataOptions, TEST_FILES, TRAIN_FILES};
 
 /// Labels at or above this are rejected: no classification set we load has
 /// that many classes, so such a value means a wrong or corrupt file.
 pub const MAX_LABEL_EXCLUSIVE: u8 = 100;
-
-/// File-name stems of a data-set directory: (images, labels) for train and test.
-pub const TRAIN_FILES: (&str, &str) = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte");
-/// See [`TRAIN_FILES`].
-pub const TEST_FILES: (&str, &str) = ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte");
 
 /// One split of a data set, with pixels already scaled to `[0, 1]` so every
 /// consumer sees the same normalisation.
@@ -145,17 +140,6 @@ pub fn load_dir(dir: &Path, name: &str, verify: Option<&KnownDataset>) -> Result
         });
     }
     Ok(Dataset { name: name.to_string(), dir: dir.to_path_buf(), train, test })
-}
-
-/// Path of `stem.gz` or `stem` in `dir`, preferring the compressed copy
-/// (that is what downloads produce, so it is the one that was verified).
-pub fn find_file(dir: &Path, stem: &str) -> Option<PathBuf> {
-    let gz = dir.join(format!("{stem}.gz"));
-    if gz.is_file() {
-        return Some(gz);
-    }
-    let raw = dir.join(stem);
-    raw.is_file().then_some(raw)
 }
 
 fn require_file(dir: &Path, stem: &str) -> Result<PathBuf> {

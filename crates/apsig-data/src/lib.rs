@@ -4,6 +4,7 @@
 //! Entry point is [`load`]; everything else is exposed so the CLI can
 //! explain what it did (search paths, known sets) and fuzzers can reach the
 //! parsers directly.
+#![warn(missing_docs)]
 
 mod dataset;
 mod download;
@@ -12,7 +13,7 @@ mod idx;
 mod known;
 mod locate;
 
-pub use dataset::{find_file, load, load_dir, Dataset, Split, MAX_LABEL_EXCLUSIVE, TEST_FILES, TRAIN_FILES};
+pub use dataset::{load, load_dir, Dataset, Split, MAX_LABEL_EXCLUSIVE};
 pub use download::download;
 pub use error::{DataError, Result};
 pub use idx::{
@@ -20,4 +21,7 @@ pub use idx::{
     IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, MAX_PAYLOAD_BYTES,
 };
 pub use known::{known, known_names, md5_hex, verify_md5, KnownDataset, KnownFile, KNOWN_DATASETS};
-pub use locate::{default_cache_dir, is_complete, locate, search_dirs, DataOptions, DATA_DIR_ENV, SYSTEM_DATA_DIR};
+pub use locate::{
+    default_cache_dir, find_file, is_complete, locate, search_dirs, DataOptions, DATA_DIR_ENV, SYSTEM_DATA_DIR,
+    TEST_FILES, TRAIN_FILES,
+};

@@ -6,10 +6,25 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use crate::dataset::{find_file, TEST_FILES, TRAIN_FILES};
 use crate::download::download;
 use crate::error::{DataError, Result};
 use crate::known::{known, known_names};
+
+/// File-name stems of a data-set directory: (images, labels) for train and test.
+pub const TRAIN_FILES: (&str, &str) = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte");
+/// See [`TRAIN_FILES`].
+pub const TEST_FILES: (&str, &str) = ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte");
+
+/// Path of `stem.gz` or `stem` in `dir`, preferring the compressed copy
+/// (that is what downloads produce, so it is the one that was verified).
+pub fn find_file(dir: &Path, stem: &str) -> Option<PathBuf> {
+    let gz = dir.join(format!("{stem}.gz"));
+    if gz.is_file() {
+        return Some(gz);
+    }
+    let raw = dir.join(stem);
+    raw.is_file().then_some(raw)
+}
 
 /// Environment variable naming a directory that holds `<name>/` data-set folders.
 pub const DATA_DIR_ENV: &str = "APSIG_DATA_DIR";

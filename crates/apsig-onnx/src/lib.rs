@@ -1,11 +1,13 @@
 //! ONNX for apsig: attack any ONNX classifier (through tract), and export apsig's own
 //! networks as ONNX (through a tiny hand-written protobuf writer, [`proto`]).
+#![warn(missing_docs)]
 
+mod error;
 pub mod proto;
 
-use anyhow::{anyhow, bail, Context, Result};
 use apsig::model::Classifier;
 use apsig::nn::{LayerSpec, Network, Shape};
+pub use error::{Error, Result};
 use proto::{Attr, Dim, Graph};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -52,41 +54,37 @@ impl OnnxClassifier {
     /// Loads and optimises an ONNX classifier; every error names the file.
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let name = path.display().to_string();
-        Self::load_inner(path).with_context(|| format!("{name}: cannot use as an ONNX classifier"))
+        Self::load_inner(path).map_err(|reason| Error::Load { file: path.display().to_string(), reason })
     }
 
-    fn load_inner(path: &Path) -> Result<Self> {
-        let name = path.display();
+    fn load_inner(path: &Path) -> std::result::Result<Self, String> {
         if !path.is_file() {
-            bail!("{name}: no such file");
+            return Err("no such file".to_string());
         }
-        let model =
-            tract_onnx::onnx().model_for_path(path).map_err(|e| anyhow!("{name}: not a readable ONNX model: {e}"))?;
+        let model = tract_onnx::onnx().model_for_path(path).map_err(|e| format!("not a readable ONNX model: {e}"))?;
         if model.inputs.len() != 1 {
-            bail!("{name}: the model must have exactly one input, found {}", model.inputs.len());
+            return Err(format!("the model must have exactly one input, found {}", model.inputs.len()));
         }
         if model.outputs.len() != 1 {
-            bail!("{name}: the model must have exactly one output, found {}", model.outputs.len());
+            return Err(format!("the model must have exactly one output, found {}", model.outputs.len()));
         }
-        let fact = model.input_fact(0).map_err(|e| anyhow!("{name}: {e}"))?;
+        let fact = model.input_fact(0).map_err(|e| e.to_string())?;
         if fact.shape.is_open() {
-            bail!("{name}: input must be [N,C,H,W] or [N,H,W], found a shape of unknown rank");
+            return Err("input must be [N,C,H,W] or [N,H,W], found a shape of unknown rank".to_string());
         }
         let dims: Vec<Option<TDim>> = fact.shape.dims().map(concrete).collect();
-        let bad_shape = || anyhow!("{name}: input must be [N,C,H,W] or [N,H,W], found {}", dims_text(&dims));
+        let bad_shape = || format!("input must be [N,C,H,W] or [N,H,W], found {}", dims_text(&dims));
         let has_channels = match dims.len() {
             4 => true,
             3 => false,
             _ => return Err(bad_shape()),
         };
-        let fixed = |d: &Option<TDim>| -> Result<usize> {
+        let fixed = |d: &Option<TDim>| -> std::result::Result<usize, String> {
             match d.as_ref().and_then(|d| d.to_i64().ok()) {
                 Some(v) if v > 0 && v <= 1 << 20 => Ok(v as usize),
-                _ => Err(anyhow!(
-                    "{name}: input must be [N,C,H,W] or [N,H,W] with fixed C, H and W, found {}",
-                    dims_text(&dims)
-                )),
+                _ => {
+                    Err(format!("input must be [N,C,H,W] or [N,H,W] with fixed C, H and W, found {}", dims_text(&dims)))
+                }
             }
         };
         let (c, h, w) = if has_channels {
@@ -96,7 +94,7 @@ impl OnnxClassifier {
         };
         let fixed_batch = match dims[0].as_ref().and_then(|d| d.to_i64().ok()) {
             Some(b) if b > 0 => Some(b as usize),
-            Some(b) => bail!("{name}: batch dimension {b} in input {}", dims_text(&dims)),
+            Some(b) => return Err(format!("batch dimension {b} in input {}", dims_text(&dims))),
             None => None,
         };
         let batch: TDim = match fixed_batch {
@@ -111,12 +109,11 @@ impl OnnxClassifier {
         shape.push(w.to_dim());
         let model = model
             .with_input_fact(0, InferenceFact::dt_shape(f32::datum_type(), shape))
-            .map_err(|e| anyhow!("{name}: cannot set the input fact: {e}"))?;
-        let typed =
-            model.into_optimized().map_err(|e| anyhow!("{name}: cannot analyse or optimise the model: {e:?}"))?;
-        let out = typed.output_fact(0).map_err(|e| anyhow!("{name}: {e}"))?;
+            .map_err(|e| format!("cannot set the input fact: {e}"))?;
+        let typed = model.into_optimized().map_err(|e| format!("cannot analyse or optimise the model: {e:?}"))?;
+        let out = typed.output_fact(0).map_err(|e| e.to_string())?;
         if out.datum_type != f32::datum_type() {
-            bail!("{name}: output must be float logits, found {:?}", out.datum_type);
+            return Err(format!("output must be float logits, found {:?}", out.datum_type));
         }
         let odims: Vec<TDim> = out.shape.dims().to_vec();
         let classes = match odims.as_slice() {
@@ -125,9 +122,9 @@ impl OnnxClassifier {
         }
         .ok_or_else(|| {
             let t: Vec<String> = odims.iter().map(|d| d.to_string()).collect();
-            anyhow!("{name}: output must be [N, classes] with a fixed number of classes, found [{}]", t.join(","))
+            format!("output must be [N, classes] with a fixed number of classes, found [{}]", t.join(","))
         })?;
-        let plan = typed.into_runnable().map_err(|e| anyhow!("{name}: cannot plan the model: {e}"))?;
+        let plan = typed.into_runnable().map_err(|e| format!("cannot plan the model: {e}"))?;
         let me = OnnxClassifier {
             path: path.to_path_buf(),
             plan,
@@ -137,19 +134,24 @@ impl OnnxClassifier {
             has_channels,
         };
         // one evaluation now, so that a model tract cannot run fails here, not in a worker
-        me.try_logits(&vec![0.0; me.shape.len()], 1).map_err(|e| anyhow!("{name}: test evaluation failed: {e}"))?;
+        me.try_logits(&vec![0.0; me.shape.len()], 1).map_err(|e| format!("test evaluation failed: {e}"))?;
         Ok(me)
     }
 
+    /// The file the model was loaded from.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    fn failure(&self, reason: impl std::fmt::Display) -> Error {
+        Error::Eval { file: self.path.display().to_string(), reason: reason.to_string() }
     }
 
     /// Logits `[n, classes]` of `n` channels-last images, or tract's error.
     pub fn try_logits(&self, x: &[f32], n: usize) -> Result<Vec<f32>> {
         let len = self.shape.len();
         if x.len() != n * len {
-            bail!("{}: {} values for {n} inputs of {len}", self.path.display(), x.len());
+            return Err(self.failure(format!("{} values for {n} inputs of {len}", x.len())));
         }
         let mut out = Vec::with_capacity(n * self.classes);
         if n == 0 {
@@ -160,10 +162,10 @@ impl OnnxClassifier {
             let m = xs.len() / len;
             let b = self.fixed_batch.unwrap_or(m);
             let t = self.to_tensor(xs, m, b)?;
-            let res = self.plan.run(tvec![t.into()]).map_err(|e| anyhow!("{}: {e}", self.path.display()))?;
-            let view = res[0].to_plain_array_view::<f32>().map_err(|e| anyhow!("{}: {e}", self.path.display()))?;
+            let res = self.plan.run(tvec![t.into()]).map_err(|e| self.failure(e))?;
+            let view = res[0].to_plain_array_view::<f32>().map_err(|e| self.failure(e))?;
             if view.shape() != [b, self.classes] {
-                bail!("{}: output shape {:?}, expected [{b}, {}]", self.path.display(), view.shape(), self.classes);
+                return Err(self.failure(format!("output shape {:?}, expected [{b}, {}]", view.shape(), self.classes)));
             }
             out.extend(view.iter().take(m * self.classes));
         }
@@ -186,7 +188,7 @@ impl OnnxClassifier {
             }
         }
         let shape: Vec<usize> = if self.has_channels { vec![b, c, h, w] } else { vec![b, h, w] };
-        Tensor::from_shape(&shape, &data).map_err(|e| anyhow!("{}: {e}", self.path.display()))
+        Tensor::from_shape(&shape, &data).map_err(|e| self.failure(e))
     }
 }
 
@@ -226,7 +228,10 @@ pub fn network_graph(net: &Network) -> Result<Graph> {
         match *spec {
             LayerSpec::Conv { cout, k, stride, pad } => {
                 if !spatial {
-                    bail!("layer {i}: convolution after a flattening linear layer");
+                    return Err(Error::Layer {
+                        layer: i,
+                        reason: "convolution after a flattening linear layer".into(),
+                    });
                 }
                 let cin = s.c;
                 let mut wt = vec![0.0f32; cout * cin * k * k];
@@ -257,7 +262,7 @@ pub fn network_graph(net: &Network) -> Result<Graph> {
             }
             LayerSpec::MaxPool2 => {
                 if !spatial {
-                    bail!("layer {i}: max-pool after a flattening linear layer");
+                    return Err(Error::Layer { layer: i, reason: "max-pool after a flattening linear layer".into() });
                 }
                 let out = name("pool");
                 g.node(
@@ -291,7 +296,12 @@ pub fn network_graph(net: &Network) -> Result<Graph> {
                 g.node("Add", &[&mm, &bn], &[&out], &[]);
                 cur = out;
             }
-            ref other => bail!("layer {i}: {other:?} has no ONNX export (Conv, MaxPool2, Relu, Sigmoid, Linear only)"),
+            ref other => {
+                return Err(Error::Layer {
+                    layer: i,
+                    reason: format!("{other:?} has no ONNX export (Conv, MaxPool2, Relu, Sigmoid, Linear only)"),
+                })
+            }
         }
     }
     if spatial {
@@ -310,7 +320,7 @@ pub fn network_graph(net: &Network) -> Result<Graph> {
 /// Writes `net` (TargetNet-S, or any network [`network_graph`] accepts) as an ONNX file.
 pub fn export_targetnet(net: &Network, path: impl AsRef<Path>) -> Result<()> {
     let path = path.as_ref();
-    let g = network_graph(net).with_context(|| format!("{}: cannot export", path.display()))?;
-    apsig::io::atomic_write(path, &g.to_bytes()).with_context(|| format!("{}: cannot write", path.display()))?;
-    Ok(())
+    let file = || path.display().to_string();
+    let g = network_graph(net).map_err(|e| Error::Export { file: file(), reason: e.to_string() })?;
+    apsig::io::atomic_write(path, &g.to_bytes()).map_err(|e| Error::Write { file: file(), reason: e.to_string() })
 }

@@ -16,12 +16,15 @@
 pub struct Msg(Vec<u8>);
 
 impl Msg {
+    /// An empty message.
     pub fn new() -> Self {
         Msg(Vec::new())
     }
+    /// The encoded fields so far.
     pub fn bytes(&self) -> &[u8] {
         &self.0
     }
+    /// The encoded message.
     pub fn into_bytes(self) -> Vec<u8> {
         self.0
     }
@@ -48,9 +51,11 @@ impl Msg {
         self.0.extend_from_slice(b);
         self
     }
+    /// A UTF-8 `string` field.
     pub fn string(&mut self, field: u32, s: &str) -> &mut Self {
         self.bytes_field(field, s.as_bytes())
     }
+    /// An embedded message field.
     pub fn msg(&mut self, field: u32, m: &Msg) -> &mut Self {
         self.bytes_field(field, &m.0)
     }
@@ -65,21 +70,27 @@ impl Msg {
 /// One tensor dimension of a graph input or output.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Dim {
+    /// A fixed size.
     Value(i64),
+    /// A symbolic size (e.g. the batch `N`).
     Param(String),
 }
 
 /// A node attribute.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Attr {
+    /// One integer.
     Int(i64),
+    /// A list of integers.
     Ints(Vec<i64>),
+    /// One float.
     Float(f32),
 }
 
 /// An ONNX graph of float tensors, written as a `ModelProto` by [`Graph::to_bytes`].
 #[derive(Default, Clone, Debug)]
 pub struct Graph {
+    /// The graph's name in the file.
     pub name: String,
     nodes: Vec<Msg>,
     initializers: Vec<Msg>,
@@ -107,6 +118,7 @@ fn value_info(name: &str, dims: &[Dim]) -> Msg {
 }
 
 impl Graph {
+    /// An empty graph called `name`.
     pub fn new(name: &str) -> Self {
         Graph { name: name.into(), ..Default::default() }
     }

@@ -6,22 +6,8 @@ use apsig::model::{Arch, Classifier};
 use apsig::nn::{Network, Shape};
 use apsig_onnx::proto::{Attr, Dim, Graph};
 use apsig_onnx::{export_targetnet, OnnxClassifier};
-use std::path::{Path, PathBuf};
-
-fn data_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data")
-}
-
-/// Deterministic values in [-scale, scale).
-fn noise(n: usize, seed: u64, scale: f32) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    (0..n)
-        .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            ((s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
-        })
-        .collect()
-}
+use testkit::onnx::Foreign;
+use testkit::{data_dir, noise};
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
@@ -71,67 +57,6 @@ fn targetnet_round_trip_matches_apsig_on_mnist() {
             });
         }
     });
-}
-
-/// A model apsig did not make: 16x16 input, conv 1->4 k3 stride 2 pad 1, ReLU, NCHW flatten,
-/// Gemm (transB) to 3 classes. Weights are fixed noise.
-struct Foreign {
-    w1: Vec<f32>,
-    b1: Vec<f32>,
-    w2: Vec<f32>,
-    b2: Vec<f32>,
-}
-
-impl Foreign {
-    fn new() -> Self {
-        Foreign { w1: noise(4 * 9, 1, 0.5), b1: noise(4, 2, 0.1), w2: noise(3 * 256, 3, 0.2), b2: noise(3, 4, 0.1) }
-    }
-
-    fn write(&self, path: &Path, batch: Dim) {
-        let mut g = Graph::new("foreign");
-        g.input("x", &[batch.clone(), Dim::Value(1), Dim::Value(16), Dim::Value(16)])
-            .initializer("w1", &[4, 1, 3, 3], &self.w1)
-            .initializer("b1", &[4], &self.b1)
-            .initializer("w2", &[3, 256], &self.w2)
-            .initializer("b2", &[3], &self.b2)
-            .node(
-                "Conv",
-                &["x", "w1", "b1"],
-                &["c"],
-                &[
-                    ("kernel_shape", Attr::Ints(vec![3, 3])),
-                    ("strides", Attr::Ints(vec![2, 2])),
-                    ("pads", Attr::Ints(vec![1, 1, 1, 1])),
-                ],
-            )
-            .node("Relu", &["c"], &["r"], &[])
-            .node("Flatten", &["r"], &["f"], &[("axis", Attr::Int(1))])
-            .node("Gemm", &["f", "w2", "b2"], &["y"], &[("transB", Attr::Int(1)), ("alpha", Attr::Float(1.0))])
-            .output("y", &[batch, Dim::Value(3)]);
-        std::fs::write(path, g.to_bytes()).unwrap();
-    }
-
-    /// The same function, written out directly (input 16x16 row-major).
-    fn logits(&self, x: &[f32]) -> Vec<f32> {
-        let mut flat = vec![0.0f32; 256];
-        for o in 0..4 {
-            for oy in 0..8 {
-                for ox in 0..8 {
-                    let mut acc = self.b1[o];
-                    for ky in 0..3 {
-                        for kx in 0..3 {
-                            let (y, xx) = (oy as isize * 2 + ky as isize - 1, ox as isize * 2 + kx as isize - 1);
-                            if (0..16).contains(&y) && (0..16).contains(&xx) {
-                                acc += self.w1[o * 9 + ky * 3 + kx] * x[y as usize * 16 + xx as usize];
-                            }
-                        }
-                    }
-                    flat[o * 64 + oy * 8 + ox] = acc.max(0.0);
-                }
-            }
-        }
-        (0..3).map(|j| self.b2[j] + (0..256).map(|f| self.w2[j * 256 + f] * flat[f]).sum::<f32>()).collect()
-    }
 }
 
 #[test]

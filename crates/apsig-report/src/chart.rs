@@ -14,11 +14,14 @@ use crate::text::{self, Canvas, HAlign, Label, Rgb, VAlign};
 /// One named line of a [`LineChart`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Series {
+    /// Legend entry.
     pub name: String,
+    /// `(x, y)` points, drawn in order.
     pub points: Vec<(f64, f64)>,
 }
 
 impl Series {
+    /// A series named `name` through `points`.
     pub fn new(name: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
         Self { name: name.into(), points }
     }
@@ -27,11 +30,14 @@ impl Series {
 /// A dashed, labelled vertical marker line at `x`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VLine {
+    /// Where the line stands on the x axis.
     pub x: f64,
+    /// Text drawn beside it.
     pub label: String,
 }
 
 impl VLine {
+    /// A marker at `x` labelled `label`.
     pub fn new(x: f64, label: impl Into<String>) -> Self {
         Self { x, label: label.into() }
     }
@@ -45,14 +51,23 @@ impl VLine {
 /// vertical lines' x positions) plus a small margin.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LineChart {
+    /// Heading above the plot.
     pub title: String,
+    /// Axis captions.
     pub x_label: String,
+    /// See `x_label`.
     pub y_label: String,
+    /// The lines, one legend entry each.
     pub series: Vec<Series>,
+    /// Dashed vertical markers.
     pub vlines: Vec<VLine>,
+    /// Logarithmic x axis.
     pub log_x: bool,
+    /// Logarithmic y axis.
     pub log_y: bool,
+    /// Image size in pixels.
     pub width: u32,
+    /// See `width`.
     pub height: u32,
 }
 

@@ -8,11 +8,14 @@ use crate::text::{self, Canvas, HAlign, Label, Rgb, VAlign};
 /// drawn as 0).
 #[derive(Debug, Clone, PartialEq)]
 pub struct GridRow<'a> {
+    /// Text left of the row.
     pub label: String,
+    /// The row's images, left to right.
     pub images: Vec<&'a [f32]>,
 }
 
 impl<'a> GridRow<'a> {
+    /// A row labelled `label` holding `images`.
     pub fn new(label: impl Into<String>, images: Vec<&'a [f32]>) -> Self {
         Self { label: label.into(), images }
     }
@@ -25,11 +28,15 @@ impl<'a> GridRow<'a> {
 /// separated by 2px gaps; labels and the optional title are dark text.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImageGrid<'a> {
+    /// The rows, top to bottom.
     pub rows: Vec<GridRow<'a>>,
+    /// Height of every image in pixels.
     pub img_h: usize,
+    /// Width of every image in pixels.
     pub img_w: usize,
     /// Nearest-neighbour upscaling factor (>= 1), 3 by default.
     pub scale: u32,
+    /// Heading above the grid, if any.
     pub title: Option<String>,
 }
 

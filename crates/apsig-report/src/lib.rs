@@ -9,6 +9,7 @@
 //! - [`ImageGrid`]: rows of labelled greyscale images (MNIST look: white
 //!   digit on black), upscaled with nearest neighbour.
 //! - [`markdown_table`], [`fmt_num`]: helpers for the Markdown report.
+#![warn(missing_docs)]
 
 mod chart;
 mod error;

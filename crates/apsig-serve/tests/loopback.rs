@@ -40,9 +40,8 @@ fn fx() -> &'static Fixture {
         save_network(&model_path, Arch::TargetNetS, &net, &BTreeMap::new()).unwrap();
         // the server loads this file; the in-process side loads it too, so both hold the same floats
         let model: Arc<dyn Classifier> = Arc::new(load_network(&model_path, Some(Arch::TargetNetS)).unwrap().net);
-        let shared = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
-        let dir = std::env::var_os("APSIG_DATA_DIR").map(PathBuf::from).unwrap_or(shared);
-        let data = apsig::data::load("mnist", &DataOptions { data_dir: Some(dir), ..Default::default() }).unwrap();
+        let opts = DataOptions { data_dir: Some(testkit::data_dir()), ..Default::default() };
+        let data = apsig::data::load("mnist", &opts).unwrap();
         Fixture { model_path, model, test: data.test }
     })
 }

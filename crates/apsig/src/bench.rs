@@ -13,12 +13,16 @@ use std::time::Instant;
 /// The machine's nominal fp32 peak: cores x clock x 32 FLOP/cycle (two 8-wide FMA units).
 #[derive(Clone, Debug, Serialize)]
 pub struct Machine {
+    /// Worker threads (rayon's pool).
     pub cores: usize,
+    /// Clock in MHz.
     pub mhz: f64,
+    /// Peak f32 GFLOP/s of all cores.
     pub peak_gflops: f64,
 }
 
 impl Machine {
+    /// This machine: its worker threads and clock (from /proc/cpuinfo).
     pub fn read() -> Self {
         let cores = rayon::current_num_threads();
         let mhz = std::fs::read_to_string("/proc/cpuinfo")
@@ -34,12 +38,18 @@ impl Machine {
     }
 }
 
+/// A measured rate of one operation.
 #[derive(Clone, Debug, Serialize)]
 pub struct Throughput {
+    /// What was measured.
     pub what: String,
+    /// Inputs per call.
     pub batch: usize,
+    /// Inputs per second.
     pub per_sec: f64,
+    /// Achieved GFLOP/s.
     pub gflops: f64,
+    /// `gflops` over the machine's peak.
     pub share_of_peak: f64,
 }
 

@@ -8,8 +8,11 @@ use serde::{Deserialize, Serialize};
 /// Quality of a set of reconstructions against the originals.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Quality {
+    /// Mean squared error per pixel.
     pub mse: f64,
+    /// Mean per-image peak signal-to-noise ratio in dB (peak 1).
     pub psnr_db: f64,
+    /// Mean per-image structural similarity (SSIM).
     pub ssim: f64,
     /// Fraction the evaluator assigns the true label of the original.
     pub class_recovery: f64,
@@ -35,6 +38,7 @@ pub fn quality(recons: &[f32], originals: &[f32], labels: &[u8], side: usize, ev
     Quality { mse: mse_sum / n, psnr_db: psnr_sum / n, ssim: ssim_sum / n, class_recovery: acc }
 }
 
+/// Mean squared difference of two equally long images.
 pub fn mse(a: &[f32], b: &[f32]) -> f64 {
     a.iter().zip(b).map(|(x, y)| ((x - y) as f64).powi(2)).sum::<f64>() / a.len() as f64
 }
@@ -72,11 +76,14 @@ pub fn ssim(a: &[f32], b: &[f32], side: usize) -> f64 {
 
 /// The two baselines: the global mean training image, and the mean image of each class.
 pub struct Baselines {
+    /// The mean training image.
     pub global: Vec<f32>,
+    /// The mean training image of each class.
     pub per_class: Vec<Vec<f32>>,
 }
 
 impl Baselines {
+    /// The means of a training split.
     pub fn from_train(train: &Split) -> Self {
         let px = train.pixels();
         let classes = train.num_classes();
@@ -103,6 +110,7 @@ impl Baselines {
     pub fn global_for(&self, n: usize) -> Vec<f32> {
         (0..n).flat_map(|_| self.global.iter().copied()).collect()
     }
+    /// The class mean of each label, concatenated.
     pub fn class_for(&self, labels: &[u8]) -> Vec<f32> {
         labels.iter().flat_map(|&l| self.per_class[l as usize].iter().copied()).collect()
     }

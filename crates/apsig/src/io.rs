@@ -43,8 +43,11 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// A tensor to be written: name, shape and data.
 pub enum TensorOut<'a> {
+    /// An `f32` tensor.
     F32(&'a str, Vec<usize>, &'a [f32]),
+    /// A `u32` tensor.
     U32(&'a str, Vec<usize>, &'a [u32]),
+    /// A `u8` tensor.
     U8(&'a str, Vec<usize>, &'a [u8]),
 }
 
@@ -77,12 +80,15 @@ pub fn write_tensors(path: &Path, tensors: &[TensorOut<'_>], metadata: &BTreeMap
 
 /// A safetensors file read fully into memory and checked for structure.
 pub struct TensorFile {
+    /// Where it was read from (named in errors).
     pub path: PathBuf,
+    /// The file's string metadata.
     pub metadata: BTreeMap<String, String>,
     bytes: Vec<u8>,
 }
 
 impl TensorFile {
+    /// Reads and parses a safetensors file.
     pub fn read(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         Self::parse(path, bytes)
@@ -130,6 +136,7 @@ impl TensorFile {
         Ok((v.shape().to_vec(), data))
     }
 
+    /// The `u32` tensor `name` (shape checked when given): its shape and values.
     pub fn u32(&self, name: &str, shape: Option<&[usize]>) -> Result<(Vec<usize>, Vec<u32>)> {
         let v = self.view(name, Dtype::U32)?;
         self.check_shape(name, v.shape(), shape)?;
@@ -139,6 +146,7 @@ impl TensorFile {
         ))
     }
 
+    /// The `u8` tensor `name` (shape checked when given): its shape and values.
     pub fn u8(&self, name: &str, shape: Option<&[usize]>) -> Result<(Vec<usize>, Vec<u8>)> {
         let v = self.view(name, Dtype::U8)?;
         self.check_shape(name, v.shape(), shape)?;

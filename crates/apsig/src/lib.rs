@@ -2,6 +2,7 @@
 //!
 //! The modules follow the data flow of an attack:
 //! `data -> model (target M) -> oracle -> directions -> signature -> decoder -> eval -> report`.
+#![warn(missing_docs)]
 
 pub mod attributes;
 pub mod error;
@@ -27,9 +28,13 @@ pub fn argmax(v: &[f32]) -> usize {
 
 /// Progress of long work, reported by the library and drawn by the CLI (progress bars).
 pub trait Progress: Sync {
+    /// A stage of `total` units starts.
     fn begin(&self, _stage: &str, _total: u64) {}
+    /// `n` more units of the stage are done.
     fn advance(&self, _n: u64) {}
+    /// A line for the user.
     fn message(&self, _msg: &str) {}
+    /// The stage is over.
     fn end(&self) {}
 }
 
@@ -44,6 +49,5 @@ pub mod eval;
 pub mod fuzzing;
 pub mod oracle;
 pub mod pipeline;
-pub mod report;
 pub mod signature;
 pub mod study;

@@ -12,7 +12,9 @@ use std::sync::{Arc, Mutex};
 /// One probe: perturb the secret by `eps` times direction `dir`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Probe {
+    /// Index of the direction.
     pub dir: u32,
+    /// Step along it.
     pub eps: f32,
 }
 
@@ -45,6 +47,7 @@ pub struct LiftedDirections {
 }
 
 impl LiftedDirections {
+    /// `dirs` pushed through `model`'s first layer.
     pub fn new(model: &dyn Classifier, dirs: &Directions) -> Self {
         let k = dirs.k();
         let data: Vec<f32> = dirs
@@ -78,6 +81,7 @@ pub struct LocalOracle {
 const PROBE_CHUNK: usize = 32;
 
 impl LocalOracle {
+    /// An undefended oracle over `model` holding `secret` (`lifted_dirs` speeds up probes along them).
     pub fn new(model: Arc<dyn Classifier>, secret: &[f32], lifted_dirs: Option<Arc<LiftedDirections>>) -> Result<Self> {
         Self::defended(model, secret, lifted_dirs, Defence::None, 0)
     }
@@ -99,13 +103,9 @@ impl LocalOracle {
             return Err(Error::invalid("secret input", "contains a non-finite value"));
         }
         let mut rng = Rng::derive(seed, "defence");
-        let class = match defence {
-            Defence::InputNoise { sigma } => {
-                let x: Vec<f32> = secret.iter().map(|v| v + sigma * rng.normal()).collect();
-                crate::argmax(&model.logits(&x, 1))
-            }
-            _ => crate::argmax(&model.logits(secret, 1)),
-        };
+        let mut x = secret.to_vec();
+        defence.perturb_inputs(&mut x, &mut rng);
+        let class = crate::argmax(&model.logits(&x, 1));
         let lifted_secret = model.lift(secret, 1, true);
         Ok(LocalOracle {
             model,
@@ -122,24 +122,17 @@ impl LocalOracle {
     /// Reserves `n` queries, or refuses the whole batch when it would pass the budget.
     fn spend(&self, n: usize) -> Result<()> {
         let before = self.queries.fetch_add(n as u64, Ordering::Relaxed);
-        if let Defence::QueryBudget { cap } = self.defence {
-            if before + n as u64 > cap {
-                self.queries.fetch_sub(n as u64, Ordering::Relaxed);
-                return Err(Error::Budget(cap));
-            }
-        }
-        Ok(())
+        self.defence.admit(before, n as u64).inspect_err(|_| {
+            self.queries.fetch_sub(n as u64, Ordering::Relaxed);
+        })
     }
 
-    /// Top-1 labels of a batch of perturbed inputs, with the input-noise defence applied.
+    /// Top-1 labels of a batch of perturbed inputs, as the defence perturbs them.
     fn labels_of(&self, perturbations: &[f32]) -> Vec<usize> {
         let len = self.secret.len();
         let mut x: Vec<f32> =
             perturbations.chunks(len).flat_map(|p| p.iter().zip(&self.secret).map(|(a, b)| a + b)).collect();
-        if let Defence::InputNoise { sigma } = self.defence {
-            let mut rng = self.rng.lock().expect("rng lock");
-            x.iter_mut().for_each(|v| *v += sigma * rng.normal());
-        }
+        self.defence.perturb_inputs(&mut x, &mut self.rng.lock().expect("rng lock"));
         let c = self.model.num_classes();
         x.par_chunks(PROBE_CHUNK * len)
             .flat_map_iter(|chunk| {
@@ -165,13 +158,10 @@ impl LocalOracle {
             .collect())
     }
 
-    /// Change bits from labels, with the random-answers defence applied in query order.
+    /// Change bits from labels, as the defence answers them.
     fn bits(&self, labels: Vec<usize>) -> Vec<bool> {
         let mut bits: Vec<bool> = labels.into_iter().map(|l| l != self.class).collect();
-        if let Defence::RandomAnswers { p } = self.defence {
-            let mut rng = self.rng.lock().expect("rng lock");
-            bits.iter_mut().for_each(|b| *b ^= rng.uniform() < p);
-        }
+        self.defence.perturb_answers(&mut bits, &mut self.rng.lock().expect("rng lock"));
         bits
     }
 
@@ -187,7 +177,9 @@ impl LocalOracle {
     /// unperturbed secret, one query.
     pub fn scores(&self) -> Result<Vec<f32>> {
         self.spend(1)?;
-        Ok(crate::nn::softmax_rows(&self.model.logits(&self.secret, 1), self.model.num_classes()))
+        let mut probs = crate::nn::softmax_rows(&self.model.logits(&self.secret, 1), self.model.num_classes());
+        self.defence.perturb_scores(&mut probs);
+        Ok(probs)
     }
 }
 
@@ -263,6 +255,7 @@ pub struct MarginProbe {
 }
 
 impl MarginProbe {
+    /// Margins of `model` around the adversary's own image `x`.
     pub fn new(model: Arc<dyn Classifier>, x: &[f32], lifted_dirs: Arc<LiftedDirections>) -> Self {
         let class = crate::argmax(&model.logits(x, 1));
         let lifted_x = model.lift(x, 1, true);

@@ -4,6 +4,7 @@
 //! initial weights and data order in every future version of apsig: reproducibility of
 //! signatures must not depend on a dependency's release notes.
 
+/// A small, fast, seeded generator (the same bits on every machine).
 #[derive(Clone, Debug)]
 pub struct Rng {
     s: [u64; 4],
@@ -19,6 +20,7 @@ fn splitmix(x: &mut u64) -> u64 {
 }
 
 impl Rng {
+    /// A generator seeded with `seed`.
     pub fn new(seed: u64) -> Self {
         let mut x = seed;
         Rng { s: [splitmix(&mut x), splitmix(&mut x), splitmix(&mut x), splitmix(&mut x)], spare: None }
@@ -33,6 +35,7 @@ impl Rng {
         Rng::new(seed ^ h.rotate_left(17))
     }
 
+    /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         let r = (self.s[0].wrapping_add(self.s[3])).rotate_left(23).wrapping_add(self.s[0]);
         let t = self.s[1] << 17;

@@ -2,12 +2,12 @@
 //! along each direction is known exactly: what each defence does to the answers, what it
 //! costs the attacker in queries, and that every draw is reproducible.
 
-use apsig::defence::{Defence, MajorityVote};
+use apsig::defence::Defence;
 use apsig::directions::{DirectionConfig, Directions, Strategy};
 use apsig::model::Classifier;
 use apsig::nn::Shape;
 use apsig::oracle::{ChangeOracle, LocalOracle, Probe};
-use apsig::signature::{signature_via_oracle, SearchConfig};
+use apsig::signature::{signature_via_oracle, MajorityVote, SearchConfig};
 use apsig::Error;
 use std::sync::Arc;
 
@@ -130,9 +130,35 @@ fn input_noise_blurs_the_flip_point_and_is_reproducible() {
 #[test]
 fn bad_defences_are_refused() {
     let (model, _, secret) = setup();
-    for d in
-        [Defence::RandomAnswers { p: 0.5 }, Defence::InputNoise { sigma: f32::NAN }, Defence::QueryBudget { cap: 0 }]
-    {
+    for d in [
+        Defence::RandomAnswers { p: 0.5 },
+        Defence::InputNoise { sigma: f32::NAN },
+        Defence::QueryBudget { cap: 0 },
+        Defence::RoundScores { decimals: 8 },
+    ] {
         assert!(LocalOracle::defended(model.clone(), &secret, None, d, 0).is_err(), "{d:?}");
     }
+}
+
+#[test]
+fn rounded_scores_keep_the_decision_and_lose_the_digits() {
+    let (model, dirs, _) = setup();
+    // w.x = 0.8: class 0 with probabilities (0.5498, 0.4502)
+    let secret = vec![0.05; 16];
+    let plain = LocalOracle::new(model.clone(), &secret, None).unwrap();
+    let exact = plain.scores().unwrap();
+    assert!((exact[0] - 0.549_834).abs() < 1e-5, "{exact:?}");
+    for (decimals, want) in [(0, [1.0, 0.0]), (1, [0.5, 0.5]), (2, [0.55, 0.45]), (3, [0.55, 0.45])] {
+        let o = LocalOracle::defended(model.clone(), &secret, None, Defence::RoundScores { decimals }, 0).unwrap();
+        let got = o.scores().unwrap();
+        for (g, w) in got.iter().zip(want) {
+            assert!((g - w).abs() < 1e-6, "d = {decimals}: {got:?}");
+        }
+        assert_eq!(o.queries(), 1, "one query per score vector");
+        // change bits (and so the attack on them) are untouched
+        let ps = probes(&dirs, 3);
+        assert_eq!(o.changed_along(&dirs, &ps).unwrap(), plain.changed_along(&dirs, &ps).unwrap());
+    }
+    let d = Defence::RoundScores { decimals: 2 };
+    assert_eq!((d.name(), d.knob(), d.label().as_str()), ("round-scores", 2.0, "round-scores d=2"));
 }

@@ -2,12 +2,9 @@
 
 use apsig::data::DataOptions;
 use apsig::pipeline::{run, RunConfig};
-use std::path::PathBuf;
 
 fn data_opts() -> DataOptions {
-    let shared = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
-    let dir = std::env::var_os("APSIG_DATA_DIR").map(PathBuf::from).unwrap_or(shared);
-    DataOptions { data_dir: Some(dir), ..Default::default() }
+    DataOptions { data_dir: Some(testkit::data_dir()), ..Default::default() }
 }
 
 #[test]

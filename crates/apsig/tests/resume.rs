@@ -19,15 +19,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
-fn data_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data")
-}
-
 /// MNIST, loaded once for all tests of this file.
 fn mnist() -> &'static Dataset {
     static DATA: OnceLock<Dataset> = OnceLock::new();
     DATA.get_or_init(|| {
-        let opts = DataOptions { data_dir: Some(data_dir()), ..Default::default() };
+        let opts = DataOptions { data_dir: Some(testkit::data_dir()), ..Default::default() };
         apsig::data::load("mnist", &opts).expect("real MNIST under shared/data")
     })
 }

@@ -11,10 +11,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 fn setup() -> (apsig::data::Dataset, Arc<Network>, Directions) {
-    let dir = std::env::var_os("APSIG_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
-    let data = apsig::data::load("mnist", &DataOptions { data_dir: Some(dir), ..Default::default() }).unwrap();
+    let opts = DataOptions { data_dir: Some(testkit::data_dir()), ..Default::default() };
+    let data = apsig::data::load("mnist", &opts).unwrap();
     let s = Shape::new(28, 28, 1);
     let mut net = Network::new(s, Arch::TargetNetS.layers(s, 10, 0), 5).unwrap();
     let n = 6000;

@@ -5,14 +5,10 @@
 use apsig::data::DataOptions;
 use apsig::directions::Strategy;
 use apsig::study::{self, StudyConfig};
-use std::path::Path;
 
 #[test]
 fn smoke_study_has_every_row_and_resumes() {
-    let data = DataOptions {
-        data_dir: Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data")),
-        ..Default::default()
-    };
+    let data = DataOptions { data_dir: Some(testkit::data_dir()), ..Default::default() };
     let mut cfg = StudyConfig::smoke(3);
     cfg.datasets = vec!["mnist".into(), "fashion-mnist".into()];
     let dir = tempfile::tempdir().unwrap();
@@ -28,9 +24,12 @@ fn smoke_study_has_every_row_and_resumes() {
         for v in ["change-bit", "label", "score-vector"] {
             assert!(has("oracle", v), "{}: oracle {v}", d.dataset);
         }
-        for v in ["none", "query-budget", "random-answers", "input-noise", "smooth-training"] {
+        for v in ["none", "query-budget", "random-answers", "input-noise", "smooth-training", "round-scores"] {
             assert!(has("defence", v), "{}: defence {v}", d.dataset);
         }
+        let rounded: Vec<_> = d.cells.iter().filter(|c| c.variant == "round-scores").collect();
+        assert_eq!(rounded.len(), cfg.round_scores.len());
+        assert!(rounded.iter().all(|c| c.queries_per_image == 1.0 && c.k == 0), "{rounded:?}");
         assert_eq!(d.cells.iter().filter(|c| c.group == "k").count(), cfg.k_sweep.len());
         assert_eq!(d.cells.iter().filter(|c| c.group == "train-size").count(), cfg.train_sizes.len());
         for c in &d.cells {

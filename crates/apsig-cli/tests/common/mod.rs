@@ -10,10 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// `<repo>/../shared/data`, holding `mnist/` and `fashion-mnist/`.
-pub fn data_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data")
-}
+pub use testkit::data_dir;
 
 /// The built `apsig` binary with an environment that cannot find data by accident: no
 /// `$APSIG_DATA_DIR`, no XDG cache, `$HOME` an empty directory, default log level.
@@ -66,39 +63,16 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// An IDX images file of `n` images `rows x cols`, with pseudo-random pixels.
-pub fn idx_images(magic: u32, n: u32, rows: u32, cols: u32) -> Vec<u8> {
-    let mut v = Vec::new();
-    for x in [magic, n, rows, cols] {
-        v.extend_from_slice(&x.to_be_bytes());
-    }
-    let mut st = 0x2545_f491_u32;
-    v.extend((0..n * rows * cols).map(|_| {
-        st ^= st << 13;
-        st ^= st >> 17;
-        st ^= st << 5;
-        (st >> 24) as u8
-    }));
-    v
-}
-
-pub fn idx_labels(n: u32) -> Vec<u8> {
-    let mut v = Vec::new();
-    v.extend_from_slice(&0x801u32.to_be_bytes());
-    v.extend_from_slice(&n.to_be_bytes());
-    v.extend((0..n).map(|i| (i % 10) as u8));
-    v
-}
-
 /// A small uncompressed IDX data set in `dir`: `(train images, train labels)` counts given,
 /// 5 test images and labels.
 pub fn write_idx_set(dir: &Path, train_images: u32, train_labels: u32, images_magic: u32) {
     std::fs::create_dir_all(dir).unwrap();
+    use testkit::idx::{cycling, images, images_with_magic, labels};
     for (name, bytes) in [
-        ("train-images-idx3-ubyte", idx_images(images_magic, train_images, 28, 28)),
-        ("train-labels-idx1-ubyte", idx_labels(train_labels)),
-        ("t10k-images-idx3-ubyte", idx_images(0x803, 5, 28, 28)),
-        ("t10k-labels-idx1-ubyte", idx_labels(5)),
+        ("train-images-idx3-ubyte", images_with_magic(images_magic, train_images, 28, 28)),
+        ("train-labels-idx1-ubyte", labels(&cycling(train_labels as usize, 10))),
+        ("t10k-images-idx3-ubyte", images(5, 28, 28)),
+        ("t10k-labels-idx1-ubyte", labels(&cycling(5, 10))),
     ] {
         std::fs::write(dir.join(name), bytes).unwrap();
     }

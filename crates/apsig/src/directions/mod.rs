@@ -104,11 +104,15 @@ impl FromStr for Strategy {
     }
 }
 
+/// How a direction set is drawn.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DirectionConfig {
+    /// The strategy.
     pub strategy: Strategy,
+    /// Number of directions K.
     pub k: usize,
+    /// Seed of every random draw.
     pub seed: u64,
 }
 
@@ -154,8 +158,11 @@ impl DirectionContext<'_> {
 /// K unit-norm directions, row-major `[k, shape.len()]`.
 #[derive(Clone, Debug)]
 pub struct Directions {
+    /// How the set was drawn.
     pub config: DirectionConfig,
+    /// Shape of one direction (the input's).
     pub shape: Shape,
+    /// Row-major `[k, shape.len()]`, each row of unit L2 norm.
     pub data: Vec<f32>,
 }
 
@@ -223,15 +230,28 @@ impl Directions {
         Ok(Directions { config: config.clone(), shape, data })
     }
 
+    /// Number of directions K.
     pub fn k(&self) -> usize {
         self.config.k
     }
+
+    /// The first `k` directions (a K sweep's slice; see the module docs for why this is the
+    /// set of `k` the strategy would draw).
+    pub fn prefix(&self, k: usize) -> Directions {
+        let mut d = self.clone();
+        d.config.k = k.min(self.k());
+        d.data.truncate(d.config.k * self.len());
+        d
+    }
+    /// Values in one direction.
     pub fn len(&self) -> usize {
         self.shape.len()
     }
+    /// Whether a direction has no values.
     pub fn is_empty(&self) -> bool {
         self.data.is_empty()
     }
+    /// Direction `i`.
     pub fn get(&self, i: usize) -> &[f32] {
         &self.data[i * self.len()..(i + 1) * self.len()]
     }
@@ -242,6 +262,7 @@ impl Directions {
         crate::io::fingerprint_f32(&self.data)
     }
 
+    /// Saves the set with its config and fingerprint.
     pub fn save(&self, path: &Path) -> Result<()> {
         let mut meta = BTreeMap::new();
         meta.insert("format".into(), "apsig-directions-v1".into());
@@ -251,6 +272,7 @@ impl Directions {
         write_tensors(path, &[TensorOut::F32("directions", vec![self.k(), self.len()], &self.data)], &meta)
     }
 
+    /// Loads a set saved by `save`, refusing files that are not one.
     pub fn load(path: &Path) -> Result<Self> {
         let f = TensorFile::read(path)?;
         if f.meta("format")? != "apsig-directions-v1" {

@@ -9,18 +9,26 @@ use rayon::prelude::*;
 /// `small[oy, ox]` reads `big[oy*stride - pad + ky, ox*stride - pad + kx]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConvGeom {
+    /// Input height.
     pub big_h: usize,
+    /// Input width.
     pub big_w: usize,
+    /// Input channels.
     pub channels: usize,
+    /// Kernel side.
     pub k: usize,
+    /// Stride.
     pub stride: usize,
+    /// Zero padding on each side.
     pub pad: usize,
 }
 
 impl ConvGeom {
+    /// Output height.
     pub fn small_h(&self) -> usize {
         (self.big_h + 2 * self.pad - self.k) / self.stride + 1
     }
+    /// Output width.
     pub fn small_w(&self) -> usize {
         (self.big_w + 2 * self.pad - self.k) / self.stride + 1
     }

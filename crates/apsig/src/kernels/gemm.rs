@@ -3,7 +3,9 @@
 /// Whether an operand is used as stored or transposed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Trans {
+    /// As stored.
     No,
+    /// Transposed.
     Yes,
 }
 
@@ -11,7 +13,9 @@ pub enum Trans {
 /// (one small GEMM per task keeps the working set in L2), training lets the GEMM split itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Threads {
+    /// The calling thread only.
     One,
+    /// All of rayon's threads.
     All,
 }
 

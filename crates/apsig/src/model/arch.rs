@@ -5,6 +5,7 @@ use crate::nn::{LayerSpec, Shape};
 use serde::{Deserialize, Serialize};
 use LayerSpec::*;
 
+/// The built-in architectures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Arch {
@@ -17,6 +18,7 @@ pub enum Arch {
 }
 
 impl Arch {
+    /// The name in files and on the command line.
     pub fn name(&self) -> &'static str {
         match self {
             Arch::TargetNetS => "targetnet-s",

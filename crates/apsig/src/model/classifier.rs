@@ -10,16 +10,21 @@ use crate::nn::{LayerSpec, Network, Shape};
 /// directions cost one AXPY instead of a first-layer convolution. Classifiers without such a
 /// layer keep the defaults (identity lift), so the oracle code is the same for all of them.
 pub trait Classifier: Send + Sync {
+    /// Shape of one input.
     fn input_shape(&self) -> Shape;
+    /// Number of classes (logits per input).
     fn num_classes(&self) -> usize;
     /// Logits `[n, classes]`, computed on the calling thread (callers parallelise).
     fn logits(&self, x: &[f32], n: usize) -> Vec<f32>;
+    /// Values in one lifted input (the first layer's output, or the input itself).
     fn lifted_len(&self) -> usize {
         self.input_shape().len()
     }
+    /// The affine first layer `L` (with bias) or `L0` (without) applied to `n` inputs.
     fn lift(&self, x: &[f32], _n: usize, _with_bias: bool) -> Vec<f32> {
         x.to_vec()
     }
+    /// Logits of `n` lifted inputs (the rest of the network after the first layer).
     fn logits_from_lifted(&self, z: &[f32], n: usize) -> Vec<f32> {
         self.logits(z, n)
     }
@@ -83,5 +88,41 @@ impl Classifier for Network {
             crate::kernels::axpy_maxpool2(base, d, e, s.h, s.w, c, out);
         }
         self.infer_serial(2, pooled, dirs.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Arch;
+    use crate::rng::Rng;
+
+    #[test]
+    fn lifted_forward_equals_plain_forward() {
+        let net =
+            Network::new(Shape::new(28, 28, 1), Arch::TargetNetS.layers(Shape::new(28, 28, 1), 10, 0), 1).unwrap();
+        let mut rng = Rng::new(2);
+        let x: Vec<f32> = (0..784).map(|_| rng.uniform()).collect();
+        let d: Vec<f32> = (0..784).map(|_| rng.normal() * 0.1).collect();
+        let eps = 3.7f32;
+        let direct: Vec<f32> = x.iter().zip(&d).map(|(a, b)| a + eps * b).collect();
+        let want = net.logits(&direct, 1);
+        let lx = net.lift(&x, 1, true);
+        let ld = net.lift(&d, 1, false);
+        let z: Vec<f32> = lx.iter().zip(&ld).map(|(a, b)| a + eps * b).collect();
+        let got = net.logits_from_lifted(&z, 1);
+        for (a, b) in want.iter().zip(&got) {
+            assert!((a - b).abs() < 1e-4 * (1.0 + a.abs()), "{a} vs {b}");
+        }
+        // the fused AXPY + max-pool probe path agrees too
+        let fused = net.probe_logits(&lx, &[&ld[..], &ld[..]], &[eps, 0.0]);
+        let plain = net.logits(&x, 1);
+        for (a, b) in want.iter().chain(&plain).zip(&fused) {
+            assert!((a - b).abs() < 1e-4 * (1.0 + a.abs()), "{a} vs {b}");
+        }
+        // the parallel batched path agrees with the per-task path
+        let batch: Vec<f32> = (0..40).flat_map(|_| direct.clone()).collect();
+        let many = net.forward(&batch, 40);
+        assert!(many.chunks(10).all(|c| c.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-5)));
     }
 }

@@ -9,8 +9,11 @@ use std::path::Path;
 
 /// A loaded model and the metadata it was saved with (data set, seed, accuracy, ...).
 pub struct ModelFile {
+    /// Its architecture.
     pub arch: Arch,
+    /// The network with its weights.
     pub net: Network,
+    /// Everything else the file says (data set, seed, config...).
     pub metadata: BTreeMap<String, String>,
 }
 

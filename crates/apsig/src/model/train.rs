@@ -11,14 +11,19 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
+/// How a network is trained (Adam, cosine-decayed rate, mini-batches).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainConfig {
+    /// Passes over the training data.
     pub epochs: usize,
+    /// Mini-batch size.
     pub batch: usize,
     /// Peak learning rate of Adam; decays along a cosine to `lr * final_lr_frac`.
     pub lr: f32,
+    /// Learning rate at the end, as a fraction of `lr`.
     pub final_lr_frac: f32,
+    /// Seed of initialisation and shuffling.
     pub seed: u64,
     /// Standard deviation of Gaussian noise added to every training input (0 = none): the
     /// smoothing defence, a target trained to be stable under perturbation.
@@ -31,6 +36,7 @@ fn is_zero(v: &f32) -> bool {
 }
 
 impl TrainConfig {
+    /// A config with the defaults for the rest.
     pub fn new(epochs: usize, batch: usize, lr: f32, seed: u64) -> Self {
         TrainConfig { epochs, batch, lr, final_lr_frac: 0.02, seed, input_noise: 0.0 }
     }
@@ -38,16 +44,24 @@ impl TrainConfig {
 
 /// What the network is trained to output.
 pub enum Targets<'a> {
+    /// Class labels (softmax cross-entropy).
     Labels(&'a [u8]),
+    /// Images (sigmoid outputs, mean squared error).
     Images(&'a [f32]),
 }
 
+/// What a training run did.
 #[derive(Clone, Debug, Serialize)]
 pub struct TrainReport {
+    /// Epochs trained in total.
     pub epochs: usize,
+    /// Epoch a checkpoint resumed from (0 = fresh).
     pub resumed_from_epoch: usize,
+    /// Mean loss of the last epoch.
     pub final_loss: f32,
+    /// Wall time of this run.
     pub seconds: f64,
+    /// Training throughput.
     pub samples_per_sec: f64,
 }
 

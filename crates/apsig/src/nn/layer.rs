@@ -5,21 +5,28 @@ use serde::{Deserialize, Serialize};
 /// A channels-last activation shape for one sample (a flat vector is `1 x 1 x c`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Shape {
+    /// Height.
     pub h: usize,
+    /// Width.
     pub w: usize,
+    /// Channels.
     pub c: usize,
 }
 
 impl Shape {
+    /// A shape `h x w x c`.
     pub const fn new(h: usize, w: usize, c: usize) -> Self {
         Shape { h, w, c }
     }
+    /// A flat vector of `c` values (`1 x 1 x c`).
     pub const fn flat(c: usize) -> Self {
         Shape { h: 1, w: 1, c }
     }
+    /// Values in a tensor of this shape.
     pub const fn len(&self) -> usize {
         self.h * self.w * self.c
     }
+    /// Whether the shape holds no values.
     pub const fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -32,32 +39,46 @@ impl Shape {
 pub enum LayerSpec {
     /// Square-kernel convolution; weight `[k*k*cin, cout]`, bias `[cout]`.
     Conv {
+        /// Output channels.
         cout: usize,
+        /// Kernel side.
         k: usize,
+        /// Stride.
         stride: usize,
+        /// Zero padding on each side.
         pad: usize,
     },
     /// Transposed convolution (the adjoint of `Conv`); weight `[k*k*cout, cin]`, bias `[cout]`.
     ConvT {
+        /// Output channels.
         cout: usize,
+        /// Kernel side.
         k: usize,
+        /// Stride.
         stride: usize,
+        /// Zero padding on each side.
         pad: usize,
     },
     /// Fully connected on the flattened input; weight `[in, out]`, bias `[out]`.
     Linear {
+        /// Output features.
         out: usize,
     },
     /// Batch normalisation over the channel axis (statistics over batch and space).
     BatchNorm,
+    /// `max(x, 0)`.
     Relu,
     /// 2x2 max-pool, stride 2.
     MaxPool2,
+    /// `1 / (1 + e^-x)`.
     Sigmoid,
     /// Reinterpret the flat features as `h x w x c` (no data movement in NHWC).
     Reshape {
+        /// Height.
         h: usize,
+        /// Width.
         w: usize,
+        /// Channels.
         c: usize,
     },
 }

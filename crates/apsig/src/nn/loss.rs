@@ -13,6 +13,8 @@ pub fn softmax_rows(logits: &[f32], classes: usize) -> Vec<f32> {
     out
 }
 
+/// Mean softmax cross-entropy of `logits` `[n, classes]` against `labels`, and how many top-1
+/// decisions are right; writes the gradient of the mean into `grad`.
 pub fn softmax_cross_entropy(logits: &[f32], labels: &[u8], classes: usize, grad: &mut [f32]) -> (f32, usize) {
     let n = labels.len();
     assert_eq!(logits.len(), n * classes);

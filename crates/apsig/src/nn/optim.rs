@@ -2,9 +2,13 @@
 
 /// Adam state for one network's parameters, in the order `Network::params_mut` yields them.
 pub struct Adam {
+    /// Learning rate.
     pub lr: f32,
+    /// Decay of the first-moment estimate.
     pub beta1: f32,
+    /// Decay of the second-moment estimate.
     pub beta2: f32,
+    /// Added to the root of the second moment.
     pub eps: f32,
     step: i32,
     m: Vec<Vec<f32>>,
@@ -12,6 +16,7 @@ pub struct Adam {
 }
 
 impl Adam {
+    /// Adam at rate `lr` with the usual betas and eps.
     pub fn new(lr: f32) -> Self {
         Adam { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, step: 0, m: vec![], v: vec![] }
     }
@@ -43,6 +48,7 @@ impl Adam {
         (self.step, &self.m, &self.v)
     }
 
+    /// Restores the step count and moments from a checkpoint.
     pub fn restore(&mut self, step: i32, m: Vec<Vec<f32>>, v: Vec<Vec<f32>>) {
         self.step = step;
         self.m = m;

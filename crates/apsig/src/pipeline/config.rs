@@ -21,11 +21,17 @@ pub struct RunConfig {
     /// Use only the first N training images for everything (0 = all): for quick checks.
     #[serde(default)]
     pub train_limit: usize,
+    /// Training of the target M.
     pub target: TrainConfig,
+    /// Training of the independent evaluator.
     pub evaluator: TrainConfig,
+    /// The probe directions.
     pub directions: DirectionConfig,
+    /// The adversary's own signatures (white-box).
     pub train_signatures: SignatureStage,
+    /// The secrets' signatures (change bit).
     pub test_signatures: SignatureStage,
+    /// The decoder.
     pub decoder: DecoderConfig,
 }
 
@@ -35,6 +41,7 @@ pub struct RunConfig {
 pub struct SignatureStage {
     /// First `count` images of the split (0 = all).
     pub count: usize,
+    /// How eps is measured.
     pub extract: ExtractConfig,
 }
 
@@ -88,6 +95,7 @@ impl RunConfig {
         c
     }
 
+    /// A preset by name: `quick`, `paper` or `smoke`.
     pub fn preset(name: &str, seed: u64) -> Result<Self> {
         match name {
             "quick" => Ok(Self::quick(seed)),
@@ -97,6 +105,7 @@ impl RunConfig {
         }
     }
 
+    /// The config as TOML (what `config.toml` holds).
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("config serialises")
     }

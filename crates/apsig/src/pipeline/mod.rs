@@ -3,18 +3,21 @@
 //! interrupted run resumes where it stopped.
 
 mod config;
+mod measure;
 mod metrics;
+pub mod report;
 
 pub use config::{RunConfig, SignatureStage};
+pub use measure::{measure, pilot_starts, signature_stage, MeasurePlan, Measured, SetFiles};
 pub use metrics::{Metrics, SignatureStats, StageTime};
 
 use crate::decoder::Decoder;
-use crate::directions::Directions;
+use crate::directions::DirectionContext;
 use crate::error::{Error, Result};
 use crate::eval::{quality, Baselines};
 use crate::model::{accuracy, load_network, save_network, train, Arch, Targets, TrainConfig};
 use crate::nn::{Network, Shape};
-use crate::signature::{extract, SignatureSet};
+use crate::signature::SignatureSet;
 use crate::Progress;
 use apsig_data::{DataOptions, Dataset, Split};
 use std::collections::BTreeMap;
@@ -24,15 +27,25 @@ use std::time::Instant;
 
 /// Artefact names inside a run directory.
 pub mod files {
+    /// The resolved config.
     pub const CONFIG: &str = "config.toml";
+    /// The target M.
     pub const TARGET: &str = "target.safetensors";
+    /// The independent evaluator.
     pub const EVALUATOR: &str = "evaluator.safetensors";
+    /// The probe directions.
     pub const DIRECTIONS: &str = "directions.safetensors";
+    /// The adversary's training signatures.
     pub const SIG_TRAIN: &str = "signatures-train.safetensors";
+    /// The secrets' signatures.
     pub const SIG_TEST: &str = "signatures-test.safetensors";
+    /// The decoder (its standardisation beside it).
     pub const DECODER: &str = "decoder.safetensors";
+    /// The reconstructions of the secrets.
     pub const RECONS: &str = "reconstructions-test.safetensors";
+    /// Every number of the run.
     pub const METRICS: &str = "metrics.json";
+    /// The readable report.
     pub const REPORT: &str = "report.md";
 }
 
@@ -79,63 +92,6 @@ pub fn classifier_stage(
     Ok((net, acc, secs))
 }
 
-/// Measures (or reuses) signatures for the first `stage.count` images of a split.
-#[allow(clippy::too_many_arguments)]
-pub fn signature_stage(
-    model: Arc<Network>,
-    dirs: &Directions,
-    data: &Dataset,
-    split_name: &str,
-    stage: &SignatureStage,
-    starts: Option<&[f32]>,
-    path: &Path,
-    parts_dir: &Path,
-    progress: &dyn Progress,
-) -> Result<(SignatureSet, f64)> {
-    let split = if split_name == "train" { &data.train } else { &data.test };
-    let count = if stage.count == 0 { split.n } else { stage.count.min(split.n) };
-    let mut prov = BTreeMap::new();
-    prov.insert("dataset".to_string(), data.name.clone());
-    prov.insert("split".to_string(), split_name.to_string());
-    if let Ok(s) = SignatureSet::load(path) {
-        let same = s.prov("dataset") == data.name
-            && s.prov("split") == split_name
-            && s.prov("directions") == dirs.fingerprint()
-            && s.prov("extract") == serde_json::to_string(&stage.extract).expect("serialises")
-            && s.n() == count;
-        if same {
-            tracing::info!("reusing {}", path.display());
-            return Ok((s, 0.0));
-        }
-    }
-    let t0 = Instant::now();
-    let set = extract(model, dirs, split, &prov, 0..count, None, starts, &stage.extract, Some(parts_dir), progress)?;
-    let secs = t0.elapsed().as_secs_f64();
-    set.save(path)?;
-    let _ = std::fs::remove_dir_all(parts_dir);
-    Ok((set, secs))
-}
-
-/// Per-direction median eps of a signature set: the prior for searching on secrets.
-pub fn median_eps(sigs: &SignatureSet) -> Vec<f32> {
-    (0..sigs.k)
-        .map(|j| {
-            let mut col: Vec<f32> = (0..sigs.n()).map(|i| sigs.eps[i * sigs.k + j]).collect();
-            col.sort_by(f32::total_cmp);
-            col[col.len() / 2]
-        })
-        .collect()
-}
-
-/// Per-direction starting points for the adversary's own data: the median eps of a small
-/// pilot (the first 256 images), so the bracket starts next to where the flips are.
-pub fn pilot_starts(model: Arc<Network>, dirs: &Directions, split: &Split, stage: &SignatureStage) -> Result<Vec<f32>> {
-    let n = 256.min(split.n);
-    let pilot =
-        extract(model, dirs, split, &BTreeMap::new(), 0..n, None, None, &stage.extract, None, &crate::NoProgress)?;
-    Ok(median_eps(&pilot))
-}
-
 /// The images (in signature order) that a signature set covers.
 pub fn images_of(split: &Split, sigs: &SignatureSet) -> Result<Vec<f32>> {
     let mut out = Vec::with_capacity(sigs.n() * split.pixels());
@@ -148,6 +104,7 @@ pub fn images_of(split: &Split, sigs: &SignatureSet) -> Result<Vec<f32>> {
     Ok(out)
 }
 
+/// The labels (in signature order) of the images a signature set covers.
 pub fn labels_of(split: &Split, sigs: &SignatureSet) -> Vec<u8> {
     sigs.indices.iter().map(|&i| split.labels[i as usize]).collect()
 }
@@ -177,43 +134,25 @@ pub fn run(cfg: &RunConfig, dir: &Path, data_opts: &DataOptions, progress: &dyn 
         classifier_stage(Arch::EvalNet, &data, &cfg.evaluator, &dir.join(files::EVALUATOR), &ckpt, progress)?;
     timed("train evaluator", s);
 
-    let ctx = crate::directions::DirectionContext {
-        images: &data.train.images,
-        labels: &data.train.labels,
-        model: Some(&target),
-    };
-    let dirs = Directions::generate_with(&cfg.directions, image_shape(&data.train), Some(&ctx))?;
-    dirs.save(&dir.join(files::DIRECTIONS))?;
     let target = Arc::new(target);
-
-    progress.message("training signatures (adversary's own data)");
-    let pilot = pilot_starts(target.clone(), &dirs, &data.train, &cfg.train_signatures)?;
-    let (train_sigs, s) = signature_stage(
-        target.clone(),
-        &dirs,
-        &data,
-        "train",
-        &cfg.train_signatures,
-        Some(&pilot),
-        &dir.join(files::SIG_TRAIN),
-        &dir.join("parts-train"),
-        progress,
-    )?;
-    timed("train signatures", s);
-    let prior = cfg.test_prior.then(|| median_eps(&train_sigs));
-    progress.message("test signatures (secrets, change bit only)");
-    let (test_sigs, s) = signature_stage(
-        target.clone(),
-        &dirs,
-        &data,
-        "test",
-        &cfg.test_signatures,
-        prior.as_deref(),
-        &dir.join(files::SIG_TEST),
-        &dir.join("parts-test"),
-        progress,
-    )?;
-    timed("test signatures", s);
+    let plan = MeasurePlan {
+        directions: &cfg.directions,
+        context: DirectionContext {
+            images: &data.train.images,
+            labels: &data.train.labels,
+            model: Some(target.as_ref()),
+        },
+        directions_path: Some(dir.join(files::DIRECTIONS)),
+        train: &cfg.train_signatures,
+        test: &cfg.test_signatures,
+        test_prior: cfg.test_prior,
+        train_files: SetFiles { set: dir.join(files::SIG_TRAIN), parts: dir.join("parts-train") },
+        test_files: SetFiles { set: dir.join(files::SIG_TEST), parts: dir.join("parts-test") },
+    };
+    let Measured { dirs, train: train_sigs, test: test_sigs, seconds } =
+        measure(target.clone(), &data, &plan, progress)?;
+    timed("train signatures", seconds[0]);
+    timed("test signatures", seconds[1]);
 
     progress.message("training the decoder");
     let t0 = Instant::now();
@@ -277,6 +216,6 @@ pub fn run(cfg: &RunConfig, dir: &Path, data_opts: &DataOptions, progress: &dyn 
         &dir.join(files::METRICS),
         serde_json::to_string_pretty(&metrics).expect("serialises").as_bytes(),
     )?;
-    crate::report::write_run_report(dir, cfg, &metrics, &data, target.as_ref(), &dirs, &test_sigs, &recons)?;
+    report::write_run_report(dir, cfg, &metrics, &data, target.as_ref(), &dirs, &test_sigs, &recons)?;
     Ok(metrics)
 }

@@ -25,17 +25,22 @@ pub enum Method {
     WhiteBox,
 }
 
+/// How a signature set is measured.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExtractConfig {
+    /// Change bits or margins.
     pub method: Method,
+    /// The eps search.
     pub search: SearchConfig,
 }
 
 /// Shard `index` of `count`: a contiguous slice of the range, so shards merge by order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Shard {
+    /// This shard, `0..count`.
     pub index: usize,
+    /// Number of shards.
     pub count: usize,
 }
 
@@ -53,6 +58,7 @@ impl std::str::FromStr for Shard {
 }
 
 impl Shard {
+    /// This shard's contiguous part of `r`.
     pub fn slice(&self, r: Range<usize>) -> Range<usize> {
         let len = r.end - r.start;
         let a = r.start + len * self.index / self.count;

@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::oracle::Probe;
 use serde::{Deserialize, Serialize};
 
+/// The eps search: where to start, how to bracket, when to stop.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SearchConfig {
@@ -43,6 +44,7 @@ impl SearchConfig {
         SearchConfig { start: 0.5, growth: 1.6, eps_max, eps_min: 1e-4, rel_tol: 1e-2 }
     }
 
+    /// Refuses settings the search cannot work with.
     pub fn validate(&self) -> Result<()> {
         let ok = self.growth > 1.0
             && self.rel_tol > 0.0
@@ -92,8 +94,11 @@ impl SearchConfig {
 /// The outcome for one direction.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct EpsOutcome {
+    /// The flip point (eps_max where censored).
     pub eps: f32,
+    /// No flip up to eps_max.
     pub censored: bool,
+    /// Probes spent.
     pub queries: u32,
 }
 

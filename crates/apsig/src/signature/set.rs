@@ -8,6 +8,7 @@ use std::path::Path;
 /// Signatures of `indices.len()` images of one split, K eps each.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SignatureSet {
+    /// Directions per image.
     pub k: usize,
     /// Which images of the split, in order.
     pub indices: Vec<u32>,
@@ -41,25 +42,59 @@ impl SignatureSet {
         }
     }
 
+    /// Images in the set.
     pub fn n(&self) -> usize {
         self.indices.len()
     }
+    /// The K eps of image `i`.
     pub fn row(&self, i: usize) -> &[f32] {
         &self.eps[i * self.k..(i + 1) * self.k]
     }
+    /// Probes spent on the whole set.
     pub fn total_queries(&self) -> u64 {
         self.queries.iter().map(|&q| q as u64).sum()
     }
+    /// Mean probes per eps.
     pub fn queries_per_eps(&self) -> f64 {
         self.total_queries() as f64 / self.eps.len().max(1) as f64
     }
+    /// Fraction of eps that never flipped.
     pub fn censored_fraction(&self) -> f64 {
         self.censored.iter().filter(|&&c| c != 0).count() as f64 / self.censored.len().max(1) as f64
     }
+    /// A provenance entry (empty when absent).
     pub fn prov(&self, key: &str) -> &str {
         self.provenance.get(key).map(|s| s.as_str()).unwrap_or("")
     }
 
+    /// The first `n` images along the first `k` directions (provenance kept).
+    pub fn prefix(&self, k: usize, n: usize) -> SignatureSet {
+        fn cols<T: Copy>(v: &[T], stride: usize, k: usize, n: usize) -> Vec<T> {
+            v.chunks(stride.max(1)).take(n).flat_map(|row| &row[..k]).copied().collect()
+        }
+        let (k, n) = (k.min(self.k), n.min(self.n()));
+        SignatureSet {
+            k,
+            indices: self.indices[..n].to_vec(),
+            eps: cols(&self.eps, self.k, k, n),
+            censored: cols(&self.censored, self.k, k, n),
+            queries: cols(&self.queries, self.k, k, n),
+            provenance: self.provenance.clone(),
+        }
+    }
+
+    /// Per-direction median eps: the prior for searching on secrets (and the pilot's starts).
+    pub fn median_eps(&self) -> Vec<f32> {
+        (0..self.k)
+            .map(|j| {
+                let mut col: Vec<f32> = (0..self.n()).map(|i| self.eps[i * self.k + j]).collect();
+                col.sort_by(f32::total_cmp);
+                col.get(col.len() / 2).copied().unwrap_or(f32::NAN)
+            })
+            .collect()
+    }
+
+    /// Saves the set with its provenance.
     pub fn save(&self, path: &Path) -> Result<()> {
         let (n, k) = (self.n(), self.k);
         let mut meta = self.provenance.clone();
@@ -77,6 +112,7 @@ impl SignatureSet {
         )
     }
 
+    /// Loads and validates a set saved by `save`.
     pub fn load(path: &Path) -> Result<Self> {
         Self::from_file(&TensorFile::read(path)?)
     }

@@ -8,15 +8,19 @@ use crate::model::TrainConfig;
 use crate::signature::SearchConfig;
 use serde::{Deserialize, Serialize};
 
+/// Everything that determines a study (`study.toml`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StudyConfig {
     /// Data sets, by name (`mnist`, `fashion-mnist`) or IDX directory.
     pub datasets: Vec<String>,
+    /// Seed of every model, direction and draw.
     pub seed: u64,
     /// Train the target and the evaluator on the first N training images (0 = all).
     pub classifier_images: usize,
+    /// Training of the target M.
     pub target: TrainConfig,
+    /// Training of the independent evaluator.
     pub evaluator: TrainConfig,
     /// K of every comparison except the K sweep.
     pub k: usize,
@@ -25,25 +29,35 @@ pub struct StudyConfig {
     /// Secrets (test images) attacked per cell; the defence and budget cells use the first
     /// `defence_secrets` of them (each defended query is dearer).
     pub secrets: usize,
+    /// See `secrets`.
     pub defence_secrets: usize,
     /// Search on the adversary's own data (margins) and on secrets (change bit only).
     pub train_search: SearchConfig,
+    /// See `train_search`.
     pub secret_search: SearchConfig,
+    /// Every cell's decoder.
     pub decoder: DecoderConfig,
+    /// Direction strategies compared.
     pub strategies: Vec<Strategy>,
     /// Per-secret query cap at which all strategies are also compared (equal queries).
     pub strategy_budget: u64,
+    /// K of the K sweep.
     pub k_sweep: Vec<usize>,
+    /// Training-set sizes of the size sweep.
     pub train_sizes: Vec<usize>,
     /// Per-secret query budgets (the budget sweep and the budget defence).
     pub budgets: Vec<u64>,
     /// Probabilities of a lying oracle, and the attacker's majority-vote repeats.
     pub random_answers: Vec<f32>,
+    /// See `random_answers`.
     pub votes: Vec<usize>,
     /// Per-pixel standard deviations of the input-noise defence.
     pub input_noise: Vec<f32>,
     /// Training-noise levels of the smoothed target (the model-side defence).
     pub smooth_training: Vec<f32>,
+    /// Decimal places of the score-vector oracle's rounded output (the rounding defence).
+    #[serde(default)]
+    pub round_scores: Vec<u32>,
     /// Ridge penalty of the linear probes that predict attributes from signatures.
     pub attribute_ridge: f64,
 }
@@ -77,6 +91,7 @@ impl StudyConfig {
             votes: vec![1, 5],
             input_noise: vec![0.1, 0.3, 0.6],
             smooth_training: vec![0.3, 0.6],
+            round_scores: vec![1, 2, 3],
             attribute_ridge: 10.0,
         }
     }
@@ -126,6 +141,7 @@ impl StudyConfig {
         c
     }
 
+    /// A preset by name: `small`, `full` or `smoke`.
     pub fn preset(name: &str, seed: u64) -> Result<Self> {
         match name {
             "small" => Ok(Self::small(seed)),
@@ -135,6 +151,7 @@ impl StudyConfig {
         }
     }
 
+    /// Refuses configs that cannot run.
     pub fn validate(&self) -> Result<()> {
         self.train_search.validate()?;
         self.secret_search.validate()?;
@@ -169,6 +186,7 @@ impl StudyConfig {
         self.k_sweep.iter().copied().chain([self.k]).max().unwrap_or(self.k)
     }
 
+    /// The config as TOML.
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("study config serialises")
     }

@@ -1,39 +1,28 @@
 //! The study on one data set: its target and evaluator, its signature sets, and its blocks.
 
-use super::features::{self, NO_LABEL};
 use super::{slug, Cell, DatasetSummary, StudyConfig};
-use crate::decoder::{fit_network, Standardiser};
-use crate::defence::{Defence, MajorityVote};
+use crate::attributes::{attributes_from_signatures, AttributeProbe, Examples};
+use crate::decoder::{Decoder, Input};
+use crate::defence::Defence;
 use crate::directions::{DirectionConfig, DirectionContext, Directions, Strategy};
 use crate::error::{Error, Result};
 use crate::eval::{quality, Baselines, Quality};
 use crate::model::{Arch, Classifier, TrainConfig};
 use crate::nn::Network;
-use crate::oracle::{LiftedDirections, LocalOracle, Probe};
-use crate::pipeline::{classifier_stage, image_shape, median_eps, pilot_starts, signature_stage, SignatureStage};
+use crate::oracle::{LiftedDirections, LocalOracle};
+use crate::pipeline::{classifier_stage, measure, MeasurePlan, Measured, SetFiles, SignatureStage};
 use crate::rng::Rng;
-use crate::signature::{run_search, signature_via_oracle, EpsOutcome, ExtractConfig, Method, SignatureSet};
+use crate::signature::label::{label_signature, own_flip_labels};
+use crate::signature::{signature_via_oracle, EpsOutcome, ExtractConfig, MajorityVote, Method, SignatureSet};
 use crate::Progress;
 use apsig_data::Dataset;
 use rayon::prelude::*;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-/// Signatures of one direction set: the adversary's training signatures and the secrets'.
-struct Measured {
-    dirs: Directions,
-    train: SignatureSet,
-    test: SignatureSet,
-}
-
-/// A decoder trained on some features, with the standardisation it expects.
-struct FittedDecoder {
-    scale: Standardiser,
-    net: Network,
-}
-
+/// The study of one data set: its models, data and cached measurements.
 pub struct DatasetStudy<'a> {
     cfg: &'a StudyConfig,
     data: Dataset,
@@ -46,7 +35,7 @@ pub struct DatasetStudy<'a> {
     /// Gaussian directions at the largest K any cell needs, shared by most blocks.
     gaussian: OnceLock<Arc<Measured>>,
     /// The decoder of the paper's setting (Gaussian, K, all training signatures).
-    reference: OnceLock<Arc<FittedDecoder>>,
+    reference: OnceLock<Arc<Decoder>>,
 }
 
 impl<'a> DatasetStudy<'a> {
@@ -111,22 +100,25 @@ impl<'a> DatasetStudy<'a> {
         for &sigma in &cfg.smooth_training {
             cells.extend(self.block(&format!("defence-smooth-{sigma}"), || self.smooth_block(sigma))?);
         }
+        cells.extend(self.block("defence-round-scores", || self.round_scores_block())?);
         self.progress.message(&format!("{}: attributes from signatures", self.data.name));
         let g = self.gaussian()?;
         let n = cfg.train_signatures;
+        // the probes read ln eps and the mask as +-1, unstandardised (ridge centres them)
         let (train_x, test_x) =
-            (features::signature(&g.train, cfg.k, n), features::signature(&g.test, cfg.k, cfg.secrets));
-        let attributes = crate::attributes::attributes_from_signatures(
-            &train_x,
-            &test_x,
-            2 * cfg.k,
-            &self.data.train.images[..n * self.px()],
-            &self.data.train.labels[..n],
-            &self.data.test.images[..cfg.secrets * self.px()],
-            &self.data.test.labels[..cfg.secrets],
-            self.data.train.rows,
-            cfg.attribute_ridge,
-        )?;
+            (Input::signature(&g.train, cfg.k, n, true)?, Input::signature(&g.test, cfg.k, cfg.secrets, true)?);
+        let (test_images, test_labels) = self.secrets(cfg.secrets);
+        let attributes = attributes_from_signatures(&AttributeProbe {
+            train: Examples {
+                features: &train_x.values,
+                images: &self.data.train.images[..n * self.px()],
+                labels: &self.data.train.labels[..n],
+            },
+            test: Examples { features: &test_x.values, images: test_images, labels: test_labels },
+            dim: train_x.kind.dim(),
+            side: self.data.train.rows,
+            lambda: cfg.attribute_ridge,
+        })?;
         let (originals, labels) = self.secrets(cfg.secrets);
         let base = Baselines::from_train(&self.data.train);
         Ok(DatasetSummary {
@@ -170,9 +162,8 @@ impl<'a> DatasetStudy<'a> {
         let dec = self.fit_signature_decoder(&m.train, cfg.k, cfg.train_signatures)?;
         let full = self.signature_cell("strategy", s.name(), cfg.k as f64, &dec, &m.test, cfg.k, cfg.secrets)?;
         // Gaussian is measured at the K sweep's largest K: cap the first K directions only
-        let dirs = prefix(&m.dirs, cfg.k);
-        let prior = median_eps(&prefix_set(&m.train, cfg.k, cfg.train_signatures));
-        let capped = self.defended(&dirs, &prior, Defence::QueryBudget { cap: cfg.strategy_budget }, 1)?;
+        let prior = m.train.prefix(cfg.k, cfg.train_signatures).median_eps();
+        let capped = self.defended(&m.dirs, cfg.k, &prior, Defence::QueryBudget { cap: cfg.strategy_budget }, 1)?;
         let mut at_budget = self.signature_cell(
             "strategy@budget",
             s.name(),
@@ -198,11 +189,12 @@ impl<'a> DatasetStudy<'a> {
         };
 
         // label oracle: same search, but each answer is a label
-        let dirs = prefix(&g.dirs, k);
-        let train = prefix_set(&g.train, k, n);
-        let (train_flips, train_base) = self.own_flip_labels(&dirs, &train);
-        let train_x = features::with_labels(&train, &train_flips, &train_base, classes, n);
-        let prior = median_eps(&train);
+        let dirs = g.dirs.prefix(k);
+        let train = g.train.prefix(k, n);
+        let (train_flips, train_base) = own_flip_labels(self.target.as_ref(), &dirs, &train, &self.data.train);
+        let use_mask = cfg.decoder.use_mask;
+        let train_x = Input::labels(&train, k, use_mask, &train_flips, &train_base, classes)?;
+        let prior = train.median_eps();
         let lifted = Arc::new(LiftedDirections::new(self.target.as_ref(), &dirs));
         let labelled: Vec<(Vec<EpsOutcome>, Vec<u8>, u8)> = self.over_secrets(cfg.secrets, |_, x| {
             let oracle = LocalOracle::new(self.target.clone(), x, Some(lifted.clone()))?;
@@ -210,27 +202,37 @@ impl<'a> DatasetStudy<'a> {
         })?;
         let mut flips = Vec::new();
         let mut base = Vec::new();
-        let test = self.to_set(&dirs, labelled.iter().map(|(o, _, _)| o.clone()).collect());
+        let test = self.to_set(&g.dirs, k, labelled.iter().map(|(o, _, _)| o.clone()).collect());
         for (_, f, b) in &labelled {
             flips.extend_from_slice(f);
             base.push(*b);
         }
-        let test_x = features::with_labels(&test, &flips, &base, classes, test.n());
-        let dec = self.fit(&train_x, train_x.len() / n, n)?;
+        let test_x = Input::labels(&test, k, use_mask, &flips, &base, classes)?;
+        let dec = self.fit(&train_x)?;
         let q = test.total_queries() as f64 + test.n() as f64; // plus one query for the base label
         let label = self.cell("oracle", "label", 1.0, &dec, &test_x, test.censored_fraction(), q, k, n)?;
 
-        // score vector: one query, no perturbation
-        let own = features::scores(&crate::nn::softmax_rows(
-            &self.target.forward(&self.data.train.images[..n * self.px()], n),
-            classes,
-        ));
-        let secret_scores: Vec<Vec<f32>> =
-            self.over_secrets(cfg.secrets, |_, x| LocalOracle::new(self.target.clone(), x, None)?.scores())?;
-        let test_x = features::scores(&secret_scores.concat());
-        let dec = self.fit(&own, classes, n)?;
-        let scores = self.cell("oracle", "score-vector", 1.0, &dec, &test_x, 0.0, cfg.secrets as f64, 0, n)?;
-        Ok(vec![change_bit, label, scores])
+        Ok(vec![change_bit, label, self.score_cell(Defence::None)?])
+    }
+
+    /// The score-vector oracle (one query, no perturbation) behind `defence`. The adversary
+    /// sees what the service publishes, so it shapes its own training scores the same way.
+    fn score_cell(&self, defence: Defence) -> Result<Cell> {
+        let (n, classes, seed) = (self.cfg.train_signatures, self.target.num_classes(), self.cfg.seed);
+        let mut own =
+            crate::nn::softmax_rows(&self.target.forward(&self.data.train.images[..n * self.px()], n), classes);
+        own.chunks_mut(classes).for_each(|p| defence.perturb_scores(p));
+        let secret_scores: Vec<Vec<f32>> = self.over_secrets(self.cfg.secrets, |i, x| {
+            LocalOracle::defended(self.target.clone(), x, None, defence, seed ^ (i as u64) << 20)?.scores()
+        })?;
+        let test_x = Input::scores(&secret_scores.concat(), classes)?;
+        let dec = self.fit(&Input::scores(&own, classes)?)?;
+        let secrets = self.cfg.secrets as f64;
+        let mut c = self.cell("oracle", "score-vector", 1.0, &dec, &test_x, 0.0, secrets, 0, n)?;
+        if defence != Defence::None {
+            c.clean_accuracy = self.served_accuracy(&self.target, defence);
+        }
+        Ok(c)
     }
 
     /// Quality against K: Gaussian signatures measured once at the largest K, sliced.
@@ -288,6 +290,16 @@ impl<'a> DatasetStudy<'a> {
         self.cfg.input_noise.iter().map(|&sigma| self.defence_cell(Defence::InputNoise { sigma }, 1)).collect()
     }
 
+    /// The score-vector oracle behind rounded outputs (the adversary rounds its own scores alike).
+    fn round_scores_block(&self) -> Result<Vec<Cell>> {
+        let rounded = |decimals| {
+            let defence = Defence::RoundScores { decimals };
+            let c = self.score_cell(defence)?;
+            Ok(Cell { group: "defence".into(), variant: defence.name().into(), knob: defence.knob(), ..c })
+        };
+        self.cfg.round_scores.iter().map(|&d| rounded(d)).collect()
+    }
+
     /// A target trained on noisy inputs (smoother decisions): the adversary owns this model
     /// too, so it measures its training signatures on it and trains a new decoder.
     fn smooth_block(&self, sigma: f32) -> Result<Vec<Cell>> {
@@ -323,23 +335,10 @@ impl<'a> DatasetStudy<'a> {
     fn defence_cell(&self, defence: Defence, votes: usize) -> Result<Cell> {
         let g = self.gaussian()?;
         let k = self.cfg.k;
-        let dirs = prefix(&g.dirs, k);
-        let prior = median_eps(&prefix_set(&g.train, k, self.cfg.train_signatures));
-        let test = self.defended(&dirs, &prior, defence, votes)?;
+        let prior = g.train.prefix(k, self.cfg.train_signatures).median_eps();
+        let test = self.defended(&g.dirs, k, &prior, defence, votes)?;
         let dec = self.reference()?;
-        let knob = match defence {
-            Defence::None => 0.0,
-            Defence::RandomAnswers { p } => p as f64,
-            Defence::InputNoise { sigma } => sigma as f64,
-            Defence::QueryBudget { cap } => cap as f64,
-        };
-        let variant = match defence {
-            Defence::None => "none",
-            Defence::RandomAnswers { .. } => "random-answers",
-            Defence::InputNoise { .. } => "input-noise",
-            Defence::QueryBudget { .. } => "query-budget",
-        };
-        let mut c = self.signature_cell("defence", variant, knob, &dec, &test, k, test.n())?;
+        let mut c = self.signature_cell("defence", defence.name(), defence.knob(), &dec, &test, k, test.n())?;
         c.votes = votes;
         c.clean_accuracy = self.served_accuracy(&self.target, defence);
         c.latency_ratio = self.latency_ratio(&self.target, defence);
@@ -356,7 +355,7 @@ impl<'a> DatasetStudy<'a> {
         Ok(self.gaussian.get_or_init(|| m).clone())
     }
 
-    fn reference(&self) -> Result<Arc<FittedDecoder>> {
+    fn reference(&self) -> Result<Arc<Decoder>> {
         if let Some(d) = self.reference.get() {
             return Ok(d.clone());
         }
@@ -372,51 +371,49 @@ impl<'a> DatasetStudy<'a> {
     /// Training signatures (white-box, on the adversary's data) and secrets' signatures
     /// (change bit, starting from the training medians), reused from disk when present.
     fn measure_on(&self, model: Arc<Network>, s: Strategy, k: usize, tag: &str, secrets: usize) -> Result<Measured> {
-        let cfg = DirectionConfig { strategy: s, k, seed: self.cfg.seed };
-        let ctx = DirectionContext {
-            images: &self.data.train.images[..self.cfg.train_signatures * self.px()],
-            labels: &self.data.train.labels[..self.cfg.train_signatures],
-            model: Some(model.as_ref()),
-        };
-        let dirs = Directions::generate_with(&cfg, image_shape(&self.data.train), Some(&ctx))?;
         let stage = |count, method, search: &crate::signature::SearchConfig| SignatureStage {
             count,
             extract: ExtractConfig { method, search: search.clone() },
         };
-        let train_stage = stage(self.cfg.train_signatures, Method::WhiteBox, &self.cfg.train_search);
-        let test_stage = stage(secrets, Method::ChangeBit, &self.cfg.secret_search);
+        let (train, test) = (
+            stage(self.cfg.train_signatures, Method::WhiteBox, &self.cfg.train_search),
+            stage(secrets, Method::ChangeBit, &self.cfg.secret_search),
+        );
         let name = format!("{tag}{}-k{k}", s.name());
         let sig_dir = self.dir.join("signatures");
         std::fs::create_dir_all(&sig_dir).map_err(|e| Error::io(&sig_dir, e))?;
-        let pilot = pilot_starts(model.clone(), &dirs, &self.data.train, &train_stage)?;
-        let (train, _) = signature_stage(
-            model.clone(),
-            &dirs,
-            &self.data,
-            "train",
-            &train_stage,
-            Some(&pilot),
-            &sig_dir.join(format!("{name}-train.safetensors")),
-            &sig_dir.join(format!("parts-{name}-train")),
-            self.progress,
-        )?;
-        let prior = median_eps(&train);
-        let (test, _) = signature_stage(
-            model,
-            &dirs,
-            &self.data,
-            "test",
-            &test_stage,
-            Some(&prior),
-            &sig_dir.join(format!("{name}-test.safetensors")),
-            &sig_dir.join(format!("parts-{name}-test")),
-            self.progress,
-        )?;
-        Ok(Measured { dirs, train, test })
+        let files = |split: &str| SetFiles {
+            set: sig_dir.join(format!("{name}-{split}.safetensors")),
+            parts: sig_dir.join(format!("parts-{name}-{split}")),
+        };
+        let plan = MeasurePlan {
+            directions: &DirectionConfig { strategy: s, k, seed: self.cfg.seed },
+            context: DirectionContext {
+                images: &self.data.train.images[..self.cfg.train_signatures * self.px()],
+                labels: &self.data.train.labels[..self.cfg.train_signatures],
+                model: Some(model.as_ref()),
+            },
+            directions_path: None,
+            train: &train,
+            test: &test,
+            test_prior: true,
+            train_files: files("train"),
+            test_files: files("test"),
+        };
+        measure(model.clone(), &self.data, &plan, self.progress)
     }
 
-    /// Signatures of the first `defence_secrets` secrets through a defended oracle.
-    fn defended(&self, dirs: &Directions, prior: &[f32], defence: Defence, votes: usize) -> Result<SignatureSet> {
+    /// Signatures of the first `defence_secrets` secrets through a defended oracle, along the
+    /// first `k` of `all` directions.
+    fn defended(
+        &self,
+        all: &Directions,
+        k: usize,
+        prior: &[f32],
+        defence: Defence,
+        votes: usize,
+    ) -> Result<SignatureSet> {
+        let dirs = &all.prefix(k);
         let lifted = Arc::new(LiftedDirections::new(self.target.as_ref(), dirs));
         let seed = self.cfg.seed;
         let rows = self.over_secrets(self.cfg.defence_secrets, |i, x| {
@@ -428,7 +425,7 @@ impl<'a> DatasetStudy<'a> {
                 signature_via_oracle(&oracle, dirs, prior, &self.cfg.secret_search)
             }
         })?;
-        Ok(self.to_set(dirs, rows))
+        Ok(self.to_set(all, k, rows))
     }
 
     /// Runs `f` on the first `n` test images in parallel, in order.
@@ -446,51 +443,25 @@ impl<'a> DatasetStudy<'a> {
         out
     }
 
-    fn to_set(&self, dirs: &Directions, rows: Vec<Vec<EpsOutcome>>) -> SignatureSet {
+    /// The signatures of secrets measured along the first `k` of `dirs` (tagged with the
+    /// fingerprint of all of `dirs`, as the training sets sliced to `k` are).
+    fn to_set(&self, dirs: &Directions, k: usize, rows: Vec<Vec<EpsOutcome>>) -> SignatureSet {
         let prov = BTreeMap::from([("directions".to_string(), dirs.fingerprint())]);
-        SignatureSet::from_outcomes(dirs.k(), (0..rows.len() as u32).collect(), &rows, prov)
-    }
-
-    /// For the label oracle's training side: the class each own image flips to along each
-    /// direction (the adversary owns the model, so it simply evaluates it at eps), and its
-    /// unperturbed class.
-    fn own_flip_labels(&self, dirs: &Directions, sigs: &SignatureSet) -> (Vec<u8>, Vec<u8>) {
-        let (k, c) = (sigs.k, self.target.num_classes());
-        let rows: Vec<(Vec<u8>, u8)> = (0..sigs.n())
-            .into_par_iter()
-            .map(|i| {
-                let x = self.data.train.image(sigs.indices[i] as usize);
-                let mut batch = Vec::with_capacity((k + 1) * x.len());
-                batch.extend_from_slice(x);
-                for j in 0..k {
-                    let e = sigs.eps[i * k + j];
-                    batch.extend(x.iter().zip(dirs.get(j)).map(|(a, d)| a + e * d));
-                }
-                let z = self.target.logits(&batch, k + 1);
-                let label = |r: usize| crate::argmax(&z[r * c..(r + 1) * c]) as u8;
-                let flips =
-                    (0..k).map(|j| if sigs.censored[i * k + j] != 0 { NO_LABEL } else { label(j + 1) }).collect();
-                (flips, label(0))
-            })
-            .collect();
-        let base = rows.iter().map(|r| r.1).collect();
-        (rows.into_iter().flat_map(|r| r.0).collect(), base)
+        SignatureSet::from_outcomes(k, (0..rows.len() as u32).collect(), &rows, prov)
     }
 
     // ---- decoders and evaluation --------------------------------------------------------
 
-    fn fit_signature_decoder(&self, train: &SignatureSet, k: usize, n: usize) -> Result<FittedDecoder> {
-        self.fit(&features::signature(train, k, n), 2 * k, n)
+    /// The run's decoder (`Decoder::fit_input`, the mask per the config) on the first `n`
+    /// training signatures along the first `k` directions.
+    fn fit_signature_decoder(&self, train: &SignatureSet, k: usize, n: usize) -> Result<Decoder> {
+        self.fit(&Input::signature(train, k, n, self.cfg.decoder.use_mask)?)
     }
 
-    /// A decoder on the first `n` training images from features `[n, dim]`.
-    fn fit(&self, raw: &[f32], dim: usize, n: usize) -> Result<FittedDecoder> {
-        let scale = Standardiser::fit(raw, dim);
-        let mut x = raw.to_vec();
-        scale.apply(&mut x);
-        let images = &self.data.train.images[..n * self.px()];
-        let (net, _) = fit_network(&x, dim, images, &self.cfg.decoder, None, &crate::NoProgress)?;
-        Ok(FittedDecoder { scale, net })
+    /// A decoder on an input of the first training images (one per row).
+    fn fit(&self, input: &Input) -> Result<Decoder> {
+        let images = &self.data.train.images[..input.rows * self.px()];
+        Ok(Decoder::fit_input(input, images, &self.cfg.decoder, None, &crate::NoProgress)?.0)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -499,41 +470,35 @@ impl<'a> DatasetStudy<'a> {
         group: &str,
         variant: &str,
         knob: f64,
-        dec: &FittedDecoder,
+        dec: &Decoder,
         test: &SignatureSet,
         k: usize,
         secrets: usize,
     ) -> Result<Cell> {
-        let x = features::signature(test, k, secrets);
-        let queries: u64 =
-            (0..secrets).flat_map(|i| &test.queries[i * test.k..i * test.k + k]).map(|&q| q as u64).sum();
-        let censored =
-            (0..secrets).flat_map(|i| &test.censored[i * test.k..i * test.k + k]).filter(|&&c| c != 0).count();
-        let censored = censored as f64 / (secrets * k).max(1) as f64;
-        let mut c = self.cell(group, variant, knob, dec, &x, censored, queries as f64, k, self.cfg.train_signatures)?;
+        let x = Input::signature(test, k, secrets, self.cfg.decoder.use_mask)?;
+        let spent = test.prefix(k, secrets);
+        let (censored, queries) = (spent.censored_fraction(), spent.total_queries() as f64);
+        let mut c = self.cell(group, variant, knob, dec, &x, censored, queries, k, self.cfg.train_signatures)?;
         c.secrets = secrets;
         Ok(c)
     }
 
-    /// Decodes `raw` test features and scores the reconstructions against the secrets.
+    /// Decodes the secrets' `input` and scores the reconstructions against the secrets.
     #[allow(clippy::too_many_arguments)]
     fn cell(
         &self,
         group: &str,
         variant: &str,
         knob: f64,
-        dec: &FittedDecoder,
-        raw: &[f32],
+        dec: &Decoder,
+        input: &Input,
         censored_fraction: f64,
         total_queries: f64,
         k: usize,
         train_n: usize,
     ) -> Result<Cell> {
-        let dim = dec.net.in_len();
-        let n = raw.len() / dim;
-        let mut x = raw.to_vec();
-        dec.scale.apply(&mut x);
-        let recons = dec.net.forward(&x, n);
+        let n = input.rows;
+        let recons = dec.decode(input)?;
         let (originals, labels) = self.secrets(n);
         Ok(Cell {
             group: group.into(),
@@ -570,20 +535,9 @@ impl<'a> DatasetStudy<'a> {
         let c = model.num_classes();
         let mut rng = Rng::derive(self.cfg.seed, "served");
         let mut x = self.data.test.images[..n * self.px()].to_vec();
-        if let Defence::InputNoise { sigma } = defence {
-            x.iter_mut().for_each(|v| *v += sigma * rng.normal());
-        }
+        defence.perturb_inputs(&mut x, &mut rng);
         let z = model.forward(&x, n);
-        (0..n)
-            .map(|i| {
-                let top = crate::argmax(&z[i * c..(i + 1) * c]);
-                match defence {
-                    // a lie about "changed" is, to a user, a different class than the model's
-                    Defence::RandomAnswers { p } if rng.uniform() < p => (top + 1 + rng.below(c - 1)) % c,
-                    _ => top,
-                }
-            })
-            .collect()
+        (0..n).map(|i| defence.served_class(&z[i * c..(i + 1) * c], &mut rng)).collect()
     }
 
     fn served_accuracy(&self, model: &Network, defence: Defence) -> f64 {
@@ -615,66 +569,4 @@ fn classifier_data(data: &Dataset, limit: usize) -> Dataset {
         d.train = d.train.subset(&(0..limit).collect::<Vec<_>>());
     }
     d
-}
-
-/// The first `k` directions (the K sweep's slices).
-fn prefix(dirs: &Directions, k: usize) -> Directions {
-    if k == dirs.k() {
-        return dirs.clone();
-    }
-    let mut d = dirs.clone();
-    d.config.k = k;
-    d.data.truncate(k * dirs.len());
-    d
-}
-
-/// The first `n` rows and `k` directions of a signature set.
-fn prefix_set(s: &SignatureSet, k: usize, n: usize) -> SignatureSet {
-    let mut out = SignatureSet {
-        k,
-        indices: s.indices[..n].to_vec(),
-        eps: Vec::with_capacity(n * k),
-        censored: Vec::with_capacity(n * k),
-        queries: Vec::with_capacity(n * k),
-        provenance: s.provenance.clone(),
-    };
-    for i in 0..n {
-        let r = i * s.k..i * s.k + k;
-        out.eps.extend_from_slice(&s.eps[r.clone()]);
-        out.censored.extend_from_slice(&s.censored[r.clone()]);
-        out.queries.extend_from_slice(&s.queries[r]);
-    }
-    out
-}
-
-/// The label oracle's search: the change bit is `label != base label`; the label at each
-/// direction's final eps (always a probed point) is the class the decision flipped to.
-fn label_signature(
-    oracle: &LocalOracle,
-    dirs: &Directions,
-    prior: &[f32],
-    search: &crate::signature::SearchConfig,
-) -> Result<(Vec<EpsOutcome>, Vec<u8>, u8)> {
-    let base = oracle.labels_along(dirs, &[Probe { dir: 0, eps: 0.0 }])?[0];
-    let mut seen: HashMap<(u32, u32), usize> = HashMap::new();
-    let out = run_search(search, prior, |ps| {
-        let labels = oracle.labels_along(dirs, ps)?;
-        Ok(ps
-            .iter()
-            .zip(labels)
-            .map(|(p, l)| {
-                seen.insert((p.dir, p.eps.to_bits()), l);
-                (l != base, None)
-            })
-            .collect())
-    })?;
-    let flips = out
-        .iter()
-        .enumerate()
-        .map(|(j, o)| match seen.get(&(j as u32, o.eps.to_bits())) {
-            Some(&l) if !o.censored && l != base => l as u8,
-            _ => NO_LABEL,
-        })
-        .collect();
-    Ok((out, flips, base as u8))
 }

@@ -10,7 +10,6 @@
 
 mod config;
 mod dataset;
-mod features;
 mod report;
 
 pub use config::StudyConfig;
@@ -37,12 +36,17 @@ pub struct Cell {
     pub knob: f64,
     /// Majority-vote repeats of the attacker (1 = none).
     pub votes: usize,
+    /// Directions per signature (0 for the score vector).
     pub k: usize,
+    /// Training signatures the decoder saw.
     pub train_signatures: usize,
+    /// Secrets attacked.
     pub secrets: usize,
     /// Oracle queries spent per secret image (votes included).
     pub queries_per_image: f64,
+    /// Fraction of the secrets' eps that never flipped.
     pub censored_fraction: f64,
+    /// Reconstruction quality.
     pub quality: Quality,
     /// The defender's cost: top-1 accuracy of the served decisions on the test split.
     pub clean_accuracy: f64,
@@ -53,19 +57,30 @@ pub struct Cell {
 /// Everything measured on one data set.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct DatasetSummary {
+    /// The data set's name.
     pub dataset: String,
+    /// Test accuracy of the target M.
     pub target_accuracy: f64,
+    /// Test accuracy of the independent evaluator.
     pub evaluator_accuracy: f64,
+    /// The global mean image as every reconstruction.
     pub global_mean_baseline: Quality,
+    /// The true class's mean image as each reconstruction.
     pub class_mean_baseline: Quality,
+    /// Every row.
     pub cells: Vec<Cell>,
+    /// Class and style read off the signatures.
     pub attributes: AttributeReport,
 }
 
+/// A whole study (`study.json`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct StudySummary {
+    /// What was run.
     pub config: StudyConfig,
+    /// One summary per data set.
     pub datasets: Vec<DatasetSummary>,
+    /// Wall time.
     pub seconds: f64,
 }
 

@@ -7,6 +7,7 @@ use apsig_report::{fmt_num, markdown_table, LineChart, Series};
 use std::fmt::Write;
 use std::path::Path;
 
+/// Writes `study.md` and the figures of `s` into `dir`.
 pub fn write_report(dir: &Path, s: &StudySummary) -> Result<()> {
     let mut md = String::new();
     let c = &s.config;

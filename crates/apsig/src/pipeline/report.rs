@@ -1,11 +1,11 @@
 //! The run's figures (Fig. 1-3 of the paper) and its readable `report.md`.
 
+use super::{Metrics, RunConfig, SignatureStats};
 use crate::directions::Directions;
 use crate::error::Result;
 use crate::io::atomic_write;
 use crate::model::Classifier;
 use crate::nn::Network;
-use crate::pipeline::{Metrics, RunConfig};
 use crate::signature::SignatureSet;
 use apsig_data::Dataset;
 use apsig_report::{fmt_num, markdown_table, ImageGrid, LineChart, Series, VLine};
@@ -55,6 +55,7 @@ pub fn originals_over_recons(
     Ok(grid.render_png()?)
 }
 
+/// Writes the run's figures (Fig. 1-3) and `report.md` into `dir`.
 #[allow(clippy::too_many_arguments)]
 pub fn write_run_report(
     dir: &Path,
@@ -100,7 +101,7 @@ fn markdown(cfg: &RunConfig, m: &Metrics) -> String {
             q("global-mean baseline", &m.global_mean_baseline),
         ],
     );
-    let s = |name: &str, s: &crate::pipeline::SignatureStats| {
+    let s = |name: &str, s: &SignatureStats| {
         vec![
             name.to_string(),
             s.images.to_string(),

@@ -1,0 +1,195 @@
+//! The decoder: a DCGAN-style generator from what an oracle revealed (a signature: standardised
+//! ln eps, optionally the censoring mask; or a label or score-vector variant, see `Input`) to
+//! an image, trained with L2 on the adversary's own data.
+
+mod input;
+
+pub use input::{Input, InputKind, Standardiser};
+
+use crate::error::{Error, Result};
+use crate::io::{write_tensors, TensorFile, TensorOut};
+use crate::model::{load_network, save_network, train, Arch, Targets, TrainConfig, TrainReport};
+use crate::nn::{Network, Shape};
+use crate::signature::SignatureSet;
+use crate::Progress;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The decoder's size, input and training.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecoderConfig {
+    /// Channels of the last hidden layer; the projection has `2 * width` channels at 7x7.
+    pub width: usize,
+    /// Feed the censoring mask as K extra inputs (censored eps carry less information).
+    pub use_mask: bool,
+    /// Training schedule.
+    pub train: TrainConfig,
+}
+
+/// A trained decoder: its network, what it reads, the standardisation it was trained with,
+/// and the directions its training signatures were measured along.
+pub struct Decoder {
+    /// The generator network.
+    pub net: Network,
+    /// What it reads.
+    pub input: InputKind,
+    scale: Standardiser,
+    /// Fingerprint of the directions the training signatures were measured with.
+    pub directions: String,
+}
+
+impl Decoder {
+    /// Directions a signature must have to be decoded (0 for a score-vector decoder).
+    pub fn k(&self) -> usize {
+        self.input.k()
+    }
+
+    /// Trains a decoder on change-bit signatures (the censoring mask per `cfg.use_mask`) and
+    /// the images they belong to (`[n, 784]`, same order).
+    pub fn fit(
+        sigs: &SignatureSet,
+        images: &[f32],
+        cfg: &DecoderConfig,
+        checkpoint: Option<&Path>,
+        progress: &dyn Progress,
+    ) -> Result<(Decoder, TrainReport)> {
+        Self::fit_input(&Input::signature(sigs, sigs.k, sigs.n(), cfg.use_mask)?, images, cfg, checkpoint, progress)
+    }
+
+    /// Trains a decoder on any oracle variant's input (the one entry point): fits the
+    /// `Standardiser` on it, then the network on the standardised features.
+    pub fn fit_input(
+        input: &Input,
+        images: &[f32],
+        cfg: &DecoderConfig,
+        checkpoint: Option<&Path>,
+        progress: &dyn Progress,
+    ) -> Result<(Decoder, TrainReport)> {
+        if images.len() != input.rows * 784 {
+            return Err(Error::invalid(
+                "decoder training",
+                format!("{} feature rows but {} pixels of images", input.rows, images.len()),
+            ));
+        }
+        let scale = Standardiser::fit(input);
+        let x = input.standardised(&scale);
+        let (net, report) = fit_network(&x, input.kind.dim(), images, cfg, checkpoint, progress)?;
+        Ok((Decoder { net, input: input.kind, scale, directions: input.directions.clone() }, report))
+    }
+
+    /// Reconstructions `[rows, 784]` in [0, 1] of an input of the kind the decoder reads.
+    pub fn decode(&self, input: &Input) -> Result<Vec<f32>> {
+        if input.kind != self.input {
+            return Err(Error::invalid(
+                "decoding",
+                format!("the input is {:?}, the decoder reads {:?}", input.kind, self.input),
+            ));
+        }
+        if input.directions != self.directions {
+            return Err(Error::invalid(
+                "decoding",
+                "signatures were measured along other directions than the decoder was trained on",
+            ));
+        }
+        Ok(self.net.forward(&input.standardised(&self.scale), input.rows))
+    }
+
+    /// Reconstructions `[n, 784]` in [0, 1] of change-bit signatures.
+    pub fn reconstruct(&self, sigs: &SignatureSet) -> Result<Vec<f32>> {
+        let InputKind::Signature { k, use_mask } = self.input else {
+            return Err(Error::invalid(
+                "reconstruction",
+                format!("the decoder reads {:?}, not signatures", self.input),
+            ));
+        };
+        if sigs.k != k {
+            return Err(Error::invalid(
+                "reconstruction",
+                format!("signatures have K = {}, the decoder was trained for K = {k}", sigs.k),
+            ));
+        }
+        self.decode(&Input::signature(sigs, k, sigs.n(), use_mask)?)
+    }
+
+    /// Saves the network to `path` (with `extra` metadata) and the standardisation beside it.
+    pub fn save(&self, path: &Path, extra: &BTreeMap<String, String>) -> Result<()> {
+        let mut meta = extra.clone();
+        meta.insert("k".into(), self.k().to_string());
+        if let InputKind::Signature { use_mask, .. } = self.input {
+            meta.insert("use_mask".into(), use_mask.to_string());
+        } else {
+            meta.insert("input".into(), serde_json::to_string(&self.input).expect("serialises"));
+        }
+        meta.insert("directions".into(), self.directions.clone());
+        save_network(path, Arch::Decoder, &self.net, &meta)?;
+        // the standardisation lives beside the weights, in a small companion file
+        let cols = self.scale.mean().len();
+        write_tensors(
+            &stats_path(path),
+            &[
+                TensorOut::F32("mean", vec![cols], self.scale.mean()),
+                TensorOut::F32("std", vec![cols], self.scale.std()),
+            ],
+            &meta,
+        )
+    }
+
+    /// Loads a decoder saved by `save`, checking its input against its network.
+    pub fn load(path: &Path) -> Result<Decoder> {
+        let m = load_network(path, Some(Arch::Decoder))?;
+        let get = |key: &str| {
+            m.metadata.get(key).cloned().ok_or_else(|| Error::bad_file(path, format!("missing metadata `{key}`")))
+        };
+        let input = match m.metadata.get("input") {
+            Some(text) => serde_json::from_str(text).map_err(|e| Error::bad_file(path, format!("bad `input`: {e}")))?,
+            None => InputKind::Signature {
+                k: get("k")?.parse().map_err(|_| Error::bad_file(path, "bad `k`"))?,
+                use_mask: get("use_mask")? == "true",
+            },
+        };
+        let dim = input.dim();
+        if dim == 0 || m.net.in_len() != dim {
+            return Err(Error::bad_file(
+                path,
+                format!("decoder input has {} values, {input:?} needs {dim}", m.net.in_len()),
+            ));
+        }
+        let sp = stats_path(path);
+        let f = TensorFile::read(&sp)?;
+        let cols = input.scaled();
+        let mean = f.f32("mean", Some(&[cols]))?.1;
+        let std = f.f32("std", Some(&[cols]))?.1;
+        let scale = Standardiser::from_parts(mean, std, &sp.display().to_string())
+            .map_err(|_| Error::bad_file(&sp, "non-positive standard deviation"))?;
+        Ok(Decoder { net: m.net, input, scale, directions: get("directions")? })
+    }
+}
+
+/// Trains the decoder network on standardised features `[n, dim]` and the images they
+/// should reproduce.
+fn fit_network(
+    features: &[f32],
+    dim: usize,
+    images: &[f32],
+    cfg: &DecoderConfig,
+    checkpoint: Option<&Path>,
+    progress: &dyn Progress,
+) -> Result<(Network, TrainReport)> {
+    if dim == 0 || !features.len().is_multiple_of(dim) || images.len() != features.len() / dim * 784 {
+        return Err(Error::invalid(
+            "decoder training",
+            format!("{} feature values of width {dim} but {} pixels of images", features.len(), images.len()),
+        ));
+    }
+    let input = Shape::flat(dim);
+    let mut net = Network::new(input, Arch::Decoder.layers(input, 0, cfg.width), cfg.train.seed)
+        .map_err(|e| Error::invalid("decoder", e))?;
+    let report = train(&mut net, features, Targets::Images(images), &cfg.train, checkpoint, progress)?;
+    Ok((net, report))
+}
+
+fn stats_path(path: &Path) -> std::path::PathBuf {
+    path.with_extension("stats.safetensors")
+}

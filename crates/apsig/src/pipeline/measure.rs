@@ -1,0 +1,122 @@
+//! The measuring half of a run: directions, a pilot for the searches' starts, the adversary's
+//! training signatures, the prior from them, and the secrets' signatures. `pipeline::run` and
+//! the study both measure through `measure`.
+
+use super::{image_shape, SignatureStage};
+use crate::directions::{DirectionConfig, DirectionContext, Directions};
+use crate::error::Result;
+use crate::nn::Network;
+use crate::signature::{extract, SignatureSet};
+use crate::Progress;
+use apsig_data::{Dataset, Split};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Where a signature set is written, and where its resumable parts live meanwhile.
+pub struct SetFiles {
+    /// The finished set.
+    pub set: PathBuf,
+    /// Its parts while it is measured (removed after).
+    pub parts: PathBuf,
+}
+
+/// How to measure one direction set.
+pub struct MeasurePlan<'a> {
+    /// How to draw the directions.
+    pub directions: &'a DirectionConfig,
+    /// What data-dependent strategies may look at (the adversary's data and model).
+    pub context: DirectionContext<'a>,
+    /// Where to save the directions, if anywhere.
+    pub directions_path: Option<PathBuf>,
+    /// The adversary's training signatures (white-box) and the secrets' (change bit).
+    pub train: &'a SignatureStage,
+    /// See `train`.
+    pub test: &'a SignatureStage,
+    /// Start each search on a secret at the training signatures' median eps.
+    pub test_prior: bool,
+    /// Where the training set goes.
+    pub train_files: SetFiles,
+    /// Where the secrets' set goes.
+    pub test_files: SetFiles,
+}
+
+/// A measured direction set: its directions and both signature sets, with the seconds each
+/// set took (0 when reused from disk).
+pub struct Measured {
+    /// The directions.
+    pub dirs: Directions,
+    /// The adversary's training signatures.
+    pub train: SignatureSet,
+    /// The secrets' signatures.
+    pub test: SignatureSet,
+    /// Seconds spent measuring each set (0 when reused).
+    pub seconds: [f64; 2],
+}
+
+/// Runs the measuring sequence on `model`: directions -> pilot -> training signatures ->
+/// prior -> secrets' signatures. Each signature set is reused when a matching one is on disk.
+pub fn measure(model: Arc<Network>, data: &Dataset, plan: &MeasurePlan, progress: &dyn Progress) -> Result<Measured> {
+    let dirs = Directions::generate_with(plan.directions, image_shape(&data.train), Some(&plan.context))?;
+    if let Some(path) = &plan.directions_path {
+        dirs.save(path)?;
+    }
+    progress.message("training signatures (adversary's own data)");
+    let pilot = pilot_starts(model.clone(), &dirs, &data.train, plan.train)?;
+    let f = &plan.train_files;
+    let (train, train_secs) =
+        signature_stage(model.clone(), &dirs, data, "train", plan.train, Some(&pilot), &f.set, &f.parts, progress)?;
+    let prior = plan.test_prior.then(|| train.median_eps());
+    progress.message("test signatures (secrets, change bit only)");
+    let f = &plan.test_files;
+    let (test, test_secs) =
+        signature_stage(model, &dirs, data, "test", plan.test, prior.as_deref(), &f.set, &f.parts, progress)?;
+    Ok(Measured { dirs, train, test, seconds: [train_secs, test_secs] })
+}
+
+/// Measures (or reuses) signatures for the first `stage.count` images of a split.
+#[allow(clippy::too_many_arguments)]
+pub fn signature_stage(
+    model: Arc<Network>,
+    dirs: &Directions,
+    data: &Dataset,
+    split_name: &str,
+    stage: &SignatureStage,
+    starts: Option<&[f32]>,
+    path: &Path,
+    parts_dir: &Path,
+    progress: &dyn Progress,
+) -> Result<(SignatureSet, f64)> {
+    let split = if split_name == "train" { &data.train } else { &data.test };
+    let count = if stage.count == 0 { split.n } else { stage.count.min(split.n) };
+    let mut prov = BTreeMap::new();
+    prov.insert("dataset".to_string(), data.name.clone());
+    prov.insert("split".to_string(), split_name.to_string());
+    if let Ok(s) = SignatureSet::load(path) {
+        let same = s.prov("dataset") == data.name
+            && s.prov("split") == split_name
+            && s.prov("directions") == dirs.fingerprint()
+            && s.prov("extract") == serde_json::to_string(&stage.extract).expect("serialises")
+            && s.n() == count;
+        if same {
+            tracing::info!("reusing {}", path.display());
+            return Ok((s, 0.0));
+        }
+    }
+    let t0 = Instant::now();
+    let set = extract(model, dirs, split, &prov, 0..count, None, starts, &stage.extract, Some(parts_dir), progress)?;
+    let secs = t0.elapsed().as_secs_f64();
+    set.save(path)?;
+    let _ = std::fs::remove_dir_all(parts_dir);
+    Ok((set, secs))
+}
+
+/// Per-direction starting points for the adversary's own data: the median eps of a small
+/// pilot (the first 256 images), so the bracket starts next to where the flips are.
+pub fn pilot_starts(model: Arc<Network>, dirs: &Directions, split: &Split, stage: &SignatureStage) -> Result<Vec<f32>> {
+    let n = 256.min(split.n);
+    let pilot =
+        extract(model, dirs, split, &BTreeMap::new(), 0..n, None, None, &stage.extract, None, &crate::NoProgress)?;
+    Ok(pilot.median_eps())
+}
