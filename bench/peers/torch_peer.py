@@ -1,10 +1,16 @@
-"""PyTorch peer for `apsig bench`: the same TargetNet-S forward pass and the same plain eps
-search, on the same weights and inputs, so apsig's figures can be printed as ratios.
+"""PyTorch peer for `apsig bench`: the same TargetNet-S forward pass, the same plain eps
+search and the same training (TargetNet-S and the decoder, Adam, batch 128), on the same
+weights and inputs, so apsig's figures can be printed as ratios.
+
+The peer is the fastest plain PyTorch a researcher would write: each workload is timed as
+written with functional calls, as a standard `nn.Module` (conv, ReLU, pool), channels-last, and
+under `torch.compile`; the best variant counts and its name is reported.
 
 A measuring stick only: nothing in apsig depends on it.
-usage: torch_peer.py MODEL.safetensors INPUTS.safetensors EPS_OUT.bin
+usage: torch_peer.py MODEL.safetensors INPUTS.safetensors EPS_OUT.bin [SECS]
 """
 import json
+import os
 import struct
 import sys
 import time
@@ -13,7 +19,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-torch.set_num_threads(2)
+# the same threads as apsig (the bench passes its rayon thread count)
+torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
 
 
 def read_safetensors(path):
@@ -27,8 +34,8 @@ def read_safetensors(path):
         if name == "__metadata__":
             continue
         a, b = info["data_offsets"]
-        assert info["dtype"] == "F32"
-        out[name] = torch.from_numpy(np.frombuffer(raw[base + a : base + b], dtype="<f4").copy()).reshape(info["shape"])
+        dtype = {"F32": "<f4", "U8": "u1"}[info["dtype"]]
+        out[name] = torch.from_numpy(np.frombuffer(raw[base + a : base + b], dtype=dtype).copy()).reshape(info["shape"])
     return out
 
 
@@ -51,14 +58,120 @@ class TargetNetS(torch.nn.Module):
         return x @ self.w4 + self.b4
 
 
-def forward_rate(model, x, secs=2.0):
-    with torch.inference_mode():
-        model(x)
-        t0, calls = time.perf_counter(), 0
-        while time.perf_counter() - t0 < secs or calls < 3:
+def standard_module(t):
+    """TargetNet-S as a researcher writes it: conv, ReLU, pool (the same function as apsig's
+    pool-then-ReLU; both are monotone), the same weights."""
+    m = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 16, 5), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(16, 32, 5), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(), torch.nn.Linear(512, 128), torch.nn.ReLU(), torch.nn.Linear(128, 10),
+    )
+    ref = TargetNetS(t)
+    with torch.no_grad():
+        m[0].weight.copy_(ref.w1), m[0].bias.copy_(ref.b1)
+        m[3].weight.copy_(ref.w2), m[3].bias.copy_(ref.b2)
+        # apsig flattens channels-last (h, w, c); nn.Flatten flattens (c, h, w)
+        w3 = ref.w3.reshape(4, 4, 32, 128).permute(2, 0, 1, 3).reshape(512, 128)
+        m[7].weight.copy_(w3.T), m[7].bias.copy_(ref.b3)
+        m[9].weight.copy_(ref.w4.T), m[9].bias.copy_(ref.b4)
+    return m
+
+
+def timed_rate(step, items, secs):
+    """Items per second of `step()` over at least `secs` seconds, after two warm-up calls."""
+    step(), step()
+    t0, calls = time.perf_counter(), 0
+    while time.perf_counter() - t0 < secs or calls < 3:
+        step()
+        calls += 1
+    return calls * items / (time.perf_counter() - t0)
+
+
+def compiled(m):
+    try:
+        return torch.compile(m)
+    except Exception:  # no compiler toolchain: the variant is skipped
+        return None
+
+
+def best_of(variants, measure):
+    """Measures every variant, returns (best rate, its name, all rates)."""
+    rates = {}
+    for name, v in variants:
+        if v is None or (isinstance(v, tuple) and v[0] is None):
+            continue
+        try:
+            rates[name] = measure(v)
+        except Exception as e:  # e.g. torch.compile without a working C++ toolchain
+            print(f"variant {name} failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}", file=sys.stderr)
+    best = max(rates, key=rates.get)
+    return rates[best], best, rates
+
+
+def forward_variants(t):
+    std = standard_module(t).eval()
+    with torch.inference_mode():  # the variants compute the same function
+        x = torch.rand(8, 1, 28, 28)
+        assert torch.allclose(std(x), TargetNetS(t)(x), atol=1e-4), "nn.Module variant differs from the model"
+    cl = standard_module(t).eval().to(memory_format=torch.channels_last)
+    return [
+        ("functional", (TargetNetS(t), False)),
+        ("nn.Module", (std, False)),
+        ("nn.Module channels-last", (cl, True)),
+        ("torch.compile nn.Module", (compiled(std), False)),
+        ("torch.compile channels-last", (compiled(cl), True)),
+    ]
+
+
+def forward_rate(variant, batch, secs):
+    model, channels_last = variant
+    x = torch.rand(batch, 1, 28, 28)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+
+    def step():
+        with torch.inference_mode():
             model(x)
-            calls += 1
-        return calls * x.shape[0] / (time.perf_counter() - t0)
+
+    return timed_rate(step, batch, secs)
+
+
+def decoder_module(k_in, width=64):
+    """The reference decoder: Linear -> BN -> ReLU -> ConvT -> BN -> ReLU -> ConvT -> Sigmoid."""
+    return torch.nn.Sequential(
+        torch.nn.Linear(k_in, 2 * width * 49), torch.nn.BatchNorm1d(2 * width * 49), torch.nn.ReLU(),
+        torch.nn.Unflatten(1, (2 * width, 7, 7)),
+        torch.nn.ConvTranspose2d(2 * width, width, 4, 2, 1), torch.nn.BatchNorm2d(width), torch.nn.ReLU(),
+        torch.nn.ConvTranspose2d(width, 1, 4, 2, 1), torch.nn.Sigmoid(), torch.nn.Flatten(),
+    )
+
+
+def train_rate(make, x, y, loss_fn, secs, batch=128, channels_last=False, compile_=False):
+    """Images/s of Adam training (lr 2e-3, batch 128, shuffled) on (x, y)."""
+    torch.manual_seed(0)
+    model = make().train()
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    fwd = torch.compile(model) if compile_ else model
+    n = x.shape[0]
+    state = {"order": torch.randperm(n), "at": 0}
+
+    def step():
+        a = state["at"]
+        if a + batch > n:
+            state["order"], a = torch.randperm(n), 0
+        idx = state["order"][a : a + batch]
+        state["at"] = a + batch
+        xb = x[idx]
+        if channels_last and xb.dim() == 4:
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(fwd(xb), y[idx])
+        loss.backward()
+        opt.step()
+
+    return timed_rate(step, batch, secs)
 
 
 def plain_search(model, images, dirs, start=0.5, growth=2.0, eps_max=64.0, eps_min=1e-4, tol=1e-3, chunk=4096):
@@ -123,23 +236,49 @@ def plain_search(model, images, dirs, start=0.5, growth=2.0, eps_max=64.0, eps_m
 
 
 def main():
-    model = TargetNetS(read_safetensors(sys.argv[1]))
+    secs = float(sys.argv[4]) if len(sys.argv) > 4 else 2.0
+    t = read_safetensors(sys.argv[1])
+    model = TargetNetS(t)
     inputs = read_safetensors(sys.argv[2])
     images, dirs = inputs["images"], inputs["directions"]
+    variants = forward_variants(t)
     fw = []
     for b in (256, 1024, 4096):
-        x = torch.rand(b, 1, 28, 28)
-        fw.append({"batch": b, "images_per_sec": forward_rate(model, x)})
+        rate, name, rates = best_of(variants, lambda m: forward_rate(m, b, secs))
+        fw.append({"batch": b, "images_per_sec": rate, "variant": name, "variants": rates})
     t0 = time.perf_counter()
     eps, q = plain_search(model, images, dirs)
-    secs = time.perf_counter() - t0
+    search_secs = time.perf_counter() - t0
     eps.numpy().astype("<f4").tofile(sys.argv[3])
+
+    train_x = inputs["train_images"].reshape(-1, 1, 28, 28)
+    train_y = inputs["train_labels"].long()
+    tn = [
+        ("nn.Module", dict()),
+        ("nn.Module channels-last", dict(channels_last=True)),
+        ("torch.compile nn.Module", dict(compile_=True)),
+        ("torch.compile channels-last", dict(channels_last=True, compile_=True)),
+    ]
+    make_tn = lambda: standard_module(t)
+    ce = torch.nn.functional.cross_entropy
+    tn_rate, tn_name, tn_rates = best_of(tn, lambda kw: train_rate(make_tn, train_x, train_y, ce, secs, **kw))
+    dec_x, dec_y = inputs["decoder_inputs"], inputs["train_images"]
+    make_dec = lambda: decoder_module(dec_x.shape[1])
+    mse = torch.nn.functional.mse_loss
+    dec = [
+        ("nn.Module", dict()),
+        ("nn.Module channels-last", dict(channels_last=True)),
+        ("torch.compile nn.Module", dict(compile_=True)),
+    ]
+    dec_rate, dec_name, dec_rates = best_of(dec, lambda kw: train_rate(make_dec, dec_x, dec_y, mse, secs, **kw))
     print(json.dumps({
         "torch_version": torch.__version__,
         "threads": torch.get_num_threads(),
         "forward": fw,
-        "signatures": {"images": images.shape[0], "seconds": secs, "images_per_sec": images.shape[0] / secs,
+        "signatures": {"images": images.shape[0], "seconds": search_secs, "images_per_sec": images.shape[0] / search_secs,
                        "queries_per_eps": q.float().mean().item()},
+        "train_targetnet": {"images_per_sec": tn_rate, "variant": tn_name, "variants": tn_rates},
+        "train_decoder": {"images_per_sec": dec_rate, "variant": dec_name, "variants": dec_rates},
     }))
 
 

@@ -34,10 +34,11 @@ pub struct BenchArgs {
 }
 
 pub fn bench(a: BenchArgs, opts: &DataOptions, _bars: &Bars) -> Result<()> {
-    let machine = Machine::read();
+    let machine = Machine::measure(1.0);
+    println!("machine: {}, {} threads (cpu MHz {:.0})", machine.cpu, machine.cores, machine.mhz);
     println!(
-        "machine: {} threads at {:.0} MHz, fp32 peak {:.1} GFLOP/s (32 FLOP/cycle/core)",
-        machine.cores, machine.mhz, machine.peak_gflops
+        "measured fp32 peak: {:.1} GFLOP/s (FMA chains on all threads); shares below are of this",
+        machine.peak_gflops
     );
     let net = match &a.model {
         Some(p) => load_network(p, Some(apsig::model::Arch::TargetNetS))?.net,
@@ -101,9 +102,15 @@ pub fn bench(a: BenchArgs, opts: &DataOptions, _bars: &Bars) -> Result<()> {
     }
     out.insert("signatures".into(), serde_json::Value::Array(sig.clone()));
 
-    let dec_rate = decoder_rate(&data.train)?;
-    println!("\ndecoder training (K = 100, width 64, batch 128): {dec_rate:.0} images/s");
+    let train = TrainingData::new(&data.train);
+    let tn_rate = targetnet_train_rate(&train, a.secs)?;
+    let dec_rate = decoder_train_rate(&train, a.secs)?;
+    println!("\ntraining, Adam, batch 128, {} MNIST training images", train.n);
+    println!("  TargetNet-S: {tn_rate:.0} images/s");
+    println!("  decoder (K = 100 with mask, width 64): {dec_rate:.0} images/s");
+    out.insert("targetnet_train_images_per_sec".into(), tn_rate.into());
     out.insert("decoder_train_images_per_sec".into(), dec_rate.into());
+    out.insert("machine".into(), serde_json::to_value(&machine)?);
 
     let python = a.peer.clone().or_else(|| {
         let p = PathBuf::from("bench/peers/.venv/bin/python");
@@ -111,8 +118,11 @@ pub fn bench(a: BenchArgs, opts: &DataOptions, _bars: &Bars) -> Result<()> {
     });
     match python.filter(|p| p != "off") {
         Some(py) => {
-            let peer = run_peer(&py, &net, &data.test, n, &dirs)?;
-            println!("\nPyTorch peer ({}), 2 threads, same inputs:", peer["torch_version"]);
+            let peer = run_peer(&py, &net, &data.test, n, &dirs, &train, a.secs, machine.cores)?;
+            println!(
+                "\nPyTorch peer ({}), {} threads, same inputs; the fastest of its variants counts:",
+                peer["torch_version"], peer["threads"]
+            );
             for (i, batch) in [256, 1024, 4096].iter().enumerate() {
                 let torch = peer["forward"][i]["images_per_sec"].as_f64().unwrap_or(f64::NAN);
                 let ours = fw
@@ -120,7 +130,21 @@ pub fn bench(a: BenchArgs, opts: &DataOptions, _bars: &Bars) -> Result<()> {
                     .find(|t| t.batch == *batch && t.what.starts_with("forward"))
                     .map(|t| t.per_sec)
                     .unwrap_or(f64::NAN);
-                println!("  forward batch {batch:>5}: PyTorch {torch:>9.0} images/s, apsig {ours:>9.0}: ratio apsig/PyTorch {:.2}x", ours / torch);
+                println!(
+                    "  forward batch {batch:>5}: PyTorch {torch:>9.0} images/s ({}), apsig {ours:>9.0}: ratio apsig/PyTorch {:.2}x",
+                    peer["forward"][i]["variant"].as_str().unwrap_or("?"),
+                    ours / torch
+                );
+            }
+            for (what, key, ours) in
+                [("TargetNet-S", "train_targetnet", tn_rate), ("decoder", "train_decoder", dec_rate)]
+            {
+                let torch = peer[key]["images_per_sec"].as_f64().unwrap_or(f64::NAN);
+                println!(
+                    "  training {what:<11}: PyTorch {torch:>9.0} images/s ({}), apsig {ours:>9.0}: ratio apsig/PyTorch {:.2}x",
+                    peer[key]["variant"].as_str().unwrap_or("?"),
+                    ours / torch
+                );
             }
             let torch_sig = peer["signatures"]["images_per_sec"].as_f64().unwrap_or(f64::NAN);
             let ours_sig = sig[0]["images_per_sec"].as_f64().unwrap_or(f64::NAN);
@@ -141,31 +165,81 @@ pub fn bench(a: BenchArgs, opts: &DataOptions, _bars: &Bars) -> Result<()> {
     Ok(())
 }
 
-fn decoder_rate(train: &apsig::data::Split) -> Result<f64> {
-    use apsig::nn::{Network, Shape};
-    let n = 2048;
-    let cfg = apsig::pipeline::RunConfig::quick(1).decoder;
-    let input = Shape::flat(200);
-    let mut net =
-        Network::new(input, apsig::model::Arch::Decoder.layers(input, 0, cfg.width), 1).map_err(anyhow::Error::msg)?;
-    let mut rng = apsig::rng::Rng::new(3);
-    let x: Vec<f32> = (0..n * 200).map(|_| rng.normal()).collect();
-    let y = &train.images[..n * 784];
-    let tc = apsig::model::TrainConfig { epochs: 1, ..cfg.train };
-    let per = rate(0.5, || {
-        apsig::model::train(&mut net, &x, apsig::model::Targets::Images(y), &tc, None, &apsig::NoProgress)
-            .expect("trains");
+/// The training measurements' data, shared with the peer: the first MNIST training images
+/// and labels, and standard-normal decoder inputs (K = 100 eps and 100 mask values each).
+struct TrainingData {
+    n: usize,
+    images: Vec<f32>,
+    labels: Vec<u8>,
+    decoder_inputs: Vec<f32>,
+}
+
+impl TrainingData {
+    const DECODER_IN: usize = 200;
+
+    fn new(train: &apsig::data::Split) -> Self {
+        let n = 4096.min(train.n);
+        let mut rng = apsig::rng::Rng::new(3);
+        TrainingData {
+            n,
+            images: train.images[..n * 784].to_vec(),
+            labels: train.labels[..n].to_vec(),
+            decoder_inputs: (0..n * Self::DECODER_IN).map(|_| rng.normal()).collect(),
+        }
+    }
+}
+
+/// Images/s of `apsig::model::train` (one epoch per call, timed over at least `secs`).
+fn train_rate(
+    mut net: apsig::nn::Network,
+    x: &[f32],
+    targets: apsig::model::Targets<'_>,
+    tc: &apsig::model::TrainConfig,
+    n: usize,
+    secs: f64,
+) -> Result<f64> {
+    let tc = apsig::model::TrainConfig { epochs: 1, ..tc.clone() };
+    let mut failed = None;
+    let per = rate(secs, || {
+        let targets = match &targets {
+            apsig::model::Targets::Labels(l) => apsig::model::Targets::Labels(l),
+            apsig::model::Targets::Images(t) => apsig::model::Targets::Images(t),
+        };
+        if let Err(e) = apsig::model::train(&mut net, x, targets, &tc, None, &apsig::NoProgress) {
+            failed = Some(e);
+        }
     });
-    Ok(per * n as f64)
+    match failed {
+        Some(e) => Err(e.into()),
+        None => Ok(per * n as f64),
+    }
+}
+
+fn targetnet_train_rate(d: &TrainingData, secs: f64) -> Result<f64> {
+    let cfg = apsig::pipeline::RunConfig::quick(1).target;
+    train_rate(targetnet(1), &d.images, apsig::model::Targets::Labels(&d.labels), &cfg, d.n, secs)
+}
+
+fn decoder_train_rate(d: &TrainingData, secs: f64) -> Result<f64> {
+    use apsig::nn::{Network, Shape};
+    let cfg = apsig::pipeline::RunConfig::quick(1).decoder;
+    let input = Shape::flat(TrainingData::DECODER_IN);
+    let net =
+        Network::new(input, apsig::model::Arch::Decoder.layers(input, 0, cfg.width), 1).map_err(anyhow::Error::msg)?;
+    train_rate(net, &d.decoder_inputs, apsig::model::Targets::Images(&d.images), &cfg.train, d.n, secs)
 }
 
 /// Writes the model and inputs for the peer, runs it, and returns its JSON report.
+#[allow(clippy::too_many_arguments)]
 fn run_peer(
     python: &str,
     net: &apsig::nn::Network,
     test: &apsig::data::Split,
     n: usize,
     dirs: &Directions,
+    train: &TrainingData,
+    secs: f64,
+    threads: usize,
 ) -> Result<serde_json::Value> {
     let tmp = std::env::temp_dir().join(format!("apsig-peer-{}", std::process::id()));
     std::fs::create_dir_all(&tmp)?;
@@ -177,6 +251,9 @@ fn run_peer(
         &[
             apsig::io::TensorOut::F32("images", vec![n, 784], &test.images[..n * 784]),
             apsig::io::TensorOut::F32("directions", vec![dirs.k(), 784], &dirs.data),
+            apsig::io::TensorOut::F32("train_images", vec![train.n, 784], &train.images),
+            apsig::io::TensorOut::U8("train_labels", vec![train.n], &train.labels),
+            apsig::io::TensorOut::F32("decoder_inputs", vec![train.n, TrainingData::DECODER_IN], &train.decoder_inputs),
         ],
         &BTreeMap::new(),
     )?;
@@ -186,7 +263,8 @@ fn run_peer(
         .arg(&model_path)
         .arg(&inputs)
         .arg(tmp.join("peer-eps.bin"))
-        .env("OMP_NUM_THREADS", "2")
+        .arg(secs.to_string())
+        .env("OMP_NUM_THREADS", threads.to_string())
         .output()
         .with_context(|| format!("running the PyTorch peer with {python}"))?;
     if !o.status.success() {

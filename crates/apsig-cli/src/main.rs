@@ -32,7 +32,7 @@ struct Cli {
     /// Download missing data sets from the canonical mirrors (checksums verified).
     #[arg(long, global = true)]
     download: bool,
-    /// No progress bars.
+    /// No progress: no bars on a terminal, no progress lines on a pipe or in a log.
     #[arg(long, short, global = true)]
     quiet: bool,
     /// With --download: fetch from this mirror instead of the canonical ones; an

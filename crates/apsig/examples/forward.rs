@@ -5,7 +5,7 @@ fn main() {
     let batch: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(1024);
     let secs: f64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(5.0);
     let net = apsig::bench::targetnet(1);
-    let machine = apsig::bench::Machine::read();
+    let machine = apsig::bench::Machine::measure(0.5);
     for t in apsig::bench::forward(&net, batch, &machine, secs) {
         println!("{} batch {}: {:.0}/s, {:.1} GFLOP/s", t.what, t.batch, t.per_sec, t.gflops);
     }

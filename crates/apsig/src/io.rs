@@ -75,7 +75,37 @@ pub fn write_tensors(path: &Path, tensors: &[TensorOut<'_>], metadata: &BTreeMap
         .collect::<Result<Vec<_>>>()?;
     let meta: HashMap<String, String> = metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let bytes = safetensors::serialize(views, Some(meta)).map_err(|e| Error::invalid("safetensors", e.to_string()))?;
-    atomic_write(path, &bytes)
+    atomic_write(path, &with_sorted_header(bytes)?)
+}
+
+/// One entry of a safetensors header: a tensor's layout, or the `__metadata__` strings.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+enum HeaderEntry {
+    Tensor { dtype: String, shape: Vec<usize>, data_offsets: (usize, usize) },
+    Metadata(BTreeMap<String, String>),
+}
+
+/// Rewrites a safetensors file's JSON header with every map in sorted key order.
+///
+/// `safetensors::serialize` lays the data out deterministically but writes the metadata from a
+/// `HashMap`, whose order changes from run to run; sorting makes the same tensors and metadata
+/// give the same bytes, so artefacts of the same seed and config have the same checksum.
+fn with_sorted_header(bytes: Vec<u8>) -> Result<Vec<u8>> {
+    let bad = |why: &str| Error::invalid("safetensors", why.to_string());
+    let n = u64::from_le_bytes(bytes.get(..8).ok_or_else(|| bad("no header length"))?.try_into().expect("8 bytes"));
+    let end = usize::try_from(n).ok().and_then(|n| n.checked_add(8)).filter(|&e| e <= bytes.len());
+    let end = end.ok_or_else(|| bad("header longer than the file"))?;
+    let header: BTreeMap<String, HeaderEntry> =
+        serde_json::from_slice(&bytes[8..end]).map_err(|e| bad(&format!("header: {e}")))?;
+    let mut json = serde_json::to_vec(&header).map_err(|e| bad(&format!("header: {e}")))?;
+    // the format aligns the data to 8 bytes by padding the header with spaces
+    json.resize(json.len().next_multiple_of(8), b' ');
+    let mut out = Vec::with_capacity(8 + json.len() + bytes.len() - end);
+    out.extend((json.len() as u64).to_le_bytes());
+    out.extend(json);
+    out.extend(&bytes[end..]);
+    Ok(out)
 }
 
 /// A safetensors file read fully into memory and checked for structure.
@@ -167,4 +197,39 @@ impl TensorFile {
 pub fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     toml::from_str(&text).map_err(|e| Error::bad_file(path, format!("invalid config: {}", e.message())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_tensors_and_metadata_give_the_same_bytes_with_a_sorted_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta: BTreeMap<String, String> = (0..12).map(|i| (format!("key{i:02}"), format!("value {i}"))).collect();
+        let (a, b) = ([1.0f32, 2.0, 3.0], [7u8, 8]);
+        let write = |name: &str| {
+            let path = dir.path().join(name);
+            let tensors = [TensorOut::U8("zeta", vec![2], &b), TensorOut::F32("alpha", vec![3], &a)];
+            write_tensors(&path, &tensors, &meta).unwrap();
+            std::fs::read(path).unwrap()
+        };
+        // each call hashes the metadata with a fresh random state: without sorting, 12 keys
+        // come out in the same order in 1 of 12! calls
+        let first = write("a.safetensors");
+        for i in 0..4 {
+            assert_eq!(first, write(&format!("b{i}.safetensors")));
+        }
+        let n = u64::from_le_bytes(first[..8].try_into().unwrap()) as usize;
+        assert_eq!(n % 8, 0, "data must stay 8-byte aligned");
+        let header = std::str::from_utf8(&first[8..8 + n]).unwrap();
+        let positions: Vec<usize> = meta.keys().map(|k| header.find(&format!("\"{k}\"")).unwrap()).collect();
+        assert!(positions.windows(2).all(|w| w[0] < w[1]), "metadata not sorted: {header}");
+        assert!(header.find("\"alpha\"").unwrap() < header.find("\"zeta\"").unwrap());
+        // and the file still reads back through the safetensors crate
+        let f = TensorFile::parse(Path::new("a.safetensors"), first).unwrap();
+        assert_eq!(f.f32("alpha", Some(&[3])).unwrap().1, a);
+        assert_eq!(f.u8("zeta", Some(&[2])).unwrap().1, b);
+        assert_eq!(f.metadata, meta);
+    }
 }

@@ -44,8 +44,41 @@ fn smoke_run_reconstructs_better_than_the_global_mean() {
     let report = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
     assert!(report.contains("![Fig. 2](fig2.png)") && report.contains("class-mean baseline"));
 
-    // rerunning into the same directory reuses every finished artefact and gives the same numbers
+    // rerunning into the same directory reuses every finished artefact, trains and measures
+    // nothing, and gives the same numbers
+    let decoder_file = dir.path().join("decoder.safetensors");
+    let written = std::fs::metadata(&decoder_file).unwrap().modified().unwrap();
     let again = run(&cfg, dir.path(), &data_opts(), &apsig::NoProgress).unwrap();
     assert_eq!(again.test_signatures.queries_per_image, m.test_signatures.queries_per_image);
     assert_eq!(again.decoder.mse, m.decoder.mse);
+    for st in again.stage_seconds.iter().filter(|s| s.stage.starts_with("train") || s.stage.ends_with("signatures")) {
+        assert_eq!(st.seconds, 0.0, "stage `{}` ran again on a rerun", st.stage);
+    }
+    assert_eq!(again.decoder_train.resumed_from_epoch, again.decoder_train.epochs);
+    assert_eq!(std::fs::metadata(&decoder_file).unwrap().modified().unwrap(), written, "decoder rewritten");
+}
+
+#[test]
+fn same_seed_and_config_write_byte_identical_artefacts() {
+    // smaller than smoke: identity, not quality, is the point
+    let mut cfg = RunConfig::smoke(3);
+    cfg.train_limit = 1500;
+    cfg.target.epochs = 1;
+    cfg.evaluator.epochs = 1;
+    cfg.directions.k = 8;
+    cfg.test_signatures.count = 100;
+    cfg.decoder.train.epochs = 2;
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    run(&cfg, a.path(), &data_opts(), &apsig::NoProgress).unwrap();
+    run(&cfg, b.path(), &data_opts(), &apsig::NoProgress).unwrap();
+    let mut compared = 0;
+    for entry in std::fs::read_dir(a.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "safetensors") {
+            let twin = b.path().join(path.file_name().unwrap());
+            assert!(std::fs::read(&path).unwrap() == std::fs::read(&twin).unwrap(), "{} differs", path.display());
+            compared += 1;
+        }
+    }
+    assert!(compared >= 7, "only {compared} safetensors files compared");
 }

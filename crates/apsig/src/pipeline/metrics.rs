@@ -36,6 +36,8 @@ pub struct Metrics {
     pub total_seconds: f64,
     /// Peak resident memory of the run's process (MiB).
     pub peak_rss_mib: f64,
+    /// The CPU (`model name`) and threads the times were measured with.
+    pub machine: String,
 }
 
 /// Wall time of one stage.

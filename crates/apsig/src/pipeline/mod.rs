@@ -11,11 +11,12 @@ pub use config::{RunConfig, SignatureStage};
 pub use measure::{measure, pilot_starts, signature_stage, MeasurePlan, Measured, SetFiles};
 pub use metrics::{Metrics, SignatureStats, StageTime};
 
-use crate::decoder::Decoder;
+use crate::decoder::{Decoder, DecoderConfig};
 use crate::directions::DirectionContext;
 use crate::error::{Error, Result};
 use crate::eval::{quality, Baselines};
-use crate::model::{accuracy, load_network, save_network, train, Arch, Targets, TrainConfig};
+use crate::io::{fingerprint_f32, TensorFile};
+use crate::model::{accuracy, load_network, save_network, train, Arch, Targets, TrainConfig, TrainReport};
 use crate::nn::{Network, Shape};
 use crate::signature::SignatureSet;
 use crate::Progress;
@@ -92,6 +93,51 @@ pub fn classifier_stage(
     Ok((net, acc, secs))
 }
 
+/// Trains (or reuses) the decoder on the training signatures and their images. The file is
+/// stamped with the decoder config and fingerprints of the signatures and images; a file with
+/// the same stamp is reused, so rerunning a finished run trains nothing (reported as all
+/// epochs resumed and 0 s).
+pub fn decoder_stage(
+    cfg: &DecoderConfig,
+    dataset: &str,
+    sigs: &SignatureSet,
+    images: &[f32],
+    path: &Path,
+    ckpt_dir: &Path,
+    progress: &dyn Progress,
+) -> Result<(Decoder, TrainReport, f64)> {
+    let mut meta = BTreeMap::new();
+    meta.insert("dataset".to_string(), dataset.to_string());
+    meta.insert("decoder_config".to_string(), serde_json::to_string(cfg).expect("serialises"));
+    let inputs = format!(
+        "{} signatures: eps {}, censored {}; images {}",
+        sigs.n(),
+        fingerprint_f32(&sigs.eps),
+        fingerprint_f32(&sigs.censored.iter().map(|&c| c as f32).collect::<Vec<_>>()),
+        fingerprint_f32(images)
+    );
+    meta.insert("training_inputs".to_string(), inputs);
+    if let Ok(f) = TensorFile::read(path) {
+        let same = meta.iter().all(|(k, v)| f.metadata.get(k) == Some(v));
+        let loss = f.metadata.get("final_loss").and_then(|l| l.parse().ok());
+        if let (true, Some(final_loss), Ok(decoder)) = (same, loss, Decoder::load(path)) {
+            tracing::info!("reusing {}", path.display());
+            progress.message(&format!("reusing {} (same config and training inputs)", path.display()));
+            let epochs = cfg.train.epochs;
+            let report =
+                TrainReport { epochs, resumed_from_epoch: epochs, final_loss, seconds: 0.0, samples_per_sec: 0.0 };
+            return Ok((decoder, report, 0.0));
+        }
+    }
+    let ckpt = ckpt_dir.join("decoder.ckpt.safetensors");
+    let t0 = Instant::now();
+    let (decoder, report) = Decoder::fit(sigs, images, cfg, Some(&ckpt), progress)?;
+    meta.insert("final_loss".to_string(), report.final_loss.to_string());
+    decoder.save(path, &meta)?;
+    let _ = std::fs::remove_file(&ckpt);
+    Ok((decoder, report, t0.elapsed().as_secs_f64()))
+}
+
 /// The images (in signature order) that a signature set covers.
 pub fn images_of(split: &Split, sigs: &SignatureSet) -> Result<Vec<f32>> {
     let mut out = Vec::with_capacity(sigs.n() * split.pixels());
@@ -155,16 +201,17 @@ pub fn run(cfg: &RunConfig, dir: &Path, data_opts: &DataOptions, progress: &dyn 
     timed("test signatures", seconds[1]);
 
     progress.message("training the decoder");
-    let t0 = Instant::now();
     let train_images = images_of(&data.train, &train_sigs)?;
-    let (decoder, dec_report) =
-        Decoder::fit(&train_sigs, &train_images, &cfg.decoder, Some(&ckpt.join("decoder.ckpt.safetensors")), progress)?;
-    let mut meta = BTreeMap::new();
-    meta.insert("dataset".into(), data.name.clone());
-    meta.insert("decoder_config".into(), serde_json::to_string(&cfg.decoder).expect("serialises"));
-    decoder.save(&dir.join(files::DECODER), &meta)?;
-    let _ = std::fs::remove_file(ckpt.join("decoder.ckpt.safetensors"));
-    timed("train decoder", t0.elapsed().as_secs_f64());
+    let (decoder, dec_report, s) = decoder_stage(
+        &cfg.decoder,
+        &data.name,
+        &train_sigs,
+        &train_images,
+        &dir.join(files::DECODER),
+        &ckpt,
+        progress,
+    )?;
+    timed("train decoder", s);
 
     progress.message("evaluating");
     let t0 = Instant::now();
@@ -211,6 +258,7 @@ pub fn run(cfg: &RunConfig, dir: &Path, data_opts: &DataOptions, progress: &dyn 
         stage_seconds: times,
         total_seconds: t_all.elapsed().as_secs_f64(),
         peak_rss_mib: crate::bench::peak_rss_mib(),
+        machine: format!("{}, {} threads", crate::bench::cpu_name(), rayon::current_num_threads()),
     };
     crate::io::atomic_write(
         &dir.join(files::METRICS),

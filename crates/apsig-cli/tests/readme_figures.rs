@@ -1,0 +1,278 @@
+//! The README's figures stay true: its Results and Performance sections must agree with the
+//! committed outputs under `docs/results/` (run metrics, the query curve, the bench output).
+//!
+//! Two checks: the tables and the headline figures are rendered here from the committed files
+//! and must appear in the README verbatim; and every other number in those sections must be
+//! one that a committed file holds (at some rounding), so a figure typed by hand from a run
+//! that was not committed fails the test.
+
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn read(rel: &str) -> String {
+    std::fs::read_to_string(repo().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+fn json(rel: &str) -> Value {
+    serde_json::from_str(&read(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+fn f(v: &Value, path: &str) -> f64 {
+    path.split('.')
+        .fold(v, |v, key| key.parse::<usize>().map(|i| &v[i]).unwrap_or(&v[key]))
+        .as_f64()
+        .unwrap_or_else(|| panic!("no number at {path}"))
+}
+
+/// The README text from the heading `## {name}` to the next `## ` heading.
+fn section<'a>(readme: &'a str, name: &str) -> &'a str {
+    let start = readme.find(&format!("\n## {name}")).unwrap_or_else(|| panic!("no section `{name}`"));
+    let rest = &readme[start + 1..];
+    let end = rest[3..].find("\n## ").map(|e| e + 3).unwrap_or(rest.len());
+    &rest[..end]
+}
+
+/// `12345.6` as `12,346` (`digits` = 0) or `12,345.6`: how the README writes large figures.
+fn grouped(v: f64, digits: usize) -> String {
+    let s = format!("{v:.digits$}");
+    let (int, frac) = s.split_once('.').map(|(i, f)| (i, format!(".{f}"))).unwrap_or((&s, String::new()));
+    let (sign, int) = int.strip_prefix('-').map(|i| ("-", i)).unwrap_or(("", int));
+    let mut out = String::new();
+    for (i, c) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    format!("{sign}{out}{frac}")
+}
+
+/// `538.1` seconds as `8 min 58 s`.
+fn min_s(secs: f64) -> String {
+    let s = secs.round() as u64;
+    format!("{} min {} s", s / 60, s % 60)
+}
+
+fn quality_row(label: &str, q: &Value) -> String {
+    format!(
+        "| {label} | {:.4} | {:.2} | {:.3} | {:.1}% |",
+        f(q, "mse"),
+        f(q, "psnr_db"),
+        f(q, "ssim"),
+        100.0 * f(q, "class_recovery")
+    )
+}
+
+fn stage(m: &Value, name: &str) -> f64 {
+    m["stage_seconds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["stage"] == name)
+        .map(|s| f(s, "seconds"))
+        .unwrap_or_else(|| panic!("no stage {name}"))
+}
+
+/// The figures a run's metrics.json gives, as the README's run sections state them.
+fn run_figures(m: &Value, secrets: &str) -> Vec<String> {
+    let t = &m["test_signatures"];
+    let mut out = vec![
+        quality_row(&format!("decoder, from change-bit signatures of {secrets} secrets"), &m["decoder"]),
+        quality_row("class-mean baseline (knows the class)", &m["class_mean_baseline"]),
+        quality_row("global-mean baseline", &m["global_mean_baseline"]),
+        format!("TargetNet-S test accuracy {:.2}%", 100.0 * f(m, "target_test_accuracy")),
+        format!("evaluator (EvalNet, other seed and architecture) {:.2}%", 100.0 * f(m, "evaluator_test_accuracy")),
+        format!(
+            "Secrets cost {:.0} queries per image ({:.2} per eps; {:.1}% censored",
+            f(t, "queries_per_image"),
+            f(t, "queries_per_eps"),
+            100.0 * f(t, "censored_fraction")
+        ),
+        format!("M itself gives {:.1}% of reconstructions", 100.0 * f(m, "target_agreement")),
+        format!("took {} of wall time", min_s(f(m, "total_seconds"))),
+        format!("peak RSS {:.0} MiB", f(m, "peak_rss_mib")),
+        format!(
+            "target {:.0} s, evaluator {:.0} s, training signatures {:.0} s, secrets {:.0} s, decoder {:.0} s",
+            stage(m, "train target"),
+            stage(m, "train evaluator"),
+            stage(m, "train signatures"),
+            stage(m, "test signatures"),
+            stage(m, "train decoder"),
+        ),
+    ];
+    if let Some(machine) = m["machine"].as_str() {
+        out.push(format!("on {machine}"));
+    }
+    out
+}
+
+fn assert_all_in(text: &str, figures: &[String], what: &str) {
+    let missing: Vec<&String> = figures.iter().filter(|s| !text.contains(s.as_str())).collect();
+    assert!(missing.is_empty(), "the README's {what} disagrees with the committed results; expected:\n{missing:#?}");
+}
+
+/// Number tokens of `text` (`12,000`, `0.0146`, `98.4`), outside code spans and link targets.
+fn numbers(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let (mut in_code, mut in_target) = (false, false);
+    let chars: Vec<char> = text.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '`' {
+            in_code = !in_code;
+        } else if c == '(' && i > 0 && chars[i - 1] == ']' {
+            in_target = true;
+        } else if c == ')' && in_target {
+            in_target = false;
+        } else if c.is_ascii_digit() && !in_code && !in_target && (i == 0 || !chars[i - 1].is_alphanumeric()) {
+            let mut j = i;
+            while j < chars.len()
+                && (chars[j].is_ascii_digit()
+                    || (matches!(chars[j], ',' | '.') && chars.get(j + 1).is_some_and(|d| d.is_ascii_digit())))
+            {
+                j += 1;
+            }
+            out.push(chars[i..j].iter().collect());
+            i = j;
+            continue;
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Every way the README may write a number found in `text`: as is, rounded to 0-4 decimals
+/// (grouped or not), as a percentage of a fraction, and in minutes for seconds.
+fn renderings(text: &str, into: &mut BTreeSet<String>) {
+    for tok in numbers(text) {
+        // a version (`2.15.0`) also stands for its `major.minor`
+        let parts: Vec<&str> = tok.split('.').collect();
+        if parts.len() > 2 {
+            into.insert(parts[..2].join("."));
+        }
+        into.insert(tok.clone());
+        let Ok(v) = tok.replace(',', "").parse::<f64>() else { continue };
+        for d in 0..=4 {
+            for x in [v, 100.0 * v, v / 60.0] {
+                into.insert(format!("{x:.d$}"));
+                into.insert(grouped(x, d));
+            }
+        }
+        into.insert(((v.round() as u64) % 60).to_string());
+    }
+}
+
+#[test]
+fn readme_results_and_performance_agree_with_the_committed_outputs() {
+    let readme = read("README.md");
+    let results = section(&readme, "Results");
+    let performance = section(&readme, "Performance");
+
+    let paper = json("docs/results/paper/metrics.json");
+    let quick = json("docs/results/quick/metrics.json");
+    let paper_part = &results[..results.find("### The default run").expect("quick-run subsection")];
+    let quick_part = &results[results.find("### The default run").unwrap()..];
+    assert_all_in(paper_part, &run_figures(&paper, "10,000"), "paper-scale results");
+    assert_all_in(quick_part, &run_figures(&quick, "2,000"), "quick-run results");
+
+    // the query curve
+    let curve = json("docs/results/quick/quality-vs-queries.json");
+    let rows: Vec<String> = curve
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let q = if r["search"].as_str().unwrap().starts_with("exact") {
+                "—".to_string()
+            } else {
+                format!("{:.0}", f(r, "queries_per_image"))
+            };
+            format!("| {q} | {:.4} | {:.1}% |", f(r, "mse"), 100.0 * f(r, "class_recovery"))
+        })
+        .collect();
+    assert_all_in(quick_part, &rows, "query-curve table");
+
+    // the bench: the file the section links, its rows and its machine
+    let link = performance.find("docs/results/bench-").expect("Performance links a bench output");
+    let name: String = performance[link..].chars().take_while(|c| !matches!(c, ')' | ']' | ' ' | '`')).collect();
+    let bench_json = name.replace(".txt", ".json");
+    let bench = json(&bench_json);
+    let bench_text = read(&name);
+    let mut rows = vec![format!("measured peak of {:.1} GFLOP/s", f(&bench, "machine.peak_gflops"))];
+    rows.push(format!("{}, {} threads", bench["machine"]["cpu"].as_str().unwrap(), bench["machine"]["cores"]));
+    for (i, batch) in [256, 1024, 4096].into_iter().enumerate() {
+        let ours = bench["forward"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["batch"] == batch && t["what"].as_str().unwrap().starts_with("forward"))
+            .unwrap();
+        let peer = &bench["peer"]["forward"][i];
+        rows.push(format!(
+            "| TargetNet-S forward, batch {batch} (images/s) | {} | {:.1} ({:.0}%) | {} ({}) | {:.1}x |",
+            grouped(f(ours, "per_sec"), 0),
+            f(ours, "gflops"),
+            100.0 * f(ours, "share_of_peak"),
+            grouped(f(peer, "images_per_sec"), 0),
+            peer["variant"].as_str().unwrap(),
+            f(ours, "per_sec") / f(peer, "images_per_sec")
+        ));
+    }
+    for (label, ours, key) in [
+        ("training TargetNet-S, batch 128 (images/s)", "targetnet_train_images_per_sec", "train_targetnet"),
+        ("training the decoder, batch 128 (images/s)", "decoder_train_images_per_sec", "train_decoder"),
+    ] {
+        let peer = &bench["peer"][key];
+        rows.push(format!(
+            "| {label} | {} | | {} ({}) | {:.1}x |",
+            grouped(f(&bench, ours), 0),
+            grouped(f(peer, "images_per_sec"), 0),
+            peer["variant"].as_str().unwrap(),
+            f(&bench, ours) / f(peer, "images_per_sec")
+        ));
+    }
+    assert_all_in(performance, &rows, "bench table");
+
+    // every other figure in both sections is one a committed file holds
+    let mut known = BTreeSet::new();
+    for rel in [
+        "docs/results/paper/metrics.json",
+        "docs/results/paper/config.toml",
+        "docs/results/quick/metrics.json",
+        "docs/results/quick/config.toml",
+        "docs/results/quick/quality-vs-queries.json",
+        "docs/results/builds.txt",
+        &bench_json,
+        &name,
+    ] {
+        renderings(&read(rel), &mut known);
+    }
+    renderings(&bench_text, &mut known);
+    // figures the tables derive (ratios), checked above, and their own words
+    for row in &rows {
+        renderings(row, &mut known);
+    }
+    let unknown: Vec<String> =
+        numbers(results).into_iter().chain(numbers(performance)).filter(|n| !known.contains(n)).collect();
+    assert!(unknown.is_empty(), "README figures found in no committed output under docs/results/: {unknown:?}");
+}
+
+#[test]
+fn number_scanner_and_renderings() {
+    assert_eq!(
+        numbers("MSE 0.0146, 12,000 images (`--images 300`), [a](b-2026-11-29.txt) 98.4%."),
+        ["0.0146", "12,000", "98.4"]
+    );
+    assert_eq!(grouped(43804.4, 0), "43,804");
+    assert_eq!(grouped(1065.0, 1), "1,065.0");
+    assert_eq!(min_s(538.1), "8 min 58 s");
+    let mut known = BTreeSet::new();
+    renderings("\"mse\": 0.02037300623097659, \"class_recovery\": 0.9679999947547913", &mut known);
+    assert!(known.contains("0.0204") && known.contains("96.8") && !known.contains("0.0205"));
+}
