@@ -16,9 +16,13 @@ use std::time::Instant;
 /// turbo and power states make a peak read from it wrong in both directions.
 #[derive(Clone, Debug, Serialize)]
 pub struct Machine {
+    /// The CPU's model name.
     pub cpu: String,
+    /// Worker threads (rayon's pool).
     pub cores: usize,
+    /// Nominal clock in MHz from /proc/cpuinfo (reference only).
     pub mhz: f64,
+    /// Measured f32 GFLOP/s of FMA chains on all threads.
     pub peak_gflops: f64,
 }
 
@@ -112,12 +116,18 @@ pub fn measured_peak_gflops(secs: f64) -> f64 {
     best
 }
 
+/// One throughput figure of the bench.
 #[derive(Clone, Debug, Serialize)]
 pub struct Throughput {
+    /// What was measured.
     pub what: String,
+    /// Batch size.
     pub batch: usize,
+    /// Items (images or queries) per second.
     pub per_sec: f64,
+    /// FLOPs actually performed per second, in GFLOP/s.
     pub gflops: f64,
+    /// Share of the measured peak.
     pub share_of_peak: f64,
 }
 
