@@ -96,7 +96,7 @@ async fn create_session_body(
         return Err(ApiError::bad(format!("input has {} values, the model takes {}", input.len(), st.len)));
     }
     check_batch(&input, st.len).map_err(|e| ApiError::bad(format!("input: {e}")))?;
-    check_range("input", &input, st.cfg.max_abs_value)?;
+    check_range("input", &input, st.cfg.max_abs_value).map_err(ApiError::bad)?;
     let model = st.model.clone();
     let (plain, secret) = http::blocking(move || (LocalOracle::new(model, &input, None), input)).await?;
     let plain = plain.map_err(|e| ApiError::bad(e.to_string()))?;
@@ -178,7 +178,7 @@ async fn register_directions_body(
         )));
     }
     check_batch(&data, st.len).map_err(|e| ApiError::bad(format!("directions: {e}")))?;
-    check_range("directions", &data, st.cfg.max_abs_value)?;
+    check_range("directions", &data, st.cfg.max_abs_value).map_err(ApiError::bad)?;
     let key = wire::directions_key(k, &data);
     let reservation = match session.reserve_set(&key, st.set_bytes(k), st)? {
         SetAdmission::Known => return Ok(Json(json!({ "directions": key, "k": k })).into_response()),
@@ -291,12 +291,12 @@ fn parse_batch(st: &AppState, head: &QueryHead, body: &[u8]) -> Result<Batch, Ap
     match &batch {
         Batch::Plain { data, .. } => {
             check_batch(data, len).map_err(|e| ApiError::bad(e.to_string()))?;
-            check_range("perturbations", data, st.cfg.max_abs_value)?;
+            check_range("perturbations", data, st.cfg.max_abs_value).map_err(ApiError::bad)?;
         }
         Batch::Along { set, probes } => {
             check_probes(probes, set.dirs.k()).map_err(|e| ApiError::bad(e.to_string()))?;
             let eps: Vec<f32> = probes.iter().map(|p| p.eps).collect();
-            check_range("eps", &eps, st.cfg.max_abs_value)?;
+            check_range("eps", &eps, st.cfg.max_abs_value).map_err(ApiError::bad)?;
         }
     }
     if batch.count() > st.cfg.max_batch {

@@ -1,7 +1,6 @@
 //! What bounds a client: the memory pool every large allocation is charged to, the per-session
 //! rate limit, and the value range the network can take without overflowing.
 
-use crate::http::ApiError;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -99,10 +98,10 @@ impl Bucket {
 
 /// Refuses values whose magnitude exceeds `max` (already finite-checked by the oracle's own
 /// checks): such inputs would overflow to infinity inside the network and yield a change bit
-/// computed from NaN.
-pub(crate) fn check_range(what: &str, v: &[f32], max: f32) -> Result<(), ApiError> {
+/// computed from NaN. The message becomes the 400 answer.
+pub(crate) fn check_range(what: &str, v: &[f32], max: f32) -> Result<(), String> {
     match v.iter().position(|x| x.abs() > max) {
-        Some(i) => Err(ApiError::bad(format!("{what}: value {i} = {} is outside [-{max}, {max}]", v[i]))),
+        Some(i) => Err(format!("{what}: value {i} = {} is outside [-{max}, {max}]", v[i])),
         None => Ok(()),
     }
 }
@@ -126,7 +125,7 @@ mod tests {
 
     #[test]
     fn huge_finite_values_are_refused() {
-        assert!(check_range("input", &[0.0, 3e38], 1e5).unwrap_err().msg.contains("value 1"));
+        assert!(check_range("input", &[0.0, 3e38], 1e5).unwrap_err().contains("value 1"));
         assert!(check_range("input", &[-1e5, 1e5], 1e5).is_ok());
     }
 }
