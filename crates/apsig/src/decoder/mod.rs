@@ -120,7 +120,8 @@ impl Decoder {
         if let InputKind::Signature { use_mask, .. } = self.input {
             meta.insert("use_mask".into(), use_mask.to_string());
         } else {
-            meta.insert("input".into(), serde_json::to_string(&self.input).expect("serialises"));
+            // not `input`: the model file's own `input` key holds the network's input shape
+            meta.insert("decoder_input".into(), serde_json::to_string(&self.input).expect("serialises"));
         }
         meta.insert("directions".into(), self.directions.clone());
         save_network(path, Arch::Decoder, &self.net, &meta)?;
@@ -142,8 +143,10 @@ impl Decoder {
         let get = |key: &str| {
             m.metadata.get(key).cloned().ok_or_else(|| Error::bad_file(path, format!("missing metadata `{key}`")))
         };
-        let input = match m.metadata.get("input") {
-            Some(text) => serde_json::from_str(text).map_err(|e| Error::bad_file(path, format!("bad `input`: {e}")))?,
+        let input = match m.metadata.get("decoder_input") {
+            Some(text) => {
+                serde_json::from_str(text).map_err(|e| Error::bad_file(path, format!("bad `decoder_input`: {e}")))?
+            }
             None => InputKind::Signature {
                 k: get("k")?.parse().map_err(|_| Error::bad_file(path, "bad `k`"))?,
                 use_mask: get("use_mask")? == "true",
@@ -192,4 +195,41 @@ fn fit_network(
 
 fn stats_path(path: &Path) -> std::path::PathBuf {
     path.with_extension("stats.safetensors")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decoder(input: InputKind) -> Decoder {
+        let shape = Shape::flat(input.dim());
+        let net = Network::new(shape, Arch::Decoder.layers(shape, 0, 4), 7).unwrap();
+        let cols = input.scaled();
+        let scale = Standardiser::from_parts(vec![0.5; cols], vec![2.0; cols], "test").unwrap();
+        Decoder { net, input, scale, directions: "dirs-fingerprint".into() }
+    }
+
+    #[test]
+    fn every_input_kind_survives_a_save_and_load() {
+        let dir = tempfile::tempdir().unwrap();
+        for (i, kind) in [
+            InputKind::Signature { k: 5, use_mask: true },
+            InputKind::Signature { k: 5, use_mask: false },
+            InputKind::Labels { k: 3, use_mask: true, classes: 4 },
+            InputKind::Scores { classes: 10 },
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let path = dir.path().join(format!("d{i}.safetensors"));
+            let d = decoder(kind);
+            d.save(&path, &BTreeMap::from([("dataset".to_string(), "test".to_string())])).unwrap();
+            let back = Decoder::load(&path).unwrap_or_else(|e| panic!("{kind:?}: {e}"));
+            assert_eq!(back.input, kind);
+            assert_eq!(back.directions, d.directions);
+            assert_eq!(back.scale.mean(), d.scale.mean());
+            assert_eq!(back.scale.std(), d.scale.std());
+            assert_eq!(back.net.in_len(), kind.dim());
+        }
+    }
 }
