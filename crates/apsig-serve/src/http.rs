@@ -138,8 +138,7 @@ pub(crate) fn check_declared(headers: &HeaderMap, limit: usize) -> Result<(), Ap
 /// [`DISCARD_WAIT`]) so that the client, which may still be sending, sees the answer rather
 /// than a reset; larger or slower bodies are never read.
 const DISCARD_BYTES: u64 = 64 << 10;
-// long enough for a client descheduled between its header and body writes on a loaded host
-const DISCARD_WAIT: Duration = Duration::from_secs(2);
+const DISCARD_WAIT: Duration = Duration::from_millis(500);
 
 /// After a refusal on the headers: reads a small declared body away (see [`DISCARD_BYTES`]).
 pub(crate) async fn discard_small_body(headers: &HeaderMap, mut body: Body) {
