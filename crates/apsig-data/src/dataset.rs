@@ -16,7 +16,8 @@ pub const MAX_LABEL_EXCLUSIVE: u8 = 100;
 /// consumer sees the same normalisation.
 #[derive(Clone, PartialEq)]
 pub struct Split {
-    /// `n * rows * cols` pixels, each byte / 255, image after image, row-major.
+    /// `n * rows * cols * channels` values, each byte / 255, image after image, row-major and
+    /// channels-last (HWC, the layout of the networks), so a grey image is `rows * cols` values.
     pub images: Vec<f32>,
     /// One label per image.
     pub labels: Vec<u8>,
@@ -26,13 +27,15 @@ pub struct Split {
     pub rows: usize,
     /// Image width.
     pub cols: usize,
+    /// Channels per pixel: 1 (grey) or 3 (RGB).
+    pub channels: usize,
 }
 
 impl Split {
-    /// Builds a split from raw IDX bytes, doing the `/255` scaling once here.
-    pub fn from_bytes(pixels: &[u8], labels: Vec<u8>, rows: usize, cols: usize) -> Split {
+    /// Builds a split from raw HWC bytes, doing the `/255` scaling once here.
+    pub fn from_bytes(pixels: &[u8], labels: Vec<u8>, rows: usize, cols: usize, channels: usize) -> Split {
         let images = pixels.iter().map(|&p| f32::from(p) / 255.0).collect();
-        Split { images, n: labels.len(), labels, rows, cols }
+        Split { images, n: labels.len(), labels, rows, cols, channels }
     }
 
     /// Pixels of image `i`; panics if `i >= n`, like slice indexing.
@@ -41,9 +44,9 @@ impl Split {
         &self.images[i * p..(i + 1) * p]
     }
 
-    /// Pixels per image (`rows * cols`), the input width of a classifier.
+    /// Values per image (`rows * cols * channels`), the input width of a classifier.
     pub fn pixels(&self) -> usize {
-        self.rows * self.cols
+        self.rows * self.cols * self.channels
     }
 
     /// A new split holding copies of the chosen images, in the given order
@@ -55,7 +58,7 @@ impl Split {
             images.extend_from_slice(self.image(i));
             labels.push(self.labels[i]);
         }
-        Split { images, labels, n: indices.len(), rows: self.rows, cols: self.cols }
+        Split { images, labels, n: indices.len(), rows: self.rows, cols: self.cols, channels: self.channels }
     }
 
     /// Largest label plus one (0 for an empty split); the label encoding
@@ -72,6 +75,7 @@ impl fmt::Debug for Split {
             .field("n", &self.n)
             .field("rows", &self.rows)
             .field("cols", &self.cols)
+            .field("channels", &self.channels)
             .field("num_classes", &self.num_classes())
             .finish_non_exhaustive()
     }
@@ -176,5 +180,5 @@ fn load_split(
     if let Some((index, &label)) = labels.iter().enumerate().find(|&(_, &l)| l >= MAX_LABEL_EXCLUSIVE) {
         return Err(DataError::BadLabel { path: lbl_path, label, index, limit: MAX_LABEL_EXCLUSIVE });
     }
-    Ok((Split::from_bytes(&pixels, labels, rows, cols), img_path))
+    Ok((Split::from_bytes(&pixels, labels, rows, cols, 1), img_path))
 }

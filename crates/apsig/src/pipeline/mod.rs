@@ -50,9 +50,9 @@ pub mod files {
     pub const REPORT: &str = "report.md";
 }
 
-/// Image shape of a split, as the models see it (channels-last, one channel).
+/// Image shape of a split, as the models see it (channels-last).
 pub fn image_shape(split: &Split) -> Shape {
-    Shape::new(split.rows, split.cols, 1)
+    Shape::new(split.rows, split.cols, split.channels)
 }
 
 /// Trains (or reuses) a classifier of `arch` on the training split; returns it and its
