@@ -42,6 +42,8 @@ pub enum Command {
     /// The study beyond the paper: direction strategies, oracle variants, defences, sweeps over K,
     /// training size and query budget, attributes from signatures; both data sets, one report.
     Study(crate::study::StudyArgs),
+    /// Write a colour benchmark (Colour-MNIST-32, Colour-Fashion-32) from a grey data set as .npz.
+    MakeColour(crate::make_colour::MakeColourArgs),
 }
 
 #[derive(Args)]
@@ -205,6 +207,7 @@ pub fn dispatch(cmd: Command, opts: &DataOptions, bars: &Bars) -> Result<()> {
         Command::QueryCurve(a) => crate::query_curve::query_curve(a, opts),
         Command::ExportOnnx(a) => export_onnx(a),
         Command::Study(a) => crate::study::study(a, opts, bars),
+        Command::MakeColour(a) => crate::make_colour::make_colour(a, opts),
     }
 }
 
@@ -447,6 +450,7 @@ impl Command {
             Command::TrainDecoder(a) => Some(a.dataset.clone()),
             Command::Reconstruct(a) => Some(a.dataset.clone()),
             Command::Study(a) => a.config().ok().and_then(|c| c.datasets.first().cloned()),
+            Command::MakeColour(a) => Some(a.from.clone()),
             _ => None,
         }
     }

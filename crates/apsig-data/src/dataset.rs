@@ -81,17 +81,24 @@ impl fmt::Debug for Split {
     }
 }
 
-/// A loaded data set; `dir` is kept so reports can say which copy was used.
+/// A loaded data set; `dir` and `source` are kept so reports can say which copy was used and
+/// how it was read.
 #[derive(Clone, Debug)]
 pub struct Dataset {
-    /// Canonical name for known sets, else the directory's name.
+    /// Canonical name for known sets, else the directory's (or `.npz` file's) name.
     pub name: String,
-    /// Directory the four files were read from.
+    /// Directory (or `.npz` file) the data was read from.
     pub dir: PathBuf,
     /// Training split.
     pub train: Split,
     /// Test split.
     pub test: Split,
+    /// How the data was read, one line for reports: the format and, for `.npz`, the pixel
+    /// dtype and detected layout (e.g. `NumPy .npz, uint8 0-255 NCHW, converted to HWC`).
+    pub source: String,
+    /// Class names indexed by label, where the format has them (image folders, CIFAR's
+    /// metadata files); empty otherwise.
+    pub classes: Vec<String>,
 }
 
 /// Loads a data set by directory path or by known name.
@@ -102,6 +109,9 @@ pub struct Dataset {
 /// a known data set.
 pub fn load(name_or_path: &str, opts: &DataOptions) -> Result<Dataset> {
     let as_path = Path::new(name_or_path);
+    if as_path.is_file() {
+        return load_file(as_path);
+    }
     if as_path.is_dir() {
         let name = as_path
             .canonicalize()
@@ -117,6 +127,19 @@ pub fn load(name_or_path: &str, opts: &DataOptions) -> Result<Dataset> {
     }
     let dir = locate(name_or_path, opts)?;
     load_dir(&dir, name_or_path, known(name_or_path).filter(|_| opts.verify))
+}
+
+/// A data set held in one file: a NumPy `.npz` archive.
+fn load_file(path: &Path) -> Result<Dataset> {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some(e) if e.eq_ignore_ascii_case("npz") => crate::npz::load_npz(path),
+        _ => Err(DataError::Invalid {
+            path: path.to_path_buf(),
+            problem: "not a data set: a file must be a NumPy .npz (x_train, y_train, x_test, y_test); \
+                      a directory may hold IDX files, train/ and test/ image folders or CIFAR batches"
+                .to_string(),
+        }),
+    }
 }
 
 /// Loads the four IDX files from `dir`, verifying against `verify` if given.
@@ -143,7 +166,14 @@ pub fn load_dir(dir: &Path, name: &str, verify: Option<&KnownDataset>) -> Result
             test_cols: test.cols,
         });
     }
-    Ok(Dataset { name: name.to_string(), dir: dir.to_path_buf(), train, test })
+    Ok(Dataset {
+        name: name.to_string(),
+        dir: dir.to_path_buf(),
+        train,
+        test,
+        source: "IDX files".to_string(),
+        classes: Vec::new(),
+    })
 }
 
 fn require_file(dir: &Path, stem: &str) -> Result<PathBuf> {

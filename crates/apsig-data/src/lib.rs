@@ -1,17 +1,21 @@
-//! Data sets for apsig: finding, downloading, verifying and parsing the IDX
-//! files of MNIST-style image classification sets.
+//! Data sets for apsig: finding, downloading, verifying and parsing image classification
+//! sets: IDX files (MNIST), NumPy `.npz` archives, image-folder trees, CIFAR binary batches,
+//! and the colour benchmarks generated from grey sets.
 //!
 //! Entry point is [`load`]; everything else is exposed so the CLI can
 //! explain what it did (search paths, known sets) and fuzzers can reach the
 //! parsers directly.
 #![warn(missing_docs)]
 
+pub mod colour;
 mod dataset;
 mod download;
 mod error;
 mod idx;
 mod known;
 mod locate;
+mod npy;
+mod npz;
 
 pub use dataset::{load, load_dir, Dataset, Split, MAX_LABEL_EXCLUSIVE};
 pub use download::download;
@@ -25,3 +29,5 @@ pub use locate::{
     default_cache_dir, find_file, is_complete, locate, search_dirs, DataOptions, DATA_DIR_ENV, SYSTEM_DATA_DIR,
     TEST_FILES, TRAIN_FILES,
 };
+pub use npy::{Dtype, NpyArray};
+pub use npz::{read_npz_array, write_npz, Layout, NPZ_KEYS};
