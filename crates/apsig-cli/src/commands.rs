@@ -69,7 +69,8 @@ pub struct RunArgs {
     /// Seed for directions, initialisation and data order.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Data set name or a directory of IDX files (overrides the config).
+    /// Data set name (mnist, fashion-mnist, cifar10, cifar100), a directory (IDX files, train/ and
+    /// test/ image folders, CIFAR batches) or a .npz file (overrides the config).
     #[arg(long)]
     dataset: Option<String>,
 }

@@ -7,16 +7,19 @@
 //! parsers directly.
 #![warn(missing_docs)]
 
+mod cifar;
 pub mod colour;
 mod dataset;
 mod download;
 mod error;
+mod folder;
 mod idx;
 mod known;
 mod locate;
 mod npy;
 mod npz;
 
+pub use cifar::{parse_cifar_records, CifarKind};
 pub use dataset::{load, load_dir, Dataset, Split, MAX_LABEL_EXCLUSIVE};
 pub use download::download;
 pub use error::{DataError, Result};
@@ -24,7 +27,9 @@ pub use idx::{
     inflate_maybe_gz, parse_idx_images, parse_idx_labels, read_idx_images, read_idx_labels, read_maybe_gz,
     IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, MAX_PAYLOAD_BYTES,
 };
-pub use known::{known, known_names, md5_hex, verify_md5, KnownDataset, KnownFile, KNOWN_DATASETS};
+pub use known::{
+    known, known_names, md5_hex, verify_md5, KnownArchive, KnownDataset, KnownFile, Published, KNOWN_DATASETS,
+};
 pub use locate::{
     default_cache_dir, find_file, is_complete, locate, search_dirs, DataOptions, DATA_DIR_ENV, SYSTEM_DATA_DIR,
     TEST_FILES, TRAIN_FILES,
