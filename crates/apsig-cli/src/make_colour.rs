@@ -1,7 +1,7 @@
 //! `apsig make-colour`: the colour benchmarks (Colour-MNIST-32, Colour-Fashion-32) from a grey
 //! data set, as a `.npz` any data-set option reads.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use apsig::data::colour::{write_colour_benchmark, COLOUR_SIDE};
 use apsig::data::DataOptions;
 use clap::Args;
@@ -25,8 +25,7 @@ pub struct MakeColourArgs {
 
 pub fn make_colour(a: MakeColourArgs, opts: &DataOptions) -> Result<()> {
     let data = apsig::data::load(&a.from, opts)?;
-    let (train, test) = write_colour_benchmark(&data, &a.out, a.side, a.seed)
-        .with_context(|| format!("colouring {}", data.dir.display()))?;
+    let (train, test) = write_colour_benchmark(&data, &a.out, a.side, a.seed)?;
     println!(
         "{}: {train} train + {test} test images, {side}x{side}x3 uint8 NHWC, colours from {} (seed {})",
         a.out.display(),

@@ -134,16 +134,17 @@ fn load_split(
     let mut pixels = Vec::new();
     for (path, image) in files.iter().zip(decoded) {
         let image = image?;
-        let (_, rows, cols, channels) =
-            first.get_or_insert_with(|| (path.clone(), image.rows, image.cols, image.channels)).clone();
-        let reference = first.as_ref().map(|f| f.0.display().to_string()).unwrap_or_default();
+        let (reference, rows, cols, channels) =
+            first.get_or_insert_with(|| (path.clone(), image.rows, image.cols, image.channels));
+        let (rows, cols, channels) = (*rows, *cols, *channels);
         if image.channels != channels {
             let kind = |c: usize| if c == 1 { "grey" } else { "colour (RGB)" };
             return Err(invalid(
                 path,
                 format!(
-                    "{} but {reference} is {} (grey and colour cannot be mixed)",
+                    "{} but {} is {} (grey and colour cannot be mixed)",
                     kind(image.channels),
+                    reference.display(),
                     kind(channels)
                 ),
             ));
@@ -152,8 +153,10 @@ fn load_split(
             return Err(invalid(
                 path,
                 format!(
-                    "{}x{} (height x width) but {reference} is {rows}x{cols} (all images must have one size)",
-                    image.rows, image.cols
+                    "{}x{} (height x width) but {} is {rows}x{cols} (all images must have one size)",
+                    image.rows,
+                    image.cols,
+                    reference.display()
                 ),
             ));
         }

@@ -127,15 +127,16 @@ impl NpyArray {
         (self.dtype == Dtype::U8).then_some(&self.data)
     }
 
-    /// Every element as `f64` (exact for all supported dtypes but `i64` beyond 2^53).
-    pub fn to_f64(&self) -> Vec<f64> {
+    /// Every element as `f64` (exact for all supported dtypes but `i64` beyond 2^53), without
+    /// materialising a copy.
+    pub fn iter_f64(&self) -> Box<dyn Iterator<Item = f64> + '_> {
         let d = &self.data;
         match self.dtype {
-            Dtype::U8 => d.iter().map(|&b| f64::from(b)).collect(),
-            Dtype::I32 => d.chunks_exact(4).map(|c| f64::from(i32::from_le_bytes(c.try_into().unwrap()))).collect(),
-            Dtype::I64 => d.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64).collect(),
-            Dtype::F32 => d.chunks_exact(4).map(|c| f64::from(f32::from_le_bytes(c.try_into().unwrap()))).collect(),
-            Dtype::F64 => d.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect(),
+            Dtype::U8 => Box::new(d.iter().map(|&b| f64::from(b))),
+            Dtype::I32 => Box::new(d.chunks_exact(4).map(|c| f64::from(i32::from_le_bytes(c.try_into().unwrap())))),
+            Dtype::I64 => Box::new(d.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64)),
+            Dtype::F32 => Box::new(d.chunks_exact(4).map(|c| f64::from(f32::from_le_bytes(c.try_into().unwrap())))),
+            Dtype::F64 => Box::new(d.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap()))),
         }
     }
 

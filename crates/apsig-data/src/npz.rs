@@ -108,7 +108,8 @@ fn read_entry(zip: &mut zip::ZipArchive<BufReader<File>>, path: &Path, key: &str
     let mut entry = zip.by_name(&member).map_err(|e| invalid(path, format!("{member}: {e}")))?;
     // A header can claim any size; read at most what a valid array of ours could be.
     let cap = MAX_PAYLOAD_BYTES + (1 << 17);
-    let mut bytes = Vec::with_capacity(entry.size().min(cap) as usize);
+    // the declared size only sizes the first allocation, and only up to 64 MiB
+    let mut bytes = Vec::with_capacity(entry.size().min(1 << 26) as usize);
     (&mut entry)
         .take(cap + 1)
         .read_to_end(&mut bytes)
@@ -136,17 +137,20 @@ fn split_of(path: &Path, (xk, x): (&str, NpyArray), (yk, y): (&str, NpyArray)) -
     let values = match x.dtype {
         Dtype::U8 => x.as_u8().unwrap_or_default().iter().map(|&p| f32::from(p) / 255.0).collect::<Vec<f32>>(),
         Dtype::F32 | Dtype::F64 => {
-            let v = x.to_f64();
-            if let Some((i, bad)) = v.iter().enumerate().find(|(_, v)| !(0.0..=1.0).contains(*v)) {
-                return Err(invalid(
-                    path,
-                    format!(
-                        "{xk}: value {bad} at flat index {i} is outside [0, 1] ({} images must be scaled to [0, 1]; uint8 is read as 0-255)",
-                        x.dtype.name()
-                    ),
-                ));
+            let mut v = Vec::with_capacity(x.len());
+            for (i, value) in x.iter_f64().enumerate() {
+                if !(0.0..=1.0).contains(&value) {
+                    return Err(invalid(
+                        path,
+                        format!(
+                            "{xk}: value {value} at flat index {i} is outside [0, 1] ({} images must be scaled to [0, 1]; uint8 is read as 0-255)",
+                            x.dtype.name()
+                        ),
+                    ));
+                }
+                v.push(value as f32);
             }
-            v.into_iter().map(|v| v as f32).collect()
+            v
         }
         Dtype::I32 | Dtype::I64 => {
             return Err(invalid(
@@ -195,7 +199,7 @@ pub(crate) fn chw_to_hwc<T: Copy>(chw: &[T], rows: usize, cols: usize, channels:
 /// same bytes), atomically: a temporary file beside `path`, renamed into place once complete.
 pub fn write_npz(path: &Path, arrays: &[(&str, &NpyArray)]) -> Result<()> {
     let tmp = temp_beside(path);
-    let result = write_zip(&tmp, arrays).and_then(|()| {
+    let result = write_zip(&tmp, path, arrays).and_then(|()| {
         std::fs::rename(&tmp, path).map_err(|e| DataError::io(&tmp, format!("rename to {}", path.display()), e))
     });
     if result.is_err() {
@@ -204,11 +208,12 @@ pub fn write_npz(path: &Path, arrays: &[(&str, &NpyArray)]) -> Result<()> {
     result
 }
 
-fn write_zip(tmp: &Path, arrays: &[(&str, &NpyArray)]) -> Result<()> {
-    let file = File::create(tmp).map_err(|e| DataError::io(tmp, "create", e))?;
+/// Writes the archive into `tmp`; errors name `path`, the file the user asked for.
+fn write_zip(tmp: &Path, path: &Path, arrays: &[(&str, &NpyArray)]) -> Result<()> {
+    let file = File::create(tmp).map_err(|e| DataError::io(path, "create", e))?;
     let mut zip = zip::ZipWriter::new(BufWriter::new(file));
-    let io = |e: std::io::Error| DataError::io(tmp, "write", e);
-    let zerr = |e: zip::result::ZipError| DataError::io(tmp, "write", std::io::Error::other(e));
+    let io = |e: std::io::Error| DataError::io(path, "write", e);
+    let zerr = |e: zip::result::ZipError| DataError::io(path, "write", std::io::Error::other(e));
     for (key, array) in arrays {
         let bytes = array.to_npy_bytes();
         let options = zip::write::SimpleFileOptions::default()
