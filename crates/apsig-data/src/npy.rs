@@ -299,4 +299,19 @@ mod tests {
             assert!(NpyArray::parse(good[..len].to_vec()).is_err(), "prefix {len}");
         }
     }
+
+    #[test]
+    fn any_single_byte_change_parses_or_errs_without_panic() {
+        let good = NpyArray::from_i64(&[2, 3], &[1, 2, 3, 4, 5, 6]).to_npy_bytes();
+        let header_end = good.len() - 48;
+        for at in 0..header_end {
+            for value in [0u8, b' ', b'(', b')', b',', b'\'', b'9', b'-', 0x7f, 0xff] {
+                let mut bad = good.clone();
+                bad[at] = value;
+                if let Ok(a) = NpyArray::parse(bad) {
+                    assert_eq!(a.len() * a.dtype.size(), 48, "byte {at} = {value}");
+                }
+            }
+        }
+    }
 }
