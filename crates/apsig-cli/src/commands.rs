@@ -5,13 +5,12 @@ use anyhow::{bail, Context, Result};
 use apsig::data::DataOptions;
 use apsig::decoder::Decoder;
 use apsig::directions::{DirectionConfig, Directions, Strategy};
-use apsig::model::{load_network, Arch, Classifier, TrainConfig};
-use apsig::pipeline::{self, files, RunConfig};
+use apsig::model::{load_network, Arch, TrainConfig};
+use apsig::pipeline::{self, files, RunConfig, UserModels};
 use apsig::signature::{extract, ExtractConfig, Method, SearchConfig, Shard, SignatureSet};
 use clap::{Args, Subcommand, ValueEnum};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 #[derive(Subcommand)]
 pub enum Command {
@@ -70,6 +69,13 @@ pub struct RunArgs {
     /// Data set name or a directory of IDX files (overrides the config).
     #[arg(long)]
     dataset: Option<String>,
+    /// Attack this model instead of training TargetNet-S: an ONNX file (input [N,C,H,W] as
+    /// PyTorch exports it, [N,H,W,C] or [N,H,W]; output [N, classes]) or an apsig model file.
+    #[arg(long, value_name = "FILE")]
+    model: Option<PathBuf>,
+    /// Judge class recovery with this model instead of training EvalNet (formats as --model).
+    #[arg(long, value_name = "FILE")]
+    evaluator: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -177,9 +183,13 @@ pub struct ReconArgs {
     /// Test signatures.
     #[arg(long)]
     signatures: PathBuf,
-    /// Independent evaluator model (for class recovery).
+    /// Independent evaluator model (for class recovery): an apsig model file or any ONNX classifier.
     #[arg(long)]
     evaluator: PathBuf,
+    /// Write the reconstructions here (safetensors: `reconstructions` [n, pixels] and the test
+    /// image `indices` [n]) [default: `<signatures>.reconstructions.safetensors`].
+    #[arg(long, short)]
+    out: Option<PathBuf>,
     #[arg(long, default_value = "mnist")]
     dataset: String,
     /// Write originals over reconstructions here (PNG).
@@ -216,10 +226,15 @@ fn run(a: RunArgs, opts: &DataOptions, bars: &Bars) -> Result<()> {
     if let Some(d) = a.dataset {
         cfg.dataset = d;
     }
-    let m = pipeline::run(&cfg, &a.out, opts, bars)?;
+    let models = UserModels {
+        target: a.model.as_ref().map(|p| apsig_onnx::load_model(p, Arch::TargetNetS)).transpose()?,
+        evaluator: a.evaluator.as_ref().map(|p| apsig_onnx::load_model(p, Arch::EvalNet)).transpose()?,
+    };
+    let m = pipeline::run_with(&cfg, &models, &a.out, opts, bars)?;
+    let from = |r: &pipeline::ModelRecord| if r.user_supplied { format!(" ({})", r.file) } else { String::new() };
     println!("run directory: {}", a.out.display());
-    println!("target M test accuracy      {:.2}%", 100.0 * m.target_test_accuracy);
-    println!("evaluator test accuracy     {:.2}%", 100.0 * m.evaluator_test_accuracy);
+    println!("target M test accuracy      {:.2}%{}", 100.0 * m.target_test_accuracy, from(&m.models.target));
+    println!("evaluator test accuracy     {:.2}%{}", 100.0 * m.evaluator_test_accuracy, from(&m.models.evaluator));
     println!("                            MSE      PSNR   SSIM   class recovery");
     for (name, q) in [
         ("decoder", &m.decoder),
@@ -312,11 +327,7 @@ fn directions(a: DirArgs) -> Result<()> {
 }
 
 fn signatures(a: SigArgs, opts: &DataOptions, bars: &Bars) -> Result<()> {
-    let model: Arc<dyn Classifier> = if a.model.extension().is_some_and(|e| e.eq_ignore_ascii_case("onnx")) {
-        Arc::new(apsig_onnx::OnnxClassifier::load(&a.model)?)
-    } else {
-        Arc::new(load_network(&a.model, Some(Arch::TargetNetS))?.net)
-    };
+    let model = apsig_onnx::load_model(&a.model, Arch::TargetNetS)?.classifier;
     let dirs = Directions::load(&a.directions)?;
     if dirs.shape != model.input_shape() {
         let (d, m) = (dirs.shape, model.input_shape());
@@ -404,13 +415,17 @@ fn train_decoder(a: DecArgs, opts: &DataOptions, bars: &Bars) -> Result<()> {
 fn reconstruct(a: ReconArgs, opts: &DataOptions) -> Result<()> {
     let dec = Decoder::load(&a.decoder)?;
     let sigs = SignatureSet::load(&a.signatures)?;
-    let eval = load_network(&a.evaluator, Some(Arch::EvalNet))?;
+    let eval = apsig_onnx::load_model(&a.evaluator, Arch::EvalNet)?;
     let data = apsig::data::load(&a.dataset, opts)?;
+    let classes = data.train.num_classes().max(data.test.num_classes());
+    eval.check_fits("evaluator", pipeline::image_shape(&data.test), classes)?;
     let recons =
         dec.reconstruct(&sigs).with_context(|| format!("{} with {}", a.signatures.display(), a.decoder.display()))?;
     let originals = pipeline::images_of(&data.test, &sigs)?;
     let labels = pipeline::labels_of(&data.test, &sigs);
-    let q = apsig::eval::quality(&recons, &originals, &labels, data.test.rows, &eval.net);
+    let out = a.out.unwrap_or_else(|| a.signatures.with_extension("reconstructions.safetensors"));
+    pipeline::write_reconstructions(&out, &recons, &sigs.indices, pipeline::image_shape(&data.test))?;
+    let q = apsig::eval::quality(&recons, &originals, &labels, data.test.rows, eval.classifier.as_ref());
     let json = serde_json::to_string_pretty(&q)?;
     println!("{json}");
     if let Some(p) = a.json {

@@ -1,7 +1,7 @@
 //! The evaluation protocol of METHOD.md: pixel metrics, class recovery by an independent
 //! evaluator, and the global-mean and class-mean baselines on the same images.
 
-use crate::nn::Network;
+use crate::model::Classifier;
 use apsig_data::Split;
 use serde::{Deserialize, Serialize};
 
@@ -19,7 +19,7 @@ pub struct Quality {
 }
 
 /// MSE, PSNR (from the mean MSE... per image, then averaged), SSIM and class recovery.
-pub fn quality(recons: &[f32], originals: &[f32], labels: &[u8], side: usize, evaluator: &Network) -> Quality {
+pub fn quality(recons: &[f32], originals: &[f32], labels: &[u8], side: usize, evaluator: &dyn Classifier) -> Quality {
     let px = side * side;
     let n = labels.len();
     assert_eq!(recons.len(), n * px);

@@ -3,7 +3,14 @@
 
 use crate::noise;
 use apsig_onnx::proto::{Attr, Dim, Graph};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// A committed ONNX classifier exported by PyTorch, trained on MNIST or colour MNIST
+/// (`crates/apsig-onnx/tests/fixtures/make_fixtures.py` says which and how):
+/// `grey-target.onnx`, `grey-evaluator.onnx`, `colour-target.onnx`, `colour-evaluator.onnx`.
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../apsig-onnx/tests/fixtures").join(name)
+}
 
 /// A model apsig did not make: 16x16 input, conv 1->4 k3 stride 2 pad 1, ReLU, NCHW flatten,
 /// Gemm (transB) to 3 classes. Weights are fixed noise.

@@ -9,14 +9,16 @@ pub mod report;
 
 pub use config::{RunConfig, SignatureStage};
 pub use measure::{measure, pilot_starts, signature_stage, MeasurePlan, Measured, SetFiles};
-pub use metrics::{Metrics, SignatureStats, StageTime};
+pub use metrics::{Metrics, ModelRecord, Models, SignatureStats, StageTime};
 
 use crate::decoder::{Decoder, DecoderConfig};
 use crate::directions::DirectionContext;
 use crate::error::{Error, Result};
 use crate::eval::{quality, Baselines};
 use crate::io::{fingerprint_f32, TensorFile};
-use crate::model::{accuracy, load_network, save_network, train, Arch, Targets, TrainConfig, TrainReport};
+use crate::model::{
+    accuracy, load_network, save_network, train, Arch, Classifier, SuppliedModel, Targets, TrainConfig, TrainReport,
+};
 use crate::nn::{Network, Shape};
 use crate::signature::SignatureSet;
 use crate::Progress;
@@ -93,6 +95,19 @@ pub fn classifier_stage(
     Ok((net, acc, secs))
 }
 
+/// A model the user supplied for a role: its test accuracy on this data set, and the seconds
+/// that took. A model file apsig trained for the role in an earlier run into the same
+/// directory (`own_file`) is removed, so the directory holds only what this run used.
+fn supplied_stage(m: &SuppliedModel, data: &Dataset, own_file: &Path) -> Result<(f32, f64)> {
+    match std::fs::remove_file(own_file) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(own_file, e)),
+        _ => {}
+    }
+    let t0 = Instant::now();
+    let acc = accuracy(m.classifier.as_ref(), &data.test.images, &data.test.labels);
+    Ok((acc, t0.elapsed().as_secs_f64()))
+}
+
 /// Trains (or reuses) the decoder on the training signatures and their images. The file is
 /// stamped with the decoder config and fingerprints of the signatures and images; a file with
 /// the same stamp is reused, so rerunning a finished run trains nothing (reported as all
@@ -155,38 +170,100 @@ pub fn labels_of(split: &Split, sigs: &SignatureSet) -> Vec<u8> {
     sigs.indices.iter().map(|&i| split.labels[i as usize]).collect()
 }
 
+/// Writes reconstructions `[n, image.len()]` with the test-split indices `[n]` of the images
+/// they reconstruct: the one writer of reconstruction files, for `run` and `apsig reconstruct`.
+pub fn write_reconstructions(path: &Path, recons: &[f32], indices: &[u32], image: Shape) -> Result<()> {
+    let n = indices.len();
+    crate::io::write_tensors(
+        path,
+        &[
+            crate::io::TensorOut::F32("reconstructions", vec![n, image.len()], recons),
+            crate::io::TensorOut::U32("indices", vec![n], indices),
+        ],
+        &BTreeMap::new(),
+    )
+}
+
+/// The classifiers the user brings for a run; a role left `None` is trained by apsig.
+#[derive(Clone, Debug, Default)]
+pub struct UserModels {
+    /// The target M (the model attacked).
+    pub target: Option<SuppliedModel>,
+    /// The independent evaluator of class recovery.
+    pub evaluator: Option<SuppliedModel>,
+}
+
 /// Runs every stage into `dir`, writing `metrics.json`, figures and `report.md`.
 pub fn run(cfg: &RunConfig, dir: &Path, data_opts: &DataOptions, progress: &dyn Progress) -> Result<Metrics> {
-    let t_all = Instant::now();
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    crate::io::atomic_write(&dir.join(files::CONFIG), cfg.to_toml().as_bytes())?;
-    let ckpt = dir.join("checkpoints");
-    let mut times = Vec::new();
-    let mut timed = |name: &str, secs: f64| times.push(StageTime { stage: name.into(), seconds: secs });
+    run_with(cfg, &UserModels::default(), dir, data_opts, progress)
+}
 
+/// [`run`] with the user's own target and/or evaluator. Each is checked against the data
+/// (image shape, number of classes) before anything is written; the signature stages are
+/// reused on a rerun only when the target is the same (same file contents).
+pub fn run_with(
+    cfg: &RunConfig,
+    models: &UserModels,
+    dir: &Path,
+    data_opts: &DataOptions,
+    progress: &dyn Progress,
+) -> Result<Metrics> {
+    let t_all = Instant::now();
     let t0 = Instant::now();
     let mut data = apsig_data::load(&cfg.dataset, data_opts)?;
     if cfg.train_limit > 0 && cfg.train_limit < data.train.n {
         data.train = data.train.subset(&(0..cfg.train_limit).collect::<Vec<_>>());
     }
-    timed("load data", t0.elapsed().as_secs_f64());
+    let classes = data.train.num_classes().max(data.test.num_classes());
+    for (role, m) in [("target model", &models.target), ("evaluator", &models.evaluator)] {
+        if let Some(m) = m {
+            m.check_fits(role, image_shape(&data.train), classes)?;
+        }
+    }
+    let load_secs = t0.elapsed().as_secs_f64();
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    crate::io::atomic_write(&dir.join(files::CONFIG), cfg.to_toml().as_bytes())?;
+    let ckpt = dir.join("checkpoints");
+    let mut times = Vec::new();
+    let mut timed = |name: &str, secs: f64| times.push(StageTime { stage: name.into(), seconds: secs });
+    timed("load data", load_secs);
 
     progress.message("training the target model M");
-    let (target, target_acc, s) =
-        classifier_stage(Arch::TargetNetS, &data, &cfg.target, &dir.join(files::TARGET), &ckpt, progress)?;
-    timed("train target", s);
+    let (target, own_target, target_acc, target_record) = match &models.target {
+        Some(m) => {
+            let (acc, s) = supplied_stage(m, &data, &dir.join(files::TARGET))?;
+            timed("test target", s);
+            (m.classifier.clone(), None, acc, ModelRecord::supplied(m))
+        }
+        None => {
+            let path = dir.join(files::TARGET);
+            let (net, acc, s) = classifier_stage(Arch::TargetNetS, &data, &cfg.target, &path, &ckpt, progress)?;
+            timed("train target", s);
+            let net = Arc::new(net);
+            (net.clone() as Arc<dyn Classifier>, Some(net), acc, ModelRecord::trained(Arch::TargetNetS, &path)?)
+        }
+    };
     progress.message("training the independent evaluator");
-    let (evaluator, eval_acc, s) =
-        classifier_stage(Arch::EvalNet, &data, &cfg.evaluator, &dir.join(files::EVALUATOR), &ckpt, progress)?;
-    timed("train evaluator", s);
+    let (evaluator, eval_acc, eval_record) = match &models.evaluator {
+        Some(m) => {
+            let (acc, s) = supplied_stage(m, &data, &dir.join(files::EVALUATOR))?;
+            timed("test evaluator", s);
+            (m.classifier.clone(), acc, ModelRecord::supplied(m))
+        }
+        None => {
+            let path = dir.join(files::EVALUATOR);
+            let (net, acc, s) = classifier_stage(Arch::EvalNet, &data, &cfg.evaluator, &path, &ckpt, progress)?;
+            timed("train evaluator", s);
+            (Arc::new(net) as Arc<dyn Classifier>, acc, ModelRecord::trained(Arch::EvalNet, &path)?)
+        }
+    };
 
-    let target = Arc::new(target);
     let plan = MeasurePlan {
         directions: &cfg.directions,
         context: DirectionContext {
             images: &data.train.images,
             labels: &data.train.labels,
-            model: Some(target.as_ref()),
+            model: own_target.as_deref(),
         },
         directions_path: Some(dir.join(files::DIRECTIONS)),
         train: &cfg.train_signatures,
@@ -216,25 +293,18 @@ pub fn run(cfg: &RunConfig, dir: &Path, data_opts: &DataOptions, progress: &dyn 
     progress.message("evaluating");
     let t0 = Instant::now();
     let recons = decoder.reconstruct(&test_sigs)?;
-    crate::io::write_tensors(
-        &dir.join(files::RECONS),
-        &[
-            crate::io::TensorOut::F32("reconstructions", vec![test_sigs.n(), data.test.pixels()], &recons),
-            crate::io::TensorOut::U32("indices", vec![test_sigs.n()], &test_sigs.indices),
-        ],
-        &BTreeMap::new(),
-    )?;
+    write_reconstructions(&dir.join(files::RECONS), &recons, &test_sigs.indices, image_shape(&data.test))?;
     let originals = images_of(&data.test, &test_sigs)?;
     let labels = labels_of(&data.test, &test_sigs);
     let base = Baselines::from_train(&data.train);
     let side = data.test.rows;
-    let q_dec = quality(&recons, &originals, &labels, side, &evaluator);
-    let q_global = quality(&base.global_for(labels.len()), &originals, &labels, side, &evaluator);
-    let q_class = quality(&base.class_for(&labels), &originals, &labels, side, &evaluator);
+    let q_dec = quality(&recons, &originals, &labels, side, evaluator.as_ref());
+    let q_global = quality(&base.global_for(labels.len()), &originals, &labels, side, evaluator.as_ref());
+    let q_class = quality(&base.class_for(&labels), &originals, &labels, side, evaluator.as_ref());
     let m_agree = {
-        let c = target.out_len();
-        let l = target.forward(&recons, labels.len());
-        let lo = target.forward(&originals, labels.len());
+        let c = target.num_classes();
+        let l = target.batch_logits(&recons, labels.len());
+        let lo = target.batch_logits(&originals, labels.len());
         (0..labels.len())
             .filter(|&i| crate::argmax(&l[i * c..(i + 1) * c]) == crate::argmax(&lo[i * c..(i + 1) * c]))
             .count() as f64
@@ -245,6 +315,7 @@ pub fn run(cfg: &RunConfig, dir: &Path, data_opts: &DataOptions, progress: &dyn 
 
     let metrics = Metrics {
         dataset: data.name.clone(),
+        models: Models { target: target_record, evaluator: eval_record },
         target_test_accuracy: target_acc,
         evaluator_test_accuracy: eval_acc,
         k: dirs.k(),

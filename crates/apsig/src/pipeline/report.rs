@@ -5,14 +5,13 @@ use crate::directions::Directions;
 use crate::error::Result;
 use crate::io::atomic_write;
 use crate::model::Classifier;
-use crate::nn::Network;
 use crate::signature::SignatureSet;
 use apsig_data::Dataset;
 use apsig_report::{fmt_num, markdown_table, ImageGrid, LineChart, Series, VLine};
 use std::path::Path;
 
 /// Fig. 1: softmax confidences of M along `x + eps * N_dir`, with the flip point marked.
-pub fn fig1(model: &Network, x: &[f32], dirs: &Directions, dir: usize, flip_eps: f32) -> Result<Vec<u8>> {
+pub fn fig1(model: &dyn Classifier, x: &[f32], dirs: &Directions, dir: usize, flip_eps: f32) -> Result<Vec<u8>> {
     let steps = 240;
     let top = (flip_eps * 1.5).max(1e-3);
     let d = dirs.get(dir);
@@ -22,7 +21,7 @@ pub fn fig1(model: &Network, x: &[f32], dirs: &Directions, dir: usize, flip_eps:
         batch.extend(x.iter().zip(d).map(|(a, b)| a + eps * b));
     }
     let c = model.num_classes();
-    let probs = crate::nn::softmax_rows(&model.forward(&batch, steps), c);
+    let probs = crate::nn::softmax_rows(&model.batch_logits(&batch, steps), c);
     let mut series: Vec<Series> = (0..c).map(|j| Series::new(format!("class {j}"), Vec::new())).collect();
     for s in 0..steps {
         let eps = (top * s as f32 / (steps - 1) as f32) as f64;
@@ -62,7 +61,7 @@ pub fn write_run_report(
     cfg: &RunConfig,
     m: &Metrics,
     data: &Dataset,
-    target: &Network,
+    target: &dyn Classifier,
     dirs: &Directions,
     sigs: &SignatureSet,
     recons: &[f32],
@@ -120,9 +119,24 @@ fn markdown(cfg: &RunConfig, m: &Metrics) -> String {
         &["stage", "seconds"],
         &m.stage_seconds.iter().map(|t| vec![t.stage.clone(), fmt_num(t.seconds, 1)]).collect::<Vec<_>>(),
     );
+    let model = |role: &str, r: &super::ModelRecord| {
+        let source = if r.user_supplied { "user-supplied" } else { "trained by apsig" };
+        vec![
+            role.to_string(),
+            source.to_string(),
+            r.description.clone(),
+            format!("`{}`", r.file),
+            format!("`{}`", r.sha256),
+        ]
+    };
+    let models = markdown_table(
+        &["role", "source", "model", "file", "SHA-256"],
+        &[model("target M", &m.models.target), model("evaluator", &m.models.evaluator)],
+    );
     format!(
         "# apsig run report: {ds}\n\n\
-         Target M (TargetNet-S) test accuracy: **{ta:.2}%**; independent evaluator: {ea:.2}%. K = {k} directions ({strategy:?}, seed {seed}).\n\n\
+         Target M test accuracy: **{ta:.2}%**; independent evaluator: {ea:.2}%. K = {k} directions ({strategy:?}, seed {seed}).\n\n\
+         ## Models\n\n{models}\n\
          ## Reconstruction quality on {n} held-out test secrets\n\n{quality}\n\
          M assigns {agree:.1}% of reconstructions the class it assigns the original.\n\n\
          ## Signatures and their cost\n\n{sigs}\n\
