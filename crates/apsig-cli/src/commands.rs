@@ -98,9 +98,31 @@ pub struct DirArgs {
     strategy: String,
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Image side (28 for MNIST).
+    /// Image side of square greyscale images (28 for MNIST).
     #[arg(long, default_value_t = 28)]
     side: usize,
+    /// Image shape HxWxC (e.g. 32x32x3), for images that are not square greyscale.
+    #[arg(long, conflicts_with = "side")]
+    shape: Option<ImageShape>,
+}
+
+/// An image shape on the command line: `HxWxC`.
+#[derive(Clone, Copy, Debug)]
+pub struct ImageShape(apsig::nn::Shape);
+
+impl std::str::FromStr for ImageShape {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let dims: Vec<usize> = s
+            .split(['x', 'X'])
+            .map(|d| d.trim().parse::<usize>().ok().filter(|&v| v > 0 && v <= 4096))
+            .collect::<Option<_>>()
+            .ok_or_else(|| format!("`{s}` is not HxWxC with sides 1..=4096 (e.g. 32x32x3)"))?;
+        match dims[..] {
+            [h, w, c] if c == 1 || c == 3 => Ok(ImageShape(apsig::nn::Shape::new(h, w, c))),
+            _ => Err(format!("`{s}` is not HxWxC with C = 1 or 3 (e.g. 32x32x3)")),
+        }
+    }
 }
 
 #[derive(Args)]
@@ -304,7 +326,7 @@ fn directions(a: DirArgs) -> Result<()> {
     let strategy: Strategy = a.strategy.parse()?;
     let d = Directions::generate(
         &DirectionConfig { strategy, k: a.k, seed: a.seed },
-        apsig::nn::Shape::new(a.side, a.side, 1),
+        a.shape.map_or(apsig::nn::Shape::new(a.side, a.side, 1), |s| s.0),
     )?;
     d.save(&a.out)?;
     println!("{}: {} directions, fingerprint {}", a.out.display(), a.k, d.fingerprint());
@@ -388,7 +410,8 @@ fn train_decoder(a: DecArgs, opts: &DataOptions, bars: &Bars) -> Result<()> {
     cfg.train.seed = a.seed;
     let images = pipeline::images_of(&data.train, &sigs).with_context(|| format!("{}", a.signatures.display()))?;
     let ck = a.out.with_extension("ckpt.safetensors");
-    let (dec, rep) = Decoder::fit(&sigs, &images, &cfg, Some(&ck), bars)?;
+    let image = pipeline::image_shape(&data.train);
+    let (dec, rep) = Decoder::fit(&sigs, &images, image, &cfg, Some(&ck), bars)?;
     dec.save(&a.out, &BTreeMap::new())?;
     let _ = std::fs::remove_file(ck);
     println!(
@@ -410,7 +433,7 @@ fn reconstruct(a: ReconArgs, opts: &DataOptions) -> Result<()> {
         dec.reconstruct(&sigs).with_context(|| format!("{} with {}", a.signatures.display(), a.decoder.display()))?;
     let originals = pipeline::images_of(&data.test, &sigs)?;
     let labels = pipeline::labels_of(&data.test, &sigs);
-    let q = apsig::eval::quality(&recons, &originals, &labels, data.test.rows, &eval.net);
+    let q = apsig::eval::quality(&recons, &originals, &labels, pipeline::image_shape(&data.test), &eval.net);
     let json = serde_json::to_string_pretty(&q)?;
     println!("{json}");
     if let Some(p) = a.json {
