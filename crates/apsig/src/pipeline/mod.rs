@@ -175,19 +175,39 @@ pub fn labels_of(split: &Split, sigs: &SignatureSet) -> Vec<u8> {
 
 /// Runs every stage into `dir`, writing `metrics.json`, figures and `report.md`.
 pub fn run(cfg: &RunConfig, dir: &Path, data_opts: &DataOptions, progress: &dyn Progress) -> Result<Metrics> {
-    let t_all = Instant::now();
+    let started = Instant::now();
+    let data = apsig_data::load(&cfg.dataset, data_opts)?;
+    run_loaded(cfg, data, started, dir, progress)
+}
+
+/// `run` on a data set already in memory, of any image shape (`cfg.dataset` is not read;
+/// the data set's own name goes into the artefacts). `started` is when loading began: the
+/// run's wall time and its "load data" stage count from it.
+pub fn run_loaded(
+    cfg: &RunConfig,
+    mut data: Dataset,
+    started: Instant,
+    dir: &Path,
+    progress: &dyn Progress,
+) -> Result<Metrics> {
+    let t_all = started;
+    if image_shape(&data.train) != image_shape(&data.test) {
+        let (a, b) = (image_shape(&data.train), image_shape(&data.test));
+        return Err(Error::invalid(
+            &data.name,
+            format!("training images are {}x{}x{}, test images {}x{}x{}", a.h, a.w, a.c, b.h, b.w, b.c),
+        ));
+    }
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     crate::io::atomic_write(&dir.join(files::CONFIG), cfg.to_toml().as_bytes())?;
     let ckpt = dir.join("checkpoints");
     let mut times = Vec::new();
     let mut timed = |name: &str, secs: f64| times.push(StageTime { stage: name.into(), seconds: secs });
 
-    let t0 = Instant::now();
-    let mut data = apsig_data::load(&cfg.dataset, data_opts)?;
     if cfg.train_limit > 0 && cfg.train_limit < data.train.n {
         data.train = data.train.subset(&(0..cfg.train_limit).collect::<Vec<_>>());
     }
-    timed("load data", t0.elapsed().as_secs_f64());
+    timed("load data", started.elapsed().as_secs_f64());
 
     progress.message("training the target model M");
     let (target, target_acc, s) =
