@@ -42,6 +42,8 @@ pub enum Command {
     /// The study beyond the paper: direction strategies, oracle variants, defences, sweeps over K,
     /// training size and query budget, attributes from signatures; both data sets, one report.
     Study(crate::study::StudyArgs),
+    /// Write a colour benchmark (Colour-MNIST-32, Colour-Fashion-32) from a grey data set as .npz.
+    MakeColour(crate::make_colour::MakeColourArgs),
 }
 
 #[derive(Args)]
@@ -67,7 +69,8 @@ pub struct RunArgs {
     /// Seed for directions, initialisation and data order.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Data set name or a directory of IDX files (overrides the config).
+    /// Data set name (mnist, fashion-mnist, cifar10, cifar100), a directory (IDX files, train/ and
+    /// test/ image folders, CIFAR batches) or a .npz file (overrides the config).
     #[arg(long)]
     dataset: Option<String>,
 }
@@ -227,6 +230,7 @@ pub fn dispatch(cmd: Command, opts: &DataOptions, bars: &Bars) -> Result<()> {
         Command::QueryCurve(a) => crate::query_curve::query_curve(a, opts),
         Command::ExportOnnx(a) => export_onnx(a),
         Command::Study(a) => crate::study::study(a, opts, bars),
+        Command::MakeColour(a) => crate::make_colour::make_colour(a, opts),
     }
 }
 
@@ -470,6 +474,7 @@ impl Command {
             Command::TrainDecoder(a) => Some(a.dataset.clone()),
             Command::Reconstruct(a) => Some(a.dataset.clone()),
             Command::Study(a) => a.config().ok().and_then(|c| c.datasets.first().cloned()),
+            Command::MakeColour(a) => Some(a.from.clone()),
             _ => None,
         }
     }
