@@ -61,7 +61,14 @@ fn split(n: usize, image: Shape, seed: u64) -> Split {
 }
 
 fn dataset(name: &str, image: Shape) -> Dataset {
-    Dataset { name: name.into(), dir: "synthetic".into(), train: split(1200, image, 1), test: split(120, image, 2) }
+    Dataset {
+        name: name.into(),
+        dir: "synthetic".into(),
+        train: split(1200, image, 1),
+        test: split(120, image, 2),
+        source: "drawn by the test".into(),
+        classes: vec![],
+    }
 }
 
 fn tiny_config() -> RunConfig {
@@ -106,7 +113,7 @@ fn colour_images_run_end_to_end() {
     assert!(c.baseline_background_error > 0.1, "random palette colours are far from their mean: {c:?}");
     assert!(m.decoder.mse < m.global_mean_baseline.mse, "{m:?}");
     let report = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
-    assert!(report.contains("Images 32x32x3") && report.contains("### Colours"), "{report}");
+    assert!(report.contains("images 32x32x3") && report.contains("### Colours"), "{report}");
     let json = std::fs::read_to_string(dir.path().join("metrics.json")).unwrap();
     assert!(json.contains("\"baseline_foreground_error\""));
     // the figures are colour: some image pixels have channels that differ

@@ -204,7 +204,7 @@ mod tests {
         assert_eq!((perfect.images, perfect.skipped), (2, 1));
         // each image drawn with the other's colours: every channel of each mean colour is off
         let swapped = colour_fidelity(&[b, a, flat].concat(), &originals, shape, &baseline);
-        let fg_want = ((0.7 + 0.8 + 0.1) / 3.0) as f64;
+        let fg_want: f64 = (0.7 + 0.8 + 0.1) / 3.0;
         assert!((swapped.foreground_error - fg_want).abs() < 1e-6, "{swapped:?}");
         assert!((swapped.baseline_foreground_error - fg_want / 2.0).abs() < 1e-6, "{swapped:?}");
     }

@@ -97,6 +97,7 @@ pub fn classifier_stage(
 /// stamped with the decoder config and fingerprints of the signatures and images; a file with
 /// the same stamp is reused, so rerunning a finished run trains nothing (reported as all
 /// epochs resumed and 0 s).
+#[allow(clippy::too_many_arguments)]
 pub fn decoder_stage(
     cfg: &DecoderConfig,
     dataset: &str,

@@ -81,10 +81,11 @@ pub fn write_run_report(
         let title = format!("Fig. 3: samples of class {} over their reconstructions", cfg.fig3_class);
         atomic_write(&dir.join("fig3.png"), &originals_over_recons(&title, data, sigs, recons, &of_class)?)?;
     }
-    atomic_write(&dir.join("report.md"), markdown(cfg, m, &data.test).as_bytes())
+    atomic_write(&dir.join("report.md"), markdown(cfg, m, data).as_bytes())
 }
 
-fn markdown(cfg: &RunConfig, m: &Metrics, test: &apsig_data::Split) -> String {
+fn markdown(cfg: &RunConfig, m: &Metrics, data: &Dataset) -> String {
+    let test = &data.test;
     let q = |name: &str, q: &crate::eval::Quality| {
         vec![
             name.to_string(),
@@ -147,13 +148,14 @@ fn markdown(cfg: &RunConfig, m: &Metrics, test: &apsig_data::Split) -> String {
     );
     format!(
         "# apsig run report: {ds}\n\n\
-         Images {h}x{w}x{c}. Target M (TargetNet-S) test accuracy: **{ta:.2}%**; independent evaluator: {ea:.2}%. K = {k} directions ({strategy:?}, seed {seed}).\n\n\
+         Data: {source}; images {h}x{w}x{c}. Target M (TargetNet-S) test accuracy: **{ta:.2}%**; independent evaluator: {ea:.2}%. K = {k} directions ({strategy:?}, seed {seed}).\n\n\
          ## Reconstruction quality on {n} held-out test secrets\n\n{quality}\n{ssim_note}{colour}\
          M assigns {agree:.1}% of reconstructions the class it assigns the original.\n\n\
          ## Signatures and their cost\n\n{sigs}\n\
          ## Figures\n\n![Fig. 1](fig1.png)\n\n![Fig. 2](fig2.png)\n\n![Fig. 3](fig3.png)\n\n\
          ## Wall time\n\n{times}\nTotal: {total:.1} s. Resolved configuration: `config.toml`; all numbers: `metrics.json`.\n",
         ds = m.dataset,
+        source = data.source,
         h = test.rows,
         w = test.cols,
         c = test.channels,
