@@ -114,7 +114,8 @@ pub fn query_curve(a: CurveArgs, opts: &DataOptions) -> Result<()> {
         let sigs =
             extract(target.clone(), &dirs, &data.test, &prov, 0..n, None, starts, &cfg, None, &apsig::NoProgress)?;
         let recon = decoder.reconstruct(&sigs)?;
-        let q = apsig::eval::quality(&recon, &originals.0, &originals.1, data.test.rows, evaluator.as_ref());
+        let image = apsig::pipeline::image_shape(&data.test);
+        let q = apsig::eval::quality(&recon, &originals.0, &originals.1, image, evaluator.as_ref());
         let qpi = sigs.total_queries() as f64 / n as f64;
         println!(
             "{name:<48} {qpi:>13.0} {:>11.2} {:>8.4} {:>8.1}%",

@@ -117,6 +117,65 @@ fn grey_onnx_target_and_onnx_evaluator_end_to_end() {
     assert_clean_failure(&curve(t).unwrap(), &["renamed.onnx", "changed since the run", &sha256(&judge)]);
 }
 
+/// A colour MNIST image folder `root/{train,test}/<digit>/<i>.png` (32x32 RGB): the first
+/// `train` and `test` images of each MNIST split, painted as the colour fixtures were trained.
+fn colour_image_folder(root: &Path, train: usize, test: usize) {
+    let mnist =
+        apsig::data::load("mnist", &apsig::data::DataOptions { data_dir: Some(data_dir()), ..Default::default() })
+            .unwrap();
+    for (name, split, n, seed) in [("train", &mnist.train, train, 5), ("test", &mnist.test, test, 6)] {
+        let colour = testkit::onnx::colour_mnist(&split.images[..n * 784], n, seed);
+        for (i, img) in colour.chunks(32 * 32 * 3).enumerate() {
+            let bytes: Vec<u8> = img.iter().map(|v| (v * 255.0).round() as u8).collect();
+            let dir = root.join(name).join(split.labels[i].to_string());
+            std::fs::create_dir_all(&dir).unwrap();
+            image::RgbImage::from_raw(32, 32, bytes).unwrap().save(dir.join(format!("{i:05}.png"))).unwrap();
+        }
+    }
+}
+
+#[test]
+fn colour_onnx_target_and_onnx_evaluator_on_an_image_folder_end_to_end() {
+    // the README's one command: the user's own images (a PNG folder tree), the user's models
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let images = t.join("images");
+    colour_image_folder(&images, 1200, 200);
+    // colour needs a little more than grey to beat the mean image: K = 24, a longer decoder
+    let mut c: RunConfig = apsig::io::read_toml(&small_config(t, "mnist")).unwrap();
+    c.directions.k = 24;
+    c.decoder.train.epochs = 24;
+    let cfg = t.join("colour.toml");
+    std::fs::write(&cfg, c.to_toml()).unwrap();
+    let run = t.join("runs/mine");
+    let (target, judge) = (fixture("colour-target.onnx"), fixture("colour-evaluator.onnx"));
+    let out = apsig(t)
+        .args(["-q", "run", "--dataset", s(&images), "--model", s(&target), "--evaluator", s(&judge)])
+        .args(["--config", s(&cfg), "--out", s(&run)])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let m = metrics(&run);
+    assert_eq!(m["models"]["target"]["description"], "ONNX, NCHW [N,3,32,32] input");
+    assert_eq!(m["models"]["evaluator"]["description"], "ONNX, NHWC [N,32,32,3] input");
+    for (role, file) in [("target", &target), ("evaluator", &judge)] {
+        assert_eq!(m["models"][role]["user_supplied"], true, "{role}");
+        assert_eq!(m["models"][role]["sha256"], sha256(file), "{role}");
+    }
+    // folder classes "0".."9" sort into the digits' order: the models' labels line up
+    assert!(m["target_test_accuracy"].as_f64().unwrap() > 0.8, "{}", m["target_test_accuracy"]);
+    assert!(m["evaluator_test_accuracy"].as_f64().unwrap() > 0.8, "{}", m["evaluator_test_accuracy"]);
+    assert_eq!(m["test_signatures"]["images"], 60);
+    let (dec, global) = (m["decoder"]["mse"].as_f64().unwrap(), m["global_mean_baseline"]["mse"].as_f64().unwrap());
+    assert!(dec < global, "decoder MSE {dec} vs global-mean {global}");
+    let recon = apsig::io::TensorFile::read(&run.join("reconstructions-test.safetensors")).unwrap();
+    assert_eq!(recon.f32("reconstructions", None).unwrap().0, vec![60, 32, 32, 3]);
+    assert_eq!(recon.u32("indices", Some(&[60])).unwrap().1, (0..60).collect::<Vec<u32>>());
+    assert!(!run.join("target.safetensors").exists() && !run.join("evaluator.safetensors").exists());
+    let report = std::fs::read_to_string(run.join("report.md")).unwrap();
+    assert!(report.contains("user-supplied") && report.contains(&sha256(&judge)), "{report}");
+}
+
 /// An ONNX model with input `[N, input...]` that flattens and maps to `classes` outputs.
 fn write_model(path: &Path, input: &[i64], classes: i64) {
     let n = Dim::Param("N".into());

@@ -6,7 +6,7 @@ use apsig::model::{Arch, Classifier};
 use apsig::nn::{Network, Shape};
 use apsig_onnx::proto::{Attr, Dim, Graph};
 use apsig_onnx::{export_targetnet, load_model, Layout, OnnxClassifier};
-use testkit::onnx::{fixture, Foreign};
+use testkit::onnx::{colour_mnist, fixture, Foreign};
 use testkit::{data_dir, noise};
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
@@ -123,34 +123,13 @@ fn channels_last_input_is_detected_and_passed_as_is() {
     assert_eq!((m.layout(), m.input_shape()), (Layout::Nchw, Shape::new(6, 1, 1)));
 }
 
-/// Colour MNIST as the fixtures were trained on it: padded to 32x32, foreground and
-/// background colours per image (here from `noise`, not the script's generator).
-fn colourise(grey: &[f32], n: usize, seed: u64) -> Vec<f32> {
-    let colours: Vec<f32> = noise(n * 6, seed, 0.5).into_iter().map(|v| v + 0.5).collect();
-    let mut out = Vec::with_capacity(n * 32 * 32 * 3);
-    for i in 0..n {
-        let (fg, bg) = (&colours[i * 6..i * 6 + 3], &colours[i * 6 + 3..i * 6 + 6]);
-        for y in 0..32usize {
-            for x in 0..32usize {
-                let d = if (2..30).contains(&y) && (2..30).contains(&x) {
-                    grey[i * 784 + (y - 2) * 28 + (x - 2)]
-                } else {
-                    0.0
-                };
-                out.extend((0..3).map(|c| d * fg[c] + (1.0 - d) * bg[c]));
-            }
-        }
-    }
-    out
-}
-
 #[test]
 fn pytorch_exports_load_in_either_layout_and_classify_mnist() {
     // a wrong transpose would leave these models near chance; right, they are accurate
     let data = apsig::data::load("mnist", &DataOptions { data_dir: Some(data_dir()), ..Default::default() }).unwrap();
     let n = 500;
     let (grey, labels) = (&data.test.images[..n * 784], &data.test.labels[..n]);
-    let colour = colourise(grey, n, 77);
+    let colour = colour_mnist(grey, n, 77);
     for (file, layout, shape, x) in [
         ("grey-target.onnx", Layout::Nchw, Shape::new(28, 28, 1), grey),
         ("grey-evaluator.onnx", Layout::Nhwc, Shape::new(28, 28, 1), grey),
@@ -226,7 +205,7 @@ fn unsupported_layers_are_refused_on_export() {
     let x: Vec<f32> = noise(3 * 784, 5, 0.5).into_iter().map(|v| v + 0.5).collect();
     assert!(max_abs_diff(&m.logits(&x, 3), &net.forward(&x, 3)) < 1e-4);
     let dshape = Shape::flat(16);
-    let dec = Network::new(dshape, Arch::Decoder.layers(dshape, 0, 4), 1).unwrap();
+    let dec = Network::new(dshape, Arch::Decoder.layers(shape, 0, 4), 1).unwrap();
     let e = format!("{:#}", export_targetnet(&dec, dir.path().join("dec.onnx")).unwrap_err());
     assert!(e.contains("dec.onnx") && e.contains("no ONNX export"), "{e}");
 }

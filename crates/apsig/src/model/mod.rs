@@ -7,7 +7,7 @@ mod file;
 mod supplied;
 mod train;
 
-pub use arch::Arch;
+pub use arch::{decoder_layers, Arch};
 pub use classifier::Classifier;
 pub use file::{load_network, network_from, save_network, ModelFile};
 pub use supplied::SuppliedModel;
