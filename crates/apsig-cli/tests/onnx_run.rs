@@ -226,6 +226,18 @@ fn models_that_do_not_fit_are_refused_in_one_line_with_nothing_written() {
         ("--evaluator", &junk, vec!["junk.onnx", "not a readable ONNX model"]),
         ("--model", &missing, vec!["missing.onnx", "no such file"]),
     ];
+    // a direction strategy that needs apsig's own differentiable network
+    let mut adversarial: RunConfig = apsig::io::read_toml(&cfg).unwrap();
+    adversarial.directions.strategy = apsig::directions::Strategy::Adversarial;
+    let adversarial_cfg = t.join("adversarial.toml");
+    std::fs::write(&adversarial_cfg, adversarial.to_toml()).unwrap();
+    let run = t.join("run");
+    let out = apsig(t)
+        .args(["-q", "run", "--config", s(&adversarial_cfg), "--out", s(&run), "--model", s(&good)])
+        .output()
+        .unwrap();
+    assert_clean_failure(&out, &["grey-target.onnx", "`adversarial`", "user-supplied target"]);
+    assert!(!run.exists());
     for (flag, model, needles) in cases {
         let run = t.join("run");
         let other = if flag == "--model" { "--evaluator" } else { "--model" };

@@ -255,6 +255,15 @@ pub fn run_loaded_with(
             m.check_fits(role, image_shape(&data.train), classes)?;
         }
     }
+    if let (Some(m), true) = (&models.target, cfg.directions.strategy.needs_model()) {
+        return Err(Error::bad_file(
+            &m.file,
+            format!(
+                "direction strategy `{}` differentiates apsig's own networks only; choose another for a user-supplied target",
+                cfg.directions.strategy.name()
+            ),
+        ));
+    }
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     crate::io::atomic_write(&dir.join(files::CONFIG), cfg.to_toml().as_bytes())?;
     let ckpt = dir.join("checkpoints");
@@ -266,7 +275,9 @@ pub fn run_loaded_with(
     }
     timed("load data", started.elapsed().as_secs_f64());
 
-    progress.message("training the target model M");
+    let what =
+        if models.target.is_some() { "testing the user's target model M" } else { "training the target model M" };
+    progress.message(what);
     let (target, own_target, target_acc, target_record) = match &models.target {
         Some(m) => {
             let (acc, s) = supplied_stage(m, &data, &dir.join(files::TARGET))?;
@@ -281,7 +292,11 @@ pub fn run_loaded_with(
             (net.clone() as Arc<dyn Classifier>, Some(net), acc, ModelRecord::trained(Arch::TargetNetS, &path)?)
         }
     };
-    progress.message("training the independent evaluator");
+    progress.message(if models.evaluator.is_some() {
+        "testing the user's evaluator"
+    } else {
+        "training the independent evaluator"
+    });
     let (evaluator, eval_acc, eval_record) = match &models.evaluator {
         Some(m) => {
             let (acc, s) = supplied_stage(m, &data, &dir.join(files::EVALUATOR))?;
