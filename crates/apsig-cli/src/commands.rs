@@ -5,13 +5,12 @@ use anyhow::{bail, Context, Result};
 use apsig::data::DataOptions;
 use apsig::decoder::Decoder;
 use apsig::directions::{DirectionConfig, Directions, Strategy};
-use apsig::model::{load_network, Arch, Classifier, TrainConfig};
-use apsig::pipeline::{self, files, RunConfig};
+use apsig::model::{load_network, Arch, TrainConfig};
+use apsig::pipeline::{self, files, RunConfig, UserModels};
 use apsig::signature::{extract, ExtractConfig, Method, SearchConfig, Shard, SignatureSet};
 use clap::{Args, Subcommand, ValueEnum};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 #[derive(Subcommand)]
 pub enum Command {
@@ -73,6 +72,13 @@ pub struct RunArgs {
     /// test/ image folders, CIFAR batches) or a .npz file (overrides the config).
     #[arg(long)]
     dataset: Option<String>,
+    /// Attack this model instead of training TargetNet-S: an ONNX file (input [N,C,H,W] as
+    /// PyTorch exports it, [N,H,W,C] or [N,H,W]; output [N, classes]) or an apsig model file.
+    #[arg(long, value_name = "FILE")]
+    model: Option<PathBuf>,
+    /// Judge class recovery with this model instead of training EvalNet (formats as --model).
+    #[arg(long, value_name = "FILE")]
+    evaluator: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -101,9 +107,31 @@ pub struct DirArgs {
     strategy: String,
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Image side (28 for MNIST).
+    /// Image side of square greyscale images (28 for MNIST).
     #[arg(long, default_value_t = 28)]
     side: usize,
+    /// Image shape HxWxC (e.g. 32x32x3), for images that are not square greyscale.
+    #[arg(long, conflicts_with = "side")]
+    shape: Option<ImageShape>,
+}
+
+/// An image shape on the command line: `HxWxC`.
+#[derive(Clone, Copy, Debug)]
+pub struct ImageShape(apsig::nn::Shape);
+
+impl std::str::FromStr for ImageShape {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let dims: Vec<usize> = s
+            .split(['x', 'X'])
+            .map(|d| d.trim().parse::<usize>().ok().filter(|&v| v > 0 && v <= 4096))
+            .collect::<Option<_>>()
+            .ok_or_else(|| format!("`{s}` is not HxWxC with sides 1..=4096 (e.g. 32x32x3)"))?;
+        match dims[..] {
+            [h, w, c] if c == 1 || c == 3 => Ok(ImageShape(apsig::nn::Shape::new(h, w, c))),
+            _ => Err(format!("`{s}` is not HxWxC with C = 1 or 3 (e.g. 32x32x3)")),
+        }
+    }
 }
 
 #[derive(Args)]
@@ -180,9 +208,13 @@ pub struct ReconArgs {
     /// Test signatures.
     #[arg(long)]
     signatures: PathBuf,
-    /// Independent evaluator model (for class recovery).
+    /// Independent evaluator model (for class recovery): an apsig model file or any ONNX classifier.
     #[arg(long)]
     evaluator: PathBuf,
+    /// Write the reconstructions here (safetensors: `reconstructions` [n, pixels] and the test
+    /// image `indices` [n]) [default: `<signatures>.reconstructions.safetensors`].
+    #[arg(long, short)]
+    out: Option<PathBuf>,
     #[arg(long, default_value = "mnist")]
     dataset: String,
     /// Write originals over reconstructions here (PNG).
@@ -220,10 +252,15 @@ fn run(a: RunArgs, opts: &DataOptions, bars: &Bars) -> Result<()> {
     if let Some(d) = a.dataset {
         cfg.dataset = d;
     }
-    let m = pipeline::run(&cfg, &a.out, opts, bars)?;
+    let models = UserModels {
+        target: a.model.as_ref().map(|p| apsig_onnx::load_model(p, Arch::TargetNetS)).transpose()?,
+        evaluator: a.evaluator.as_ref().map(|p| apsig_onnx::load_model(p, Arch::EvalNet)).transpose()?,
+    };
+    let m = pipeline::run_with(&cfg, &models, &a.out, opts, bars)?;
+    let from = |r: &pipeline::ModelRecord| if r.user_supplied { format!(" ({})", r.file) } else { String::new() };
     println!("run directory: {}", a.out.display());
-    println!("target M test accuracy      {:.2}%", 100.0 * m.target_test_accuracy);
-    println!("evaluator test accuracy     {:.2}%", 100.0 * m.evaluator_test_accuracy);
+    println!("target M test accuracy      {:.2}%{}", 100.0 * m.target_test_accuracy, from(&m.models.target));
+    println!("evaluator test accuracy     {:.2}%{}", 100.0 * m.evaluator_test_accuracy, from(&m.models.evaluator));
     println!("                            MSE      PSNR   SSIM   class recovery");
     for (name, q) in [
         ("decoder", &m.decoder),
@@ -308,7 +345,7 @@ fn directions(a: DirArgs) -> Result<()> {
     let strategy: Strategy = a.strategy.parse()?;
     let d = Directions::generate(
         &DirectionConfig { strategy, k: a.k, seed: a.seed },
-        apsig::nn::Shape::new(a.side, a.side, 1),
+        a.shape.map_or(apsig::nn::Shape::new(a.side, a.side, 1), |s| s.0),
     )?;
     d.save(&a.out)?;
     println!("{}: {} directions, fingerprint {}", a.out.display(), a.k, d.fingerprint());
@@ -316,11 +353,7 @@ fn directions(a: DirArgs) -> Result<()> {
 }
 
 fn signatures(a: SigArgs, opts: &DataOptions, bars: &Bars) -> Result<()> {
-    let model: Arc<dyn Classifier> = if a.model.extension().is_some_and(|e| e.eq_ignore_ascii_case("onnx")) {
-        Arc::new(apsig_onnx::OnnxClassifier::load(&a.model)?)
-    } else {
-        Arc::new(load_network(&a.model, Some(Arch::TargetNetS))?.net)
-    };
+    let model = apsig_onnx::load_model(&a.model, Arch::TargetNetS)?.classifier;
     let dirs = Directions::load(&a.directions)?;
     if dirs.shape != model.input_shape() {
         let (d, m) = (dirs.shape, model.input_shape());
@@ -392,7 +425,8 @@ fn train_decoder(a: DecArgs, opts: &DataOptions, bars: &Bars) -> Result<()> {
     cfg.train.seed = a.seed;
     let images = pipeline::images_of(&data.train, &sigs).with_context(|| format!("{}", a.signatures.display()))?;
     let ck = a.out.with_extension("ckpt.safetensors");
-    let (dec, rep) = Decoder::fit(&sigs, &images, &cfg, Some(&ck), bars)?;
+    let image = pipeline::image_shape(&data.train);
+    let (dec, rep) = Decoder::fit(&sigs, &images, image, &cfg, Some(&ck), bars)?;
     dec.save(&a.out, &BTreeMap::new())?;
     let _ = std::fs::remove_file(ck);
     println!(
@@ -408,13 +442,18 @@ fn train_decoder(a: DecArgs, opts: &DataOptions, bars: &Bars) -> Result<()> {
 fn reconstruct(a: ReconArgs, opts: &DataOptions) -> Result<()> {
     let dec = Decoder::load(&a.decoder)?;
     let sigs = SignatureSet::load(&a.signatures)?;
-    let eval = load_network(&a.evaluator, Some(Arch::EvalNet))?;
+    let eval = apsig_onnx::load_model(&a.evaluator, Arch::EvalNet)?;
     let data = apsig::data::load(&a.dataset, opts)?;
+    let classes = data.train.num_classes().max(data.test.num_classes());
+    eval.check_fits("evaluator", pipeline::image_shape(&data.test), classes)?;
     let recons =
         dec.reconstruct(&sigs).with_context(|| format!("{} with {}", a.signatures.display(), a.decoder.display()))?;
     let originals = pipeline::images_of(&data.test, &sigs)?;
     let labels = pipeline::labels_of(&data.test, &sigs);
-    let q = apsig::eval::quality(&recons, &originals, &labels, data.test.rows, &eval.net);
+    let out = a.out.unwrap_or_else(|| a.signatures.with_extension("reconstructions.safetensors"));
+    let image = pipeline::image_shape(&data.test);
+    pipeline::write_reconstructions(&out, &recons, &sigs.indices, image)?;
+    let q = apsig::eval::quality(&recons, &originals, &labels, image, eval.classifier.as_ref());
     let json = serde_json::to_string_pretty(&q)?;
     println!("{json}");
     if let Some(p) = a.json {

@@ -1,18 +1,18 @@
 //! `apsig query-curve`: reconstruction quality against queries per secret image, for the
 //! paper's plain search and for cheaper searches, using a finished run's artefacts.
 
-use anyhow::Result;
+use anyhow::{bail, Context, Result};
 use apsig::data::DataOptions;
 use apsig::decoder::Decoder;
 use apsig::directions::Directions;
-use apsig::model::{load_network, Arch};
+use apsig::model::{Arch, Classifier};
 use apsig::pipeline::{files, images_of, labels_of};
 use apsig::signature::{extract, ExtractConfig, Method, SearchConfig, SignatureSet};
 use apsig_report::{LineChart, Series};
 use clap::Args;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 #[derive(Args)]
@@ -23,6 +23,41 @@ pub struct CurveArgs {
     /// Test images (secrets) per search configuration.
     #[arg(long, default_value_t = 500)]
     images: usize,
+    /// The target M [default: the run's own, or the file a run on a user's model recorded].
+    #[arg(long, value_name = "FILE")]
+    model: Option<PathBuf>,
+    /// The evaluator [default: the run's own, or the file a run on a user's model recorded].
+    #[arg(long, value_name = "FILE")]
+    evaluator: Option<PathBuf>,
+}
+
+/// A run's model for a role: `flag` when given, else the model apsig trained into the run
+/// directory, else the user's file that the run's `metrics.json` records, if its SHA-256 is
+/// still what the run saw.
+fn run_model(run: &Path, flag: Option<&Path>, own: &str, role: &str, arch: Arch) -> Result<Arc<dyn Classifier>> {
+    if let Some(p) = flag {
+        return Ok(apsig_onnx::load_model(p, arch)?.classifier);
+    }
+    let own = run.join(own);
+    if own.exists() {
+        return Ok(apsig_onnx::load_model(&own, arch)?.classifier);
+    }
+    let metrics_path = run.join(files::METRICS);
+    let metrics: serde_json::Value = std::fs::read(&metrics_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .with_context(|| format!("{}: missing, and no readable {}", own.display(), metrics_path.display()))?;
+    let record = &metrics["models"][role];
+    let (Some(true), Some(file), Some(sha256)) =
+        (record["user_supplied"].as_bool(), record["file"].as_str(), record["sha256"].as_str())
+    else {
+        bail!("{}: missing, and {} records no user-supplied {role}", own.display(), metrics_path.display());
+    };
+    let m = apsig_onnx::load_model(file, arch)?;
+    if m.sha256 != sha256 {
+        bail!("{file}: changed since the run in {} (SHA-256 {sha256} then, {} now)", run.display(), m.sha256);
+    }
+    Ok(m.classifier)
 }
 
 #[derive(Serialize)]
@@ -37,8 +72,8 @@ struct Point {
 
 pub fn query_curve(a: CurveArgs, opts: &DataOptions) -> Result<()> {
     let r = |f: &str| a.run.join(f);
-    let target = Arc::new(load_network(&r(files::TARGET), Some(Arch::TargetNetS))?.net);
-    let evaluator = load_network(&r(files::EVALUATOR), Some(Arch::EvalNet))?.net;
+    let target = run_model(&a.run, a.model.as_deref(), files::TARGET, "target", Arch::TargetNetS)?;
+    let evaluator = run_model(&a.run, a.evaluator.as_deref(), files::EVALUATOR, "evaluator", Arch::EvalNet)?;
     let dirs = Directions::load(&r(files::DIRECTIONS))?;
     let decoder = Decoder::load(&r(files::DECODER))?;
     let train = SignatureSet::load(&r(files::SIG_TRAIN))?;
@@ -79,7 +114,8 @@ pub fn query_curve(a: CurveArgs, opts: &DataOptions) -> Result<()> {
         let sigs =
             extract(target.clone(), &dirs, &data.test, &prov, 0..n, None, starts, &cfg, None, &apsig::NoProgress)?;
         let recon = decoder.reconstruct(&sigs)?;
-        let q = apsig::eval::quality(&recon, &originals.0, &originals.1, data.test.rows, &evaluator);
+        let image = apsig::pipeline::image_shape(&data.test);
+        let q = apsig::eval::quality(&recon, &originals.0, &originals.1, image, evaluator.as_ref());
         let qpi = sigs.total_queries() as f64 / n as f64;
         println!(
             "{name:<48} {qpi:>13.0} {:>11.2} {:>8.4} {:>8.1}%",

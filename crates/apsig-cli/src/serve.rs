@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 #[derive(Args)]
 pub struct ServeArgs {
-    /// Target model M (TargetNet-S safetensors).
+    /// Target model M: TargetNet-S safetensors or any ONNX classifier (`.onnx`).
     #[arg(long)]
     model: Option<PathBuf>,
     /// TOML config (any field of `apsig serve --print-config`); flags override it.

@@ -12,6 +12,9 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// An apsig model file cannot be used.
+    #[error(transparent)]
+    Apsig(#[from] apsig::Error),
     /// Evaluating a loaded model failed.
     #[error("{file}: {reason}")]
     Eval {

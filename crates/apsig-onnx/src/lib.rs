@@ -5,7 +5,7 @@
 mod error;
 pub mod proto;
 
-use apsig::model::Classifier;
+use apsig::model::{Arch, Classifier, SuppliedModel};
 use apsig::nn::{LayerSpec, Network, Shape};
 pub use error::{Error, Result};
 use proto::{Attr, Dim, Graph};
@@ -13,20 +13,55 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tract_onnx::prelude::*;
 
-/// An ONNX image classifier: input `[N,C,H,W]` or `[N,H,W]` (float), output `[N, classes]`.
+/// How a model's image input is laid out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// `[N,C,H,W]`, channels first: what `torch.onnx.export` writes.
+    Nchw,
+    /// `[N,H,W,C]`, channels last: what TensorFlow / Keras exports write.
+    Nhwc,
+    /// `[N,H,W]`: one grey channel.
+    Nhw,
+}
+
+impl Layout {
+    /// The name used in messages and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Layout::Nchw => "NCHW",
+            Layout::Nhwc => "NHWC",
+            Layout::Nhw => "NHW",
+        }
+    }
+
+    /// The layout of a rank-4 input `[N, a, b, c]`: channels last when only the last
+    /// dimension looks like a channel count (1 or 3, as images have), else channels first
+    /// (PyTorch's default, also when both could be).
+    fn of_rank4(a: usize, c: usize) -> Layout {
+        let channels = |d: usize| d == 1 || d == 3;
+        if channels(c) && !channels(a) {
+            Layout::Nhwc
+        } else {
+            Layout::Nchw
+        }
+    }
+}
+
+/// An ONNX image classifier: input `[N,C,H,W]`, `[N,H,W,C]` or `[N,H,W]` (float), output
+/// `[N, classes]`.
 ///
-/// apsig's images and directions are channels-last `[h, w, c]`; they are transposed to the
-/// model's channels-first order on the way in. The plan is immutable and shared, so
-/// `logits` may be called from any number of threads at once.
+/// apsig's images and directions are channels-last `[h, w, c]`; for a channels-first model
+/// they are transposed on the way in, here and nowhere else. The plan is immutable and
+/// shared, so `logits` may be called from any number of threads at once.
 pub struct OnnxClassifier {
     path: PathBuf,
+    sha256: String,
     plan: Arc<TypedRunnableModel>,
     shape: Shape,
     classes: usize,
     /// `Some(b)` when the file fixes the batch size: inputs go in padded chunks of `b`.
     fixed_batch: Option<usize>,
-    /// `[N,C,H,W]` (else `[N,H,W]`).
-    has_channels: bool,
+    layout: Layout,
 }
 
 impl std::fmt::Debug for OnnxClassifier {
@@ -36,6 +71,7 @@ impl std::fmt::Debug for OnnxClassifier {
             .field("shape", &self.shape)
             .field("classes", &self.classes)
             .field("fixed_batch", &self.fixed_batch)
+            .field("layout", &self.layout)
             .finish_non_exhaustive()
     }
 }
@@ -61,7 +97,12 @@ impl OnnxClassifier {
         if !path.is_file() {
             return Err("no such file".to_string());
         }
-        let model = tract_onnx::onnx().model_for_path(path).map_err(|e| format!("not a readable ONNX model: {e}"))?;
+        // the bytes are read once: the hash names exactly what was loaded
+        let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+        let sha256 = apsig::io::sha256_hex(&bytes);
+        let model = tract_onnx::onnx()
+            .model_for_read(&mut bytes.as_slice())
+            .map_err(|e| format!("not a readable ONNX model: {e}"))?;
         if model.inputs.len() != 1 {
             return Err(format!("the model must have exactly one input, found {}", model.inputs.len()));
         }
@@ -73,24 +114,26 @@ impl OnnxClassifier {
             return Err("input must be [N,C,H,W] or [N,H,W], found a shape of unknown rank".to_string());
         }
         let dims: Vec<Option<TDim>> = fact.shape.dims().map(concrete).collect();
-        let bad_shape = || format!("input must be [N,C,H,W] or [N,H,W], found {}", dims_text(&dims));
-        let has_channels = match dims.len() {
-            4 => true,
-            3 => false,
-            _ => return Err(bad_shape()),
-        };
+        if dims.len() != 4 && dims.len() != 3 {
+            return Err(format!("input must be [N,C,H,W], [N,H,W,C] or [N,H,W], found {}", dims_text(&dims)));
+        }
         let fixed = |d: &Option<TDim>| -> std::result::Result<usize, String> {
             match d.as_ref().and_then(|d| d.to_i64().ok()) {
                 Some(v) if v > 0 && v <= 1 << 20 => Ok(v as usize),
-                _ => {
-                    Err(format!("input must be [N,C,H,W] or [N,H,W] with fixed C, H and W, found {}", dims_text(&dims)))
-                }
+                _ => Err(format!(
+                    "input must be [N,C,H,W], [N,H,W,C] or [N,H,W] with fixed image dimensions, found {}",
+                    dims_text(&dims)
+                )),
             }
         };
-        let (c, h, w) = if has_channels {
-            (fixed(&dims[1])?, fixed(&dims[2])?, fixed(&dims[3])?)
-        } else {
-            (1, fixed(&dims[1])?, fixed(&dims[2])?)
+        let image_dims = dims[1..].iter().map(fixed).collect::<std::result::Result<Vec<usize>, String>>()?;
+        let (layout, h, w, c) = match image_dims[..] {
+            [a, b, c] => match Layout::of_rank4(a, c) {
+                Layout::Nhwc => (Layout::Nhwc, a, b, c),
+                _ => (Layout::Nchw, b, c, a),
+            },
+            [h, w] => (Layout::Nhw, h, w, 1),
+            _ => unreachable!("rank checked above"),
         };
         let fixed_batch = match dims[0].as_ref().and_then(|d| d.to_i64().ok()) {
             Some(b) if b > 0 => Some(b as usize),
@@ -102,11 +145,7 @@ impl OnnxClassifier {
             None => model.sym("N").to_dim(),
         };
         let mut shape: TVec<TDim> = tvec![batch];
-        if has_channels {
-            shape.push(c.to_dim());
-        }
-        shape.push(h.to_dim());
-        shape.push(w.to_dim());
+        shape.extend(image_dims.iter().map(|d| d.to_dim()));
         let model = model
             .with_input_fact(0, InferenceFact::dt_shape(f32::datum_type(), shape))
             .map_err(|e| format!("cannot set the input fact: {e}"))?;
@@ -127,11 +166,12 @@ impl OnnxClassifier {
         let plan = typed.into_runnable().map_err(|e| format!("cannot plan the model: {e}"))?;
         let me = OnnxClassifier {
             path: path.to_path_buf(),
+            sha256,
             plan,
             shape: Shape::new(h, w, c),
             classes,
             fixed_batch,
-            has_channels,
+            layout,
         };
         // one evaluation now, so that a model tract cannot run fails here, not in a worker
         me.try_logits(&vec![0.0; me.shape.len()], 1).map_err(|e| format!("test evaluation failed: {e}"))?;
@@ -141,6 +181,40 @@ impl OnnxClassifier {
     /// The file the model was loaded from.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// SHA-256 of the file's bytes (hex), as loaded.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    /// How the model's input is laid out.
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// The model's input as its layout and tensor shape, e.g. `NCHW [N,3,32,32]`.
+    pub fn input_text(&self) -> String {
+        let Shape { h, w, c } = self.shape;
+        let n = self.fixed_batch.map_or("N".to_string(), |b| b.to_string());
+        let dims = match self.layout {
+            Layout::Nchw => format!("[{n},{c},{h},{w}]"),
+            Layout::Nhwc => format!("[{n},{h},{w},{c}]"),
+            Layout::Nhw => format!("[{n},{h},{w}]"),
+        };
+        format!("{} {dims}", self.layout.name())
+    }
+
+    /// Loads `path` for a role in a run: the classifier with the file's hash and a
+    /// description of its input for reports.
+    pub fn load_supplied(path: impl AsRef<Path>) -> Result<SuppliedModel> {
+        let m = Self::load(path)?;
+        Ok(SuppliedModel {
+            file: m.path.clone(),
+            sha256: m.sha256.clone(),
+            description: format!("ONNX, {} input", m.input_text()),
+            classifier: Arc::new(m),
+        })
     }
 
     fn failure(&self, reason: impl std::fmt::Display) -> Error {
@@ -172,22 +246,31 @@ impl OnnxClassifier {
         Ok(out)
     }
 
-    /// `m` channels-last images as a `[b, C, H, W]` (or `[b, H, W]`) tensor, zero-padded to `b`.
+    /// `m` channels-last images as a tensor in the model's layout, zero-padded to `b` images.
     fn to_tensor(&self, xs: &[f32], m: usize, b: usize) -> Result<Tensor> {
         let Shape { h, w, c } = self.shape;
         let mut data = vec![0.0f32; b * c * h * w];
-        for i in 0..m {
-            let src = &xs[i * h * w * c..(i + 1) * h * w * c];
-            let dst = &mut data[i * c * h * w..(i + 1) * c * h * w];
-            for y in 0..h {
-                for xx in 0..w {
-                    for ch in 0..c {
-                        dst[(ch * h + y) * w + xx] = src[(y * w + xx) * c + ch];
+        let shape: Vec<usize> = match self.layout {
+            Layout::Nchw => {
+                for (src, dst) in xs.chunks(h * w * c).zip(data.chunks_mut(c * h * w)).take(m) {
+                    for (p, pixel) in src.chunks(c).enumerate() {
+                        for (ch, v) in pixel.iter().enumerate() {
+                            dst[ch * h * w + p] = *v;
+                        }
                     }
                 }
+                vec![b, c, h, w]
             }
-        }
-        let shape: Vec<usize> = if self.has_channels { vec![b, c, h, w] } else { vec![b, h, w] };
+            // channels last already, or one channel: the values go in as they are
+            Layout::Nhwc | Layout::Nhw => {
+                data[..xs.len()].copy_from_slice(xs);
+                if self.layout == Layout::Nhwc {
+                    vec![b, h, w, c]
+                } else {
+                    vec![b, h, w]
+                }
+            }
+        };
         Tensor::from_shape(&shape, &data).map_err(|e| self.failure(e))
     }
 }
@@ -205,6 +288,28 @@ impl Classifier for OnnxClassifier {
             Err(e) => panic!("ONNX evaluation failed: {e:#}"),
         }
     }
+    fn identity(&self) -> Option<String> {
+        Some(format!("onnx sha256:{}", self.sha256))
+    }
+}
+
+/// Loads the user's model for a role: an ONNX file (by its `.onnx` extension), else an apsig
+/// model file (safetensors) of architecture `arch`. Either way the result carries the file's
+/// SHA-256 and a description for reports.
+pub fn load_model(path: impl AsRef<Path>, arch: Arch) -> Result<SuppliedModel> {
+    let path = path.as_ref();
+    if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("onnx")) {
+        return OnnxClassifier::load_supplied(path);
+    }
+    let bytes = std::fs::read(path).map_err(|e| apsig::Error::io(path, e))?;
+    let sha256 = apsig::io::sha256_hex(&bytes);
+    let m = apsig::model::network_from(&apsig::io::TensorFile::parse(path, bytes)?, Some(arch))?;
+    Ok(SuppliedModel {
+        classifier: Arc::new(m.net),
+        file: path.to_path_buf(),
+        sha256,
+        description: format!("apsig {} (safetensors)", arch.name()),
+    })
 }
 
 /// The ONNX graph of an apsig network made of `Conv`, `MaxPool2`, `Relu`, `Sigmoid` and

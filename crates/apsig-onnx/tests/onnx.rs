@@ -5,8 +5,8 @@ use apsig::data::DataOptions;
 use apsig::model::{Arch, Classifier};
 use apsig::nn::{Network, Shape};
 use apsig_onnx::proto::{Attr, Dim, Graph};
-use apsig_onnx::{export_targetnet, OnnxClassifier};
-use testkit::onnx::Foreign;
+use apsig_onnx::{export_targetnet, load_model, Layout, OnnxClassifier};
+use testkit::onnx::{colour_mnist, fixture, Foreign};
 use testkit::{data_dir, noise};
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
@@ -78,23 +78,72 @@ fn foreign_model_matches_direct_computation() {
     }
 }
 
-#[test]
-fn multi_channel_input_is_transposed_from_channels_last() {
-    // [N,2,3,3] -> Flatten (NCHW order): the output is the input in channels-first order
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("identity.onnx");
-    let mut g = Graph::new("id");
-    g.input("x", &[Dim::Param("N".into()), Dim::Value(2), Dim::Value(3), Dim::Value(3)])
+/// A model that flattens its input `dims` ([N, ...], N symbolic): its logits are its input
+/// in the model's own memory order.
+fn flatten_model(path: &std::path::Path, dims: [i64; 3]) {
+    let mut g = Graph::new("flat");
+    let n = Dim::Param("N".into());
+    g.input("x", &[n.clone(), Dim::Value(dims[0]), Dim::Value(dims[1]), Dim::Value(dims[2])])
         .node("Flatten", &["x"], &["y"], &[("axis", Attr::Int(1))])
-        .output("y", &[Dim::Param("N".into()), Dim::Value(18)]);
-    std::fs::write(&path, g.to_bytes()).unwrap();
+        .output("y", &[n, Dim::Value(dims.iter().product())]);
+    std::fs::write(path, g.to_bytes()).unwrap();
+}
+
+#[test]
+fn channels_first_input_is_transposed_from_channels_last() {
+    // [N,3,2,4] (NCHW, PyTorch's layout) -> Flatten: the output is the input channels-first
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nchw.onnx");
+    flatten_model(&path, [3, 2, 4]);
     let m = OnnxClassifier::load(&path).unwrap();
-    assert_eq!(m.input_shape(), Shape::new(3, 3, 2));
-    assert_eq!(m.num_classes(), 18);
-    let hwc: Vec<f32> = (0..18).map(|i| i as f32).collect();
+    assert_eq!(m.layout(), Layout::Nchw);
+    assert_eq!(m.input_shape(), Shape::new(2, 4, 3));
+    assert_eq!(m.input_text(), "NCHW [N,3,2,4]");
+    let hwc: Vec<f32> = (0..24).map(|i| i as f32).collect();
     let got = m.logits(&hwc, 1);
-    let want: Vec<f32> = (0..2).flat_map(|c| (0..9).map(move |p| (p * 2 + c) as f32)).collect();
+    let want: Vec<f32> = (0..3).flat_map(|c| (0..8).map(move |p| (p * 3 + c) as f32)).collect();
     assert_eq!(got, want);
+}
+
+#[test]
+fn channels_last_input_is_detected_and_passed_as_is() {
+    // [N,4,5,3]: only the last dimension looks like a channel count -> NHWC, no transpose
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nhwc.onnx");
+    flatten_model(&path, [4, 5, 3]);
+    let m = OnnxClassifier::load(&path).unwrap();
+    assert_eq!(m.layout(), Layout::Nhwc);
+    assert_eq!(m.input_shape(), Shape::new(4, 5, 3));
+    let x: Vec<f32> = (0..120).map(|i| i as f32).collect();
+    assert_eq!(m.logits(&x, 2), x);
+    // [N,1,6,1]: both ends could be channels -> channels first, PyTorch's default
+    let both = dir.path().join("both.onnx");
+    flatten_model(&both, [1, 6, 1]);
+    let m = OnnxClassifier::load(&both).unwrap();
+    assert_eq!((m.layout(), m.input_shape()), (Layout::Nchw, Shape::new(6, 1, 1)));
+}
+
+#[test]
+fn pytorch_exports_load_in_either_layout_and_classify_mnist() {
+    // a wrong transpose would leave these models near chance; right, they are accurate
+    let data = apsig::data::load("mnist", &DataOptions { data_dir: Some(data_dir()), ..Default::default() }).unwrap();
+    let n = 500;
+    let (grey, labels) = (&data.test.images[..n * 784], &data.test.labels[..n]);
+    let colour = colour_mnist(grey, n, 77);
+    for (file, layout, shape, x) in [
+        ("grey-target.onnx", Layout::Nchw, Shape::new(28, 28, 1), grey),
+        ("grey-evaluator.onnx", Layout::Nhwc, Shape::new(28, 28, 1), grey),
+        ("colour-target.onnx", Layout::Nchw, Shape::new(32, 32, 3), &colour[..]),
+        ("colour-evaluator.onnx", Layout::Nhwc, Shape::new(32, 32, 3), &colour[..]),
+    ] {
+        let m = OnnxClassifier::load(fixture(file)).unwrap();
+        assert_eq!((m.layout(), m.input_shape(), m.num_classes()), (layout, shape, 10), "{file}");
+        let acc = apsig::model::accuracy(&m, x, labels);
+        assert!(acc > 0.8, "{file}: accuracy {acc} on {n} MNIST test images");
+        // the batched path agrees with one image at a time
+        let one = m.logits(&x[..shape.len()], 1);
+        assert!(max_abs_diff(&one, &m.batch_logits(x, n)[..10]) < 1e-5, "{file}");
+    }
 }
 
 #[test]
@@ -128,7 +177,7 @@ fn bad_files_are_refused_naming_the_file() {
     std::fs::write(&five, g.to_bytes()).unwrap();
     let e = format!("{:#}", OnnxClassifier::load(&five).unwrap_err());
     assert!(e.contains("five.onnx"), "{e}");
-    assert!(e.contains("input must be [N,C,H,W] or [N,H,W], found [N,3,8,8,2]"), "{e}");
+    assert!(e.contains("input must be [N,C,H,W], [N,H,W,C] or [N,H,W], found [N,3,8,8,2]"), "{e}");
 
     let missing = dir.path().join("missing.onnx");
     let e = format!("{:#}", OnnxClassifier::load(&missing).unwrap_err());
@@ -156,7 +205,32 @@ fn unsupported_layers_are_refused_on_export() {
     let x: Vec<f32> = noise(3 * 784, 5, 0.5).into_iter().map(|v| v + 0.5).collect();
     assert!(max_abs_diff(&m.logits(&x, 3), &net.forward(&x, 3)) < 1e-4);
     let dshape = Shape::flat(16);
-    let dec = Network::new(dshape, Arch::Decoder.layers(dshape, 0, 4), 1).unwrap();
+    let dec = Network::new(dshape, Arch::Decoder.layers(shape, 0, 4), 1).unwrap();
     let e = format!("{:#}", export_targetnet(&dec, dir.path().join("dec.onnx")).unwrap_err());
     assert!(e.contains("dec.onnx") && e.contains("no ONNX export"), "{e}");
+}
+
+#[test]
+fn supplied_models_carry_the_hash_of_their_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let onnx = fixture("grey-target.onnx");
+    let m = load_model(&onnx, Arch::TargetNetS).unwrap();
+    assert_eq!(m.sha256, apsig::io::sha256_hex(&std::fs::read(&onnx).unwrap()));
+    assert_eq!(m.description, "ONNX, NCHW [N,1,28,28] input");
+    assert_eq!(m.classifier.identity(), Some(format!("onnx sha256:{}", m.sha256)));
+    // an apsig model file goes through the same door, checked for its architecture
+    let shape = Shape::new(28, 28, 1);
+    let net = Network::new(shape, Arch::EvalNet.layers(shape, 10, 0), 4).unwrap();
+    let st = dir.path().join("eval.safetensors");
+    apsig::model::save_network(&st, Arch::EvalNet, &net, &Default::default()).unwrap();
+    let m = load_model(&st, Arch::EvalNet).unwrap();
+    assert_eq!(m.sha256, apsig::io::sha256_hex(&std::fs::read(&st).unwrap()));
+    assert_eq!(m.classifier.identity(), net.identity());
+    let e = format!("{:#}", load_model(&st, Arch::TargetNetS).unwrap_err());
+    assert!(e.contains("eval.safetensors") && e.contains("expected targetnet-s"), "{e}");
+    // a model that does not fit the data: one line naming the file
+    let e = m.check_fits("evaluator", Shape::new(32, 32, 3), 10).unwrap_err().to_string();
+    assert!(e.contains("eval.safetensors") && e.contains("28x28x1") && e.contains("32x32x3"), "{e}");
+    let e = m.check_fits("evaluator", shape, 12).unwrap_err().to_string();
+    assert!(e.contains("10 outputs") && e.contains("12 classes"), "{e}");
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServeConfig {
-    /// The target model M (a TargetNet-S safetensors file).
+    /// The target model M: a TargetNet-S safetensors file or any ONNX classifier (`.onnx`).
     pub model: PathBuf,
     /// Address to listen on.
     pub listen: String,

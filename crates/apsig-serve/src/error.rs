@@ -25,14 +25,9 @@ pub enum ServeError {
         /// Why.
         source: toml::de::Error,
     },
-    /// The target model could not be loaded.
-    #[error("loading the model {path}: {source}")]
-    Model {
-        /// The model file.
-        path: PathBuf,
-        /// Why.
-        source: apsig::error::Error,
-    },
+    /// The target model could not be loaded (the message names the file).
+    #[error("loading the model: {0}")]
+    Model(#[from] apsig_onnx::Error),
     /// The TLS certificate or key is unusable.
     #[error("TLS: {0}")]
     Tls(String),

@@ -6,7 +6,7 @@ use crate::error::{Result, ServeError};
 use crate::handlers;
 use crate::http;
 use crate::registry::AppState;
-use apsig::model::{load_network, Arch, Classifier};
+use apsig::model::Arch;
 use axum::extract::ConnectInfo;
 use axum::routing::{delete, get, post};
 use axum::{middleware, Router};
@@ -38,9 +38,8 @@ fn router(state: Arc<AppState>) -> Router {
 
 fn load_state(cfg: ServeConfig) -> Result<AppState> {
     cfg.validate()?;
-    let m = load_network(&cfg.model, Some(Arch::TargetNetS))
-        .map_err(|source| ServeError::Model { path: cfg.model.clone(), source })?;
-    let model: Arc<dyn Classifier> = Arc::new(m.net);
+    // an apsig TargetNet-S file, or any ONNX classifier
+    let model = apsig_onnx::load_model(&cfg.model, Arch::TargetNetS)?.classifier;
     Ok(AppState::new(model, cfg))
 }
 

@@ -198,6 +198,33 @@ fn signature_over_http_equals_the_in_process_one() {
 }
 
 #[test]
+fn an_onnx_model_is_served_like_an_apsig_one() {
+    // a PyTorch export apsig did not train: the same signature over HTTP as in process
+    let onnx = testkit::onnx::fixture("grey-target.onnx");
+    let (_, srv) = spawn_for_tests(ServeConfig { model: onnx.clone(), ..Default::default() }).unwrap();
+    let model: Arc<dyn Classifier> = Arc::new(apsig_onnx::OnnxClassifier::load(&onnx).unwrap());
+    let d = dirs(8, 4);
+    let starts = vec![search().start; 8];
+    for i in [0, 1] {
+        let secret = fx().test.image(i);
+        let reg = register_secret(&srv.url(), secret).unwrap();
+        let remote =
+            signature_via_oracle(&HttpOracle::new(&srv.url(), &reg.session, &reg.token, L), &d, &starts, &search())
+                .unwrap();
+        let lifted = Arc::new(LiftedDirections::new(model.as_ref(), &d));
+        let local = LocalOracle::new(model.clone(), secret, Some(lifted)).unwrap();
+        assert_eq!(remote, signature_via_oracle(&local, &d, &starts, &search()).unwrap(), "image {i}");
+        assert!(remote.iter().any(|o| !o.censored), "image {i}: a trained model flips");
+    }
+    // a file that is no model is refused at start, naming it
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.onnx");
+    std::fs::write(&junk, b"not a model").unwrap();
+    let e = spawn_for_tests(ServeConfig { model: junk, ..Default::default() }).err().unwrap().to_string();
+    assert!(e.contains("junk.onnx") && e.contains("not a readable ONNX model"), "{e}");
+}
+
+#[test]
 fn concurrent_sessions_get_only_their_own_answers() {
     let (_, srv) = server(|_| {});
     let url = srv.url();

@@ -21,6 +21,13 @@ pub fn fingerprint_f32(v: &[f32]) -> String {
     format!("{h:016x}")
 }
 
+/// SHA-256 of `bytes` in lower-case hex: how files the user brings (models) are identified
+/// in provenance and reports.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Writes `bytes` to `path` atomically (temp file + fsync + rename).
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));

@@ -3,7 +3,34 @@
 
 use crate::noise;
 use apsig_onnx::proto::{Attr, Dim, Graph};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// A committed ONNX classifier exported by PyTorch, trained on MNIST or colour MNIST
+/// (`crates/apsig-onnx/tests/fixtures/make_fixtures.py` says which and how):
+/// `grey-target.onnx`, `grey-evaluator.onnx`, `colour-target.onnx`, `colour-evaluator.onnx`.
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../apsig-onnx/tests/fixtures").join(name)
+}
+
+/// Colour MNIST as the colour fixtures were trained on it: each 28x28 digit (`n` images,
+/// values in [0, 1]) padded to 32x32 and painted `d * fg + (1 - d) * bg` per channel with a
+/// foreground and a background colour per image (here from [`noise`], uniform in [0, 1)).
+/// Channels-last, `n * 32 * 32 * 3` values.
+pub fn colour_mnist(grey: &[f32], n: usize, seed: u64) -> Vec<f32> {
+    let colours: Vec<f32> = noise(n * 6, seed, 0.5).into_iter().map(|v| v + 0.5).collect();
+    let mut out = Vec::with_capacity(n * 32 * 32 * 3);
+    for i in 0..n {
+        let (fg, bg) = (&colours[i * 6..i * 6 + 3], &colours[i * 6 + 3..i * 6 + 6]);
+        for y in 0..32usize {
+            for x in 0..32usize {
+                let inside = (2..30).contains(&y) && (2..30).contains(&x);
+                let d = if inside { grey[i * 784 + (y - 2) * 28 + (x - 2)] } else { 0.0 };
+                out.extend((0..3).map(|c| d * fg[c] + (1.0 - d) * bg[c]));
+            }
+        }
+    }
+    out
+}
 
 /// A model apsig did not make: 16x16 input, conv 1->4 k3 stride 2 pad 1, ReLU, NCHW flatten,
 /// Gemm (transB) to 3 classes. Weights are fixed noise.

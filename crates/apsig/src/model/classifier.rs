@@ -2,6 +2,11 @@
 
 use crate::kernels::Threads;
 use crate::nn::{LayerSpec, Network, Shape};
+use rayon::prelude::*;
+
+/// Inputs per call of `logits` in the default `batch_logits`: large enough for efficient
+/// kernels, small enough that a foreign runtime's activations stay small.
+const BATCH_CHUNK: usize = 64;
 
 /// Batched logits for inputs of a known shape. The oracle's hot path lives behind this trait.
 ///
@@ -16,6 +21,18 @@ pub trait Classifier: Send + Sync {
     fn num_classes(&self) -> usize;
     /// Logits `[n, classes]`, computed on the calling thread (callers parallelise).
     fn logits(&self, x: &[f32], n: usize) -> Vec<f32>;
+    /// Logits `[n, classes]` of a large batch, computed in parallel chunks.
+    fn batch_logits(&self, x: &[f32], n: usize) -> Vec<f32> {
+        let len = self.input_shape().len();
+        debug_assert_eq!(x.len(), n * len);
+        x.par_chunks(BATCH_CHUNK * len).flat_map_iter(|c| self.logits(c, c.len() / len)).collect()
+    }
+    /// What identifies the function this model computes (weights, file contents): a rerun
+    /// reuses artefacts measured on a model only when the identity is the same. `None` (the
+    /// default): the model cannot say, and nothing measured on it is reused.
+    fn identity(&self) -> Option<String> {
+        None
+    }
     /// Values in one lifted input (the first layer's output, or the input itself).
     fn lifted_len(&self) -> usize {
         self.input_shape().len()
@@ -52,6 +69,17 @@ impl Classifier for Network {
     }
     fn logits(&self, x: &[f32], n: usize) -> Vec<f32> {
         self.infer_serial(0, x.to_vec(), n)
+    }
+    fn batch_logits(&self, x: &[f32], n: usize) -> Vec<f32> {
+        self.forward(x, n)
+    }
+    fn identity(&self) -> Option<String> {
+        // the layers and every weight and buffer (BatchNorm statistics act at inference too)
+        let mut bytes = serde_json::to_vec(&(self.input, &self.specs)).expect("serialises");
+        for v in self.params.iter().chain(&self.buffers).flatten().flatten() {
+            bytes.extend_from_slice(&v.to_le_bytes());
+        }
+        Some(format!("apsig network sha256:{}", crate::io::sha256_hex(&bytes)))
     }
     fn lifted_len(&self) -> usize {
         if affine_first(self) {

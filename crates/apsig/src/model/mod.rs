@@ -1,11 +1,14 @@
-//! Target and evaluator classifiers: architectures, the `Classifier` seam, files, training.
+//! Target and evaluator classifiers: architectures, the `Classifier` seam, files, training,
+//! and classifiers the user supplies.
 
 mod arch;
 mod classifier;
 mod file;
+mod supplied;
 mod train;
 
-pub use arch::Arch;
+pub use arch::{decoder_layers, Arch};
 pub use classifier::Classifier;
 pub use file::{load_network, network_from, save_network, ModelFile};
+pub use supplied::SuppliedModel;
 pub use train::{accuracy, train, Targets, TrainConfig, TrainReport};

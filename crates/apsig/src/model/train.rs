@@ -209,10 +209,10 @@ fn restore(path: &Path, net: &mut Network, adam: &mut Adam, fingerprint: &str) -
     Ok(epoch)
 }
 
-/// Top-1 accuracy of a classifier network on a labelled split.
-pub fn accuracy(net: &Network, images: &[f32], labels: &[u8]) -> f32 {
-    let logits = net.forward(images, labels.len());
-    let c = net.out_len();
+/// Top-1 accuracy of a classifier on a labelled split.
+pub fn accuracy(model: &dyn crate::model::Classifier, images: &[f32], labels: &[u8]) -> f32 {
+    let logits = model.batch_logits(images, labels.len());
+    let c = model.num_classes();
     let correct =
         labels.iter().enumerate().filter(|(i, y)| crate::argmax(&logits[i * c..(i + 1) * c]) == **y as usize).count();
     correct as f32 / labels.len().max(1) as f32

@@ -5,7 +5,7 @@
 use super::{image_shape, SignatureStage};
 use crate::directions::{DirectionConfig, DirectionContext, Directions};
 use crate::error::Result;
-use crate::nn::Network;
+use crate::model::Classifier;
 use crate::signature::{extract, SignatureSet};
 use crate::Progress;
 use apsig_data::{Dataset, Split};
@@ -57,7 +57,12 @@ pub struct Measured {
 
 /// Runs the measuring sequence on `model`: directions -> pilot -> training signatures ->
 /// prior -> secrets' signatures. Each signature set is reused when a matching one is on disk.
-pub fn measure(model: Arc<Network>, data: &Dataset, plan: &MeasurePlan, progress: &dyn Progress) -> Result<Measured> {
+pub fn measure(
+    model: Arc<dyn Classifier>,
+    data: &Dataset,
+    plan: &MeasurePlan,
+    progress: &dyn Progress,
+) -> Result<Measured> {
     let dirs = Directions::generate_with(plan.directions, image_shape(&data.train), Some(&plan.context))?;
     if let Some(path) = &plan.directions_path {
         dirs.save(path)?;
@@ -75,10 +80,12 @@ pub fn measure(model: Arc<Network>, data: &Dataset, plan: &MeasurePlan, progress
     Ok(Measured { dirs, train, test, seconds: [train_secs, test_secs] })
 }
 
-/// Measures (or reuses) signatures for the first `stage.count` images of a split.
+/// Measures (or reuses) signatures for the first `stage.count` images of a split. A set on
+/// disk is reused only when it was measured on a model with the same identity (weights or
+/// file contents), so a rerun with another model file measures again.
 #[allow(clippy::too_many_arguments)]
 pub fn signature_stage(
-    model: Arc<Network>,
+    model: Arc<dyn Classifier>,
     dirs: &Directions,
     data: &Dataset,
     split_name: &str,
@@ -93,8 +100,11 @@ pub fn signature_stage(
     let mut prov = BTreeMap::new();
     prov.insert("dataset".to_string(), data.name.clone());
     prov.insert("split".to_string(), split_name.to_string());
-    if let Ok(s) = SignatureSet::load(path) {
+    let identity = model.identity();
+    prov.insert("model".to_string(), identity.clone().unwrap_or_else(|| "unidentified".to_string()));
+    if let (Ok(s), Some(identity)) = (SignatureSet::load(path), identity) {
         let same = s.prov("dataset") == data.name
+            && s.prov("model") == identity
             && s.prov("split") == split_name
             && s.prov("directions") == dirs.fingerprint()
             && s.prov("extract") == serde_json::to_string(&stage.extract).expect("serialises")
@@ -114,7 +124,12 @@ pub fn signature_stage(
 
 /// Per-direction starting points for the adversary's own data: the median eps of a small
 /// pilot (the first 256 images), so the bracket starts next to where the flips are.
-pub fn pilot_starts(model: Arc<Network>, dirs: &Directions, split: &Split, stage: &SignatureStage) -> Result<Vec<f32>> {
+pub fn pilot_starts(
+    model: Arc<dyn Classifier>,
+    dirs: &Directions,
+    split: &Split,
+    stage: &SignatureStage,
+) -> Result<Vec<f32>> {
     let n = 256.min(split.n);
     let pilot =
         extract(model, dirs, split, &BTreeMap::new(), 0..n, None, None, &stage.extract, None, &crate::NoProgress)?;

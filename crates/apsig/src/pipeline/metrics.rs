@@ -1,15 +1,20 @@
 //! `metrics.json`: every number a run reports, with the cost that bought it.
 
+use crate::error::{Error, Result};
+use crate::eval::colour::ColourFidelity;
 use crate::eval::Quality;
-use crate::model::TrainReport;
+use crate::model::{Arch, SuppliedModel, TrainReport};
 use crate::signature::SignatureSet;
 use serde::Serialize;
+use std::path::Path;
 
 /// Everything a run measured (`metrics.json`).
 #[derive(Clone, Debug, Serialize)]
 pub struct Metrics {
     /// The data set's name.
     pub dataset: String,
+    /// The target M and the evaluator: which files, and whether the user supplied them.
+    pub models: Models,
     /// Test accuracy of the target M.
     pub target_test_accuracy: f32,
     /// Test accuracy of the independent evaluator.
@@ -30,6 +35,9 @@ pub struct Metrics {
     pub class_mean_baseline: Quality,
     /// Fraction of reconstructions that M itself classifies as it classifies the original.
     pub target_agreement: f64,
+    /// Colour images only: how well the foreground and background colours come back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub colour: Option<ColourFidelity>,
     /// Wall time of each stage.
     pub stage_seconds: Vec<StageTime>,
     /// Wall time of the whole run.
@@ -38,6 +46,51 @@ pub struct Metrics {
     pub peak_rss_mib: f64,
     /// The CPU (`model name`) and threads the times were measured with.
     pub machine: String,
+}
+
+/// The two classifiers of a run.
+#[derive(Clone, Debug, Serialize)]
+pub struct Models {
+    /// The target M, the model attacked.
+    pub target: ModelRecord,
+    /// The independent evaluator of class recovery.
+    pub evaluator: ModelRecord,
+}
+
+/// Which model played a role, and where it came from.
+#[derive(Clone, Debug, Serialize)]
+pub struct ModelRecord {
+    /// The user brought the file (else apsig trained it in this run directory).
+    pub user_supplied: bool,
+    /// The file the model was loaded from or saved to.
+    pub file: String,
+    /// SHA-256 of the file (hex).
+    pub sha256: String,
+    /// What the model is, e.g. `targetnet-s, trained by apsig` or `ONNX, NCHW [N,3,32,32] input`.
+    pub description: String,
+}
+
+impl ModelRecord {
+    /// The record of a model the user supplied.
+    pub fn supplied(m: &SuppliedModel) -> Self {
+        ModelRecord {
+            user_supplied: true,
+            file: m.file.display().to_string(),
+            sha256: m.sha256.clone(),
+            description: m.description.clone(),
+        }
+    }
+
+    /// The record of a model apsig trained and saved at `path`.
+    pub fn trained(arch: Arch, path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        Ok(ModelRecord {
+            user_supplied: false,
+            file: path.display().to_string(),
+            sha256: crate::io::sha256_hex(&bytes),
+            description: format!("{}, trained by apsig", arch.name()),
+        })
+    }
 }
 
 /// Wall time of one stage.

@@ -9,14 +9,16 @@ pub mod report;
 
 pub use config::{RunConfig, SignatureStage};
 pub use measure::{measure, pilot_starts, signature_stage, MeasurePlan, Measured, SetFiles};
-pub use metrics::{Metrics, SignatureStats, StageTime};
+pub use metrics::{Metrics, ModelRecord, Models, SignatureStats, StageTime};
 
 use crate::decoder::{Decoder, DecoderConfig};
 use crate::directions::DirectionContext;
 use crate::error::{Error, Result};
-use crate::eval::{quality, Baselines};
+use crate::eval::{colour, quality, Baselines};
 use crate::io::{fingerprint_f32, TensorFile};
-use crate::model::{accuracy, load_network, save_network, train, Arch, Targets, TrainConfig, TrainReport};
+use crate::model::{
+    accuracy, load_network, save_network, train, Arch, Classifier, SuppliedModel, Targets, TrainConfig, TrainReport,
+};
 use crate::nn::{Network, Shape};
 use crate::signature::SignatureSet;
 use crate::Progress;
@@ -93,15 +95,30 @@ pub fn classifier_stage(
     Ok((net, acc, secs))
 }
 
+/// A model the user supplied for a role: its test accuracy on this data set, and the seconds
+/// that took. A model file apsig trained for the role in an earlier run into the same
+/// directory (`own_file`) is removed, so the directory holds only what this run used.
+fn supplied_stage(m: &SuppliedModel, data: &Dataset, own_file: &Path) -> Result<(f32, f64)> {
+    match std::fs::remove_file(own_file) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(own_file, e)),
+        _ => {}
+    }
+    let t0 = Instant::now();
+    let acc = accuracy(m.classifier.as_ref(), &data.test.images, &data.test.labels);
+    Ok((acc, t0.elapsed().as_secs_f64()))
+}
+
 /// Trains (or reuses) the decoder on the training signatures and their images. The file is
 /// stamped with the decoder config and fingerprints of the signatures and images; a file with
 /// the same stamp is reused, so rerunning a finished run trains nothing (reported as all
 /// epochs resumed and 0 s).
+#[allow(clippy::too_many_arguments)]
 pub fn decoder_stage(
     cfg: &DecoderConfig,
     dataset: &str,
     sigs: &SignatureSet,
     images: &[f32],
+    image: Shape,
     path: &Path,
     ckpt_dir: &Path,
     progress: &dyn Progress,
@@ -120,7 +137,8 @@ pub fn decoder_stage(
     if let Ok(f) = TensorFile::read(path) {
         let same = meta.iter().all(|(k, v)| f.metadata.get(k) == Some(v));
         let loss = f.metadata.get("final_loss").and_then(|l| l.parse().ok());
-        if let (true, Some(final_loss), Ok(decoder)) = (same, loss, Decoder::load(path)) {
+        let decoder = Decoder::load(path).ok().filter(|d| d.image_shape() == image);
+        if let (true, Some(final_loss), Some(decoder)) = (same, loss, decoder) {
             tracing::info!("reusing {}", path.display());
             progress.message(&format!("reusing {} (same config and training inputs)", path.display()));
             let epochs = cfg.train.epochs;
@@ -131,11 +149,28 @@ pub fn decoder_stage(
     }
     let ckpt = ckpt_dir.join("decoder.ckpt.safetensors");
     let t0 = Instant::now();
-    let (decoder, report) = Decoder::fit(sigs, images, cfg, Some(&ckpt), progress)?;
+    let (decoder, report) = Decoder::fit(sigs, images, image, cfg, Some(&ckpt), progress)?;
     meta.insert("final_loss".to_string(), report.final_loss.to_string());
     decoder.save(path, &meta)?;
     let _ = std::fs::remove_file(&ckpt);
     Ok((decoder, report, t0.elapsed().as_secs_f64()))
+}
+
+/// Writes reconstructions (`[n, image.len()]`, channels-last) with the test-split indices of
+/// the images they reconstruct: the one writer of reconstruction files, for `run` and
+/// `apsig reconstruct`. Greyscale ones keep the flat `[n, H*W]` layout of earlier
+/// versions (so a greyscale run's file is what it always was); colour ones are `[n, H, W, C]`.
+pub fn write_reconstructions(path: &Path, recons: &[f32], indices: &[u32], image: Shape) -> Result<()> {
+    let n = indices.len();
+    let shape = if image.c == 1 { vec![n, image.len()] } else { vec![n, image.h, image.w, image.c] };
+    crate::io::write_tensors(
+        path,
+        &[
+            crate::io::TensorOut::F32("reconstructions", shape, recons),
+            crate::io::TensorOut::U32("indices", vec![n], indices),
+        ],
+        &BTreeMap::new(),
+    )
 }
 
 /// The images (in signature order) that a signature set covers.
@@ -155,38 +190,133 @@ pub fn labels_of(split: &Split, sigs: &SignatureSet) -> Vec<u8> {
     sigs.indices.iter().map(|&i| split.labels[i as usize]).collect()
 }
 
+/// The classifiers the user brings for a run; a role left `None` is trained by apsig.
+#[derive(Clone, Debug, Default)]
+pub struct UserModels {
+    /// The target M (the model attacked).
+    pub target: Option<SuppliedModel>,
+    /// The independent evaluator of class recovery.
+    pub evaluator: Option<SuppliedModel>,
+}
+
 /// Runs every stage into `dir`, writing `metrics.json`, figures and `report.md`.
 pub fn run(cfg: &RunConfig, dir: &Path, data_opts: &DataOptions, progress: &dyn Progress) -> Result<Metrics> {
-    let t_all = Instant::now();
+    run_with(cfg, &UserModels::default(), dir, data_opts, progress)
+}
+
+/// [`run`] with the user's own target and/or evaluator (see [`run_loaded_with`]).
+pub fn run_with(
+    cfg: &RunConfig,
+    models: &UserModels,
+    dir: &Path,
+    data_opts: &DataOptions,
+    progress: &dyn Progress,
+) -> Result<Metrics> {
+    let started = Instant::now();
+    let data = apsig_data::load(&cfg.dataset, data_opts)?;
+    run_loaded_with(cfg, models, data, started, dir, progress)
+}
+
+/// `run` on a data set already in memory, of any image shape (`cfg.dataset` is not read;
+/// the data set's own name goes into the artefacts). `started` is when loading began: the
+/// run's wall time and its "load data" stage count from it.
+pub fn run_loaded(
+    cfg: &RunConfig,
+    data: Dataset,
+    started: Instant,
+    dir: &Path,
+    progress: &dyn Progress,
+) -> Result<Metrics> {
+    run_loaded_with(cfg, &UserModels::default(), data, started, dir, progress)
+}
+
+/// [`run_loaded`] with the user's own target and/or evaluator. Each is checked against the
+/// data (image shape, number of classes) before anything is written; the signature stages
+/// are reused on a rerun only when the target is the same (same file contents).
+pub fn run_loaded_with(
+    cfg: &RunConfig,
+    models: &UserModels,
+    mut data: Dataset,
+    started: Instant,
+    dir: &Path,
+    progress: &dyn Progress,
+) -> Result<Metrics> {
+    let t_all = started;
+    if image_shape(&data.train) != image_shape(&data.test) {
+        let (a, b) = (image_shape(&data.train), image_shape(&data.test));
+        return Err(Error::invalid(
+            &data.name,
+            format!("training images are {}x{}x{}, test images {}x{}x{}", a.h, a.w, a.c, b.h, b.w, b.c),
+        ));
+    }
+    let classes = data.train.num_classes().max(data.test.num_classes());
+    for (role, m) in [("target model", &models.target), ("evaluator", &models.evaluator)] {
+        if let Some(m) = m {
+            m.check_fits(role, image_shape(&data.train), classes)?;
+        }
+    }
+    if let (Some(m), true) = (&models.target, cfg.directions.strategy.needs_model()) {
+        return Err(Error::bad_file(
+            &m.file,
+            format!(
+                "direction strategy `{}` differentiates apsig's own networks only; choose another for a user-supplied target",
+                cfg.directions.strategy.name()
+            ),
+        ));
+    }
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     crate::io::atomic_write(&dir.join(files::CONFIG), cfg.to_toml().as_bytes())?;
     let ckpt = dir.join("checkpoints");
     let mut times = Vec::new();
     let mut timed = |name: &str, secs: f64| times.push(StageTime { stage: name.into(), seconds: secs });
 
-    let t0 = Instant::now();
-    let mut data = apsig_data::load(&cfg.dataset, data_opts)?;
     if cfg.train_limit > 0 && cfg.train_limit < data.train.n {
         data.train = data.train.subset(&(0..cfg.train_limit).collect::<Vec<_>>());
     }
-    timed("load data", t0.elapsed().as_secs_f64());
+    timed("load data", started.elapsed().as_secs_f64());
 
-    progress.message("training the target model M");
-    let (target, target_acc, s) =
-        classifier_stage(Arch::TargetNetS, &data, &cfg.target, &dir.join(files::TARGET), &ckpt, progress)?;
-    timed("train target", s);
-    progress.message("training the independent evaluator");
-    let (evaluator, eval_acc, s) =
-        classifier_stage(Arch::EvalNet, &data, &cfg.evaluator, &dir.join(files::EVALUATOR), &ckpt, progress)?;
-    timed("train evaluator", s);
+    let what =
+        if models.target.is_some() { "testing the user's target model M" } else { "training the target model M" };
+    progress.message(what);
+    let (target, own_target, target_acc, target_record) = match &models.target {
+        Some(m) => {
+            let (acc, s) = supplied_stage(m, &data, &dir.join(files::TARGET))?;
+            timed("test target", s);
+            (m.classifier.clone(), None, acc, ModelRecord::supplied(m))
+        }
+        None => {
+            let path = dir.join(files::TARGET);
+            let (net, acc, s) = classifier_stage(Arch::TargetNetS, &data, &cfg.target, &path, &ckpt, progress)?;
+            timed("train target", s);
+            let net = Arc::new(net);
+            (net.clone() as Arc<dyn Classifier>, Some(net), acc, ModelRecord::trained(Arch::TargetNetS, &path)?)
+        }
+    };
+    progress.message(if models.evaluator.is_some() {
+        "testing the user's evaluator"
+    } else {
+        "training the independent evaluator"
+    });
+    let (evaluator, eval_acc, eval_record) = match &models.evaluator {
+        Some(m) => {
+            let (acc, s) = supplied_stage(m, &data, &dir.join(files::EVALUATOR))?;
+            timed("test evaluator", s);
+            (m.classifier.clone(), acc, ModelRecord::supplied(m))
+        }
+        None => {
+            let path = dir.join(files::EVALUATOR);
+            let (net, acc, s) = classifier_stage(Arch::EvalNet, &data, &cfg.evaluator, &path, &ckpt, progress)?;
+            timed("train evaluator", s);
+            (Arc::new(net) as Arc<dyn Classifier>, acc, ModelRecord::trained(Arch::EvalNet, &path)?)
+        }
+    };
 
-    let target = Arc::new(target);
     let plan = MeasurePlan {
         directions: &cfg.directions,
         context: DirectionContext {
             images: &data.train.images,
             labels: &data.train.labels,
-            model: Some(target.as_ref()),
+            model: own_target.as_deref(),
         },
         directions_path: Some(dir.join(files::DIRECTIONS)),
         train: &cfg.train_signatures,
@@ -207,6 +337,7 @@ pub fn run(cfg: &RunConfig, dir: &Path, data_opts: &DataOptions, progress: &dyn 
         &data.name,
         &train_sigs,
         &train_images,
+        image_shape(&data.train),
         &dir.join(files::DECODER),
         &ckpt,
         progress,
@@ -216,25 +347,22 @@ pub fn run(cfg: &RunConfig, dir: &Path, data_opts: &DataOptions, progress: &dyn 
     progress.message("evaluating");
     let t0 = Instant::now();
     let recons = decoder.reconstruct(&test_sigs)?;
-    crate::io::write_tensors(
-        &dir.join(files::RECONS),
-        &[
-            crate::io::TensorOut::F32("reconstructions", vec![test_sigs.n(), data.test.pixels()], &recons),
-            crate::io::TensorOut::U32("indices", vec![test_sigs.n()], &test_sigs.indices),
-        ],
-        &BTreeMap::new(),
-    )?;
+    write_reconstructions(&dir.join(files::RECONS), &recons, &test_sigs.indices, image_shape(&data.test))?;
     let originals = images_of(&data.test, &test_sigs)?;
     let labels = labels_of(&data.test, &test_sigs);
     let base = Baselines::from_train(&data.train);
-    let side = data.test.rows;
-    let q_dec = quality(&recons, &originals, &labels, side, &evaluator);
-    let q_global = quality(&base.global_for(labels.len()), &originals, &labels, side, &evaluator);
-    let q_class = quality(&base.class_for(&labels), &originals, &labels, side, &evaluator);
+    let image = image_shape(&data.test);
+    let q_dec = quality(&recons, &originals, &labels, image, evaluator.as_ref());
+    let q_global = quality(&base.global_for(labels.len()), &originals, &labels, image, evaluator.as_ref());
+    let q_class = quality(&base.class_for(&labels), &originals, &labels, image, evaluator.as_ref());
+    let colour = (image.c > 1)
+        .then(|| colour::mean_colours(&data.train.images, image))
+        .flatten()
+        .map(|mean| colour::colour_fidelity(&recons, &originals, image, &mean));
     let m_agree = {
-        let c = target.out_len();
-        let l = target.forward(&recons, labels.len());
-        let lo = target.forward(&originals, labels.len());
+        let c = target.num_classes();
+        let l = target.batch_logits(&recons, labels.len());
+        let lo = target.batch_logits(&originals, labels.len());
         (0..labels.len())
             .filter(|&i| crate::argmax(&l[i * c..(i + 1) * c]) == crate::argmax(&lo[i * c..(i + 1) * c]))
             .count() as f64
@@ -245,6 +373,7 @@ pub fn run(cfg: &RunConfig, dir: &Path, data_opts: &DataOptions, progress: &dyn 
 
     let metrics = Metrics {
         dataset: data.name.clone(),
+        models: Models { target: target_record, evaluator: eval_record },
         target_test_accuracy: target_acc,
         evaluator_test_accuracy: eval_acc,
         k: dirs.k(),
@@ -255,6 +384,7 @@ pub fn run(cfg: &RunConfig, dir: &Path, data_opts: &DataOptions, progress: &dyn 
         global_mean_baseline: q_global,
         class_mean_baseline: q_class,
         target_agreement: m_agree,
+        colour,
         stage_seconds: times,
         total_seconds: t_all.elapsed().as_secs_f64(),
         peak_rss_mib: crate::bench::peak_rss_mib(),

@@ -5,14 +5,13 @@ use crate::directions::Directions;
 use crate::error::Result;
 use crate::io::atomic_write;
 use crate::model::Classifier;
-use crate::nn::Network;
 use crate::signature::SignatureSet;
 use apsig_data::Dataset;
 use apsig_report::{fmt_num, markdown_table, ImageGrid, LineChart, Series, VLine};
 use std::path::Path;
 
 /// Fig. 1: softmax confidences of M along `x + eps * N_dir`, with the flip point marked.
-pub fn fig1(model: &Network, x: &[f32], dirs: &Directions, dir: usize, flip_eps: f32) -> Result<Vec<u8>> {
+pub fn fig1(model: &dyn Classifier, x: &[f32], dirs: &Directions, dir: usize, flip_eps: f32) -> Result<Vec<u8>> {
     let steps = 240;
     let top = (flip_eps * 1.5).max(1e-3);
     let d = dirs.get(dir);
@@ -22,7 +21,7 @@ pub fn fig1(model: &Network, x: &[f32], dirs: &Directions, dir: usize, flip_eps:
         batch.extend(x.iter().zip(d).map(|(a, b)| a + eps * b));
     }
     let c = model.num_classes();
-    let probs = crate::nn::softmax_rows(&model.forward(&batch, steps), c);
+    let probs = crate::nn::softmax_rows(&model.batch_logits(&batch, steps), c);
     let mut series: Vec<Series> = (0..c).map(|j| Series::new(format!("class {j}"), Vec::new())).collect();
     for s in 0..steps {
         let eps = (top * s as f32 / (steps - 1) as f32) as f64;
@@ -49,6 +48,7 @@ pub fn originals_over_recons(
     let originals: Vec<&[f32]> = rows.iter().map(|&r| data.test.image(sigs.indices[r] as usize)).collect();
     let recon: Vec<&[f32]> = rows.iter().map(|&r| &recons[r * px..(r + 1) * px]).collect();
     let grid = ImageGrid::new(data.test.rows, data.test.cols)
+        .with_channels(data.test.channels)
         .with_title(title)
         .with_row("original", originals)
         .with_row("reconstruction", recon);
@@ -62,7 +62,7 @@ pub fn write_run_report(
     cfg: &RunConfig,
     m: &Metrics,
     data: &Dataset,
-    target: &Network,
+    target: &dyn Classifier,
     dirs: &Directions,
     sigs: &SignatureSet,
     recons: &[f32],
@@ -80,10 +80,11 @@ pub fn write_run_report(
         let title = format!("Fig. 3: samples of class {} over their reconstructions", cfg.fig3_class);
         atomic_write(&dir.join("fig3.png"), &originals_over_recons(&title, data, sigs, recons, &of_class)?)?;
     }
-    atomic_write(&dir.join("report.md"), markdown(cfg, m).as_bytes())
+    atomic_write(&dir.join("report.md"), markdown(cfg, m, data).as_bytes())
 }
 
-fn markdown(cfg: &RunConfig, m: &Metrics) -> String {
+fn markdown(cfg: &RunConfig, m: &Metrics, data: &Dataset) -> String {
+    let test = &data.test;
     let q = |name: &str, q: &crate::eval::Quality| {
         vec![
             name.to_string(),
@@ -116,19 +117,63 @@ fn markdown(cfg: &RunConfig, m: &Metrics) -> String {
         &["signatures", "images", "method", "queries/eps", "queries/image", "censored", "median eps"],
         &[s("train (adversary's data)", &m.train_signatures), s("test (secrets)", &m.test_signatures)],
     );
+    let colour = m.colour.as_ref().map_or(String::new(), |c| {
+        let table = markdown_table(
+            &["mean colour error", "foreground", "background"],
+            &[
+                vec![
+                    "decoder (from signatures)".into(),
+                    fmt_num(c.foreground_error, 4),
+                    fmt_num(c.background_error, 4),
+                ],
+                vec![
+                    "mean-colour baseline (training originals)".into(),
+                    fmt_num(c.baseline_foreground_error, 4),
+                    fmt_num(c.baseline_background_error, 4),
+                ],
+            ],
+        );
+        format!(
+            "### Colours\n\nMean absolute difference per channel (0..1) between the reconstruction's and the \
+             original's mean colour over the original's foreground and background (background: pixels near \
+             the median colour of the image's border; foreground: pixels at least half as far from it as \
+             the farthest; see `eval::colour`), over {} secrets ({} without a foreground left out).\n\n{table}\n",
+            c.images, c.skipped
+        )
+    });
     let times = markdown_table(
         &["stage", "seconds"],
         &m.stage_seconds.iter().map(|t| vec![t.stage.clone(), fmt_num(t.seconds, 1)]).collect::<Vec<_>>(),
     );
+    let model = |role: &str, r: &super::ModelRecord| {
+        let source = if r.user_supplied { "user-supplied" } else { "trained by apsig" };
+        vec![
+            role.to_string(),
+            source.to_string(),
+            r.description.clone(),
+            format!("`{}`", r.file),
+            format!("`{}`", r.sha256),
+        ]
+    };
+    let models = markdown_table(
+        &["role", "source", "model", "file", "SHA-256"],
+        &[model("target M", &m.models.target), model("evaluator", &m.models.evaluator)],
+    );
     format!(
         "# apsig run report: {ds}\n\n\
-         Target M (TargetNet-S) test accuracy: **{ta:.2}%**; independent evaluator: {ea:.2}%. K = {k} directions ({strategy:?}, seed {seed}).\n\n\
-         ## Reconstruction quality on {n} held-out test secrets\n\n{quality}\n\
+         Data: {source}; images {h}x{w}x{c}. Target M test accuracy: **{ta:.2}%**; independent evaluator: {ea:.2}%. K = {k} directions ({strategy:?}, seed {seed}).\n\n\
+         ## Models\n\n{models}\n\
+         ## Reconstruction quality on {n} held-out test secrets\n\n{quality}\n{ssim_note}{colour}\
          M assigns {agree:.1}% of reconstructions the class it assigns the original.\n\n\
          ## Signatures and their cost\n\n{sigs}\n\
          ## Figures\n\n![Fig. 1](fig1.png)\n\n![Fig. 2](fig2.png)\n\n![Fig. 3](fig3.png)\n\n\
          ## Wall time\n\n{times}\nTotal: {total:.1} s. Resolved configuration: `config.toml`; all numbers: `metrics.json`.\n",
         ds = m.dataset,
+        source = data.source,
+        h = test.rows,
+        w = test.cols,
+        c = test.channels,
+        ssim_note = if test.channels > 1 { "SSIM is the mean of the per-channel SSIMs.\n\n" } else { "" },
         ta = 100.0 * m.target_test_accuracy,
         ea = 100.0 * m.evaluator_test_accuracy,
         k = m.k,
