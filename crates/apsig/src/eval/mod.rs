@@ -1,6 +1,10 @@
 //! The evaluation protocol of METHOD.md: pixel metrics, class recovery by an independent
 //! evaluator, and the global-mean and class-mean baselines on the same images.
 
+mod identification;
+
+pub use identification::{identification, Identification};
+
 use crate::nn::Network;
 use apsig_data::Split;
 use serde::{Deserialize, Serialize};
