@@ -205,8 +205,8 @@ pub fn attack(a: AttackArgs, opts: &DataOptions) -> Result<()> {
     if let Some(dec) = decoder {
         let recon = dec.reconstruct(&set)?;
         if let Some(p) = &a.png {
-            let (h, w) = (dirs.shape.h, dirs.shape.w);
-            let mut grid = apsig_report::ImageGrid::new(h, w);
+            let s = dec.image_shape();
+            let mut grid = apsig_report::ImageGrid::new(s.h, s.w).with_channels(s.c);
             if let Some((data, n)) = &victim {
                 grid = grid.with_row("original", vec![data.test.image(*n)]);
             }

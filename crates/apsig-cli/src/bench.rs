@@ -224,8 +224,9 @@ fn decoder_train_rate(d: &TrainingData, secs: f64) -> Result<f64> {
     use apsig::nn::{Network, Shape};
     let cfg = apsig::pipeline::RunConfig::quick(1).decoder;
     let input = Shape::flat(TrainingData::DECODER_IN);
+    let mnist = Shape::new(28, 28, 1);
     let net =
-        Network::new(input, apsig::model::Arch::Decoder.layers(input, 0, cfg.width), 1).map_err(anyhow::Error::msg)?;
+        Network::new(input, apsig::model::Arch::Decoder.layers(mnist, 0, cfg.width), 1).map_err(anyhow::Error::msg)?;
     train_rate(net, &d.decoder_inputs, apsig::model::Targets::Images(&d.images), &cfg.train, d.n, secs)
 }
 

@@ -42,6 +42,8 @@ pub enum Command {
     /// The study beyond the paper: direction strategies, oracle variants, defences, sweeps over K,
     /// training size and query budget, attributes from signatures; both data sets, one report.
     Study(crate::study::StudyArgs),
+    /// Write a colour benchmark (Colour-MNIST-32, Colour-Fashion-32) from a grey data set as .npz.
+    MakeColour(crate::make_colour::MakeColourArgs),
 }
 
 #[derive(Args)]
@@ -67,7 +69,8 @@ pub struct RunArgs {
     /// Seed for directions, initialisation and data order.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Data set name or a directory of IDX files (overrides the config).
+    /// Data set name (mnist, fashion-mnist, cifar10, cifar100), a directory (IDX files, train/ and
+    /// test/ image folders, CIFAR batches) or a .npz file (overrides the config).
     #[arg(long)]
     dataset: Option<String>,
 }
@@ -98,9 +101,31 @@ pub struct DirArgs {
     strategy: String,
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Image side (28 for MNIST).
+    /// Image side of square greyscale images (28 for MNIST).
     #[arg(long, default_value_t = 28)]
     side: usize,
+    /// Image shape HxWxC (e.g. 32x32x3), for images that are not square greyscale.
+    #[arg(long, conflicts_with = "side")]
+    shape: Option<ImageShape>,
+}
+
+/// An image shape on the command line: `HxWxC`.
+#[derive(Clone, Copy, Debug)]
+pub struct ImageShape(apsig::nn::Shape);
+
+impl std::str::FromStr for ImageShape {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let dims: Vec<usize> = s
+            .split(['x', 'X'])
+            .map(|d| d.trim().parse::<usize>().ok().filter(|&v| v > 0 && v <= 4096))
+            .collect::<Option<_>>()
+            .ok_or_else(|| format!("`{s}` is not HxWxC with sides 1..=4096 (e.g. 32x32x3)"))?;
+        match dims[..] {
+            [h, w, c] if c == 1 || c == 3 => Ok(ImageShape(apsig::nn::Shape::new(h, w, c))),
+            _ => Err(format!("`{s}` is not HxWxC with C = 1 or 3 (e.g. 32x32x3)")),
+        }
+    }
 }
 
 #[derive(Args)]
@@ -205,6 +230,7 @@ pub fn dispatch(cmd: Command, opts: &DataOptions, bars: &Bars) -> Result<()> {
         Command::QueryCurve(a) => crate::query_curve::query_curve(a, opts),
         Command::ExportOnnx(a) => export_onnx(a),
         Command::Study(a) => crate::study::study(a, opts, bars),
+        Command::MakeColour(a) => crate::make_colour::make_colour(a, opts),
     }
 }
 
@@ -220,13 +246,20 @@ fn run(a: RunArgs, opts: &DataOptions, bars: &Bars) -> Result<()> {
     println!("run directory: {}", a.out.display());
     println!("target M test accuracy      {:.2}%", 100.0 * m.target_test_accuracy);
     println!("evaluator test accuracy     {:.2}%", 100.0 * m.evaluator_test_accuracy);
-    println!("                            MSE      PSNR   SSIM   class recovery");
+    println!("                            MSE      PSNR   SSIM   class recovery  identified (in class)");
     for (name, q) in [
         ("decoder", &m.decoder),
         ("class-mean baseline", &m.class_mean_baseline),
         ("global-mean baseline", &m.global_mean_baseline),
     ] {
-        println!("{name:<27} {:.4}  {:5.2}  {:.3}  {:.1}%", q.mse, q.psnr_db, q.ssim, 100.0 * q.class_recovery);
+        let [id, in_class] = q.identified_cells();
+        println!(
+            "{name:<27} {:.4}  {:5.2}  {:.3}  {:>13.1}%  {id} ({in_class})",
+            q.mse,
+            q.psnr_db,
+            q.ssim,
+            100.0 * q.class_recovery
+        );
     }
     println!(
         "queries per secret image    {:.0} ({:.2} per eps, {:.1}% censored)",
@@ -304,7 +337,7 @@ fn directions(a: DirArgs) -> Result<()> {
     let strategy: Strategy = a.strategy.parse()?;
     let d = Directions::generate(
         &DirectionConfig { strategy, k: a.k, seed: a.seed },
-        apsig::nn::Shape::new(a.side, a.side, 1),
+        a.shape.map_or(apsig::nn::Shape::new(a.side, a.side, 1), |s| s.0),
     )?;
     d.save(&a.out)?;
     println!("{}: {} directions, fingerprint {}", a.out.display(), a.k, d.fingerprint());
@@ -388,7 +421,8 @@ fn train_decoder(a: DecArgs, opts: &DataOptions, bars: &Bars) -> Result<()> {
     cfg.train.seed = a.seed;
     let images = pipeline::images_of(&data.train, &sigs).with_context(|| format!("{}", a.signatures.display()))?;
     let ck = a.out.with_extension("ckpt.safetensors");
-    let (dec, rep) = Decoder::fit(&sigs, &images, &cfg, Some(&ck), bars)?;
+    let image = pipeline::image_shape(&data.train);
+    let (dec, rep) = Decoder::fit(&sigs, &images, image, &cfg, Some(&ck), bars)?;
     dec.save(&a.out, &BTreeMap::new())?;
     let _ = std::fs::remove_file(ck);
     println!(
@@ -410,7 +444,7 @@ fn reconstruct(a: ReconArgs, opts: &DataOptions) -> Result<()> {
         dec.reconstruct(&sigs).with_context(|| format!("{} with {}", a.signatures.display(), a.decoder.display()))?;
     let originals = pipeline::images_of(&data.test, &sigs)?;
     let labels = pipeline::labels_of(&data.test, &sigs);
-    let q = apsig::eval::quality(&recons, &originals, &labels, data.test.rows, &eval.net);
+    let q = apsig::eval::quality(&recons, &originals, &labels, pipeline::image_shape(&data.test), &eval.net);
     let json = serde_json::to_string_pretty(&q)?;
     println!("{json}");
     if let Some(p) = a.json {
@@ -447,6 +481,7 @@ impl Command {
             Command::TrainDecoder(a) => Some(a.dataset.clone()),
             Command::Reconstruct(a) => Some(a.dataset.clone()),
             Command::Study(a) => a.config().ok().and_then(|c| c.datasets.first().cloned()),
+            Command::MakeColour(a) => Some(a.from.clone()),
             _ => None,
         }
     }

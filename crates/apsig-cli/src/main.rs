@@ -6,6 +6,7 @@
 mod attack;
 mod bench;
 mod commands;
+mod make_colour;
 mod progress;
 mod query_curve;
 mod serve;
@@ -26,7 +27,7 @@ Pipeline: data -> target model M -> change oracle -> signatures (eps along K dir
 Start with `apsig run` (the whole pipeline into a run directory); every stage is also a subcommand below."
 )]
 struct Cli {
-    /// Where data sets live: a directory holding `mnist/`, `fashion-mnist/` (else $APSIG_DATA_DIR, the user cache, /usr/share/datasets).
+    /// Where data sets live: a directory holding `mnist/`, `fashion-mnist/`, `cifar10/`, `cifar100/` (else $APSIG_DATA_DIR, the user cache, /usr/share/datasets).
     #[arg(long, global = true)]
     data_dir: Option<PathBuf>,
     /// Download missing data sets from the canonical mirrors (checksums verified).
@@ -95,7 +96,7 @@ fn one_line(e: &anyhow::Error) -> String {
 fn fetch_from_mirrors(name: &str, opts: &apsig::data::DataOptions, mirrors: &[String]) -> anyhow::Result<()> {
     use apsig::data::{default_cache_dir, download, known, locate, DataOptions};
     let Some(ds) = known(name).filter(|_| !std::path::Path::new(name).is_dir()) else {
-        return Ok(()); // a directory of IDX files, or an unknown name the command reports
+        return Ok(()); // a path (directory or .npz), or an unknown name the command reports
     };
     let local = DataOptions { download: false, ..opts.clone() };
     if locate(name, &local).is_ok() {

@@ -192,7 +192,7 @@ fn interrupted_download_leaves_no_partial_file_and_resumes() {
         files_under(&dest).iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
     assert_eq!(present, vec![FILES[0].to_string(), FILES[1].to_string()]);
     let mnist = apsig::data::known("mnist").unwrap();
-    for (name, file) in present.iter().zip(&mnist.files) {
+    for (name, file) in present.iter().zip(mnist.idx_files().unwrap()) {
         let p = dest.join(name);
         let raw = apsig::data::read_maybe_gz(&p).unwrap();
         apsig::data::verify_md5(&raw, file.md5_uncompressed, &p).unwrap();

@@ -4,9 +4,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{DataError, Result};
-use crate::idx;
-use crate::known::{known, known_names, verify_md5, KnownDataset};
+use crate::known::{known, known_names, verify_md5, KnownDataset, Published};
 use crate::locate::{find_file, locate, DataOptions, TEST_FILES, TRAIN_FILES};
+use crate::npz::NPZ_KEYS;
+use crate::{cifar, folder, idx};
 
 /// Labels at or above this are rejected: no classification set we load has
 /// that many classes, so such a value means a wrong or corrupt file.
@@ -81,27 +82,41 @@ impl fmt::Debug for Split {
     }
 }
 
-/// A loaded data set; `dir` is kept so reports can say which copy was used.
+/// A loaded data set; `dir` and `source` are kept so reports can say which copy was used and
+/// how it was read.
 #[derive(Clone, Debug)]
 pub struct Dataset {
-    /// Canonical name for known sets, else the directory's name.
+    /// Canonical name for known sets, else the directory's (or `.npz` file's) name.
     pub name: String,
-    /// Directory the four files were read from.
+    /// Directory (or `.npz` file) the data was read from.
     pub dir: PathBuf,
     /// Training split.
     pub train: Split,
     /// Test split.
     pub test: Split,
+    /// How the data was read, one line for reports: the format and, for `.npz`, the pixel
+    /// dtype and detected layout (e.g. `NumPy .npz, uint8 0-255 NCHW, converted to HWC`).
+    pub source: String,
+    /// Class names indexed by label, where the format has them (image folders, CIFAR's
+    /// metadata files); empty otherwise.
+    pub classes: Vec<String>,
 }
 
-/// Loads a data set by directory path or by known name.
+/// Loads a data set by path or by known name: the one entry point for every format.
 ///
-/// An existing directory wins, so users can point at any IDX folder; a
-/// known name goes through [`locate`] (search, then optional download).
-/// MD5 verification applies when `opts.verify` and the directory's name is
-/// a known data set.
+/// - a `.npz` file: NumPy arrays `x_train, y_train, x_test, y_test` (layout detected);
+/// - a directory: IDX files (MNIST style), else `train/` and `test/` image folders, else
+///   CIFAR-10/100 binary batches (directly or in the folder their archive unpacks to);
+/// - a known name (`mnist`, `fashion-mnist`, `cifar10`, `cifar100`): found by [`locate`]
+///   (search, then optional download).
+///
+/// An existing path wins over a known name. MD5 verification of IDX files applies when
+/// `opts.verify` and the directory's name is a known data set.
 pub fn load(name_or_path: &str, opts: &DataOptions) -> Result<Dataset> {
     let as_path = Path::new(name_or_path);
+    if as_path.is_file() {
+        return load_file(as_path);
+    }
     if as_path.is_dir() {
         let name = as_path
             .canonicalize()
@@ -109,14 +124,49 @@ pub fn load(name_or_path: &str, opts: &DataOptions) -> Result<Dataset> {
             .and_then(|p| p.file_name().map(|s| s.to_string_lossy().into_owned()))
             .or_else(|| as_path.file_name().map(|s| s.to_string_lossy().into_owned()))
             .unwrap_or_else(|| name_or_path.to_string());
-        let ds = known(&name).filter(|_| opts.verify);
-        return load_dir(as_path, &name, ds);
+        return load_directory(as_path, &name, known(&name).filter(|_| opts.verify));
     }
-    if known(name_or_path).is_none() {
+    let Some(ds) = known(name_or_path) else {
         return Err(DataError::UnknownDataset { name: name_or_path.to_string(), known: known_names() });
-    }
+    };
     let dir = locate(name_or_path, opts)?;
-    load_dir(&dir, name_or_path, known(name_or_path).filter(|_| opts.verify))
+    match &ds.published {
+        Published::Idx(_) => load_dir(&dir, name_or_path, Some(ds).filter(|_| opts.verify)),
+        Published::CifarArchive { kind, .. } => cifar::load_cifar(&dir, *kind, name_or_path),
+    }
+}
+
+/// A data set held in one file: a NumPy `.npz` archive.
+fn load_file(path: &Path) -> Result<Dataset> {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some(e) if e.eq_ignore_ascii_case("npz") => crate::npz::load_npz(path),
+        _ => Err(DataError::Invalid {
+            path: path.to_path_buf(),
+            problem: format!(
+                "not a data set: a file must be a NumPy .npz ({}); {DIRECTORY_FORMATS}",
+                NPZ_KEYS.join(", ")
+            ),
+        }),
+    }
+}
+
+/// What a data-set directory may hold, for messages.
+const DIRECTORY_FORMATS: &str = "a directory may hold IDX files (train-images-idx3-ubyte[.gz], ...), \
+    train/ and test/ folders of <class>/ PNG or JPEG images, or CIFAR-10/100 binary batches";
+
+/// A directory in whichever format its content shows (see [`load`]).
+fn load_directory(dir: &Path, name: &str, verify: Option<&KnownDataset>) -> Result<Dataset> {
+    let idx_stems = [TRAIN_FILES.0, TRAIN_FILES.1, TEST_FILES.0, TEST_FILES.1];
+    if idx_stems.iter().any(|stem| find_file(dir, stem).is_some()) {
+        return load_dir(dir, name, verify);
+    }
+    if folder::is_image_folder(dir) {
+        return folder::load_folder(dir, name);
+    }
+    if let Some(kind) = cifar::detect(dir) {
+        return cifar::load_cifar(dir, kind, name);
+    }
+    Err(DataError::Invalid { path: dir.to_path_buf(), problem: format!("no data set found: {DIRECTORY_FORMATS}") })
 }
 
 /// Loads the four IDX files from `dir`, verifying against `verify` if given.
@@ -143,7 +193,14 @@ pub fn load_dir(dir: &Path, name: &str, verify: Option<&KnownDataset>) -> Result
             test_cols: test.cols,
         });
     }
-    Ok(Dataset { name: name.to_string(), dir: dir.to_path_buf(), train, test })
+    Ok(Dataset {
+        name: name.to_string(),
+        dir: dir.to_path_buf(),
+        train,
+        test,
+        source: "IDX files".to_string(),
+        classes: Vec::new(),
+    })
 }
 
 fn require_file(dir: &Path, stem: &str) -> Result<PathBuf> {

@@ -158,6 +158,15 @@ pub enum DataError {
         /// `mirror: reason` for each mirror tried, `; `-separated.
         reasons: String,
     },
+    /// A file or folder is not a valid data set of its format (`.npz`, image folder, CIFAR
+    /// batches): a missing array, an undecodable image, mixed sizes, a bad value, ...
+    #[error("{}: {problem}", path.display())]
+    Invalid {
+        /// The offending file or folder.
+        path: PathBuf,
+        /// What is wrong, one line.
+        problem: String,
+    },
     /// No cache directory could be determined (neither XDG_CACHE_HOME nor HOME set).
     #[error("{name}: cannot download: no cache directory (set XDG_CACHE_HOME or HOME, or pass --data-dir)")]
     NoCacheDir {

@@ -6,9 +6,10 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+use crate::cifar;
 use crate::download::download;
 use crate::error::{DataError, Result};
-use crate::known::{known, known_names};
+use crate::known::{known, known_names, Published};
 
 /// File-name stems of a data-set directory: (images, labels) for train and test.
 pub const TRAIN_FILES: (&str, &str) = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte");
@@ -94,22 +95,28 @@ fn search_dirs_with(name: &str, opts: &DataOptions, env: Env, system: &Path) -> 
     dirs
 }
 
-/// Files of a complete data-set directory that are absent from `dir`.
-fn missing_files(dir: &Path) -> Vec<&'static str> {
-    [TRAIN_FILES.0, TRAIN_FILES.1, TEST_FILES.0, TEST_FILES.1]
-        .into_iter()
-        .filter(|stem| find_file(dir, stem).is_none())
-        .collect()
+/// Files of a complete copy of data set `name` that are absent from `dir`: the four IDX files
+/// (`[.gz]`) for an IDX set or a name we do not know, the batch files for CIFAR.
+fn missing_files(dir: &Path, name: &str) -> Vec<String> {
+    match known(name).map(|ds| &ds.published) {
+        Some(Published::CifarArchive { kind, .. }) => cifar::missing_files(dir, *kind),
+        Some(Published::Idx(_)) | None => [TRAIN_FILES.0, TRAIN_FILES.1, TEST_FILES.0, TEST_FILES.1]
+            .into_iter()
+            .filter(|stem| find_file(dir, stem).is_none())
+            .map(|stem| format!("{stem}[.gz]"))
+            .collect(),
+    }
 }
 
-/// Whether `dir` holds all four IDX files (compressed or not); a partial
+/// Whether `dir` holds a complete copy of data set `name` (see [`locate`]); a partial
 /// directory is skipped so an interrupted copy does not shadow a good one.
-pub fn is_complete(dir: &Path) -> bool {
-    missing_files(dir).is_empty()
+pub fn is_complete(dir: &Path, name: &str) -> bool {
+    missing_files(dir, name).is_empty()
 }
 
-/// Returns the first complete directory for `name`, downloading into the
-/// data dir (or the cache) if none exists and `opts.download` allows it.
+/// Returns the first complete directory for `name` (the four IDX files; for CIFAR its batch
+/// files, directly or in the folder the archive unpacks to), downloading into the data dir
+/// (or the cache) if none exists and `opts.download` allows it.
 ///
 /// Order: `opts.data_dir/<name>`, `$APSIG_DATA_DIR/<name>`,
 /// [`default_cache_dir`]`/<name>`, `/usr/share/datasets/<name>`.
@@ -119,7 +126,7 @@ pub fn locate(name: &str, opts: &DataOptions) -> Result<PathBuf> {
 
 fn locate_with(name: &str, opts: &DataOptions, env: Env, system: &Path) -> Result<PathBuf> {
     let dirs = search_dirs_with(name, opts, env, system);
-    if let Some(found) = dirs.iter().find(|d| is_complete(d)) {
+    if let Some(found) = dirs.iter().find(|d| is_complete(d, name)) {
         tracing::debug!(dir = %found.display(), name, "data set found");
         return Ok(found.clone());
     }
@@ -140,8 +147,7 @@ fn locate_with(name: &str, opts: &DataOptions, env: Env, system: &Path) -> Resul
             if !d.is_dir() {
                 format!("{} (no such directory)", d.display())
             } else {
-                let missing: Vec<String> = missing_files(d).iter().map(|s| format!("{s}[.gz]")).collect();
-                format!("{} (lacks {})", d.display(), missing.join(", "))
+                format!("{} (lacks {})", d.display(), missing_files(d, name).join(", "))
             }
         })
         .collect::<Vec<_>>()

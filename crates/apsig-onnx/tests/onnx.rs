@@ -156,7 +156,7 @@ fn unsupported_layers_are_refused_on_export() {
     let x: Vec<f32> = noise(3 * 784, 5, 0.5).into_iter().map(|v| v + 0.5).collect();
     assert!(max_abs_diff(&m.logits(&x, 3), &net.forward(&x, 3)) < 1e-4);
     let dshape = Shape::flat(16);
-    let dec = Network::new(dshape, Arch::Decoder.layers(dshape, 0, 4), 1).unwrap();
+    let dec = Network::new(dshape, Arch::Decoder.layers(shape, 0, 4), 1).unwrap();
     let e = format!("{:#}", export_targetnet(&dec, dir.path().join("dec.onnx")).unwrap_err());
     assert!(e.contains("dec.onnx") && e.contains("no ONNX export"), "{e}");
 }

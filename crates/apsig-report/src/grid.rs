@@ -1,11 +1,11 @@
-//! Grids of labelled greyscale images (e.g. original vs reconstruction).
+//! Grids of labelled greyscale or RGB images (e.g. original vs reconstruction).
 
 use crate::error::{ReportError, Result};
 use crate::text::{self, Canvas, HAlign, Label, Rgb, VAlign};
 
-/// One labelled row of images. Each image holds `img_h * img_w` grey values,
-/// row-major, nominally in `[0, 1]` (values outside are clamped, NaN is
-/// drawn as 0).
+/// One labelled row of images. Each image holds `img_h * img_w * channels`
+/// values, row-major and channels-last (one grey value, or R, G, B, per pixel),
+/// nominally in `[0, 1]` (values outside are clamped, NaN is drawn as 0).
 #[derive(Debug, Clone, PartialEq)]
 pub struct GridRow<'a> {
     /// Text left of the row.
@@ -23,8 +23,8 @@ impl<'a> GridRow<'a> {
 
 /// Rows of images with their labels on the left, on a white page.
 ///
-/// Images use the natural MNIST look (value 1 = white digit on black,
-/// value 0 = black), upscaled by `scale` with nearest neighbour and
+/// Greyscale images use the natural MNIST look (value 1 = white digit on black,
+/// value 0 = black), RGB images their colours; both are upscaled by `scale` with nearest neighbour and
 /// separated by 2px gaps; labels and the optional title are dark text.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImageGrid<'a> {
@@ -34,6 +34,8 @@ pub struct ImageGrid<'a> {
     pub img_h: usize,
     /// Width of every image in pixels.
     pub img_w: usize,
+    /// Values per pixel: 1 (grey) or 3 (RGB).
+    pub channels: usize,
     /// Nearest-neighbour upscaling factor (>= 1), 3 by default.
     pub scale: u32,
     /// Heading above the grid, if any.
@@ -66,9 +68,15 @@ impl Layout {
 }
 
 impl<'a> ImageGrid<'a> {
-    /// An empty grid for `img_h` x `img_w` images, scale 3, no title.
+    /// An empty grid for `img_h` x `img_w` greyscale images, scale 3, no title.
     pub fn new(img_h: usize, img_w: usize) -> Self {
-        Self { rows: Vec::new(), img_h, img_w, scale: 3, title: None }
+        Self { rows: Vec::new(), img_h, img_w, channels: 1, scale: 3, title: None }
+    }
+
+    /// Set the values per pixel: 1 (grey) or 3 (RGB) (builder style).
+    pub fn with_channels(mut self, channels: usize) -> Self {
+        self.channels = channels;
+        self
     }
 
     /// Append a row (builder style).
@@ -118,19 +126,23 @@ impl<'a> ImageGrid<'a> {
         if self.scale == 0 {
             return Err(ReportError::BadInput("scale must be >= 1".into()));
         }
+        if self.channels != 1 && self.channels != 3 {
+            return Err(ReportError::BadInput(format!("{} channels per pixel (1 or 3)", self.channels)));
+        }
         if self.rows.iter().all(|r| r.images.is_empty()) {
             return Err(ReportError::BadInput("image grid has no images".into()));
         }
-        let want = self.img_h.checked_mul(self.img_w);
+        let want = self.img_h.checked_mul(self.img_w).and_then(|p| p.checked_mul(self.channels));
         for (r, row) in self.rows.iter().enumerate() {
             for (i, img) in row.images.iter().enumerate() {
                 if Some(img.len()) != want {
                     return Err(ReportError::BadInput(format!(
-                        "row {r} ('{}') image {i}: {} pixels, expected {}x{}",
+                        "row {r} ('{}') image {i}: {} values, expected {}x{}x{}",
                         row.label,
                         img.len(),
                         self.img_h,
-                        self.img_w
+                        self.img_w,
+                        self.channels
                     )));
                 }
             }
@@ -177,14 +189,15 @@ impl<'a> ImageGrid<'a> {
     fn blit(&self, buf: &mut [u8], stride_px: u32, (x0, y0): (u32, u32), img: &[f32]) {
         let s = self.scale as usize;
         let stride = stride_px as usize * 3;
-        for (py, line) in img.chunks_exact(self.img_w).enumerate() {
-            for (px, &v) in line.iter().enumerate() {
-                let g = grey(v);
+        let c = self.channels;
+        for (py, line) in img.chunks_exact(self.img_w * c).enumerate() {
+            for (px, v) in line.chunks_exact(c).enumerate() {
+                let rgb = if c == 1 { [grey(v[0]); 3] } else { [grey(v[0]), grey(v[1]), grey(v[2])] };
                 for dy in 0..s {
                     let y = y0 as usize + py * s + dy;
                     let start = y * stride + (x0 as usize + px * s) * 3;
                     for p in buf[start..start + 3 * s].chunks_exact_mut(3) {
-                        p.fill(g);
+                        p.copy_from_slice(&rgb);
                     }
                 }
             }
@@ -192,7 +205,7 @@ impl<'a> ImageGrid<'a> {
     }
 }
 
-/// Map a value in `[0, 1]` to an 8-bit grey level (clamped; NaN -> 0).
+/// Map a value in `[0, 1]` to an 8-bit level (clamped; NaN -> 0).
 pub(crate) fn grey(v: f32) -> u8 {
     if v.is_nan() {
         0
@@ -213,6 +226,26 @@ mod tests {
         assert_eq!(grey(-3.0), 0);
         assert_eq!(grey(7.0), 255);
         assert_eq!(grey(f32::NAN), 0);
+    }
+
+    #[test]
+    fn rgb_images_keep_their_colours() {
+        // one 2x2 RGB image: red, green / blue, a mix
+        let img: Vec<f32> = vec![1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.2, 0.4, 0.6];
+        let grid = ImageGrid::new(2, 2).with_channels(3).with_row("x", vec![&img]);
+        let png = grid.render_png().unwrap();
+        let lay = grid.layout().unwrap();
+        let out = image::load_from_memory(&png).unwrap().to_rgb8();
+        let (x0, y0) = lay.origin(0, 0);
+        let at = |py: u32, px: u32| out.get_pixel(x0 + px * 3 + 1, y0 + py * 3 + 1).0;
+        assert_eq!(at(0, 0), [255, 0, 0]);
+        assert_eq!(at(0, 1), [0, 255, 0]);
+        assert_eq!(at(1, 0), [0, 0, 255]);
+        assert_eq!(at(1, 1), [grey(0.2), grey(0.4), grey(0.6)]);
+        // a grey-sized image in an RGB grid, and a channel count other than 1 or 3, are refused
+        let grey_img = vec![0.5f32; 4];
+        assert!(ImageGrid::new(2, 2).with_channels(3).with_row("x", vec![&grey_img]).render_png().is_err());
+        assert!(ImageGrid::new(2, 2).with_channels(2).with_row("x", vec![&img[..8]]).render_png().is_err());
     }
 
     #[test]

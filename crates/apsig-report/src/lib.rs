@@ -6,8 +6,8 @@
 //!
 //! - [`LineChart`]: line plots with markers, legend, optional log axes and
 //!   labelled dashed vertical lines (e.g. "flip point eps_i").
-//! - [`ImageGrid`]: rows of labelled greyscale images (MNIST look: white
-//!   digit on black), upscaled with nearest neighbour.
+//! - [`ImageGrid`]: rows of labelled greyscale (MNIST look: white digit on
+//!   black) or RGB images, upscaled with nearest neighbour.
 //! - [`markdown_table`], [`fmt_num`]: helpers for the Markdown report.
 #![warn(missing_docs)]
 

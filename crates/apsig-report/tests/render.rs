@@ -130,6 +130,7 @@ fn grid_renders_mnist_look() {
         ],
         img_h: 28,
         img_w: 28,
+        channels: 1,
         scale: 3,
         title: Some("MNIST reconstructions".into()),
     };

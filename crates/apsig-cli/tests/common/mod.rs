@@ -123,7 +123,7 @@ pub fn tiny_decoder(path: &Path, k: usize, directions: &str) {
         use_mask: false,
         train: TrainConfig { final_lr_frac: 0.1, ..TrainConfig::new(2, 32, 2e-3, 1) },
     };
-    let (d, _) = Decoder::fit(&sigs, &images, &cfg, None, &apsig::NoProgress).unwrap();
+    let (d, _) = Decoder::fit(&sigs, &images, Shape::new(28, 28, 1), &cfg, None, &apsig::NoProgress).unwrap();
     d.save(path, &BTreeMap::new()).unwrap();
 }
 

@@ -2,6 +2,8 @@
 //! the location of the real data sets) under the names these tests use.
 #![allow(dead_code, unused_imports)]
 
+pub mod formats;
+
 use std::path::{Path, PathBuf};
 
 pub use testkit::idx::{gz, images as idx_images, labels as idx_labels};

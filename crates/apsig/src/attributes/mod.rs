@@ -20,6 +20,7 @@ pub use linalg::{accuracy, cholesky_solve, fit_class_probe, fit_ridge, pearson, 
 pub use measures::{ink_mass, slant, Attribute};
 
 use crate::error::{Error, Result};
+use crate::nn::Shape;
 use linalg::{rows_of, Moments};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -63,20 +64,20 @@ pub struct AttributeScore {
     pub lambda: f64,
 }
 
-/// Signature features (row-major `[n, dim]`), images (row-major `side x side`) and labels of
-/// `n` images.
+/// Signature features (row-major `[n, dim]`), images (channels-last, `image` of the probe)
+/// and labels of `n` images.
 #[derive(Clone, Copy, Debug)]
 pub struct Examples<'a> {
     /// Features `[n, dim]`.
     pub features: &'a [f32],
-    /// Images `[n, side * side]`.
+    /// Images `[n, image.len()]`.
     pub images: &'a [f32],
     /// Class labels `[n]`.
     pub labels: &'a [u8],
 }
 
 /// The experiment: the adversary's own images (train) and the secrets (test), the feature
-/// width, the image side and the ridge penalty (`<= 0`: chosen per probe, see
+/// width, the image shape and the ridge penalty (`<= 0`: chosen per probe, see
 /// `attributes_from_signatures`).
 #[derive(Clone, Copy, Debug)]
 pub struct AttributeProbe<'a> {
@@ -86,15 +87,16 @@ pub struct AttributeProbe<'a> {
     pub test: Examples<'a>,
     /// Features per image.
     pub dim: usize,
-    /// Image side in pixels.
-    pub side: usize,
+    /// Shape of every image (H x W x C). The style attributes of a colour image are measured
+    /// on its ink image (`eval::colour::ink`: each pixel's distance from the background colour).
+    pub image: Shape,
     /// Ridge penalty (`<= 0`: chosen per probe on a hold-out).
     pub lambda: f64,
 }
 
 /// Fits ridge probes from signature features (row-major `[n, dim]`)
 /// to the class and to each `Attribute` of the training images, and scores them on the test
-/// images. Images are row-major `side x side`, one per label.
+/// images. Images are channels-last `probe.image`, one per label.
 ///
 /// `lambda > 0` is used for every probe. `lambda <= 0` chooses it per probe from `LAMBDA_GRID`
 /// on a hold-out: fit on the first 80% of the training rows, score on the last 20% (the class
@@ -103,7 +105,7 @@ pub struct AttributeProbe<'a> {
 /// least 5 training images; the split is by position, so the training rows should not be sorted
 /// by class.
 pub fn attributes_from_signatures(probe: &AttributeProbe) -> Result<AttributeReport> {
-    let AttributeProbe { train, test, dim, side, lambda } = *probe;
+    let AttributeProbe { train, test, dim, image, lambda } = *probe;
     let (train_features, train_images, train_labels) = (train.features, train.images, train.labels);
     let (test_features, test_images, test_labels) = (test.features, test.images, test.labels);
     let what = "attribute study";
@@ -121,14 +123,17 @@ pub fn attributes_from_signatures(probe: &AttributeProbe) -> Result<AttributeRep
             ),
         ));
     }
-    let pixels = side * side;
-    if side == 0 || train_images.len() != n_train * pixels || test_images.len() != n_test * pixels {
+    let pixels = image.len();
+    if pixels == 0 || train_images.len() != n_train * pixels || test_images.len() != n_test * pixels {
         return Err(Error::invalid(
             what,
             format!(
-                "{} training / {} test pixels for {n_train} / {n_test} images of side {side}",
+                "{} training / {} test values for {n_train} / {n_test} images of {}x{}x{}",
                 train_images.len(),
-                test_images.len()
+                test_images.len(),
+                image.h,
+                image.w,
+                image.c
             ),
         ));
     }
@@ -139,7 +144,11 @@ pub fn attributes_from_signatures(probe: &AttributeProbe) -> Result<AttributeRep
     let classes = train_labels.iter().chain(test_labels).map(|&l| l as usize + 1).max().unwrap_or(1);
     let attrs = Attribute::ALL;
     let measure = |images: &[f32]| -> Vec<Vec<f32>> {
-        attrs.iter().map(|a| images.par_chunks(pixels).map(|img| a.of(img, side)).collect()).collect()
+        let of = |a: &Attribute, img: &[f32]| match image.c {
+            1 => a.of(img, image.w),
+            _ => a.of(&crate::eval::colour::ink(img, image), image.w),
+        };
+        attrs.iter().map(|a| images.par_chunks(pixels).map(|img| of(a, img)).collect()).collect()
     };
     let (train_truth, test_truth) = (measure(train_images), measure(test_images));
 
@@ -294,7 +303,7 @@ mod tests {
                 train: Examples { features: &train_x, images: &train_img, labels: &train_y },
                 test: Examples { features: &test_x, images: &test_img, labels: &test_y },
                 dim,
-                side: SIDE,
+                image: Shape::new(SIDE, SIDE, 1),
                 lambda,
             })
             .unwrap();
@@ -323,7 +332,7 @@ mod tests {
         let x = vec![1f32; 4 * 3];
         let y = [0u8, 1, 0, 1];
         let probe = |train: Examples<'_>, test: Examples<'_>, dim, side, lambda| {
-            attributes_from_signatures(&AttributeProbe { train, test, dim, side, lambda })
+            attributes_from_signatures(&AttributeProbe { train, test, dim, image: Shape::new(side, side, 1), lambda })
         };
         let test = Examples { features: &x[..3], images: &img[..4], labels: &y[..1] };
         let run = |tx: &[f32], dim, ti: &[f32], side, lam| {

@@ -20,7 +20,8 @@ use std::path::Path;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DecoderConfig {
-    /// Channels of the last hidden layer; the projection has `2 * width` channels at 7x7.
+    /// Base width: channels of the last hidden layer. The projection has `2^(stages-1) *
+    /// width` channels (`2 * width` at 7x7 for 28x28 images; see `model::decoder_layers`).
     pub width: usize,
     /// Feed the censoring mask as K extra inputs (censored eps carry less information).
     pub use_mask: bool,
@@ -47,15 +48,17 @@ impl Decoder {
     }
 
     /// Trains a decoder on change-bit signatures (the censoring mask per `cfg.use_mask`) and
-    /// the images they belong to (`[n, 784]`, same order).
+    /// the images they belong to (`[n, image.len()]`, same order, channels-last).
     pub fn fit(
         sigs: &SignatureSet,
         images: &[f32],
+        image: Shape,
         cfg: &DecoderConfig,
         checkpoint: Option<&Path>,
         progress: &dyn Progress,
     ) -> Result<(Decoder, TrainReport)> {
-        Self::fit_input(&Input::signature(sigs, sigs.k, sigs.n(), cfg.use_mask)?, images, cfg, checkpoint, progress)
+        let input = Input::signature(sigs, sigs.k, sigs.n(), cfg.use_mask)?;
+        Self::fit_input(&input, images, image, cfg, checkpoint, progress)
     }
 
     /// Trains a decoder on any oracle variant's input (the one entry point): fits the
@@ -63,23 +66,37 @@ impl Decoder {
     pub fn fit_input(
         input: &Input,
         images: &[f32],
+        image: Shape,
         cfg: &DecoderConfig,
         checkpoint: Option<&Path>,
         progress: &dyn Progress,
     ) -> Result<(Decoder, TrainReport)> {
-        if images.len() != input.rows * 784 {
+        if images.len() != input.rows * image.len() {
             return Err(Error::invalid(
                 "decoder training",
-                format!("{} feature rows but {} pixels of images", input.rows, images.len()),
+                format!(
+                    "{} feature rows but {} values of {}x{}x{} images",
+                    input.rows,
+                    images.len(),
+                    image.h,
+                    image.w,
+                    image.c
+                ),
             ));
         }
         let scale = Standardiser::fit(input);
         let x = input.standardised(&scale);
-        let (net, report) = fit_network(&x, input.kind.dim(), images, cfg, checkpoint, progress)?;
+        let (net, report) = fit_network(&x, input.kind.dim(), images, image, cfg, checkpoint, progress)?;
         Ok((Decoder { net, input: input.kind, scale, directions: input.directions.clone() }, report))
     }
 
-    /// Reconstructions `[rows, 784]` in [0, 1] of an input of the kind the decoder reads.
+    /// Shape of the images it paints (H x W x C, channels-last).
+    pub fn image_shape(&self) -> Shape {
+        self.net.output_shape()
+    }
+
+    /// Reconstructions `[rows, image_shape().len()]` in [0, 1] of an input of the kind the
+    /// decoder reads.
     pub fn decode(&self, input: &Input) -> Result<Vec<f32>> {
         if input.kind != self.input {
             return Err(Error::invalid(
@@ -96,7 +113,7 @@ impl Decoder {
         Ok(self.net.forward(&input.standardised(&self.scale), input.rows))
     }
 
-    /// Reconstructions `[n, 784]` in [0, 1] of change-bit signatures.
+    /// Reconstructions `[n, image_shape().len()]` in [0, 1] of change-bit signatures.
     pub fn reconstruct(&self, sigs: &SignatureSet) -> Result<Vec<f32>> {
         let InputKind::Signature { k, use_mask } = self.input else {
             return Err(Error::invalid(
@@ -176,18 +193,19 @@ fn fit_network(
     features: &[f32],
     dim: usize,
     images: &[f32],
+    image: Shape,
     cfg: &DecoderConfig,
     checkpoint: Option<&Path>,
     progress: &dyn Progress,
 ) -> Result<(Network, TrainReport)> {
-    if dim == 0 || !features.len().is_multiple_of(dim) || images.len() != features.len() / dim * 784 {
+    if dim == 0 || !features.len().is_multiple_of(dim) || images.len() != features.len() / dim * image.len() {
         return Err(Error::invalid(
             "decoder training",
             format!("{} feature values of width {dim} but {} pixels of images", features.len(), images.len()),
         ));
     }
     let input = Shape::flat(dim);
-    let mut net = Network::new(input, Arch::Decoder.layers(input, 0, cfg.width), cfg.train.seed)
+    let mut net = Network::new(input, Arch::Decoder.layers(image, 0, cfg.width), cfg.train.seed)
         .map_err(|e| Error::invalid("decoder", e))?;
     let report = train(&mut net, features, Targets::Images(images), &cfg.train, checkpoint, progress)?;
     Ok((net, report))
@@ -203,7 +221,7 @@ mod tests {
 
     fn decoder(input: InputKind) -> Decoder {
         let shape = Shape::flat(input.dim());
-        let net = Network::new(shape, Arch::Decoder.layers(shape, 0, 4), 7).unwrap();
+        let net = Network::new(shape, Arch::Decoder.layers(Shape::new(12, 10, 3), 0, 4), 7).unwrap();
         let cols = input.scaled();
         let scale = Standardiser::from_parts(vec![0.5; cols], vec![2.0; cols], "test").unwrap();
         Decoder { net, input, scale, directions: "dirs-fingerprint".into() }
@@ -230,6 +248,7 @@ mod tests {
             assert_eq!(back.scale.mean(), d.scale.mean());
             assert_eq!(back.scale.std(), d.scale.std());
             assert_eq!(back.net.in_len(), kind.dim());
+            assert_eq!(back.image_shape(), Shape::new(12, 10, 3));
         }
     }
 }

@@ -37,7 +37,8 @@ pub enum Strategy {
     Rademacher,
     /// Smooth noise: i.i.d. standard normal coefficients on the low 2-D DCT band
     /// (`u + v < LOW_FREQUENCY_BAND`, 36 coefficients), inverse orthonormal DCT-II to the
-    /// image. Single-channel images only. More than 36 directions are linearly dependent.
+    /// image, each channel of a colour image with its own coefficients. More than 36 per
+    /// channel directions are linearly dependent.
     LowFrequency,
     /// Random zero-sum combinations of the class centroids of the adversary's training
     /// images: directions in the span of the centroid differences (at most classes - 1 of

@@ -32,15 +32,12 @@ fn dct_basis(n: usize, bands: usize) -> Vec<Vec<f64>> {
         .collect()
 }
 
-/// i.i.d. standard normal coefficients on the low DCT band, inverse DCT-II, unit norm.
+/// i.i.d. standard normal coefficients on the low DCT band, inverse DCT-II, unit norm. Each
+/// channel of a colour image gets its own coefficients (drawn channel after channel), so a
+/// direction is smooth in space and independent across channels; a single channel draws
+/// exactly what it always drew.
 pub(super) fn low_frequency(k: usize, seed: u64, shape: Shape) -> Result<Vec<f32>> {
-    if shape.c != 1 {
-        return Err(Error::invalid(
-            "directions",
-            format!("strategy `low-frequency` takes single-channel images, not {}x{}x{}", shape.h, shape.w, shape.c),
-        ));
-    }
-    let (h, w) = (shape.h, shape.w);
+    let (h, w, channels) = (shape.h, shape.w, shape.c);
     let (rows, cols) = (dct_basis(h, LOW_FREQUENCY_BAND), dct_basis(w, LOW_FREQUENCY_BAND));
     // by total frequency, then vertical frequency: a fixed order for the coefficient draws
     let mut band = Vec::new();
@@ -51,17 +48,20 @@ pub(super) fn low_frequency(k: usize, seed: u64, shape: Shape) -> Result<Vec<f32
             }
         }
     }
+    let len = shape.len();
     let mut rng = Rng::derive(seed, "directions/low-frequency");
-    let mut data = Vec::with_capacity(k * h * w);
-    let mut d = vec![0.0f64; h * w];
-    while data.len() < k * h * w {
+    let mut data = Vec::with_capacity(k * len);
+    let mut d = vec![0.0f64; len];
+    while data.len() < k * len {
         d.fill(0.0);
-        for &(u, v) in &band {
-            let c = rng.normal() as f64;
-            for (x, row) in d.chunks_mut(w).enumerate() {
-                let cu = c * rows[u][x];
-                for (px, b) in row.iter_mut().zip(&cols[v]) {
-                    *px += cu * b;
+        for ch in 0..channels {
+            for &(u, v) in &band {
+                let c = rng.normal() as f64;
+                for (x, row) in d.chunks_mut(w * channels).enumerate() {
+                    let cu = c * rows[u][x];
+                    for (px, b) in row.chunks_mut(channels).zip(&cols[v]) {
+                        px[ch] += cu * b;
+                    }
                 }
             }
         }

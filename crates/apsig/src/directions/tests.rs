@@ -15,9 +15,11 @@ fn synthetic(shape: Shape, n: usize, classes: usize, seed: u64) -> (Vec<f32>, Ve
         labels.push(c as u8);
         for y in 0..h {
             for x in 0..w {
-                let t = (c + 1) as f32 * (y as f32 / h as f32 + 0.7 * x as f32 / w as f32 + 0.3 * c as f32);
-                let v = 0.5 + 0.35 * (3.0 * t).sin() + 0.1 * rng.normal();
-                images.push(v.clamp(0.0, 1.0));
+                for ch in 0..shape.c {
+                    let t = (c + 1) as f32 * (y as f32 / h as f32 + 0.7 * x as f32 / w as f32 + 0.3 * (c + ch) as f32);
+                    let v = 0.5 + 0.35 * (3.0 * t).sin() + 0.1 * rng.normal();
+                    images.push(v.clamp(0.0, 1.0));
+                }
             }
         }
     }
@@ -158,9 +160,6 @@ fn data_strategies_explain_what_they_need() {
     let one_class = vec![0u8; 10];
     let ctx = DirectionContext { images: &images, labels: &one_class, model: None };
     assert!(Directions::generate_with(&config(Strategy::CentroidDifferences, 4, 1), SMALL, Some(&ctx)).is_err());
-    let rgb = Shape::new(8, 8, 3);
-    let e = Directions::generate(&config(Strategy::LowFrequency, 4, 1), rgb).unwrap_err();
-    assert!(e.to_string().contains("single-channel"), "{e}");
     // the model must take the directions' shape
     let other = Network::new(Shape::new(28, 28, 1), Arch::TargetNetS.layers(Shape::new(28, 28, 1), 10, 0), 1).unwrap();
     let wrong = DirectionContext { images: &images, labels: &labels, model: Some(&other) };
@@ -204,6 +203,38 @@ fn low_frequency_rows_are_smooth() {
     // any shape works, even smaller than the band
     let tiny = Directions::generate(&config(Strategy::LowFrequency, 5, 1), Shape::new(3, 5, 1)).unwrap();
     assert_unit_rows(&tiny, 5);
+}
+
+#[test]
+fn every_strategy_draws_colour_directions() {
+    let rgb = Shape::new(10, 9, 3);
+    let (images, labels) = synthetic(rgb, 40, 4, 7);
+    let specs = vec![
+        LayerSpec::Conv { cout: 4, k: 3, stride: 1, pad: 1 },
+        LayerSpec::Relu,
+        LayerSpec::MaxPool2,
+        LayerSpec::Linear { out: 4 },
+    ];
+    let net = Network::new(rgb, specs, 3).unwrap();
+    let ctx = DirectionContext { images: &images, labels: &labels, model: Some(&net) };
+    for s in Strategy::ALL {
+        let d = Directions::generate_with(&config(s, 6, 2), rgb, Some(&ctx)).unwrap_or_else(|e| panic!("{s}: {e}"));
+        assert_unit_rows(&d, 6);
+        assert_eq!(d.len(), 270, "{s}");
+    }
+    // low-frequency: each channel is smooth noise of its own, so 120 rows span 3 x 36 dimensions
+    let low = Directions::generate(&config(Strategy::LowFrequency, 120, 1), rgb).unwrap();
+    let gram: Vec<f64> = (0..120 * 120)
+        .map(|ij| low.get(ij / 120).iter().zip(low.get(ij % 120)).map(|(a, b)| *a as f64 * *b as f64).sum())
+        .collect();
+    let (values, _) = pca::symmetric_eigen(gram, 120).unwrap();
+    assert_eq!(values.iter().filter(|v| **v > 1e-6).count(), 108);
+    // and a grey image draws what the first channel of the band always drew
+    let grey = Directions::generate(&config(Strategy::LowFrequency, 3, 1), Shape::new(10, 9, 1)).unwrap();
+    let first = low.get(0).iter().step_by(3).map(|v| *v as f64).collect::<Vec<_>>();
+    let cos: f64 = grey.get(0).iter().zip(&first).map(|(a, b)| *a as f64 * b).sum::<f64>()
+        / first.iter().map(|v| v * v).sum::<f64>().sqrt();
+    assert!((cos - 1.0).abs() < 1e-5, "{cos}");
 }
 
 #[test]

@@ -1,11 +1,15 @@
 //! The evaluation protocol of METHOD.md: pixel metrics, class recovery by an independent
-//! evaluator, and the global-mean and class-mean baselines on the same images.
+//! evaluator, and the global-mean and class-mean baselines on the same images. Images are
+//! channels-last `H x W x C`; on colour images MSE and PSNR run over every value and SSIM is
+//! the mean of the per-channel SSIMs. `colour` adds how well the foreground and background
+//! colours come back.
 
+pub mod colour;
 mod identification;
 
 pub use identification::{identification, Identification};
 
-use crate::nn::Network;
+use crate::nn::{Network, Shape};
 use apsig_data::Split;
 use serde::{Deserialize, Serialize};
 
@@ -16,15 +20,21 @@ pub struct Quality {
     pub mse: f64,
     /// Mean per-image peak signal-to-noise ratio in dB (peak 1).
     pub psnr_db: f64,
-    /// Mean per-image structural similarity (SSIM).
+    /// Mean per-image structural similarity (SSIM; on colour images the mean of the
+    /// per-channel SSIMs).
     pub ssim: f64,
     /// Fraction the evaluator assigns the true label of the original.
     pub class_recovery: f64,
+    /// Whether the specific secret comes back: nearest-original shares with chance levels
+    /// (absent in metrics written before it was measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identification: Option<Identification>,
 }
 
-/// MSE, PSNR (from the mean MSE... per image, then averaged), SSIM and class recovery.
-pub fn quality(recons: &[f32], originals: &[f32], labels: &[u8], side: usize, evaluator: &Network) -> Quality {
-    let px = side * side;
+/// MSE, PSNR and SSIM (each per image, then averaged) and class recovery, for images of
+/// shape `image`.
+pub fn quality(recons: &[f32], originals: &[f32], labels: &[u8], image: Shape, evaluator: &Network) -> Quality {
+    let px = image.len();
     let n = labels.len();
     assert_eq!(recons.len(), n * px);
     let mut mse_sum = 0.0;
@@ -35,11 +45,28 @@ pub fn quality(recons: &[f32], originals: &[f32], labels: &[u8], side: usize, ev
         let m = mse(r, o);
         mse_sum += m;
         psnr_sum += 10.0 * (1.0 / m.max(1e-10)).log10();
-        ssim_sum += ssim(r, o, side);
+        ssim_sum += ssim(r, o, image);
     }
     let acc = crate::model::accuracy(evaluator, recons, labels) as f64;
+    let identified = identification(recons, originals, labels, px);
     let n = n.max(1) as f64;
-    Quality { mse: mse_sum / n, psnr_db: psnr_sum / n, ssim: ssim_sum / n, class_recovery: acc }
+    Quality {
+        mse: mse_sum / n,
+        psnr_db: psnr_sum / n,
+        ssim: ssim_sum / n,
+        class_recovery: acc,
+        identification: Some(identified),
+    }
+}
+
+impl Quality {
+    /// Identification shares as report cells: overall and within class, in percent.
+    pub fn identified_cells(&self) -> [String; 2] {
+        match self.identification {
+            Some(id) => [format!("{:.1}%", 100.0 * id.overall), format!("{:.1}%", 100.0 * id.within_class)],
+            None => ["n/a".into(), "n/a".into()],
+        }
+    }
 }
 
 /// Mean squared difference of two equally long images.
@@ -47,21 +74,31 @@ pub fn mse(a: &[f32], b: &[f32]) -> f64 {
     a.iter().zip(b).map(|(x, y)| ((x - y) as f64).powi(2)).sum::<f64>() / a.len() as f64
 }
 
-/// SSIM with an 11x11 Gaussian window (sigma 1.5), data range 1, averaged over valid windows.
-pub fn ssim(a: &[f32], b: &[f32], side: usize) -> f64 {
+/// SSIM of two channels-last images of shape `image`: per channel, an 11x11 Gaussian window
+/// (sigma 1.5), data range 1, averaged over the valid windows; then the mean over channels
+/// (the usual convention for colour, e.g. scikit-image's `channel_axis`). 0 for images with a
+/// side under 11 pixels (no valid window).
+pub fn ssim(a: &[f32], b: &[f32], image: Shape) -> f64 {
+    let total: f64 = (0..image.c).map(|c| ssim_channel(a, b, image, c)).sum();
+    total / image.c.max(1) as f64
+}
+
+/// SSIM of channel `ch` of two channels-last images.
+fn ssim_channel(a: &[f32], b: &[f32], image: Shape, ch: usize) -> f64 {
     const R: usize = 5;
+    let (rows, cols, channels) = (image.h, image.w, image.c);
     let w: Vec<f64> = (0..=2 * R).map(|i| (-((i as f64 - R as f64).powi(2)) / (2.0 * 1.5f64.powi(2))).exp()).collect();
     let ws: f64 = w.iter().sum();
     let (c1, c2) = (0.01f64.powi(2), 0.03f64.powi(2));
     let mut total = 0.0;
     let mut count = 0;
-    for cy in R..side - R {
-        for cx in R..side - R {
+    for cy in R..rows.saturating_sub(R) {
+        for cx in R..cols.saturating_sub(R) {
             let (mut ma, mut mb, mut saa, mut sbb, mut sab) = (0.0, 0.0, 0.0, 0.0, 0.0);
             for dy in 0..=2 * R {
                 for dx in 0..=2 * R {
                     let g = w[dy] * w[dx] / (ws * ws);
-                    let j = (cy + dy - R) * side + cx + dx - R;
+                    let j = ((cy + dy - R) * cols + cx + dx - R) * channels + ch;
                     let (x, y) = (a[j] as f64, b[j] as f64);
                     ma += g * x;
                     mb += g * y;
@@ -126,10 +163,27 @@ mod tests {
 
     #[test]
     fn ssim_is_one_for_identical_and_lower_for_noise() {
+        let mnist = Shape::new(28, 28, 1);
         let a: Vec<f32> = (0..784).map(|i| (i % 28) as f32 / 28.0).collect();
-        assert!((ssim(&a, &a, 28) - 1.0).abs() < 1e-9);
+        assert!((ssim(&a, &a, mnist) - 1.0).abs() < 1e-9);
         let b: Vec<f32> = a.iter().enumerate().map(|(i, v)| v + if i % 3 == 0 { 0.3 } else { -0.1 }).collect();
-        assert!(ssim(&a, &b, 28) < 0.9);
+        assert!(ssim(&a, &b, mnist) < 0.9);
         assert!((mse(&a, &b) - (0.09 + 2.0 * 0.01) / 3.0).abs() < 1e-3);
+    }
+
+    #[test]
+    fn colour_ssim_is_the_mean_of_the_channel_ssims() {
+        let (h, w) = (20, 17);
+        let grey = Shape::new(h, w, 1);
+        let plane = |seed: usize| -> Vec<f32> { (0..h * w).map(|i| ((i * seed) % 23) as f32 / 23.0).collect() };
+        let (a, b): (Vec<Vec<f32>>, Vec<Vec<f32>>) = (1..4).map(|c| (plane(c + 2), plane(c + 5))).unzip();
+        let interleave =
+            |p: &[Vec<f32>]| -> Vec<f32> { (0..h * w).flat_map(|i| p.iter().map(move |q| q[i])).collect() };
+        let want = (0..3).map(|c| ssim(&a[c], &b[c], grey)).sum::<f64>() / 3.0;
+        let got = ssim(&interleave(&a), &interleave(&b), Shape::new(h, w, 3));
+        assert!((got - want).abs() < 1e-12, "{got} vs {want}");
+        assert!(want < 0.99);
+        // an image too small for one window scores 0 rather than panicking
+        assert_eq!(ssim(&[0.5; 30], &[0.5; 30], Shape::new(10, 3, 1)), 0.0);
     }
 }

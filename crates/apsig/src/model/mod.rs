@@ -5,7 +5,7 @@ mod classifier;
 mod file;
 mod train;
 
-pub use arch::Arch;
+pub use arch::{decoder_layers, Arch};
 pub use classifier::Classifier;
 pub use file::{load_network, network_from, save_network, ModelFile};
 pub use train::{accuracy, train, Targets, TrainConfig, TrainReport};

@@ -72,6 +72,18 @@ pub enum LayerSpec {
     MaxPool2,
     /// `1 / (1 + e^-x)`.
     Sigmoid,
+    /// Keep the `h x w` window whose top-left pixel is `(top, left)`, every channel (the
+    /// decoder's last step when an image side is not a multiple of its up-sampling).
+    Crop {
+        /// First row kept.
+        top: usize,
+        /// First column kept.
+        left: usize,
+        /// Rows kept.
+        h: usize,
+        /// Columns kept.
+        w: usize,
+    },
     /// Reinterpret the flat features as `h x w x c` (no data movement in NHWC).
     Reshape {
         /// Height.
@@ -125,6 +137,13 @@ impl LayerSpec {
                     return Err("max-pool on an input smaller than 2x2".into());
                 }
                 Ok(Shape::new(s.h / 2, s.w / 2, s.c))
+            }
+            LayerSpec::Crop { top, left, h, w } => {
+                let fits = |start: usize, len: usize, side: usize| start.checked_add(len).is_some_and(|e| e <= side);
+                if !fits(top, h, s.h) || !fits(left, w, s.w) {
+                    return Err(format!("crop {h}x{w} at ({top}, {left}) outside input {}x{}", s.h, s.w));
+                }
+                ok(Shape::new(h, w, s.c))
             }
             LayerSpec::Reshape { h, w, c } => {
                 let o = ok(Shape::new(h, w, c))?;

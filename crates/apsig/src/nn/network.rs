@@ -229,6 +229,16 @@ impl Network {
                 maxpool2_nhwc_infer(n, s.h, s.w, s.c, x, &mut y, false);
                 y
             }
+            LayerSpec::Crop { top, left, .. } => {
+                let mut y = Vec::with_capacity(n * o.len());
+                for img in x.chunks_exact(s.len()) {
+                    for r in top..top + o.h {
+                        let start = (r * s.w + left) * s.c;
+                        y.extend_from_slice(&img[start..start + o.w * s.c]);
+                    }
+                }
+                y
+            }
             LayerSpec::Reshape { .. } => x.to_vec(),
         }
     }
@@ -398,6 +408,16 @@ impl Network {
                     }
                     dx
                 }
+                LayerSpec::Crop { top, left, .. } => {
+                    let mut dx = vec![0.0; x.len()];
+                    for (dimg, gimg) in dx.chunks_exact_mut(s.len()).zip(dy.chunks_exact(o.len())) {
+                        for (r, grow) in gimg.chunks_exact(o.w * s.c).enumerate() {
+                            let start = ((top + r) * s.w + left) * s.c;
+                            dimg[start..start + o.w * s.c].copy_from_slice(grow);
+                        }
+                    }
+                    dx
+                }
                 LayerSpec::Reshape { .. } => dy,
             };
         }
@@ -508,6 +528,7 @@ mod tests {
             Linear { out: 18 },
             Reshape { h: 3, w: 3, c: 2 },
             ConvT { cout: 2, k: 4, stride: 2, pad: 1 },
+            Crop { top: 1, left: 0, h: 4, w: 5 },
             Sigmoid,
         ];
         let mut net = Network::new(Shape::new(6, 6, 2), specs, 3).unwrap();

@@ -1,5 +1,6 @@
 //! `metrics.json`: every number a run reports, with the cost that bought it.
 
+use crate::eval::colour::ColourFidelity;
 use crate::eval::Quality;
 use crate::model::TrainReport;
 use crate::signature::SignatureSet;
@@ -30,6 +31,9 @@ pub struct Metrics {
     pub class_mean_baseline: Quality,
     /// Fraction of reconstructions that M itself classifies as it classifies the original.
     pub target_agreement: f64,
+    /// Colour images only: how well the foreground and background colours come back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub colour: Option<ColourFidelity>,
     /// Wall time of each stage.
     pub stage_seconds: Vec<StageTime>,
     /// Wall time of the whole run.

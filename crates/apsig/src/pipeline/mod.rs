@@ -14,7 +14,7 @@ pub use metrics::{Metrics, SignatureStats, StageTime};
 use crate::decoder::{Decoder, DecoderConfig};
 use crate::directions::DirectionContext;
 use crate::error::{Error, Result};
-use crate::eval::{quality, Baselines};
+use crate::eval::{colour, quality, Baselines};
 use crate::io::{fingerprint_f32, TensorFile};
 use crate::model::{accuracy, load_network, save_network, train, Arch, Targets, TrainConfig, TrainReport};
 use crate::nn::{Network, Shape};
@@ -102,6 +102,7 @@ pub fn decoder_stage(
     dataset: &str,
     sigs: &SignatureSet,
     images: &[f32],
+    image: Shape,
     path: &Path,
     ckpt_dir: &Path,
     progress: &dyn Progress,
@@ -120,7 +121,8 @@ pub fn decoder_stage(
     if let Ok(f) = TensorFile::read(path) {
         let same = meta.iter().all(|(k, v)| f.metadata.get(k) == Some(v));
         let loss = f.metadata.get("final_loss").and_then(|l| l.parse().ok());
-        if let (true, Some(final_loss), Ok(decoder)) = (same, loss, Decoder::load(path)) {
+        let decoder = Decoder::load(path).ok().filter(|d| d.image_shape() == image);
+        if let (true, Some(final_loss), Some(decoder)) = (same, loss, decoder) {
             tracing::info!("reusing {}", path.display());
             progress.message(&format!("reusing {} (same config and training inputs)", path.display()));
             let epochs = cfg.train.epochs;
@@ -131,11 +133,27 @@ pub fn decoder_stage(
     }
     let ckpt = ckpt_dir.join("decoder.ckpt.safetensors");
     let t0 = Instant::now();
-    let (decoder, report) = Decoder::fit(sigs, images, cfg, Some(&ckpt), progress)?;
+    let (decoder, report) = Decoder::fit(sigs, images, image, cfg, Some(&ckpt), progress)?;
     meta.insert("final_loss".to_string(), report.final_loss.to_string());
     decoder.save(path, &meta)?;
     let _ = std::fs::remove_file(&ckpt);
     Ok((decoder, report, t0.elapsed().as_secs_f64()))
+}
+
+/// Writes reconstructions (`[n, image.len()]`, channels-last) with the test-split indices of
+/// the images they reconstruct. Greyscale ones keep the flat `[n, H*W]` layout of earlier
+/// versions (so a greyscale run's file is what it always was); colour ones are `[n, H, W, C]`.
+pub fn write_reconstructions(path: &Path, recons: &[f32], indices: &[u32], image: Shape) -> Result<()> {
+    let n = indices.len();
+    let shape = if image.c == 1 { vec![n, image.len()] } else { vec![n, image.h, image.w, image.c] };
+    crate::io::write_tensors(
+        path,
+        &[
+            crate::io::TensorOut::F32("reconstructions", shape, recons),
+            crate::io::TensorOut::U32("indices", vec![n], indices),
+        ],
+        &BTreeMap::new(),
+    )
 }
 
 /// The images (in signature order) that a signature set covers.
@@ -157,19 +175,39 @@ pub fn labels_of(split: &Split, sigs: &SignatureSet) -> Vec<u8> {
 
 /// Runs every stage into `dir`, writing `metrics.json`, figures and `report.md`.
 pub fn run(cfg: &RunConfig, dir: &Path, data_opts: &DataOptions, progress: &dyn Progress) -> Result<Metrics> {
-    let t_all = Instant::now();
+    let started = Instant::now();
+    let data = apsig_data::load(&cfg.dataset, data_opts)?;
+    run_loaded(cfg, data, started, dir, progress)
+}
+
+/// `run` on a data set already in memory, of any image shape (`cfg.dataset` is not read;
+/// the data set's own name goes into the artefacts). `started` is when loading began: the
+/// run's wall time and its "load data" stage count from it.
+pub fn run_loaded(
+    cfg: &RunConfig,
+    mut data: Dataset,
+    started: Instant,
+    dir: &Path,
+    progress: &dyn Progress,
+) -> Result<Metrics> {
+    let t_all = started;
+    if image_shape(&data.train) != image_shape(&data.test) {
+        let (a, b) = (image_shape(&data.train), image_shape(&data.test));
+        return Err(Error::invalid(
+            &data.name,
+            format!("training images are {}x{}x{}, test images {}x{}x{}", a.h, a.w, a.c, b.h, b.w, b.c),
+        ));
+    }
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     crate::io::atomic_write(&dir.join(files::CONFIG), cfg.to_toml().as_bytes())?;
     let ckpt = dir.join("checkpoints");
     let mut times = Vec::new();
     let mut timed = |name: &str, secs: f64| times.push(StageTime { stage: name.into(), seconds: secs });
 
-    let t0 = Instant::now();
-    let mut data = apsig_data::load(&cfg.dataset, data_opts)?;
     if cfg.train_limit > 0 && cfg.train_limit < data.train.n {
         data.train = data.train.subset(&(0..cfg.train_limit).collect::<Vec<_>>());
     }
-    timed("load data", t0.elapsed().as_secs_f64());
+    timed("load data", started.elapsed().as_secs_f64());
 
     progress.message("training the target model M");
     let (target, target_acc, s) =
@@ -207,6 +245,7 @@ pub fn run(cfg: &RunConfig, dir: &Path, data_opts: &DataOptions, progress: &dyn 
         &data.name,
         &train_sigs,
         &train_images,
+        image_shape(&data.train),
         &dir.join(files::DECODER),
         &ckpt,
         progress,
@@ -216,21 +255,18 @@ pub fn run(cfg: &RunConfig, dir: &Path, data_opts: &DataOptions, progress: &dyn 
     progress.message("evaluating");
     let t0 = Instant::now();
     let recons = decoder.reconstruct(&test_sigs)?;
-    crate::io::write_tensors(
-        &dir.join(files::RECONS),
-        &[
-            crate::io::TensorOut::F32("reconstructions", vec![test_sigs.n(), data.test.pixels()], &recons),
-            crate::io::TensorOut::U32("indices", vec![test_sigs.n()], &test_sigs.indices),
-        ],
-        &BTreeMap::new(),
-    )?;
+    write_reconstructions(&dir.join(files::RECONS), &recons, &test_sigs.indices, image_shape(&data.test))?;
     let originals = images_of(&data.test, &test_sigs)?;
     let labels = labels_of(&data.test, &test_sigs);
     let base = Baselines::from_train(&data.train);
-    let side = data.test.rows;
-    let q_dec = quality(&recons, &originals, &labels, side, &evaluator);
-    let q_global = quality(&base.global_for(labels.len()), &originals, &labels, side, &evaluator);
-    let q_class = quality(&base.class_for(&labels), &originals, &labels, side, &evaluator);
+    let image = image_shape(&data.test);
+    let q_dec = quality(&recons, &originals, &labels, image, &evaluator);
+    let q_global = quality(&base.global_for(labels.len()), &originals, &labels, image, &evaluator);
+    let q_class = quality(&base.class_for(&labels), &originals, &labels, image, &evaluator);
+    let colour = (image.c > 1)
+        .then(|| colour::mean_colours(&data.train.images, image))
+        .flatten()
+        .map(|mean| colour::colour_fidelity(&recons, &originals, image, &mean));
     let m_agree = {
         let c = target.out_len();
         let l = target.forward(&recons, labels.len());
@@ -255,6 +291,7 @@ pub fn run(cfg: &RunConfig, dir: &Path, data_opts: &DataOptions, progress: &dyn 
         global_mean_baseline: q_global,
         class_mean_baseline: q_class,
         target_agreement: m_agree,
+        colour,
         stage_seconds: times,
         total_seconds: t_all.elapsed().as_secs_f64(),
         peak_rss_mib: crate::bench::peak_rss_mib(),

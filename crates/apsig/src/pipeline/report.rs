@@ -49,6 +49,7 @@ pub fn originals_over_recons(
     let originals: Vec<&[f32]> = rows.iter().map(|&r| data.test.image(sigs.indices[r] as usize)).collect();
     let recon: Vec<&[f32]> = rows.iter().map(|&r| &recons[r * px..(r + 1) * px]).collect();
     let grid = ImageGrid::new(data.test.rows, data.test.cols)
+        .with_channels(data.test.channels)
         .with_title(title)
         .with_row("original", originals)
         .with_row("reconstruction", recon);
@@ -80,10 +81,23 @@ pub fn write_run_report(
         let title = format!("Fig. 3: samples of class {} over their reconstructions", cfg.fig3_class);
         atomic_write(&dir.join("fig3.png"), &originals_over_recons(&title, data, sigs, recons, &of_class)?)?;
     }
-    atomic_write(&dir.join("report.md"), markdown(cfg, m).as_bytes())
+    atomic_write(&dir.join("report.md"), markdown(cfg, m, &data.test).as_bytes())
 }
 
-fn markdown(cfg: &RunConfig, m: &Metrics) -> String {
+/// What "identified" means, with the chance levels beside it.
+fn identification_note(q: &crate::eval::Quality) -> String {
+    q.identification.map_or(String::new(), |id| {
+        format!(
+            "*Identified*: the reconstruction's nearest original (L2, all {} secrets compete) is its own \
+             secret; *in class*: only secrets of its class compete (style, not class). Chance: {}% and {}%.\n\n",
+            fmt_num((1.0 / id.chance_overall).round(), 0),
+            fmt_num(100.0 * id.chance_overall, 3),
+            fmt_num(100.0 * id.chance_within_class, 2),
+        )
+    })
+}
+
+fn markdown(cfg: &RunConfig, m: &Metrics, test: &apsig_data::Split) -> String {
     let q = |name: &str, q: &crate::eval::Quality| {
         vec![
             name.to_string(),
@@ -91,10 +105,12 @@ fn markdown(cfg: &RunConfig, m: &Metrics) -> String {
             fmt_num(q.psnr_db, 2),
             fmt_num(q.ssim, 3),
             format!("{:.1}%", 100.0 * q.class_recovery),
+            q.identified_cells()[0].clone(),
+            q.identified_cells()[1].clone(),
         ]
     };
     let quality = markdown_table(
-        &["reconstruction", "MSE", "PSNR (dB)", "SSIM", "class recovery"],
+        &["reconstruction", "MSE", "PSNR (dB)", "SSIM", "class recovery", "identified", "identified in class"],
         &[
             q("decoder (from signatures)", &m.decoder),
             q("class-mean baseline (knows the class)", &m.class_mean_baseline),
@@ -116,19 +132,48 @@ fn markdown(cfg: &RunConfig, m: &Metrics) -> String {
         &["signatures", "images", "method", "queries/eps", "queries/image", "censored", "median eps"],
         &[s("train (adversary's data)", &m.train_signatures), s("test (secrets)", &m.test_signatures)],
     );
+    let colour = m.colour.as_ref().map_or(String::new(), |c| {
+        let table = markdown_table(
+            &["mean colour error", "foreground", "background"],
+            &[
+                vec![
+                    "decoder (from signatures)".into(),
+                    fmt_num(c.foreground_error, 4),
+                    fmt_num(c.background_error, 4),
+                ],
+                vec![
+                    "mean-colour baseline (training originals)".into(),
+                    fmt_num(c.baseline_foreground_error, 4),
+                    fmt_num(c.baseline_background_error, 4),
+                ],
+            ],
+        );
+        format!(
+            "### Colours\n\nMean absolute difference per channel (0..1) between the reconstruction's and the \
+             original's mean colour over the original's foreground and background (background: pixels near \
+             the median colour of the image's border; foreground: pixels at least half as far from it as \
+             the farthest; see `eval::colour`), over {} secrets ({} without a foreground left out).\n\n{table}\n",
+            c.images, c.skipped
+        )
+    });
     let times = markdown_table(
         &["stage", "seconds"],
         &m.stage_seconds.iter().map(|t| vec![t.stage.clone(), fmt_num(t.seconds, 1)]).collect::<Vec<_>>(),
     );
     format!(
         "# apsig run report: {ds}\n\n\
-         Target M (TargetNet-S) test accuracy: **{ta:.2}%**; independent evaluator: {ea:.2}%. K = {k} directions ({strategy:?}, seed {seed}).\n\n\
-         ## Reconstruction quality on {n} held-out test secrets\n\n{quality}\n\
+         Images {h}x{w}x{c}. Target M (TargetNet-S) test accuracy: **{ta:.2}%**; independent evaluator: {ea:.2}%. K = {k} directions ({strategy:?}, seed {seed}).\n\n\
+         ## Reconstruction quality on {n} held-out test secrets\n\n{quality}\n{id_note}{ssim_note}{colour}\
          M assigns {agree:.1}% of reconstructions the class it assigns the original.\n\n\
          ## Signatures and their cost\n\n{sigs}\n\
          ## Figures\n\n![Fig. 1](fig1.png)\n\n![Fig. 2](fig2.png)\n\n![Fig. 3](fig3.png)\n\n\
          ## Wall time\n\n{times}\nTotal: {total:.1} s. Resolved configuration: `config.toml`; all numbers: `metrics.json`.\n",
         ds = m.dataset,
+        h = test.rows,
+        w = test.cols,
+        c = test.channels,
+        id_note = identification_note(&m.decoder),
+        ssim_note = if test.channels > 1 { "SSIM is the mean of the per-channel SSIMs.\n\n" } else { "" },
         ta = 100.0 * m.target_test_accuracy,
         ea = 100.0 * m.evaluator_test_accuracy,
         k = m.k,

@@ -8,7 +8,7 @@ use crate::directions::{DirectionConfig, DirectionContext, Directions, Strategy}
 use crate::error::{Error, Result};
 use crate::eval::{quality, Baselines, Quality};
 use crate::model::{Arch, Classifier, TrainConfig};
-use crate::nn::Network;
+use crate::nn::{Network, Shape};
 use crate::oracle::{LiftedDirections, LocalOracle};
 use crate::pipeline::{classifier_stage, measure, MeasurePlan, Measured, SetFiles, SignatureStage};
 use crate::rng::Rng;
@@ -116,7 +116,7 @@ impl<'a> DatasetStudy<'a> {
             },
             test: Examples { features: &test_x.values, images: test_images, labels: test_labels },
             dim: train_x.kind.dim(),
-            side: self.data.train.rows,
+            image: self.image(),
             lambda: cfg.attribute_ridge,
         })?;
         let (originals, labels) = self.secrets(cfg.secrets);
@@ -461,7 +461,7 @@ impl<'a> DatasetStudy<'a> {
     /// A decoder on an input of the first training images (one per row).
     fn fit(&self, input: &Input) -> Result<Decoder> {
         let images = &self.data.train.images[..input.rows * self.px()];
-        Ok(Decoder::fit_input(input, images, &self.cfg.decoder, None, &crate::NoProgress)?.0)
+        Ok(Decoder::fit_input(input, images, self.image(), &self.cfg.decoder, None, &crate::NoProgress)?.0)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -517,7 +517,7 @@ impl<'a> DatasetStudy<'a> {
     }
 
     fn quality(&self, recons: &[f32], originals: &[f32], labels: &[u8]) -> Quality {
-        quality(recons, originals, labels, self.data.test.rows, &self.evaluator)
+        quality(recons, originals, labels, self.image(), &self.evaluator)
     }
 
     fn secrets(&self, n: usize) -> (&[f32], &[u8]) {
@@ -526,6 +526,10 @@ impl<'a> DatasetStudy<'a> {
 
     fn px(&self) -> usize {
         self.data.train.pixels()
+    }
+
+    fn image(&self) -> Shape {
+        crate::pipeline::image_shape(&self.data.train)
     }
 
     // ---- the defender's side ------------------------------------------------------------

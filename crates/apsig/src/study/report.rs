@@ -39,12 +39,13 @@ fn rows<'a>(d: &'a DatasetSummary, group: &'a str) -> impl Iterator<Item = &'a C
     d.cells.iter().filter(move |c| c.group == group)
 }
 
-fn q(c: &Cell) -> [String; 4] {
+fn q(c: &Cell) -> [String; 5] {
     [
         fmt_num(c.queries_per_image, 0),
         fmt_num(c.quality.mse, 4),
         fmt_num(c.quality.ssim, 3),
         format!("{}%", fmt_num(100.0 * c.quality.class_recovery, 1)),
+        c.quality.identified_cells()[0].clone(),
     ]
 }
 
@@ -153,7 +154,18 @@ fn dataset_section(md: &mut String, d: &DatasetSummary, k: usize, budget: u64) -
         .collect();
     let cap_q = format!("queries (cap {budget})");
     md.push_str(&markdown_table(
-        &["strategy", "queries/img", "MSE", "SSIM", "class rec.", "censored", &cap_q, "MSE @cap", "class rec. @cap"],
+        &[
+            "strategy",
+            "queries/img",
+            "MSE",
+            "SSIM",
+            "class rec.",
+            "identified",
+            "censored",
+            &cap_q,
+            "MSE @cap",
+            "class rec. @cap",
+        ],
         &table,
     ));
 
@@ -165,7 +177,7 @@ fn dataset_section(md: &mut String, d: &DatasetSummary, k: usize, budget: u64) -
             r
         })
         .collect();
-    md.push_str(&markdown_table(&["oracle", "queries/img", "MSE", "SSIM", "class rec."], &table));
+    md.push_str(&markdown_table(&["oracle", "queries/img", "MSE", "SSIM", "class rec.", "identified"], &table));
 
     let _ = writeln!(md, "\n### Defences (attack quality against the defender's cost)\n");
     let table: Vec<Vec<String>> = rows(d, "defence")
@@ -192,6 +204,7 @@ fn dataset_section(md: &mut String, d: &DatasetSummary, k: usize, budget: u64) -
             "MSE",
             "SSIM",
             "class rec.",
+            "identified",
         ],
         &table,
     ));
@@ -205,7 +218,7 @@ fn dataset_section(md: &mut String, d: &DatasetSummary, k: usize, budget: u64) -
                 r
             })
             .collect();
-        md.push_str(&markdown_table(&[what, "queries/img", "MSE", "SSIM", "class rec."], &table));
+        md.push_str(&markdown_table(&[what, "queries/img", "MSE", "SSIM", "class rec.", "identified"], &table));
     }
 
     let a = &d.attributes;
