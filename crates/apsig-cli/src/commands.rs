@@ -261,13 +261,20 @@ fn run(a: RunArgs, opts: &DataOptions, bars: &Bars) -> Result<()> {
     println!("run directory: {}", a.out.display());
     println!("target M test accuracy      {:.2}%{}", 100.0 * m.target_test_accuracy, from(&m.models.target));
     println!("evaluator test accuracy     {:.2}%{}", 100.0 * m.evaluator_test_accuracy, from(&m.models.evaluator));
-    println!("                            MSE      PSNR   SSIM   class recovery");
+    println!("                            MSE      PSNR   SSIM   class recovery  identified (in class)");
     for (name, q) in [
         ("decoder", &m.decoder),
         ("class-mean baseline", &m.class_mean_baseline),
         ("global-mean baseline", &m.global_mean_baseline),
     ] {
-        println!("{name:<27} {:.4}  {:5.2}  {:.3}  {:.1}%", q.mse, q.psnr_db, q.ssim, 100.0 * q.class_recovery);
+        let [id, in_class] = q.identified_cells();
+        println!(
+            "{name:<27} {:.4}  {:5.2}  {:.3}  {:>13.1}%  {id} ({in_class})",
+            q.mse,
+            q.psnr_db,
+            q.ssim,
+            100.0 * q.class_recovery
+        );
     }
     println!(
         "queries per secret image    {:.0} ({:.2} per eps, {:.1}% censored)",

@@ -68,6 +68,7 @@ struct Point {
     queries_per_eps: f64,
     mse: f64,
     class_recovery: f64,
+    identification: Option<apsig::eval::Identification>,
 }
 
 pub fn query_curve(a: CurveArgs, opts: &DataOptions) -> Result<()> {
@@ -105,8 +106,8 @@ pub fn query_curve(a: CurveArgs, opts: &DataOptions) -> Result<()> {
     };
     let mut points = Vec::new();
     println!(
-        "{:<48} {:>13} {:>11} {:>8} {:>9}",
-        "search on the secret", "queries/image", "queries/eps", "MSE", "class rec."
+        "{:<48} {:>13} {:>11} {:>8} {:>9} {:>10}",
+        "search on the secret", "queries/image", "queries/eps", "MSE", "class rec.", "identified"
     );
     for (name, method, search, use_prior) in cases {
         let cfg = ExtractConfig { method, search };
@@ -118,10 +119,11 @@ pub fn query_curve(a: CurveArgs, opts: &DataOptions) -> Result<()> {
         let q = apsig::eval::quality(&recon, &originals.0, &originals.1, image, evaluator.as_ref());
         let qpi = sigs.total_queries() as f64 / n as f64;
         println!(
-            "{name:<48} {qpi:>13.0} {:>11.2} {:>8.4} {:>8.1}%",
+            "{name:<48} {qpi:>13.0} {:>11.2} {:>8.4} {:>8.1}% {:>10}",
             sigs.queries_per_eps(),
             q.mse,
-            100.0 * q.class_recovery
+            100.0 * q.class_recovery,
+            q.identified_cells()[0]
         );
         points.push(Point {
             search: name,
@@ -130,6 +132,7 @@ pub fn query_curve(a: CurveArgs, opts: &DataOptions) -> Result<()> {
             queries_per_eps: sigs.queries_per_eps(),
             mse: q.mse,
             class_recovery: q.class_recovery,
+            identification: q.identification,
         });
     }
     let best = points[0].mse;

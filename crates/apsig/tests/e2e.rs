@@ -26,6 +26,13 @@ fn smoke_run_reconstructs_better_than_the_global_mean() {
     );
     assert!(m.decoder.class_recovery > 0.6, "class recovery {}", m.decoder.class_recovery);
     assert!(m.global_mean_baseline.class_recovery < 0.3);
+    // the specific secret comes back far above chance; one image for everyone identifies at
+    // most the one secret nearest to it
+    let id = m.decoder.identification.expect("identification measured");
+    assert!((id.chance_overall - 1.0 / 200.0).abs() < 1e-12);
+    assert!(id.overall > 20.0 * id.chance_overall, "identified {} vs chance {}", id.overall, id.chance_overall);
+    assert!(id.within_class >= id.overall && id.within_class > id.chance_within_class);
+    assert!(m.global_mean_baseline.identification.is_some_and(|b| b.overall <= 1.0 / 200.0));
     // the secret's route spent queries, and the accounting is plausible
     assert!(m.test_signatures.queries_per_eps > 2.0 && m.test_signatures.queries_per_eps < 40.0);
     for f in [
@@ -43,6 +50,7 @@ fn smoke_run_reconstructs_better_than_the_global_mean() {
     }
     let report = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
     assert!(report.contains("![Fig. 2](fig2.png)") && report.contains("class-mean baseline"));
+    assert!(report.contains("| identified |") && report.contains("Chance: 0.500%"), "{report}");
 
     // rerunning into the same directory reuses every finished artefact, trains and measures
     // nothing, and gives the same numbers

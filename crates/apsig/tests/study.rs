@@ -15,6 +15,7 @@ fn smoke_study_has_every_row_and_resumes() {
     let s = study::run(&cfg, dir.path(), &data, &apsig::NoProgress).unwrap();
     assert_eq!(s.datasets.len(), 2);
     let md = std::fs::read_to_string(dir.path().join("study.md")).unwrap();
+    assert!(md.contains("### Label-only baselines at equal queries") && md.contains("re-implemented here"));
     for d in &s.datasets {
         let has = |group: &str, variant: &str| d.cells.iter().any(|c| c.group == group && c.variant == variant);
         for st in Strategy::ALL {
@@ -43,6 +44,13 @@ fn smoke_study_has_every_row_and_resumes() {
                 // equal queries: every strategy spends its cap, less at most one refused round
                 assert!(c.queries_per_image >= c.knob - c.k as f64, "{c:?}");
             }
+        }
+        // the flip-rate baseline at every budget, spending at most (and nearly) the budget
+        let flip: Vec<_> = d.cells.iter().filter(|c| c.group == "baseline" && c.variant == "flip-rate").collect();
+        assert_eq!(flip.len(), cfg.budgets.len());
+        for c in &flip {
+            assert!(c.queries_per_image <= c.knob && c.queries_per_image > c.knob - 8.0, "{c:?}");
+            assert_eq!(c.secrets, cfg.defence_secrets);
         }
         let score = d.cells.iter().find(|c| c.variant == "score-vector").unwrap();
         assert_eq!(score.queries_per_image, 1.0);

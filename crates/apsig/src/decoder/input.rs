@@ -36,6 +36,12 @@ pub enum InputKind {
         /// Classes (values per row).
         classes: usize,
     },
+    /// The flip-rate baseline (`signature::flip_rate`): the fraction of changed decisions at
+    /// each noise magnitude.
+    FlipRate {
+        /// Magnitudes (values per row).
+        magnitudes: usize,
+    },
 }
 
 impl InputKind {
@@ -46,6 +52,7 @@ impl InputKind {
             InputKind::Signature { k, use_mask } => signature(k, use_mask),
             InputKind::Labels { k, use_mask, classes } => signature(k, use_mask) + k * classes + classes,
             InputKind::Scores { classes } => classes,
+            InputKind::FlipRate { magnitudes } => magnitudes,
         }
     }
 
@@ -55,14 +62,15 @@ impl InputKind {
         match self {
             InputKind::Signature { k, .. } | InputKind::Labels { k, .. } => k,
             InputKind::Scores { classes } => classes,
+            InputKind::FlipRate { magnitudes } => magnitudes,
         }
     }
 
-    /// Directions the input is measured along (0 for score vectors).
+    /// Directions the input is measured along (0 for score vectors and flip rates).
     pub fn k(self) -> usize {
         match self {
             InputKind::Signature { k, .. } | InputKind::Labels { k, .. } => k,
-            InputKind::Scores { .. } => 0,
+            InputKind::Scores { .. } | InputKind::FlipRate { .. } => 0,
         }
     }
 }
@@ -141,6 +149,25 @@ impl<'a> Input<'a> {
             kind: InputKind::Scores { classes },
             rows: probs.len() / classes,
             values: probs.iter().map(|p| (p.max(0.0) + 1e-7).ln()).collect(),
+            directions: String::new(),
+            sigs: None,
+        })
+    }
+
+    /// The flip-rate baseline's input: per row, the fraction of changed decisions at each of
+    /// `magnitudes` noise magnitudes (`rates`, `[rows, magnitudes]`).
+    pub fn flip_rates(rates: &[f32], magnitudes: usize) -> Result<Input<'static>> {
+        if magnitudes == 0 || !rates.len().is_multiple_of(magnitudes) || rates.iter().any(|r| !(0.0..=1.0).contains(r))
+        {
+            return Err(Error::invalid(
+                "decoder input",
+                format!("{} flip rates in [0, 1] for {magnitudes} magnitudes", rates.len()),
+            ));
+        }
+        Ok(Input {
+            kind: InputKind::FlipRate { magnitudes },
+            rows: rates.len() / magnitudes,
+            values: rates.to_vec(),
             directions: String::new(),
             sigs: None,
         })

@@ -235,6 +235,7 @@ mod tests {
             InputKind::Signature { k: 5, use_mask: false },
             InputKind::Labels { k: 3, use_mask: true, classes: 4 },
             InputKind::Scores { classes: 10 },
+            InputKind::FlipRate { magnitudes: 8 },
         ]
         .into_iter()
         .enumerate()

@@ -83,6 +83,19 @@ pub fn write_run_report(
     atomic_write(&dir.join("report.md"), markdown(cfg, m, data).as_bytes())
 }
 
+/// What "identified" means, with the chance levels beside it.
+fn identification_note(q: &crate::eval::Quality) -> String {
+    q.identification.map_or(String::new(), |id| {
+        format!(
+            "*Identified*: the reconstruction's nearest original (L2, all {} secrets compete) is its own \
+             secret; *in class*: only secrets of its class compete (style, not class). Chance: {}% and {}%.\n\n",
+            fmt_num((1.0 / id.chance_overall).round(), 0),
+            fmt_num(100.0 * id.chance_overall, 3),
+            fmt_num(100.0 * id.chance_within_class, 2),
+        )
+    })
+}
+
 fn markdown(cfg: &RunConfig, m: &Metrics, data: &Dataset) -> String {
     let test = &data.test;
     let q = |name: &str, q: &crate::eval::Quality| {
@@ -92,10 +105,12 @@ fn markdown(cfg: &RunConfig, m: &Metrics, data: &Dataset) -> String {
             fmt_num(q.psnr_db, 2),
             fmt_num(q.ssim, 3),
             format!("{:.1}%", 100.0 * q.class_recovery),
+            q.identified_cells()[0].clone(),
+            q.identified_cells()[1].clone(),
         ]
     };
     let quality = markdown_table(
-        &["reconstruction", "MSE", "PSNR (dB)", "SSIM", "class recovery"],
+        &["reconstruction", "MSE", "PSNR (dB)", "SSIM", "class recovery", "identified", "identified in class"],
         &[
             q("decoder (from signatures)", &m.decoder),
             q("class-mean baseline (knows the class)", &m.class_mean_baseline),
@@ -163,7 +178,7 @@ fn markdown(cfg: &RunConfig, m: &Metrics, data: &Dataset) -> String {
         "# apsig run report: {ds}\n\n\
          Data: {source}; images {h}x{w}x{c}. Target M test accuracy: **{ta:.2}%**; independent evaluator: {ea:.2}%. K = {k} directions ({strategy:?}, seed {seed}).\n\n\
          ## Models\n\n{models}\n\
-         ## Reconstruction quality on {n} held-out test secrets\n\n{quality}\n{ssim_note}{colour}\
+         ## Reconstruction quality on {n} held-out test secrets\n\n{quality}\n{id_note}{ssim_note}{colour}\
          M assigns {agree:.1}% of reconstructions the class it assigns the original.\n\n\
          ## Signatures and their cost\n\n{sigs}\n\
          ## Figures\n\n![Fig. 1](fig1.png)\n\n![Fig. 2](fig2.png)\n\n![Fig. 3](fig3.png)\n\n\
@@ -173,6 +188,7 @@ fn markdown(cfg: &RunConfig, m: &Metrics, data: &Dataset) -> String {
         h = test.rows,
         w = test.cols,
         c = test.channels,
+        id_note = identification_note(&m.decoder),
         ssim_note = if test.channels > 1 { "SSIM is the mean of the per-channel SSIMs.\n\n" } else { "" },
         ta = 100.0 * m.target_test_accuracy,
         ea = 100.0 * m.evaluator_test_accuracy,

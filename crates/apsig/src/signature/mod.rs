@@ -1,6 +1,7 @@
 //! Signatures: eps along K directions for many images, how they were measured, and files.
 
 mod extract;
+pub mod flip_rate;
 pub mod label;
 mod search;
 mod set;

@@ -60,6 +60,13 @@ pub struct StudyConfig {
     pub round_scores: Vec<u32>,
     /// Ridge penalty of the linear probes that predict attributes from signatures.
     pub attribute_ridge: f64,
+    /// Noise magnitudes of the flip-rate baseline, compared at each of `budgets`.
+    #[serde(default = "default_flip_rate_magnitudes")]
+    pub flip_rate_magnitudes: usize,
+}
+
+fn default_flip_rate_magnitudes() -> usize {
+    8
 }
 
 impl StudyConfig {
@@ -93,6 +100,7 @@ impl StudyConfig {
             smooth_training: vec![0.3, 0.6],
             round_scores: vec![1, 2, 3],
             attribute_ridge: 10.0,
+            flip_rate_magnitudes: default_flip_rate_magnitudes(),
         }
     }
 

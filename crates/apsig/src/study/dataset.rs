@@ -12,6 +12,7 @@ use crate::nn::{Network, Shape};
 use crate::oracle::{LiftedDirections, LocalOracle};
 use crate::pipeline::{classifier_stage, measure, MeasurePlan, Measured, SetFiles, SignatureStage};
 use crate::rng::Rng;
+use crate::signature::flip_rate::{flip_rates, FlipRatePlan};
 use crate::signature::label::{label_signature, own_flip_labels};
 use crate::signature::{signature_via_oracle, EpsOutcome, ExtractConfig, MajorityVote, Method, SignatureSet};
 use crate::Progress;
@@ -101,6 +102,7 @@ impl<'a> DatasetStudy<'a> {
             cells.extend(self.block(&format!("defence-smooth-{sigma}"), || self.smooth_block(sigma))?);
         }
         cells.extend(self.block("defence-round-scores", || self.round_scores_block())?);
+        cells.extend(self.block("baseline-flip-rate", || self.flip_rate_block())?);
         self.progress.message(&format!("{}: attributes from signatures", self.data.name));
         let g = self.gaussian()?;
         let n = cfg.train_signatures;
@@ -343,6 +345,38 @@ impl<'a> DatasetStudy<'a> {
         c.clean_accuracy = self.served_accuracy(&self.target, defence);
         c.latency_ratio = self.latency_ratio(&self.target, defence);
         Ok(c)
+    }
+
+    /// The flip-rate baseline (Zhu et al. 2023, re-implemented) at each per-secret budget of
+    /// the query-budget defence, on the same secrets: the published label-only alternative to
+    /// the search at equal queries. Its magnitudes span the eps of the adversary's own images.
+    fn flip_rate_block(&self) -> Result<Vec<Cell>> {
+        let cfg = self.cfg;
+        let (n, secrets) = (cfg.train_signatures, cfg.defence_secrets);
+        let observed = self.gaussian()?.train.prefix(cfg.k, n).eps;
+        let most = cfg.budgets.iter().copied().max().unwrap_or(0) as usize;
+        let noise = Directions::generate(
+            &DirectionConfig { strategy: Strategy::Gaussian, k: most.max(1), seed: cfg.seed ^ 0xf11b_a5e },
+            self.image(),
+        )?;
+        let lifted = Arc::new(LiftedDirections::new(self.target.as_ref(), &noise));
+        let rates_of = |x: &[f32], plan: &FlipRatePlan| {
+            flip_rates(&LocalOracle::new(self.target.clone(), x, Some(lifted.clone()))?, &noise, plan)
+        };
+        let mut out = Vec::new();
+        for &budget in &cfg.budgets {
+            let plan = FlipRatePlan::from_observed(&observed, cfg.flip_rate_magnitudes, budget)?;
+            // the adversary's own images go through the same oracle it can simulate (it owns M)
+            let own: Vec<Vec<f32>> =
+                (0..n).into_par_iter().map(|i| rates_of(self.data.train.image(i), &plan)).collect::<Result<_>>()?;
+            let secret: Vec<Vec<f32>> = self.over_secrets(secrets, |_, x| rates_of(x, &plan))?;
+            let m = plan.magnitudes.len();
+            let dec = self.fit(&Input::flip_rates(&own.concat(), m)?)?;
+            let test_x = Input::flip_rates(&secret.concat(), m)?;
+            let queries = (plan.queries() * secrets as u64) as f64;
+            out.push(self.cell("baseline", "flip-rate", budget as f64, &dec, &test_x, 0.0, queries, 0, n)?);
+        }
+        Ok(out)
     }
 
     // ---- signatures ---------------------------------------------------------------------

@@ -1,6 +1,6 @@
 //! `study.md` and its figures: a table per question, a curve per sweep and per defence.
 
-use super::{slug, Cell, DatasetSummary, StudySummary};
+use super::{slug, Cell, DatasetSummary, StudyConfig, StudySummary};
 use crate::error::Result;
 use crate::io::atomic_write;
 use apsig_report::{fmt_num, markdown_table, LineChart, Series};
@@ -29,7 +29,7 @@ pub fn write_report(dir: &Path, s: &StudySummary) -> Result<()> {
     );
     let _ = writeln!(md, "{}", verdict(s));
     for d in &s.datasets {
-        dataset_section(&mut md, d, c.k, c.strategy_budget)?;
+        dataset_section(&mut md, d, c)?;
     }
     charts(dir, s, &mut md)?;
     atomic_write(&dir.join("study.md"), md.as_bytes())
@@ -39,12 +39,13 @@ fn rows<'a>(d: &'a DatasetSummary, group: &'a str) -> impl Iterator<Item = &'a C
     d.cells.iter().filter(move |c| c.group == group)
 }
 
-fn q(c: &Cell) -> [String; 4] {
+fn q(c: &Cell) -> [String; 5] {
     [
         fmt_num(c.queries_per_image, 0),
         fmt_num(c.quality.mse, 4),
         fmt_num(c.quality.ssim, 3),
         format!("{}%", fmt_num(100.0 * c.quality.class_recovery, 1)),
+        c.quality.identified_cells()[0].clone(),
     ]
 }
 
@@ -123,7 +124,59 @@ fn verdict(s: &StudySummary) -> String {
     out
 }
 
-fn dataset_section(md: &mut String, d: &DatasetSummary, k: usize, budget: u64) -> Result<()> {
+/// apsig's search under a per-secret query cap against the flip-rate baseline at the same
+/// number of queries, on the same secrets.
+fn baselines_section(md: &mut String, d: &DatasetSummary, magnitudes: usize) {
+    let quality = |c: Option<&Cell>| match c {
+        Some(c) => vec![
+            fmt_num(c.queries_per_image, 0),
+            fmt_num(c.quality.mse, 4),
+            c.quality.identified_cells()[0].clone(),
+            format!("{}%", fmt_num(100.0 * c.quality.class_recovery, 1)),
+        ],
+        None => vec!["n/a".into(); 4],
+    };
+    let table: Vec<Vec<String>> = rows(d, "baseline")
+        .filter(|b| b.variant == "flip-rate")
+        .map(|b| {
+            let search = rows(d, "defence").find(|c| c.variant == "query-budget" && c.knob == b.knob);
+            let mut r = vec![fmt_num(b.knob, 0)];
+            r.extend(quality(search));
+            r.extend(quality(Some(b)));
+            r
+        })
+        .collect();
+    if table.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "\n### Label-only baselines at equal queries\n\nThe change-bit search capped at a per-secret budget, \
+         against the flip-rate attack of Zhu et al., \"Label-Only Model Inversion Attacks: Attack With the Least \
+         Information\" (IEEE TIFS 2023), **re-implemented here** (`signature::flip_rate`): the same budget spent on \
+         Gaussian noise at up to {} magnitudes (quantiles of the eps of the adversary's own images), the fraction of \
+         changed decisions per magnitude as the decoder's input. Same secrets, decoder family and training \
+         images.\n",
+        magnitudes
+    );
+    md.push_str(&markdown_table(
+        &[
+            "budget",
+            "search: queries/img",
+            "MSE",
+            "identified",
+            "class rec.",
+            "flip-rate: queries/img",
+            "MSE",
+            "identified",
+            "class rec.",
+        ],
+        &table,
+    ));
+}
+
+fn dataset_section(md: &mut String, d: &DatasetSummary, c: &StudyConfig) -> Result<()> {
+    let (k, budget, magnitudes) = (c.k, c.strategy_budget, c.flip_rate_magnitudes);
     let _ = writeln!(md, "## {}\n", d.dataset);
     let _ = writeln!(
         md,
@@ -153,7 +206,18 @@ fn dataset_section(md: &mut String, d: &DatasetSummary, k: usize, budget: u64) -
         .collect();
     let cap_q = format!("queries (cap {budget})");
     md.push_str(&markdown_table(
-        &["strategy", "queries/img", "MSE", "SSIM", "class rec.", "censored", &cap_q, "MSE @cap", "class rec. @cap"],
+        &[
+            "strategy",
+            "queries/img",
+            "MSE",
+            "SSIM",
+            "class rec.",
+            "identified",
+            "censored",
+            &cap_q,
+            "MSE @cap",
+            "class rec. @cap",
+        ],
         &table,
     ));
 
@@ -165,7 +229,7 @@ fn dataset_section(md: &mut String, d: &DatasetSummary, k: usize, budget: u64) -
             r
         })
         .collect();
-    md.push_str(&markdown_table(&["oracle", "queries/img", "MSE", "SSIM", "class rec."], &table));
+    md.push_str(&markdown_table(&["oracle", "queries/img", "MSE", "SSIM", "class rec.", "identified"], &table));
 
     let _ = writeln!(md, "\n### Defences (attack quality against the defender's cost)\n");
     let table: Vec<Vec<String>> = rows(d, "defence")
@@ -192,9 +256,12 @@ fn dataset_section(md: &mut String, d: &DatasetSummary, k: usize, budget: u64) -
             "MSE",
             "SSIM",
             "class rec.",
+            "identified",
         ],
         &table,
     ));
+
+    baselines_section(md, d, magnitudes);
 
     for (group, what) in [("k", "K"), ("train-size", "training signatures")] {
         let _ = writeln!(md, "\n### Sweep over {what}\n");
@@ -205,7 +272,7 @@ fn dataset_section(md: &mut String, d: &DatasetSummary, k: usize, budget: u64) -
                 r
             })
             .collect();
-        md.push_str(&markdown_table(&[what, "queries/img", "MSE", "SSIM", "class rec."], &table));
+        md.push_str(&markdown_table(&[what, "queries/img", "MSE", "SSIM", "class rec.", "identified"], &table));
     }
 
     let a = &d.attributes;

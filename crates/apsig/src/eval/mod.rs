@@ -5,6 +5,9 @@
 //! colours come back.
 
 pub mod colour;
+mod identification;
+
+pub use identification::{identification, Identification};
 
 use crate::model::Classifier;
 use crate::nn::Shape;
@@ -23,6 +26,10 @@ pub struct Quality {
     pub ssim: f64,
     /// Fraction the evaluator assigns the true label of the original.
     pub class_recovery: f64,
+    /// Whether the specific secret comes back: nearest-original shares with chance levels
+    /// (absent in metrics written before it was measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identification: Option<Identification>,
 }
 
 /// MSE, PSNR and SSIM (each per image, then averaged) and class recovery, for images of
@@ -42,8 +49,25 @@ pub fn quality(recons: &[f32], originals: &[f32], labels: &[u8], image: Shape, e
         ssim_sum += ssim(r, o, image);
     }
     let acc = crate::model::accuracy(evaluator, recons, labels) as f64;
+    let identified = identification(recons, originals, labels, px);
     let n = n.max(1) as f64;
-    Quality { mse: mse_sum / n, psnr_db: psnr_sum / n, ssim: ssim_sum / n, class_recovery: acc }
+    Quality {
+        mse: mse_sum / n,
+        psnr_db: psnr_sum / n,
+        ssim: ssim_sum / n,
+        class_recovery: acc,
+        identification: Some(identified),
+    }
+}
+
+impl Quality {
+    /// Identification shares as report cells: overall and within class, in percent.
+    pub fn identified_cells(&self) -> [String; 2] {
+        match self.identification {
+            Some(id) => [format!("{:.1}%", 100.0 * id.overall), format!("{:.1}%", 100.0 * id.within_class)],
+            None => ["n/a".into(), "n/a".into()],
+        }
+    }
 }
 
 /// Mean squared difference of two equally long images.
