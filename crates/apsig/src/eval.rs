@@ -116,6 +116,61 @@ impl Baselines {
     }
 }
 
+/// Identification (METHOD.md): whether *this* secret came back, not just its class.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Identification {
+    /// Fraction of reconstructions whose nearest original (L2, over all evaluated secrets)
+    /// is their own secret.
+    pub top1: f64,
+    /// The same when only the secrets of the same true class compete (style, not class).
+    pub top1_same_class: f64,
+    /// Chance level of `top1`: 1 / n.
+    pub chance: f64,
+    /// Chance level of `top1_same_class`: the mean of 1 / (secrets of the class).
+    pub chance_same_class: f64,
+}
+
+/// Identification of `n = labels.len()` reconstructions among their originals (rows of
+/// `recons.len() / n` values, same order). Ties go to the lower index.
+pub fn identification(recons: &[f32], originals: &[f32], labels: &[u8]) -> Identification {
+    use rayon::prelude::*;
+    let n = labels.len();
+    assert_eq!(recons.len(), originals.len());
+    if n == 0 {
+        return Identification { top1: 0.0, top1_same_class: 0.0, chance: 0.0, chance_same_class: 0.0 };
+    }
+    let px = recons.len() / n;
+    let dist = |r: &[f32], j: usize| -> f64 {
+        r.iter().zip(&originals[j * px..(j + 1) * px]).map(|(a, b)| ((a - b) as f64).powi(2)).sum()
+    };
+    let (hits, hits_class): (usize, usize) = (0..n)
+        .into_par_iter()
+        .map(|i| {
+            let r = &recons[i * px..(i + 1) * px];
+            let (mut best, mut best_class) = ((f64::INFINITY, 0), (f64::INFINITY, 0));
+            for j in 0..n {
+                let d = dist(r, j);
+                if d < best.0 {
+                    best = (d, j);
+                }
+                if labels[j] == labels[i] && d < best_class.0 {
+                    best_class = (d, j);
+                }
+            }
+            ((best.1 == i) as usize, (best_class.1 == i) as usize)
+        })
+        .reduce(|| (0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+    let mut per_class = [0usize; 256];
+    labels.iter().for_each(|&l| per_class[l as usize] += 1);
+    let chance_same_class = labels.iter().map(|&l| 1.0 / per_class[l as usize] as f64).sum::<f64>() / n as f64;
+    Identification {
+        top1: hits as f64 / n as f64,
+        top1_same_class: hits_class as f64 / n as f64,
+        chance: 1.0 / n as f64,
+        chance_same_class,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,5 +182,18 @@ mod tests {
         let b: Vec<f32> = a.iter().enumerate().map(|(i, v)| v + if i % 3 == 0 { 0.3 } else { -0.1 }).collect();
         assert!(ssim(&a, &b, 28) < 0.9);
         assert!((mse(&a, &b) - (0.09 + 2.0 * 0.01) / 3.0).abs() < 1e-3);
+    }
+
+    #[test]
+    fn identification_finds_own_secrets_and_counts_chance() {
+        // four secrets, two per class; reconstructions near their own secret, except the
+        // last, which lies nearest the third secret (same class)
+        let originals = [0.0f32, 0.0, 1.0, 0.0, 0.0, 1.0, 1.0, 1.0];
+        let recons = [0.1f32, 0.0, 0.9, 0.0, 0.0, 0.9, 0.1, 0.8];
+        let id = identification(&recons, &originals, &[0, 0, 1, 1]);
+        assert_eq!(id, Identification { top1: 0.75, top1_same_class: 0.75, chance: 0.25, chance_same_class: 0.5 });
+        // with the last in its own class, only the class-restricted view changes
+        let id = identification(&recons, &originals, &[0, 0, 1, 2]);
+        assert_eq!((id.top1, id.top1_same_class), (0.75, 1.0));
     }
 }
