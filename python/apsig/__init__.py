@@ -106,7 +106,9 @@ class _Bars:
 
 
 def _progress(progress: Progress) -> Optional[Callable[[str, int, int], Any]]:
-    """``True``: tqdm when importable, else nothing; a callable ``(stage, done, total)``: it."""
+    """The progress callback for ``progress``: ``True`` gives tqdm bars when tqdm is
+    importable (else none), a callable ``(stage, done, total)`` is used as it is (a stage with
+    ``total == 0`` is a message). The native module calls this for ``True``."""
     if callable(progress):
         return progress
     if progress:
@@ -177,14 +179,9 @@ def signatures(
     cfg = json.dumps(search if search is not None else search_config())
     target = classify if isinstance(classify, Model) else _adapt(classify) if callable(classify) else classify
     parts = os.fspath(parts_dir) if parts_dir is not None else None
-    bars = _progress(progress)
-    try:
-        return _native.signatures(
-            target, images, directions, method, cfg, starts, batch_size, block, layout, parts, provenance, bars
-        )
-    finally:
-        if isinstance(bars, _Bars):
-            bars.close()
+    return _native.signatures(
+        target, images, directions, method, cfg, starts, batch_size, block, layout, parts, provenance, progress
+    )
 
 
 def quality(reconstructions: np.ndarray, originals: np.ndarray, labels: np.ndarray, evaluator: Model) -> Dict[str, float]:
@@ -252,12 +249,7 @@ def run(
     """The whole attack (``apsig run``) into ``out``: a preset name or a config dict. Returns
     ``metrics.json``; a rerun reuses every finished stage."""
     d = os.fspath(data_dir) if data_dir is not None else None
-    bars = _progress(progress)
-    try:
-        return json.loads(_native.run(_config(config, run_config), os.fspath(out), d, download, bars))
-    finally:
-        if isinstance(bars, _Bars):
-            bars.close()
+    return json.loads(_native.run(_config(config, run_config), os.fspath(out), d, download, progress))
 
 
 def study(
@@ -269,12 +261,7 @@ def study(
 ) -> Dict[str, Any]:
     """A study (``apsig study``) into ``out``: a preset name or a config dict. Returns its summary."""
     d = os.fspath(data_dir) if data_dir is not None else None
-    bars = _progress(progress)
-    try:
-        return json.loads(_native.study(_config(config, study_config), os.fspath(out), d, download, bars))
-    finally:
-        if isinstance(bars, _Bars):
-            bars.close()
+    return json.loads(_native.study(_config(config, study_config), os.fspath(out), d, download, progress))
 
 
 @dataclass

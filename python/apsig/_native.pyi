@@ -1,6 +1,6 @@
 """Type stubs of the native module (Rust, PyO3). Use the package ``apsig``, which wraps it."""
 
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 import numpy as np
 
@@ -57,7 +57,7 @@ class Model:
         batch: int = ...,
         lr: float = ...,
         seed: int = ...,
-        progress: Optional[Callable[[str, int, int], Any]] = ...,
+        progress: Union[bool, None, Callable[[str, int, int], Any]] = ...,
     ) -> Model: ...
     def save(self, path: str) -> None: ...
     def logits(self, images: np.ndarray, layout: str = ...) -> np.ndarray:
@@ -118,7 +118,7 @@ class Decoder:
         batch: int = ...,
         lr: float = ...,
         seed: int = ...,
-        progress: Optional[Callable[[str, int, int], Any]] = ...,
+        progress: Union[bool, None, Callable[[str, int, int], Any]] = ...,
     ) -> Decoder: ...
     @staticmethod
     def load(path: str) -> Decoder: ...
@@ -142,7 +142,7 @@ def signatures(
     layout: str = ...,
     parts_dir: Optional[str] = ...,
     provenance: Optional[Dict[str, str]] = ...,
-    progress: Optional[Callable[[str, int, int], Any]] = ...,
+    progress: Union[bool, None, Callable[[str, int, int], Any]] = ...,
 ) -> SignatureSet: ...
 def quality(reconstructions: np.ndarray, originals: np.ndarray, labels: np.ndarray, evaluator: Model) -> str: ...
 def identification(reconstructions: np.ndarray, originals: np.ndarray, labels: np.ndarray) -> str: ...
@@ -158,12 +158,12 @@ def run(
     out: str,
     data_dir: Optional[str] = ...,
     download: bool = ...,
-    progress: Optional[Callable[[str, int, int], Any]] = ...,
+    progress: Union[bool, None, Callable[[str, int, int], Any]] = ...,
 ) -> str: ...
 def study(
     config: str,
     out: str,
     data_dir: Optional[str] = ...,
     download: bool = ...,
-    progress: Optional[Callable[[str, int, int], Any]] = ...,
+    progress: Union[bool, None, Callable[[str, int, int], Any]] = ...,
 ) -> str: ...

@@ -42,7 +42,7 @@ pub fn signatures(
     layout: &str,
     parts_dir: Option<PathBuf>,
     provenance: Option<BTreeMap<String, String>>,
-    progress: Option<Py<PyAny>>,
+    progress: Option<Bound<'_, PyAny>>,
 ) -> PyResult<SignatureSet> {
     let dirs = &directions.inner;
     let layout = Layout::parse(layout)?;
@@ -66,7 +66,7 @@ pub fn signatures(
         return Err(invalid("batch_size and block must be at least 1"));
     }
     let (n, x) = images_in("images", &images, dirs.shape, layout)?;
-    let progress = PyProgress::new(progress);
+    let progress = PyProgress::new(py, progress)?;
     let mut prov = provenance.unwrap_or_default();
 
     if let Ok(model) = classify.cast::<Model>() {

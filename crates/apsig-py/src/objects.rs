@@ -25,6 +25,7 @@ impl Directions {
     /// own `images` and `labels` (and `model` for `adversarial`), never secrets.
     #[staticmethod]
     #[pyo3(signature = (strategy, k, seed, shape, images=None, labels=None, model=None))]
+    #[allow(clippy::too_many_arguments)]
     fn generate(
         py: Python<'_>,
         strategy: &str,
@@ -154,7 +155,8 @@ impl Model {
         Ok(Self::from_net(net, arch, BTreeMap::new()))
     }
 
-    /// Trains a network of `arch` on `images` (`[n, h, w, c]` float32 in [0, 1]) and `labels`.
+    /// Trains a network of `arch` on `images` (`[n, h, w, c]` float32 in [0, 1]) and `labels`
+    /// (`progress=True` for tqdm bars).
     #[staticmethod]
     #[pyo3(signature = (images, labels, arch="targetnet-s", epochs=5, batch=128, lr=2e-3, seed=0, progress=None))]
     #[allow(clippy::too_many_arguments)]
@@ -167,7 +169,7 @@ impl Model {
         batch: usize,
         lr: f32,
         seed: u64,
-        progress: Option<Py<PyAny>>,
+        progress: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let arch = arch_of(arch)?;
         let dims = images.shape().to_vec();
@@ -182,7 +184,7 @@ impl Model {
         }
         let classes = labels.iter().copied().max().unwrap_or(0) as usize + 1;
         let cfg = TrainConfig::new(epochs, batch, lr, seed);
-        let progress = PyProgress::new(progress);
+        let progress = PyProgress::new(py, progress)?;
         let net = py.detach(|| {
             let mut net = Network::new(shape, arch.layers(shape, classes, 0), seed)
                 .map_err(|e| apsig::Error::invalid(arch.name(), e))?;
@@ -348,7 +350,7 @@ impl Decoder {
         batch: usize,
         lr: f32,
         seed: u64,
-        progress: Option<Py<PyAny>>,
+        progress: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let (n, x) = images_in("images", &images, Shape::new(28, 28, 1), Layout::Nhwc)?;
         let sigs = &signatures.inner;
@@ -356,7 +358,7 @@ impl Decoder {
             return Err(invalid(format!("images: {n} images for {} signatures", sigs.n())));
         }
         let cfg = apsig::decoder::DecoderConfig { width, use_mask, train: TrainConfig::new(epochs, batch, lr, seed) };
-        let progress = PyProgress::new(progress);
+        let progress = PyProgress::new(py, progress)?;
         let fitted = py.detach(|| apsig::decoder::Decoder::fit(sigs, &x, &cfg, None, &progress));
         Ok(Decoder { inner: fitted.map_err(py_err)?.0 })
     }

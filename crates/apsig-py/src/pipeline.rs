@@ -14,12 +14,20 @@ use numpy::{PyReadonlyArray1, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use std::path::PathBuf;
 
+/// Reconstructions, the originals they reconstruct and the originals' labels.
+struct Pair {
+    recons: Vec<f32>,
+    originals: Vec<f32>,
+    labels: Vec<u8>,
+    shape: apsig::nn::Shape,
+}
+
 /// Reconstructions and originals of the same images, checked against each other.
 fn pair(
     recons: &PyReadonlyArrayDyn<'_, f32>,
     originals: &PyReadonlyArrayDyn<'_, f32>,
     labels: &PyReadonlyArray1<'_, u8>,
-) -> PyResult<(Vec<f32>, Vec<f32>, Vec<u8>, apsig::nn::Shape)> {
+) -> PyResult<Pair> {
     let dims = originals.shape().to_vec();
     if dims.len() != 4 {
         return Err(invalid(format!("originals: shape {dims:?}, expected [n, h, w, c]")));
@@ -31,7 +39,7 @@ fn pair(
     if m != n || labels.len() != n {
         return Err(invalid(format!("{m} reconstructions, {n} originals and {} labels", labels.len())));
     }
-    Ok((r, o, labels, shape))
+    Ok(Pair { recons: r, originals: o, labels, shape })
 }
 
 /// MSE, PSNR, SSIM and class recovery by the independent `evaluator`, as JSON.
@@ -43,12 +51,12 @@ pub fn quality(
     labels: PyReadonlyArray1<'_, u8>,
     evaluator: PyRef<'_, Model>,
 ) -> PyResult<String> {
-    let (r, o, labels, shape) = pair(&reconstructions, &originals, &labels)?;
+    let p = pair(&reconstructions, &originals, &labels)?;
     let net = evaluator.net.clone();
-    if net.input != shape || shape.c != 1 || shape.h != shape.w {
+    if net.input != p.shape || p.shape.c != 1 || p.shape.h != p.shape.w {
         return Err(invalid("quality: square single-channel images of the evaluator's input shape only"));
     }
-    let q = py.detach(|| apsig::eval::quality(&r, &o, &labels, shape.h, &net));
+    let q = py.detach(|| apsig::eval::quality(&p.recons, &p.originals, &p.labels, p.shape.h, &net));
     Ok(serde_json::to_string(&q).expect("serialises"))
 }
 
@@ -61,8 +69,8 @@ pub fn identification(
     originals: PyReadonlyArrayDyn<'_, f32>,
     labels: PyReadonlyArray1<'_, u8>,
 ) -> PyResult<String> {
-    let (r, o, labels, _) = pair(&reconstructions, &originals, &labels)?;
-    let id = py.detach(|| apsig::eval::identification(&r, &o, &labels));
+    let p = pair(&reconstructions, &originals, &labels)?;
+    let id = py.detach(|| apsig::eval::identification(&p.recons, &p.originals, &p.labels));
     Ok(serde_json::to_string(&id).expect("serialises"))
 }
 
@@ -153,11 +161,11 @@ pub fn run(
     out: PathBuf,
     data_dir: Option<PathBuf>,
     download: bool,
-    progress: Option<Py<PyAny>>,
+    progress: Option<Bound<'_, PyAny>>,
 ) -> PyResult<String> {
     let cfg: RunConfig = serde_json::from_str(config).map_err(|e| invalid(format!("invalid run config: {e}")))?;
     let opts = data_options(data_dir, download);
-    let progress = PyProgress::new(progress);
+    let progress = PyProgress::new(py, progress)?;
     let m = py.detach(|| apsig::pipeline::run(&cfg, &out, &opts, &progress)).map_err(py_err)?;
     Ok(serde_json::to_string(&m).expect("serialises"))
 }
@@ -171,12 +179,12 @@ pub fn study(
     out: PathBuf,
     data_dir: Option<PathBuf>,
     download: bool,
-    progress: Option<Py<PyAny>>,
+    progress: Option<Bound<'_, PyAny>>,
 ) -> PyResult<String> {
     let cfg: StudyConfig = serde_json::from_str(config).map_err(|e| invalid(format!("invalid study config: {e}")))?;
     cfg.validate().map_err(py_err)?;
     let opts = data_options(data_dir, download);
-    let progress = PyProgress::new(progress);
+    let progress = PyProgress::new(py, progress)?;
     let s = py.detach(|| apsig::study::run(&cfg, &out, &opts, &progress)).map_err(py_err)?;
     Ok(serde_json::to_string(&s).expect("serialises"))
 }

@@ -17,8 +17,18 @@ pub struct PyProgress {
 }
 
 impl PyProgress {
-    pub fn new(callback: Option<Py<PyAny>>) -> Self {
-        PyProgress { callback, stage: Mutex::new((String::new(), 0, Instant::now())), done: AtomicU64::new(0) }
+    /// `progress` as the package takes it: a callable, or `True` for tqdm bars when tqdm is
+    /// installed (the package's `apsig._progress` makes them), or `False` / `None` for none.
+    pub fn new(py: Python<'_>, progress: Option<Bound<'_, PyAny>>) -> PyResult<Self> {
+        let callback = match progress {
+            Some(p) if p.is_callable() => Some(p.unbind()),
+            Some(p) if p.is_truthy()? => {
+                let bars = py.import("apsig")?.getattr("_progress")?.call1((true,))?;
+                (!bars.is_none()).then(|| bars.unbind())
+            }
+            _ => None,
+        };
+        Ok(PyProgress { callback, stage: Mutex::new((String::new(), 0, Instant::now())), done: AtomicU64::new(0) })
     }
 
     fn report(&self, stage: &str, done: u64, total: u64) {
