@@ -11,7 +11,7 @@ The Rust engine of the ``apsig`` CLI, with NumPy in and out. The attack in five 
 
 ``classify`` is any callable from a float32 batch (``[n, h, w, c]``, or ``[n, c, h, w]`` with
 ``layout="nchw"``) to int labels ``[n]`` or float logits ``[n, classes]`` (NumPy arrays or
-PyTorch tensors). apsig asks it in large batches: every pending probe of a block of images,
+PyTorch tensors). Image arrays may come in either layout (told apart by their shape). apsig asks it in large batches: every pending probe of a block of images,
 across all directions, in one call of at most ``batch_size`` inputs. Probes are ``x + eps *
 n_dir`` and are not clipped to [0, 1] (the threat model: a server under homomorphic
 encryption cannot clip). Every error is an :class:`ApsigError` with apsig's one-line message;
@@ -170,8 +170,12 @@ def signatures(
     decision changed: the one route allowed for secrets. ``method="white-box"`` also uses the
     margin of the logits, for the adversary's own images (``classify`` must return logits).
     ``starts`` gives each direction's first eps (e.g. ``train.median_eps()``, the prior of the
-    runs). Images are measured in blocks of ``block``; with ``parts_dir`` each finished block
-    is kept there, so an interrupted extraction (Ctrl-C) resumes where it stopped.
+    runs). Images are measured in blocks of ``block`` (a callable is asked for the probes of a
+    whole block at once, in calls of at most ``batch_size`` inputs; a :class:`Model` works in
+    the CLI's blocks of 256 on all cores); with ``parts_dir`` each finished block is kept
+    there, so an interrupted extraction (Ctrl-C) resumes where it stopped. ``progress``:
+    ``True`` for tqdm bars (when tqdm is installed), a callable ``(stage, done, total)``, or
+    ``False``.
     """
     images = _f32("images", images)
     if starts is not None:

@@ -63,6 +63,11 @@ def test_labels_layouts_and_batch_sizes_do_not_change_a_bit(images, model_file, 
 
     same(apsig.signatures(chw, nchw, dirs, layout="nchw", batch_size=37, block=5, progress=False), want)
     assert all(s[1:] == (1, 28, 28) and s[0] <= 37 for s in seen)
+    # images in either layout (told apart by shape), the callable's batches in `layout`
+    seen.clear()
+    same(apsig.signatures(chw, images, dirs, layout="nchw", progress=False), want)
+    same(apsig.signatures(net.logits, nchw, dirs, progress=False), want)
+    assert all(s[1:] == (1, 28, 28) for s in seen)
 
 
 def test_the_prior_and_the_search_config_reach_the_search(images, model_file, dirs):

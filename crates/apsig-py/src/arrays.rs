@@ -33,8 +33,9 @@ impl Layout {
     }
 }
 
-/// `what` as channels-last rows of `shape` (a 3-D `[n, h, w]` array is accepted for one
-/// channel): its row count and values. Refuses other shapes and non-finite values.
+/// `what` as channels-last rows of `shape`: a 4-D array in either layout (told apart by its
+/// shape; `layout` decides when both fit), or a 3-D `[n, h, w]` array for one channel. Its row
+/// count and values; refuses other shapes and non-finite values.
 pub fn images_in(
     what: &str,
     a: &PyReadonlyArrayDyn<'_, f32>,
@@ -43,14 +44,20 @@ pub fn images_in(
 ) -> PyResult<(usize, Vec<f32>)> {
     let dims = a.shape().to_vec();
     let n = dims.first().copied().unwrap_or(0);
-    let grey = dims.len() == 3 && shape.c == 1 && dims[1..] == [shape.h, shape.w];
-    if !(grey || (dims.len() == 4 && dims == layout.dims(n, shape))) {
-        let want = layout.dims(n, shape);
+    let fits = |l: Layout| dims.len() == 4 && dims == l.dims(n, shape);
+    let other = if layout == Layout::Nhwc { Layout::Nchw } else { Layout::Nhwc };
+    let found = if fits(layout) {
+        layout
+    } else if fits(other) {
+        other
+    } else if dims.len() == 3 && shape.c == 1 && dims[1..] == [shape.h, shape.w] {
+        Layout::Nhwc
+    } else {
         return Err(invalid(format!(
-            "{what}: shape {dims:?} does not fit images of {}x{}x{} in {layout:?} layout (expected [n, {}, {}, {}])",
-            shape.h, shape.w, shape.c, want[1], want[2], want[3]
+            "{what}: shape {dims:?} does not fit images of {}x{}x{} (expected [n, {}, {}, {}] or [n, {}, {}, {}])",
+            shape.h, shape.w, shape.c, shape.h, shape.w, shape.c, shape.c, shape.h, shape.w
         )));
-    }
+    };
     if n == 0 {
         return Err(invalid(format!("{what}: no images")));
     }
@@ -61,7 +68,7 @@ pub fn images_in(
     if flat.iter().any(|v| !v.is_finite()) {
         return Err(invalid(format!("{what}: contains a non-finite value (NaN or infinity)")));
     }
-    let rows = if layout == Layout::Nchw && shape.c > 1 && !grey { nchw_to_nhwc(&flat, n, shape) } else { flat };
+    let rows = if found == Layout::Nchw && shape.c > 1 { nchw_to_nhwc(&flat, n, shape) } else { flat };
     Ok((n, rows))
 }
 
