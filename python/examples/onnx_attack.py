@@ -30,6 +30,7 @@ def main():
     ap.add_argument("--test", type=int, default=300, help="secrets")
     ap.add_argument("--k", type=int, default=100)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--evaluator-epochs", type=int, default=3)
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     data = apsig.load_dataset("mnist", data_dir=args.data_dir)
@@ -40,7 +41,7 @@ def main():
     def classify(batch):  # float32 [n, 1, 28, 28] -> logits [n, classes]
         return session.run(None, {name: batch})[0]
 
-    evaluator = apsig.Model.train(data.train_images, data.train_labels, arch="evalnet", epochs=3, seed=args.seed + 1000)
+    evaluator = apsig.Model.train(data.train_images, data.train_labels, arch="evalnet", epochs=args.evaluator_epochs, seed=args.seed + 1000)
     dirs = apsig.Directions.generate("gaussian", k=args.k, seed=args.seed, shape=(28, 28, 1))
     own = data.train_images[: args.train]
     train = apsig.signatures(classify, own, dirs, method="white-box", layout="nchw")
