@@ -105,29 +105,67 @@ pub fn extract(
     if starts.len() != k {
         return Err(Error::invalid("prior", format!("{} starting points for K = {k}", starts.len())));
     }
-    let mut prov = provenance.clone();
+    let prov = signature_provenance(provenance, dirs, cfg, starts, range.clone(), shard);
+    let mine = shard.map_or(range.clone(), |s| s.slice(range));
+    let lifted = Arc::new(LiftedDirections::new(model.as_ref(), dirs));
+    progress.begin("signatures", (mine.end - mine.start) as u64);
+    let set = in_blocks(k, mine, BLOCK, &prov, parts_dir, progress, |b| {
+        b.into_par_iter()
+            .map(|i| {
+                let r = one_image(&model, dirs, &lifted, split.image(i), starts, cfg);
+                progress.advance(1);
+                r
+            })
+            .collect()
+    })?;
+    progress.end();
+    Ok(set)
+}
+
+/// What a signature set records about how it was measured: the caller's entries (data set,
+/// split, oracle) plus the directions, the search, the starts, the range and the shard.
+pub fn signature_provenance(
+    base: &BTreeMap<String, String>,
+    dirs: &Directions,
+    cfg: &ExtractConfig,
+    starts: &[f32],
+    range: Range<usize>,
+    shard: Option<Shard>,
+) -> BTreeMap<String, String> {
+    let mut prov = base.clone();
     prov.insert("directions".into(), dirs.fingerprint());
     prov.insert("directions_config".into(), serde_json::to_string(&dirs.config).expect("serialises"));
     prov.insert("extract".into(), serde_json::to_string(cfg).expect("serialises"));
     prov.insert("starts".into(), crate::io::fingerprint_f32(starts));
     prov.insert("range".into(), format!("{}..{}", range.start, range.end));
-    let mine = match shard {
-        Some(s) => {
-            prov.insert("shard".into(), format!("{}/{}", s.index, s.count));
-            s.slice(range)
-        }
-        None => range,
-    };
-    let lifted = Arc::new(LiftedDirections::new(model.as_ref(), dirs));
-    let blocks: Vec<Range<usize>> =
-        (mine.start..mine.end).step_by(BLOCK).map(|a| a..(a + BLOCK).min(mine.end)).collect();
-    progress.begin("signatures", (mine.end - mine.start) as u64);
+    if let Some(s) = shard {
+        prov.insert("shard".into(), format!("{}/{}", s.index, s.count));
+    }
+    prov
+}
+
+/// Measures the images of `range` in blocks of `block` with `measure` (one row of K outcomes
+/// per image). With `parts_dir`, each finished block is saved there at once and a block
+/// already there with the same provenance `prov` is reused, so an interrupted extraction
+/// loses at most the block in progress. Reused blocks advance `progress`; `measure` advances
+/// it for the blocks it measures.
+pub fn in_blocks(
+    k: usize,
+    range: Range<usize>,
+    block: usize,
+    prov: &BTreeMap<String, String>,
+    parts_dir: Option<&Path>,
+    progress: &dyn Progress,
+    mut measure: impl FnMut(Range<usize>) -> Result<Vec<Vec<EpsOutcome>>>,
+) -> Result<SignatureSet> {
+    let block = block.max(1);
+    let blocks: Vec<Range<usize>> = range.clone().step_by(block).map(|a| a..(a + block).min(range.end)).collect();
     let mut parts = Vec::new();
     for b in blocks {
         let part_path = parts_dir.map(|d| d.join(format!("part-{:07}-{:07}.safetensors", b.start, b.end)));
         if let Some(p) = part_path.as_ref().filter(|p| p.exists()) {
             if let Ok(set) = SignatureSet::load(p) {
-                if set.provenance == prov && set.indices.first() == Some(&(b.start as u32)) && set.n() == b.len() {
+                if set.provenance == *prov && set.indices.first() == Some(&(b.start as u32)) && set.n() == b.len() {
                     progress.advance(b.len() as u64);
                     parts.push((p.clone(), set));
                     continue;
@@ -135,24 +173,18 @@ pub fn extract(
             }
             tracing::warn!("{}: stale or damaged part, measuring again", p.display());
         }
-        let rows: Vec<Vec<EpsOutcome>> = b
-            .clone()
-            .into_par_iter()
-            .map(|i| {
-                let r = one_image(&model, dirs, &lifted, split.image(i), starts, cfg);
-                progress.advance(1);
-                r
-            })
-            .collect::<Result<_>>()?;
+        let rows = measure(b.clone())?;
+        if rows.len() != b.len() || rows.iter().any(|r| r.len() != k) {
+            return Err(Error::Oracle(format!("{} signatures measured for a block of {} images", rows.len(), b.len())));
+        }
         let set = SignatureSet::from_outcomes(k, b.clone().map(|i| i as u32).collect(), &rows, prov.clone());
         if let Some(p) = &part_path {
             set.save(p)?;
         }
         parts.push((part_path.unwrap_or_default(), set));
     }
-    progress.end();
     let mut merged = SignatureSet::merge(parts)?;
-    merged.provenance = prov;
+    merged.provenance = prov.clone();
     Ok(merged)
 }
 

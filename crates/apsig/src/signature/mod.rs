@@ -3,11 +3,13 @@
 mod extract;
 pub mod flip_rate;
 pub mod label;
+mod lockstep;
 mod search;
 mod set;
 mod vote;
 
-pub use extract::{extract, signature_via_oracle, ExtractConfig, Method, Shard};
-pub use search::{run_search, Answer, EpsOutcome, SearchConfig};
+pub use extract::{extract, in_blocks, signature_provenance, signature_via_oracle, ExtractConfig, Method, Shard};
+pub use lockstep::{lockstep_signatures, Outputs};
+pub use search::{run_search, Answer, EpsOutcome, EpsSearch, SearchConfig};
 pub use set::SignatureSet;
 pub use vote::MajorityVote;

@@ -127,31 +127,46 @@ struct Dir {
 /// An answer to a probe: the change bit and, on the white-box route, the margin.
 pub type Answer = (bool, Option<f32>);
 
-/// Runs the search for `starts.len()` directions at once; `ask` answers a batch of probes.
-pub fn run_search(
-    cfg: &SearchConfig,
-    starts: &[f32],
-    mut ask: impl FnMut(&[Probe]) -> Result<Vec<Answer>>,
-) -> Result<Vec<EpsOutcome>> {
-    cfg.validate()?;
-    let mut dirs: Vec<Dir> = starts
-        .iter()
-        .map(|&s| Dir {
-            phase: Phase::Up,
-            next: s.clamp(cfg.eps_min, cfg.eps_max),
-            lo: 0.0,
-            hi: f32::INFINITY,
-            m_lo: f32::NAN,
-            m_hi: f32::NAN,
-            interpolated: false,
-            out: EpsOutcome { eps: f32::NAN, censored: false, queries: 0 },
-        })
-        .collect();
-    let tol = 1.0 + cfg.rel_tol;
-    loop {
-        let mut probes = Vec::new();
-        let mut owners = Vec::new();
-        for (i, d) in dirs.iter_mut().enumerate() {
+/// The search for a set of directions as a state machine: [`EpsSearch::probes`] says what
+/// to ask next, [`EpsSearch::answer`] takes the answers. [`run_search`] drives one through a
+/// closure; the lockstep driver drives many at once, so their probes share one batch.
+#[derive(Clone, Debug)]
+pub struct EpsSearch {
+    cfg: SearchConfig,
+    dirs: Vec<Dir>,
+    /// Which direction asked each pending probe, in the order `probes` returned them.
+    owners: Vec<usize>,
+    pending: Vec<Probe>,
+}
+
+impl EpsSearch {
+    /// A search for `starts.len()` directions, each starting at its own eps.
+    pub fn new(cfg: &SearchConfig, starts: &[f32]) -> Result<Self> {
+        cfg.validate()?;
+        let dirs = starts
+            .iter()
+            .map(|&s| Dir {
+                phase: Phase::Up,
+                next: s.clamp(cfg.eps_min, cfg.eps_max),
+                lo: 0.0,
+                hi: f32::INFINITY,
+                m_lo: f32::NAN,
+                m_hi: f32::NAN,
+                interpolated: false,
+                out: EpsOutcome { eps: f32::NAN, censored: false, queries: 0 },
+            })
+            .collect();
+        Ok(EpsSearch { cfg: cfg.clone(), dirs, owners: Vec::new(), pending: Vec::new() })
+    }
+
+    /// The next round of probes (empty when every direction is done). Each call replaces the
+    /// previous round: answer it before asking again.
+    pub fn probes(&mut self) -> &[Probe] {
+        let cfg = &self.cfg;
+        let tol = 1.0 + cfg.rel_tol;
+        self.pending.clear();
+        self.owners.clear();
+        for (i, d) in self.dirs.iter_mut().enumerate() {
             if d.phase == Phase::Refine && d.hi <= d.lo * tol {
                 d.phase = Phase::Done;
                 d.out.eps = d.hi;
@@ -166,47 +181,84 @@ pub fn run_search(
                     let a = (r / s).clamp(d.lo * s.sqrt(), d.hi / s);
                     let b = (r * s).clamp(d.lo * s, d.hi / s.sqrt());
                     for eps in if b > a { vec![a, b] } else { vec![(d.lo * d.hi).sqrt()] } {
-                        probes.push(Probe { dir: i as u32, eps });
-                        owners.push(i);
+                        self.pending.push(Probe { dir: i as u32, eps });
+                        self.owners.push(i);
                     }
                 }
                 Phase::Refine => {
                     d.interpolated = false;
-                    probes.push(Probe { dir: i as u32, eps: (d.lo * d.hi).sqrt() });
-                    owners.push(i);
+                    self.pending.push(Probe { dir: i as u32, eps: (d.lo * d.hi).sqrt() });
+                    self.owners.push(i);
                 }
                 _ => {
-                    probes.push(Probe { dir: i as u32, eps: d.next });
-                    owners.push(i);
+                    self.pending.push(Probe { dir: i as u32, eps: d.next });
+                    self.owners.push(i);
                 }
             }
         }
-        if probes.is_empty() {
-            break;
-        }
-        let answers = match ask(&probes) {
-            Err(Error::Budget(_)) => {
-                // out of queries: every unfinished direction keeps its best estimate so far
-                dirs.iter_mut().for_each(|d| finish_unresolved(d, cfg));
-                break;
-            }
-            other => other?,
-        };
+        &self.pending
+    }
+
+    /// Takes the answers to the round `probes` returned, in the same order.
+    pub fn answer(&mut self, answers: &[Answer]) -> Result<()> {
+        let probes = &self.pending;
         if answers.len() != probes.len() {
             return Err(Error::Oracle(format!("{} answers for {} probes", answers.len(), probes.len())));
         }
         let mut k = 0;
         while k < probes.len() {
-            let i = owners[k];
+            let i = self.owners[k];
             let mut j = k;
-            while j < probes.len() && owners[j] == i {
+            while j < probes.len() && self.owners[j] == i {
                 j += 1;
             }
-            update(&mut dirs[i], cfg, &probes[k..j], &answers[k..j]);
+            update(&mut self.dirs[i], &self.cfg, &probes[k..j], &answers[k..j]);
             k = j;
         }
+        self.pending.clear();
+        self.owners.clear();
+        Ok(())
     }
-    Ok(dirs.into_iter().map(|d| d.out).collect())
+
+    /// Out of queries: every unfinished direction keeps its best estimate so far.
+    pub fn stop(&mut self) {
+        self.dirs.iter_mut().for_each(|d| finish_unresolved(d, &self.cfg));
+        self.pending.clear();
+        self.owners.clear();
+    }
+
+    /// Whether every direction is done.
+    pub fn is_done(&self) -> bool {
+        self.dirs.iter().all(|d| d.phase == Phase::Done)
+    }
+
+    /// The outcome of each direction (call when done).
+    pub fn outcomes(&self) -> Vec<EpsOutcome> {
+        self.dirs.iter().map(|d| d.out).collect()
+    }
+}
+
+/// Runs the search for `starts.len()` directions at once; `ask` answers a batch of probes.
+pub fn run_search(
+    cfg: &SearchConfig,
+    starts: &[f32],
+    mut ask: impl FnMut(&[Probe]) -> Result<Vec<Answer>>,
+) -> Result<Vec<EpsOutcome>> {
+    let mut search = EpsSearch::new(cfg, starts)?;
+    loop {
+        let probes = search.probes();
+        if probes.is_empty() {
+            break;
+        }
+        match ask(probes) {
+            Err(Error::Budget(_)) => {
+                search.stop();
+                break;
+            }
+            other => search.answer(&other?)?,
+        }
+    }
+    Ok(search.outcomes())
 }
 
 /// The estimate of a direction the search could not finish: the geometric middle of its

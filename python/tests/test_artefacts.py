@@ -1,0 +1,98 @@
+"""Round trips of every artefact, the metrics, every direction strategy, and a whole run
+whose files (the CLI's) load into Python and back."""
+
+import json
+
+import numpy as np
+import pytest
+
+import apsig
+from conftest import data_dir, needs_mnist
+
+
+def test_directions_round_trip_and_every_strategy(images, tmp_path, model_file):
+    labels = np.arange(len(images), dtype=np.uint8) % 3
+    model = apsig.Model.load(str(model_file))
+    for strategy in apsig.STRATEGIES:
+        d = apsig.Directions.generate(strategy, 8, 5, (28, 28, 1), images=images, labels=labels, model=model)
+        assert d.strategy == strategy and d.array.shape == (8, 28, 28, 1) and d.array.dtype == np.float32
+        np.testing.assert_allclose(np.linalg.norm(d.array.reshape(8, -1), axis=1), 1.0, rtol=1e-3)
+        path = tmp_path / f"{strategy}.safetensors"
+        d.save(str(path))
+        back = apsig.Directions.load(str(path))
+        assert back.fingerprint == d.fingerprint and back.k == 8 and back.seed == 5
+        np.testing.assert_array_equal(back.array, d.array)
+        np.testing.assert_array_equal(d.prefix(3).array, d.array[:3])
+
+
+def test_model_signatures_and_decoder_round_trip(images, tmp_path, model_file, dirs):
+    model = apsig.Model.load(str(model_file))
+    model.save(str(tmp_path / "m.safetensors"))
+    back = apsig.Model.load(str(tmp_path / "m.safetensors"))
+    np.testing.assert_array_equal(back.logits(images), model.logits(images))
+    assert model.arch == "targetnet-s" and model.classes == 10 and model.shape == (28, 28, 1)
+
+    sigs = apsig.signatures(model, images, dirs, method="white-box", provenance={"dataset": "blobs"}, progress=False)
+    sigs.save(str(tmp_path / "s.safetensors"))
+    again = apsig.SignatureSet.load(str(tmp_path / "s.safetensors"))
+    assert again == sigs and again.provenance["dataset"] == "blobs"
+    assert again.eps.shape == (12, 16) and again.censored.dtype == np.bool_
+
+    dec = apsig.Decoder.fit(sigs, images, width=4, epochs=2, batch=4, progress=False)
+    dec.save(str(tmp_path / "dec.safetensors"))
+    loaded = apsig.Decoder.load(str(tmp_path / "dec.safetensors"))
+    r = dec.reconstruct(sigs)
+    assert r.shape == (12, 28, 28, 1) and 0 <= r.min() and r.max() <= 1
+    np.testing.assert_array_equal(loaded.reconstruct(sigs), r)
+    assert loaded.k == 16 and loaded.directions == dirs.fingerprint
+    other = apsig.signatures(model, images, apsig.Directions.generate("rademacher", 16, 1, (28, 28, 1)), progress=False)
+    with pytest.raises(apsig.ApsigError, match="other directions"):
+        dec.reconstruct(other)
+
+
+def test_metrics(images):
+    labels = np.arange(len(images), dtype=np.uint8) % 2
+    ident = apsig.identification(images, images, labels)
+    assert ident == {"overall": 1.0, "within_class": 1.0, "chance_overall": 1 / 12, "chance_within_class": 1 / 6}
+    evaluator = apsig.Model.init("evalnet", seed=1)
+    q = apsig.quality(images, images, labels, evaluator)
+    assert q["mse"] == 0 and abs(q["ssim"] - 1) < 1e-9 and 0 <= q["class_recovery"] <= 1
+    flat = np.full_like(images, 0.5)
+    assert apsig.quality(flat, images, labels, evaluator)["mse"] > 0.01
+    glob, per_class = apsig.baselines(images, labels)
+    np.testing.assert_allclose(glob[0], images.mean(0), atol=1e-6)
+    np.testing.assert_allclose(per_class[1], images[1::2].mean(0), atol=1e-6)
+
+
+@needs_mnist
+def test_a_run_in_python_writes_the_cli_files_which_load_back(tmp_path):
+    cfg = apsig.run_config("smoke", seed=3)
+    cfg.update(train_limit=600)
+    cfg["target"]["epochs"] = cfg["evaluator"]["epochs"] = 1
+    cfg["directions"]["k"] = 8
+    cfg["train_signatures"]["count"] = 300
+    cfg["test_signatures"]["count"] = 40
+    cfg["decoder"].update(width=4)
+    cfg["decoder"]["train"]["epochs"] = 1
+    out = tmp_path / "run"
+    metrics = apsig.run(cfg, out, data_dir=data_dir(), progress=False)
+    assert metrics["k"] == 8 and metrics["test_signatures"]["images"] == 40
+    assert json.loads((out / "metrics.json").read_text()) == metrics
+    run = apsig.load_run(out)
+    assert run.test_signatures.n == 40 and run.directions.k == 8
+    # the decoder, the signatures and the evaluator of the run reproduce its metrics
+    data = apsig.load_dataset("mnist", data_dir=data_dir())
+    secrets = data.test_images[:40]
+    recon = run.decoder.reconstruct(run.test_signatures)
+    q = apsig.quality(recon, secrets, data.test_labels[:40], run.evaluator)
+    assert q == pytest.approx(metrics["decoder"], rel=1e-5)
+    # the secrets' signatures again, through the target as a callable: the same file content
+    again = apsig.signatures(
+        run.target.logits, secrets, run.directions, starts=run.train_signatures.median_eps(), progress=False
+    )
+    close = np.isclose(again.eps, run.test_signatures.eps, rtol=0.011)
+    assert close.mean() > 0.97
+    # and back: Python saves files the run (and the CLI) reads
+    run.test_signatures.save(str(out / "signatures-test.safetensors"))
+    run.decoder.save(str(out / "decoder.safetensors"))
+    assert apsig.run(cfg, out, data_dir=data_dir(), progress=False)["decoder"] == metrics["decoder"]
