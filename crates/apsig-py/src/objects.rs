@@ -353,14 +353,14 @@ impl Decoder {
         seed: u64,
         progress: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        let (n, x) = images_in("images", &images, image_shape(&images.shape().to_vec())?, Layout::Nhwc)?;
+        let image = image_shape(images.shape())?;
+        let (n, x) = images_in("images", &images, image, Layout::Nhwc)?;
         let sigs = &signatures.inner;
         if n != sigs.n() {
             return Err(invalid(format!("images: {n} images for {} signatures", sigs.n())));
         }
         let cfg = apsig::decoder::DecoderConfig { width, use_mask, train: TrainConfig::new(epochs, batch, lr, seed) };
         let progress = PyProgress::new(py, progress)?;
-        let image = image_shape(&images.shape().to_vec())?;
         let fitted = py.detach(|| apsig::decoder::Decoder::fit(sigs, &x, image, &cfg, None, &progress));
         Ok(Decoder { inner: fitted.map_err(py_err)?.0 })
     }

@@ -356,7 +356,7 @@ impl<'a> DatasetStudy<'a> {
         let observed = self.gaussian()?.train.prefix(cfg.k, n).eps;
         let most = cfg.budgets.iter().copied().max().unwrap_or(0) as usize;
         let noise = Directions::generate(
-            &DirectionConfig { strategy: Strategy::Gaussian, k: most.max(1), seed: cfg.seed ^ 0xf11b_a5e },
+            &DirectionConfig { strategy: Strategy::Gaussian, k: most.max(1), seed: cfg.seed ^ 0x0f11_ba5e },
             self.image(),
         )?;
         let lifted = Arc::new(LiftedDirections::new(self.target.as_ref(), &noise));
