@@ -8,10 +8,10 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::dataset::{Dataset, Split};
 use crate::error::{DataError, Result};
 use crate::idx::MAX_PAYLOAD_BYTES;
 use crate::npz::chw_to_hwc;
+use crate::split::{Dataset, Split};
 
 /// Side of a CIFAR image.
 const SIDE: usize = 32;

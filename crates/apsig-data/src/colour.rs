@@ -13,10 +13,10 @@
 
 use std::path::Path;
 
-use crate::dataset::{Dataset, Split};
 use crate::error::{DataError, Result};
 use crate::npy::NpyArray;
 use crate::npz::{read_npz_array, write_npz};
+use crate::split::{Dataset, Split};
 
 /// The colours drawn from: the eight corners of the RGB cube. Foreground and background are
 /// two different entries, so in every image they differ by 255 in at least one channel.

@@ -9,8 +9,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::dataset::{Dataset, Split, MAX_LABEL_EXCLUSIVE};
 use crate::error::{DataError, Result};
+use crate::split::{Dataset, Split, MAX_LABEL_EXCLUSIVE};
 
 /// The split folders of a tree.
 const SPLITS: [&str; 2] = ["train", "test"];

@@ -18,9 +18,10 @@ mod known;
 mod locate;
 mod npy;
 mod npz;
+mod split;
 
 pub use cifar::{parse_cifar_records, CifarKind};
-pub use dataset::{load, load_dir, Dataset, Split, MAX_LABEL_EXCLUSIVE};
+pub use dataset::{load, load_dir};
 pub use download::download;
 pub use error::{DataError, Result};
 pub use idx::{
@@ -36,3 +37,4 @@ pub use locate::{
 };
 pub use npy::{Dtype, NpyArray};
 pub use npz::{read_npz_array, write_npz, Layout, NPZ_KEYS};
+pub use split::{Dataset, Split, MAX_LABEL_EXCLUSIVE};

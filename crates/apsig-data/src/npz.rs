@@ -11,10 +11,10 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use crate::dataset::{Dataset, Split, MAX_LABEL_EXCLUSIVE};
 use crate::error::{DataError, Result};
 use crate::idx::MAX_PAYLOAD_BYTES;
 use crate::npy::{Dtype, NpyArray};
+use crate::split::{Dataset, Split, MAX_LABEL_EXCLUSIVE};
 
 /// The arrays a data-set `.npz` must hold.
 pub const NPZ_KEYS: [&str; 4] = ["x_train", "y_train", "x_test", "y_test"];
