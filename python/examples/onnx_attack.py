@@ -1,8 +1,9 @@
 """An ONNX classifier attacked with apsig, without PyTorch: onnxruntime runs the model, apsig
 sees it only through a callable returning logits.
 
-Any MNIST classifier with one NCHW float32 input [N, 1, 28, 28] and logits out will do, e.g.
-the target of a CLI run exported by apsig, or `torch.onnx.export` of the PyTorch example's:
+Any MNIST classifier with one NCHW float32 input [N, 1, 28, 28] and logits out will do: the
+PyTorch-exported model the tests use (crates/apsig-onnx/tests/fixtures/grey-target.onnx), the
+target of a CLI run exported by apsig, or `torch.onnx.export` of the PyTorch example's:
 
     cargo run -p apsig-cli -- export-onnx --model runs/quick/target.safetensors -o runs/target.onnx
     pip install ./python onnxruntime
