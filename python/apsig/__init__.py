@@ -189,8 +189,9 @@ def signatures(
 
 
 def quality(reconstructions: np.ndarray, originals: np.ndarray, labels: np.ndarray, evaluator: Model) -> Dict[str, float]:
-    """METHOD.md's image metrics: per-pixel MSE, PSNR (dB), SSIM, and class recovery (the
-    fraction the independent ``evaluator`` assigns the true label)."""
+    """METHOD.md's image metrics: per-pixel MSE, PSNR (dB), SSIM, class recovery (the
+    fraction the independent ``evaluator`` assigns the true label), and ``identification``
+    (as :func:`identification` gives it)."""
     r, o = _f32("reconstructions", reconstructions), _f32("originals", originals)
     return json.loads(_native.quality(r, o, _labels("labels", labels), evaluator))
 

@@ -1,5 +1,8 @@
-"""A grey PNG grid of images, with the standard library only (no matplotlib needed)."""
+"""What both examples write: metrics.json and a grey PNG grid of images, with the standard
+library only (no matplotlib needed)."""
 
+import json
+import os
 import struct
 import zlib
 
@@ -29,3 +32,12 @@ def grid_png(path, rows, scale=3, gap=2):
     png += chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
     with open(path, "wb") as f:
         f.write(png)
+
+
+def write_outputs(out_dir, metrics, secrets, recons):
+    """Writes ``metrics.json`` and ``fig2.png`` (the first 16 secrets above their
+    reconstructions) into ``out_dir``, and prints the metrics."""
+    with open(os.path.join(out_dir, "metrics.json"), "w") as f:
+        json.dump(metrics, f, indent=2)
+    grid_png(os.path.join(out_dir, "fig2.png"), [list(secrets[:16]), list(recons[:16])])
+    print(json.dumps(metrics, indent=2))

@@ -13,13 +13,12 @@ Writes OUT/metrics.json and OUT/fig2.png (secrets over their reconstructions).
 """
 
 import argparse
-import json
 import os
 
 import onnxruntime
 
 import apsig
-from figure import grid_png
+from figure import write_outputs
 
 
 def main():
@@ -55,12 +54,8 @@ def main():
         "queries_per_secret": test.total_queries / test.n,
         "decoder": apsig.quality(recons, secrets, labels, evaluator),
         "class_mean_baseline": apsig.quality(per_class[labels], secrets, labels, evaluator),
-        "identification": apsig.identification(recons, secrets, labels),
     }
-    with open(os.path.join(args.out, "metrics.json"), "w") as f:
-        json.dump(metrics, f, indent=2)
-    grid_png(os.path.join(args.out, "fig2.png"), [list(secrets[:16]), list(recons[:16])])
-    print(json.dumps(metrics, indent=2))
+    write_outputs(args.out, metrics, secrets, recons)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ Writes OUT/metrics.json and OUT/fig2.png (test originals over their reconstructi
 """
 
 import argparse
-import json
 import os
 import time
 
@@ -21,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 import apsig
-from figure import grid_png
+from figure import write_outputs
 
 
 class TargetNetS(torch.nn.Module):
@@ -128,13 +127,9 @@ def main():
         "decoder": apsig.quality(recons, secrets, labels, evaluator),
         "global_mean_baseline": apsig.quality(np.repeat(glob, n_test, 0), secrets, labels, evaluator),
         "class_mean_baseline": apsig.quality(per_class[labels], secrets, labels, evaluator),
-        "identification": apsig.identification(recons, secrets, labels),
         "seconds": {"train_signatures": t_train, "test_signatures": t_test, "total": time.time() - t_all},
     }
-    with open(os.path.join(args.out, "metrics.json"), "w") as f:
-        json.dump(metrics, f, indent=2)
-    grid_png(os.path.join(args.out, "fig2.png"), [list(secrets[:16]), list(recons[:16])])
-    print(json.dumps(metrics, indent=2))
+    write_outputs(args.out, metrics, secrets, recons)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{DataError, Result};
 use crate::idx::MAX_PAYLOAD_BYTES;
-use crate::npz::chw_to_hwc;
+use crate::layout::planar_to_interleaved;
 use crate::split::{Dataset, Split};
 
 /// Side of a CIFAR image.
@@ -241,7 +241,7 @@ pub fn parse_cifar_records(bytes: &[u8], kind: CifarKind, origin: &Path) -> Resu
         labels.push(label);
         chw.extend_from_slice(&r[kind.label_bytes()..]);
     }
-    Ok((chw_to_hwc(&chw, SIDE, SIDE, 3), labels))
+    Ok((planar_to_interleaved(&chw, SIDE * SIDE, 3), labels))
 }
 
 #[cfg(test)]

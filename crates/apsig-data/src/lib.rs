@@ -15,6 +15,7 @@ mod error;
 mod folder;
 mod idx;
 mod known;
+mod layout;
 mod locate;
 mod npy;
 mod npz;
@@ -31,6 +32,7 @@ pub use idx::{
 pub use known::{
     known, known_names, md5_hex, verify_md5, KnownArchive, KnownDataset, KnownFile, Published, KNOWN_DATASETS,
 };
+pub use layout::{interleaved_to_planar, planar_to_interleaved};
 pub use locate::{
     default_cache_dir, find_file, is_complete, locate, search_dirs, DataOptions, DATA_DIR_ENV, SYSTEM_DATA_DIR,
     TEST_FILES, TRAIN_FILES,

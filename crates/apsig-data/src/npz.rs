@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{DataError, Result};
 use crate::idx::MAX_PAYLOAD_BYTES;
+use crate::layout::planar_to_interleaved;
 use crate::npy::{Dtype, NpyArray};
 use crate::split::{Dataset, Split, MAX_LABEL_EXCLUSIVE};
 
@@ -159,7 +160,7 @@ fn split_of(path: &Path, (xk, x): (&str, NpyArray), (yk, y): (&str, NpyArray)) -
             ))
         }
     };
-    let images = if layout == Layout::Nchw { chw_to_hwc(&values, rows, cols, channels) } else { values };
+    let images = if layout == Layout::Nchw { planar_to_interleaved(&values, rows * cols, channels) } else { values };
     let labels = labels_of(path, yk, &y, n)?;
     Ok((Split { images, labels, n, rows, cols, channels }, layout, x.dtype))
 }
@@ -180,19 +181,6 @@ fn labels_of(path: &Path, yk: &str, y: &NpyArray, n: usize) -> Result<Vec<u8>> {
         return Err(invalid(path, format!("{yk}: label {l} at index {i} is out of range (must be 0..{limit})")));
     }
     Ok(values.into_iter().map(|l| l as u8).collect())
-}
-
-/// Reorders images from channels-first to channels-last; a shared helper for every format that
-/// stores planes (NCHW `.npz`, CIFAR records).
-pub(crate) fn chw_to_hwc<T: Copy>(chw: &[T], rows: usize, cols: usize, channels: usize) -> Vec<T> {
-    let plane = rows * cols;
-    let mut out = Vec::with_capacity(chw.len());
-    for image in chw.chunks_exact(plane * channels) {
-        for p in 0..plane {
-            out.extend((0..channels).map(|c| image[c * plane + p]));
-        }
-    }
-    out
 }
 
 /// Writes `arrays` as an `.npz` (deflated, with fixed timestamps so the same arrays give the
@@ -252,11 +240,5 @@ mod tests {
         assert_eq!(Layout::detect(&[5, 3, 8, 3]), Some((Layout::Nhwc, [5, 3, 8, 3])));
         assert_eq!(Layout::detect(&[5, 4, 8, 8]), None);
         assert_eq!(Layout::detect(&[5, 8]), None);
-    }
-
-    #[test]
-    fn chw_to_hwc_interleaves_planes() {
-        // one 1x2 image, 3 channels: planes R=[1,2], G=[3,4], B=[5,6]
-        assert_eq!(chw_to_hwc(&[1, 2, 3, 4, 5, 6], 1, 2, 3), vec![1, 3, 5, 2, 4, 6]);
     }
 }

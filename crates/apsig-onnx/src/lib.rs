@@ -5,6 +5,7 @@
 mod error;
 pub mod proto;
 
+use apsig::data::interleaved_to_planar;
 use apsig::model::{Arch, Classifier, SuppliedModel};
 use apsig::nn::{LayerSpec, Network, Shape};
 pub use error::{Error, Result};
@@ -235,7 +236,7 @@ impl OnnxClassifier {
         for xs in x.chunks(chunk * len) {
             let m = xs.len() / len;
             let b = self.fixed_batch.unwrap_or(m);
-            let t = self.to_tensor(xs, m, b)?;
+            let t = self.to_tensor(xs, b)?;
             let res = self.plan.run(tvec![t.into()]).map_err(|e| self.failure(e))?;
             let view = res[0].to_plain_array_view::<f32>().map_err(|e| self.failure(e))?;
             if view.shape() != [b, self.classes] {
@@ -246,19 +247,13 @@ impl OnnxClassifier {
         Ok(out)
     }
 
-    /// `m` channels-last images as a tensor in the model's layout, zero-padded to `b` images.
-    fn to_tensor(&self, xs: &[f32], m: usize, b: usize) -> Result<Tensor> {
+    /// Whole channels-last images `xs` as a tensor in the model's layout, zero-padded to `b` images.
+    fn to_tensor(&self, xs: &[f32], b: usize) -> Result<Tensor> {
         let Shape { h, w, c } = self.shape;
         let mut data = vec![0.0f32; b * c * h * w];
         let shape: Vec<usize> = match self.layout {
             Layout::Nchw => {
-                for (src, dst) in xs.chunks(h * w * c).zip(data.chunks_mut(c * h * w)).take(m) {
-                    for (p, pixel) in src.chunks(c).enumerate() {
-                        for (ch, v) in pixel.iter().enumerate() {
-                            dst[ch * h * w + p] = *v;
-                        }
-                    }
-                }
+                data[..xs.len()].copy_from_slice(&interleaved_to_planar(xs, h * w, c));
                 vec![b, c, h, w]
             }
             // channels last already, or one channel: the values go in as they are

@@ -2,6 +2,7 @@
 //! channels-last rows.
 
 use crate::invalid;
+use apsig::data::{interleaved_to_planar, planar_to_interleaved};
 use apsig::nn::Shape;
 use numpy::{PyArray1, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::prelude::*;
@@ -68,36 +69,12 @@ pub fn images_in(
     if flat.iter().any(|v| !v.is_finite()) {
         return Err(invalid(format!("{what}: contains a non-finite value (NaN or infinity)")));
     }
-    let rows = if found == Layout::Nchw && shape.c > 1 { nchw_to_nhwc(&flat, n, shape) } else { flat };
+    let rows = if found == Layout::Nchw && shape.c > 1 {
+        planar_to_interleaved(&flat, shape.h * shape.w, shape.c)
+    } else {
+        flat
+    };
     Ok((n, rows))
-}
-
-/// Channels-first to channels-last.
-pub fn nchw_to_nhwc(x: &[f32], n: usize, s: Shape) -> Vec<f32> {
-    let (hw, len) = (s.h * s.w, s.len());
-    let mut out = vec![0.0; x.len()];
-    for i in 0..n {
-        for p in 0..hw {
-            for c in 0..s.c {
-                out[i * len + p * s.c + c] = x[i * len + c * hw + p];
-            }
-        }
-    }
-    out
-}
-
-/// Channels-last to channels-first.
-pub fn nhwc_to_nchw(x: &[f32], n: usize, s: Shape) -> Vec<f32> {
-    let (hw, len) = (s.h * s.w, s.len());
-    let mut out = vec![0.0; x.len()];
-    for i in 0..n {
-        for p in 0..hw {
-            for c in 0..s.c {
-                out[i * len + c * hw + p] = x[i * len + p * s.c + c];
-            }
-        }
-    }
-    out
 }
 
 /// `n` channels-last rows of `shape` as a NumPy array in `layout`.
@@ -108,7 +85,11 @@ pub fn images_out<'py>(
     shape: Shape,
     layout: Layout,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let data = if layout == Layout::Nchw && shape.c > 1 { nhwc_to_nchw(&rows, n, shape) } else { rows };
+    let data = if layout == Layout::Nchw && shape.c > 1 {
+        interleaved_to_planar(&rows, shape.h * shape.w, shape.c)
+    } else {
+        rows
+    };
     Ok(PyArray1::from_vec(py, data).reshape(layout.dims(n, shape))?.into_any())
 }
 

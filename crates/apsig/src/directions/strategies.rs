@@ -4,7 +4,7 @@
 
 use super::unit_f32;
 use crate::error::{Error, Result};
-use crate::nn::{LayerSpec, Network, Shape};
+use crate::nn::{LayerSpec, Network, Shape, TrainCache};
 use crate::rng::Rng;
 
 /// The low 2-D DCT band of `low-frequency`: coefficients `(u, v)` with `u + v < 8`, that is
@@ -192,6 +192,7 @@ pub(super) fn adversarial(
     let mut data = Vec::with_capacity(k * len);
     let mut sources = Vec::with_capacity(k);
     let mut round = 0;
+    let mut cache = TrainCache::default();
     while sources.len() < k {
         let before = sources.len();
         for batch in order.chunks(ADVERSARIAL_BATCH) {
@@ -206,7 +207,7 @@ pub(super) fn adversarial(
             if round > 0 {
                 x.iter_mut().for_each(|v| *v = (*v + ADVERSARIAL_JITTER * jitter.normal()).clamp(0.0, 1.0));
             }
-            let cache = net.forward_train(&x, b);
+            net.forward_train(&x, b, &mut cache);
             let mut dout = vec![0.0f32; b * classes];
             for (z, g) in cache.output().chunks(classes).zip(dout.chunks_mut(classes)) {
                 let y = crate::argmax(z);
@@ -217,7 +218,7 @@ pub(super) fn adversarial(
                 g[y] = 1.0;
                 g[runner_up.expect("two classes or more")] = -1.0;
             }
-            let grad = net.backward(&cache, &dout);
+            let grad = net.backward(&mut cache, &dout);
             if grad.len() != b * len {
                 return Err(Error::invalid("directions", "strategy `adversarial`: the model gave no input gradient"));
             }

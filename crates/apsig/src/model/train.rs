@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::io::{write_tensors, TensorFile, TensorOut};
-use crate::nn::{mse, softmax_cross_entropy, Adam, Network};
+use crate::nn::{mse, softmax_cross_entropy, Adam, Network, TrainCache};
 use crate::rng::Rng;
 use crate::Progress;
 use serde::{Deserialize, Serialize};
@@ -102,6 +102,9 @@ pub fn train(
     let mut last_loss = f32::NAN;
     let out_len = net.out_len();
     progress.begin("train", (total_steps - start_epoch * steps_per_epoch) as u64);
+    // one set of step buffers for the whole run (see `TrainCache`)
+    let mut cache = TrainCache::default();
+    let (mut x, mut want, mut grad) = (Vec::new(), Vec::new(), Vec::new());
     for epoch in start_epoch..cfg.epochs {
         let mut order: Vec<usize> = (0..n).collect();
         Rng::derive(cfg.seed, &format!("shuffle-{epoch}")).shuffle(&mut order);
@@ -112,7 +115,7 @@ pub fn train(
             adam.lr = cfg.lr
                 * (cfg.final_lr_frac + (1.0 - cfg.final_lr_frac) * 0.5 * (1.0 + (std::f32::consts::PI * t).cos()));
             let b = idx.len();
-            let mut x = Vec::with_capacity(b * in_len);
+            x.clear();
             for &i in idx {
                 x.extend_from_slice(&inputs[i * in_len..(i + 1) * in_len]);
             }
@@ -120,19 +123,20 @@ pub fn train(
                 let mut rng = Rng::derive(cfg.seed, &format!("input-noise-{epoch}-{s}"));
                 x.iter_mut().for_each(|v| *v += cfg.input_noise * rng.normal());
             }
-            let cache = net.forward_train(&x, b);
-            let mut grad = vec![0.0f32; b * out_len];
+            net.forward_train(&x, b, &mut cache);
+            grad.clear();
+            grad.resize(b * out_len, 0.0);
             let loss = match targets {
                 Targets::Labels(l) => {
                     let y: Vec<u8> = idx.iter().map(|&i| l[i]).collect();
                     softmax_cross_entropy(cache.output(), &y, out_len, &mut grad).0
                 }
                 Targets::Images(t) => {
-                    let mut y = Vec::with_capacity(b * out_len);
+                    want.clear();
                     for &i in idx {
-                        y.extend_from_slice(&t[i * out_len..(i + 1) * out_len]);
+                        want.extend_from_slice(&t[i * out_len..(i + 1) * out_len]);
                     }
-                    mse(cache.output(), &y, &mut grad)
+                    mse(cache.output(), &want, &mut grad)
                 }
             };
             if !loss.is_finite() {
@@ -142,7 +146,7 @@ pub fn train(
                 ));
             }
             epoch_loss += loss as f64 * b as f64;
-            net.backward(&cache, &grad);
+            net.backward(&mut cache, &grad);
             adam.step(net.params_and_grads());
             progress.advance(1);
         }

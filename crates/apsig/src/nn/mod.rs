@@ -7,8 +7,10 @@ mod layer;
 mod loss;
 mod network;
 mod optim;
+mod training;
 
 pub use layer::{LayerSpec, Shape};
 pub use loss::{mse, softmax_cross_entropy, softmax_rows};
-pub use network::{Network, TrainCache};
+pub use network::Network;
 pub use optim::Adam;
+pub use training::TrainCache;

@@ -1,15 +1,13 @@
-//! A sequential network: inference (parallel over images, one small GEMM per task) and
-//! training (batch statistics, hand-written backward, GEMMs split across threads).
+//! A sequential network: its weights, and inference (parallel over images, one small GEMM per
+//! task). Training passes are in `training.rs`.
 
 use super::layer::{LayerSpec, Shape};
-use crate::kernels::{
-    col2im_nhwc, im2col_nhwc, matmul, maxpool2_nhwc, maxpool2_nhwc_infer, ConvGeom, PackedConv, Threads, Trans,
-};
+use crate::kernels::{col2im_nhwc, im2col_nhwc, matmul, maxpool2_nhwc_infer, ConvGeom, PackedConv, Threads, Trans};
 use crate::rng::Rng;
 use rayon::prelude::*;
 
-const BN_EPS: f32 = 1e-5;
-const BN_MOMENTUM: f32 = 0.1;
+pub(super) const BN_EPS: f32 = 1e-5;
+pub(super) const BN_MOMENTUM: f32 = 0.1;
 /// Images per inference task: small enough that a task's activations stay in L2.
 const INFER_CHUNK: usize = 16;
 
@@ -21,30 +19,12 @@ pub struct Network {
     /// The layers, in order.
     pub specs: Vec<LayerSpec>,
     /// `shapes[i]` is the input shape of layer `i`; the last entry is the output shape.
-    shapes: Vec<Shape>,
+    pub(super) shapes: Vec<Shape>,
     /// Per layer, its trainable tensors (weight, bias) or (gamma, beta).
     pub params: Vec<Vec<Vec<f32>>>,
-    grads: Vec<Vec<Vec<f32>>>,
+    pub(super) grads: Vec<Vec<Vec<f32>>>,
     /// Per batch-norm layer: running mean and variance.
     pub buffers: Vec<Vec<Vec<f32>>>,
-}
-
-/// What the backward pass needs from a training forward pass.
-pub struct TrainCache {
-    n: usize,
-    /// Input of every layer, then the output.
-    acts: Vec<Vec<f32>>,
-    /// Per layer: im2col matrix (conv), argmax (pool as f32 bits), normalised input (BN).
-    extra: Vec<Vec<f32>>,
-    pool_idx: Vec<Vec<u32>>,
-    bn_inv_std: Vec<Vec<f32>>,
-}
-
-impl TrainCache {
-    /// The network's output for the cached batch.
-    pub fn output(&self) -> &[f32] {
-        self.acts.last().expect("cache has an output")
-    }
 }
 
 impl Network {
@@ -243,187 +223,6 @@ impl Network {
         }
     }
 
-    /// Training forward pass (batch-norm uses and updates batch statistics).
-    pub fn forward_train(&mut self, x: &[f32], n: usize) -> TrainCache {
-        assert_eq!(x.len(), n * self.in_len(), "input length");
-        let layers = self.specs.len();
-        let mut cache = TrainCache {
-            n,
-            acts: vec![x.to_vec()],
-            extra: vec![vec![]; layers],
-            pool_idx: vec![vec![]; layers],
-            bn_inv_std: vec![vec![]; layers],
-        };
-        for i in 0..layers {
-            let (s, o) = (self.shapes[i], self.shapes[i + 1]);
-            let x = cache.acts.last().unwrap();
-            let y = match self.specs[i] {
-                LayerSpec::Conv { k, stride, pad, .. } => {
-                    let g = ConvGeom { big_h: s.h, big_w: s.w, channels: s.c, k, stride, pad };
-                    let rows = n * o.h * o.w;
-                    let mut cols = vec![0.0; rows * g.patch()];
-                    im2col_nhwc(&g, n, x, &mut cols, true);
-                    let mut y = vec![0.0; rows * o.c];
-                    let p = &self.params[i];
-                    affine(&cols, rows, g.patch(), &p[0], &p[1], o.c, &mut y, Threads::All, true);
-                    cache.extra[i] = cols;
-                    y
-                }
-                LayerSpec::MaxPool2 => {
-                    let mut y = vec![0.0; n * o.len()];
-                    let mut idx = vec![0u32; n * o.len()];
-                    maxpool2_nhwc(n, s.h, s.w, s.c, x, &mut y, Some(&mut idx));
-                    cache.pool_idx[i] = idx;
-                    y
-                }
-                LayerSpec::BatchNorm => {
-                    let (xhat, inv_std) = self.bn_train_forward(i, x);
-                    let (g, b) = (&self.params[i][0], &self.params[i][1]);
-                    let mut y = xhat.clone();
-                    for row in y.chunks_mut(s.c) {
-                        for c in 0..s.c {
-                            row[c] = row[c] * g[c] + b[c];
-                        }
-                    }
-                    cache.extra[i] = xhat;
-                    cache.bn_inv_std[i] = inv_std;
-                    y
-                }
-                _ => self.apply_infer(i, x, n, Threads::All, true),
-            };
-            cache.acts.push(y);
-        }
-        cache
-    }
-
-    fn bn_train_forward(&mut self, i: usize, x: &[f32]) -> (Vec<f32>, Vec<f32>) {
-        let c = self.shapes[i].c;
-        let rows = x.len() / c;
-        let mut mean = vec![0.0f64; c];
-        let mut sq = vec![0.0f64; c];
-        for row in x.chunks(c) {
-            for j in 0..c {
-                mean[j] += row[j] as f64;
-                sq[j] += (row[j] as f64) * (row[j] as f64);
-            }
-        }
-        let mut inv_std = vec![0.0f32; c];
-        let mut meanf = vec![0.0f32; c];
-        for j in 0..c {
-            let m = mean[j] / rows as f64;
-            let var = (sq[j] / rows as f64 - m * m).max(0.0);
-            meanf[j] = m as f32;
-            inv_std[j] = 1.0 / ((var as f32) + BN_EPS).sqrt();
-            let unbiased = var * rows as f64 / (rows.max(2) - 1) as f64;
-            let buf = &mut self.buffers[i];
-            buf[0][j] = (1.0 - BN_MOMENTUM) * buf[0][j] + BN_MOMENTUM * m as f32;
-            buf[1][j] = (1.0 - BN_MOMENTUM) * buf[1][j] + BN_MOMENTUM * unbiased as f32;
-        }
-        let mut xhat = x.to_vec();
-        for row in xhat.chunks_mut(c) {
-            for j in 0..c {
-                row[j] = (row[j] - meanf[j]) * inv_std[j];
-            }
-        }
-        (xhat, inv_std)
-    }
-
-    /// Backward pass: accumulates parameter gradients from `dout` (gradient of the loss
-    /// w.r.t. the network output). Returns the gradient w.r.t. the input.
-    pub fn backward(&mut self, cache: &TrainCache, dout: &[f32]) -> Vec<f32> {
-        let n = cache.n;
-        let mut dy = dout.to_vec();
-        for i in (0..self.specs.len()).rev() {
-            let (s, o) = (self.shapes[i], self.shapes[i + 1]);
-            let x = &cache.acts[i];
-            let y = &cache.acts[i + 1];
-            let p = &self.params[i];
-            let gr = &mut self.grads[i];
-            dy = match self.specs[i] {
-                LayerSpec::Conv { k, stride, pad, .. } => {
-                    let g = ConvGeom { big_h: s.h, big_w: s.w, channels: s.c, k, stride, pad };
-                    let rows = n * o.h * o.w;
-                    let cols = &cache.extra[i];
-                    matmul(g.patch(), o.c, rows, cols, Trans::Yes, &dy, Trans::No, &mut gr[0], true, Threads::All);
-                    add_col_sums(&dy, o.c, &mut gr[1]);
-                    if i == 0 {
-                        break; // nobody needs the gradient w.r.t. the data
-                    }
-                    let mut dcols = vec![0.0; rows * g.patch()];
-                    matmul(rows, g.patch(), o.c, &dy, Trans::No, &p[0], Trans::Yes, &mut dcols, false, Threads::All);
-                    let mut dx = vec![0.0; x.len()];
-                    col2im_nhwc(&g, n, &dcols, &mut dx);
-                    dx
-                }
-                LayerSpec::ConvT { k, stride, pad, .. } => {
-                    let g = ConvGeom { big_h: o.h, big_w: o.w, channels: o.c, k, stride, pad };
-                    let rows = n * s.h * s.w;
-                    let mut dcols = vec![0.0; rows * g.patch()];
-                    im2col_nhwc(&g, n, &dy, &mut dcols, true);
-                    matmul(g.patch(), s.c, rows, &dcols, Trans::Yes, x, Trans::No, &mut gr[0], true, Threads::All);
-                    add_col_sums(&dy, o.c, &mut gr[1]);
-                    let mut dx = vec![0.0; x.len()];
-                    matmul(rows, s.c, g.patch(), &dcols, Trans::No, &p[0], Trans::No, &mut dx, false, Threads::All);
-                    dx
-                }
-                LayerSpec::Linear { out } => {
-                    let inp = s.len();
-                    matmul(inp, out, n, x, Trans::Yes, &dy, Trans::No, &mut gr[0], true, Threads::All);
-                    add_col_sums(&dy, out, &mut gr[1]);
-                    let mut dx = vec![0.0; n * inp];
-                    matmul(n, inp, out, &dy, Trans::No, &p[0], Trans::Yes, &mut dx, false, Threads::All);
-                    dx
-                }
-                LayerSpec::BatchNorm => {
-                    let c = s.c;
-                    let xhat = &cache.extra[i];
-                    let inv_std = &cache.bn_inv_std[i];
-                    let rows = (x.len() / c) as f32;
-                    let mut sum_dy = vec![0.0f32; c];
-                    let mut sum_dy_xhat = vec![0.0f32; c];
-                    for (dr, xr) in dy.chunks(c).zip(xhat.chunks(c)) {
-                        for j in 0..c {
-                            sum_dy[j] += dr[j];
-                            sum_dy_xhat[j] += dr[j] * xr[j];
-                        }
-                    }
-                    for j in 0..c {
-                        gr[0][j] += sum_dy_xhat[j];
-                        gr[1][j] += sum_dy[j];
-                    }
-                    let mut dx = dy.clone();
-                    for (dr, xr) in dx.chunks_mut(c).zip(xhat.chunks(c)) {
-                        for j in 0..c {
-                            dr[j] = p[0][j] * inv_std[j] / rows * (rows * dr[j] - sum_dy[j] - xr[j] * sum_dy_xhat[j]);
-                        }
-                    }
-                    dx
-                }
-                LayerSpec::Relu => dy.iter().zip(x).map(|(d, v)| if *v > 0.0 { *d } else { 0.0 }).collect(),
-                LayerSpec::Sigmoid => dy.iter().zip(y).map(|(d, v)| d * v * (1.0 - v)).collect(),
-                LayerSpec::MaxPool2 => {
-                    let mut dx = vec![0.0; x.len()];
-                    for (d, &j) in dy.iter().zip(&cache.pool_idx[i]) {
-                        dx[j as usize] += d;
-                    }
-                    dx
-                }
-                LayerSpec::Crop { top, left, .. } => {
-                    let mut dx = vec![0.0; x.len()];
-                    for (dimg, gimg) in dx.chunks_exact_mut(s.len()).zip(dy.chunks_exact(o.len())) {
-                        for (r, grow) in gimg.chunks_exact(o.w * s.c).enumerate() {
-                            let start = ((top + r) * s.w + left) * s.c;
-                            dimg[start..start + o.w * s.c].copy_from_slice(grow);
-                        }
-                    }
-                    dx
-                }
-                LayerSpec::Reshape { .. } => dy,
-            };
-        }
-        dy
-    }
-
     /// Parameters paired with their gradients, in a fixed order (for the optimiser).
     pub fn params_and_grads(&mut self) -> Vec<(&mut [f32], &mut [f32])> {
         self.params
@@ -499,77 +298,6 @@ fn add_channel_bias(y: &mut [f32], b: &[f32]) {
     }
 }
 
-fn add_col_sums(dy: &[f32], c: usize, acc: &mut [f32]) {
-    for r in dy.chunks(c) {
-        for (a, v) in acc.iter_mut().zip(r) {
-            *a += v;
-        }
-    }
-}
-
 fn sigmoid(v: f32) -> f32 {
     1.0 / (1.0 + (-v).exp())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::nn::mse;
-    use LayerSpec::*;
-
-    /// Finite differences against the hand-written backward pass, through every layer kind.
-    #[test]
-    fn gradients_match_finite_differences() {
-        let specs = vec![
-            Conv { cout: 3, k: 3, stride: 1, pad: 1 },
-            BatchNorm,
-            Relu,
-            MaxPool2,
-            Linear { out: 18 },
-            Reshape { h: 3, w: 3, c: 2 },
-            ConvT { cout: 2, k: 4, stride: 2, pad: 1 },
-            Crop { top: 1, left: 0, h: 4, w: 5 },
-            Sigmoid,
-        ];
-        let mut net = Network::new(Shape::new(6, 6, 2), specs, 3).unwrap();
-        let n = 3;
-        let mut rng = Rng::new(9);
-        let x: Vec<f32> = (0..n * 72).map(|_| rng.normal()).collect();
-        let target: Vec<f32> = (0..n * net.out_len()).map(|_| rng.uniform()).collect();
-        let loss_of = |net: &Network| -> f64 {
-            let mut copy = net.clone();
-            let c = copy.forward_train(&x, n);
-            let mut g = vec![0.0; c.output().len()];
-            mse(c.output(), &target, &mut g) as f64
-        };
-        let cache = net.forward_train(&x, n);
-        let mut g = vec![0.0; cache.output().len()];
-        mse(cache.output(), &target, &mut g);
-        net.backward(&cache, &g);
-        let analytic: Vec<Vec<Vec<f32>>> = net.grads.clone();
-        let h = 1e-2f32;
-        let mut checked = 0;
-        #[allow(clippy::needless_range_loop)] // params are mutated inside, so no iterator borrow
-        for li in 0..net.params.len() {
-            #[allow(clippy::needless_range_loop)]
-            for ti in 0..net.params[li].len() {
-                for j in (0..net.params[li][ti].len()).step_by(7) {
-                    let orig = net.params[li][ti][j];
-                    net.params[li][ti][j] = orig + h;
-                    let up = loss_of(&net);
-                    net.params[li][ti][j] = orig - h;
-                    let down = loss_of(&net);
-                    net.params[li][ti][j] = orig;
-                    let numeric = (up - down) / (2.0 * h as f64);
-                    let a = analytic[li][ti][j] as f64;
-                    assert!(
-                        (numeric - a).abs() < 2e-3 + 0.05 * a.abs(),
-                        "layer {li} tensor {ti} [{j}]: numeric {numeric} analytic {a}"
-                    );
-                    checked += 1;
-                }
-            }
-        }
-        assert!(checked > 20);
-    }
 }

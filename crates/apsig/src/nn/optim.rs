@@ -1,5 +1,7 @@
 //! Adam (Kingma & Ba), the optimiser every model here is trained with.
 
+use rayon::prelude::*;
+
 /// Adam state for one network's parameters, in the order `Network::params_mut` yields them.
 pub struct Adam {
     /// Learning rate.
@@ -33,13 +35,18 @@ impl Adam {
         let (b1, b2, lr, eps) = (self.beta1, self.beta2, self.lr, self.eps);
         for (i, (p, g)) in params.into_iter().enumerate() {
             let (m, v) = (&mut self.m[i], &mut self.v[i]);
-            for j in 0..p.len() {
-                let gj = g[j];
-                m[j] = b1 * m[j] + (1.0 - b1) * gj;
-                v[j] = b2 * v[j] + (1.0 - b2) * gj * gj;
-                p[j] -= lr * (m[j] / b1t) / ((v[j] / b2t).sqrt() + eps);
-                g[j] = 0.0;
-            }
+            // elementwise, so splitting across threads changes no bits
+            p.par_iter_mut()
+                .zip(g.par_iter_mut())
+                .zip(m.par_iter_mut())
+                .zip(v.par_iter_mut())
+                .with_min_len(1 << 14)
+                .for_each(|(((p, g), m), v)| {
+                    *m = b1 * *m + (1.0 - b1) * *g;
+                    *v = b2 * *v + (1.0 - b2) * *g * *g;
+                    *p -= lr * (*m / b1t) / ((*v / b2t).sqrt() + eps);
+                    *g = 0.0;
+                });
         }
     }
 

@@ -1,0 +1,408 @@
+//! Training passes: the forward pass with batch statistics and the hand-written backward pass.
+//!
+//! Every buffer a step needs lives in a [`TrainCache`] that the caller keeps from step to step.
+//! A fresh 25 MB column matrix per step costs more in page faults and zeroing than the GEMM
+//! around it saves; reused buffers are written in full by each step, so nothing is zeroed
+//! that is about to be overwritten. Elementwise layers run across rayon's threads; the
+//! reductions (batch statistics, bias gradients) keep their serial order, so a seed gives the
+//! same bits whatever the thread count.
+
+use super::layer::LayerSpec;
+use super::network::{Network, BN_EPS, BN_MOMENTUM};
+use crate::kernels::{col2im_nhwc, im2col_nhwc, matmul, maxpool2_nhwc, ConvGeom, Threads, Trans};
+use rayon::prelude::*;
+
+/// Elementwise work is split into pieces of at least this many values (smaller ones are not
+/// worth a task).
+const PAR_MIN: usize = 1 << 14;
+
+/// What the backward pass needs from a training forward pass, and the scratch both reuse.
+#[derive(Default)]
+pub struct TrainCache {
+    n: usize,
+    /// Input of every layer, then the output.
+    acts: Vec<Vec<f32>>,
+    /// Per layer: im2col matrix (conv; scratch for a transposed conv), normalised input (BN).
+    extra: Vec<Vec<f32>>,
+    pool_idx: Vec<Vec<u32>>,
+    bn_inv_std: Vec<Vec<f32>>,
+    /// Backward: the gradient flowing down and the one being made, swapped at each layer.
+    grads: [Vec<f32>; 2],
+    /// Backward: a column matrix.
+    dcols: Vec<f32>,
+}
+
+impl TrainCache {
+    /// The network's output for the cached batch.
+    pub fn output(&self) -> &[f32] {
+        self.acts.last().expect("cache has an output")
+    }
+}
+
+/// `v` resized to `len` values, keeping its allocation. What it held is left in place: every
+/// caller overwrites all `len` values.
+fn sized<T: Copy + Default>(v: &mut Vec<T>, len: usize) -> &mut [T] {
+    if v.len() != len {
+        v.clear();
+        v.resize(len, T::default());
+    }
+    v
+}
+
+/// `y[j] = f(x[j])` across threads.
+fn map_into(x: &[f32], y: &mut [f32], f: impl Fn(f32) -> f32 + Sync) {
+    y.par_iter_mut().zip(x.par_iter()).with_min_len(PAR_MIN).for_each(|(y, x)| *y = f(*x));
+}
+
+/// `d[j] = f(d[j], v[j])` across threads.
+fn update_with(d: &mut [f32], v: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) {
+    d.par_iter_mut().zip(v.par_iter()).with_min_len(PAR_MIN).for_each(|(d, v)| *d = f(*d, *v));
+}
+
+/// `y[r, j] = f(j, x[r, j])` over rows of `c` channels, across threads.
+fn per_channel(x: &[f32], y: &mut [f32], c: usize, f: impl Fn(usize, f32) -> f32 + Sync) {
+    let block = (PAR_MIN / c).max(1) * c;
+    y.par_chunks_mut(block).zip(x.par_chunks(block)).for_each(|(yb, xb)| {
+        for (yr, xr) in yb.chunks_exact_mut(c).zip(xb.chunks_exact(c)) {
+            for (j, (y, x)) in yr.iter_mut().zip(xr).enumerate() {
+                *y = f(j, *x);
+            }
+        }
+    });
+}
+
+impl Network {
+    /// Training forward pass of `n` samples into `cache` (batch norm uses and updates batch
+    /// statistics). Reusing one cache across steps reuses its buffers.
+    pub fn forward_train(&mut self, x: &[f32], n: usize, cache: &mut TrainCache) {
+        assert_eq!(x.len(), n * self.in_len(), "input length");
+        let layers = self.specs.len();
+        cache.n = n;
+        for v in [&mut cache.acts, &mut cache.extra, &mut cache.bn_inv_std] {
+            v.resize_with(layers + 1, Vec::new);
+        }
+        cache.pool_idx.resize_with(layers, Vec::new);
+        cache.acts[0].clear();
+        cache.acts[0].extend_from_slice(x);
+        for i in 0..layers {
+            let (s, o) = (self.shapes[i], self.shapes[i + 1]);
+            let (done, rest) = cache.acts.split_at_mut(i + 1);
+            let x = &done[i][..];
+            let bn_stats = (self.specs[i] == LayerSpec::BatchNorm).then(|| self.bn_batch_stats(i, x));
+            let y = sized(&mut rest[0], n * o.len());
+            let extra = &mut cache.extra[i];
+            let p = &self.params[i];
+            match self.specs[i] {
+                LayerSpec::Conv { k, stride, pad, .. } => {
+                    let g = ConvGeom { big_h: s.h, big_w: s.w, channels: s.c, k, stride, pad };
+                    let rows = n * o.h * o.w;
+                    let cols = sized(extra, rows * g.patch());
+                    im2col_nhwc(&g, n, x, cols, true);
+                    affine(cols, rows, g.patch(), &p[0], &p[1], o.c, y);
+                }
+                LayerSpec::ConvT { k, stride, pad, .. } => {
+                    let g = ConvGeom { big_h: o.h, big_w: o.w, channels: o.c, k, stride, pad };
+                    let rows = n * s.h * s.w;
+                    let cols = sized(extra, rows * g.patch());
+                    matmul(rows, g.patch(), s.c, x, Trans::No, &p[0], Trans::Yes, cols, false, Threads::All);
+                    col2im_nhwc(&g, n, cols, y);
+                    for r in y.chunks_mut(o.c) {
+                        r.iter_mut().zip(&p[1]).for_each(|(v, b)| *v += b);
+                    }
+                }
+                LayerSpec::Linear { out } => affine(x, n, s.len(), &p[0], &p[1], out, y),
+                LayerSpec::MaxPool2 => {
+                    let idx = sized(&mut cache.pool_idx[i], n * o.len());
+                    maxpool2_nhwc(n, s.h, s.w, s.c, x, y, Some(idx));
+                }
+                LayerSpec::BatchNorm => {
+                    let (mean, inv_std) = bn_stats.expect("computed for batch norm");
+                    let xhat = sized(extra, x.len());
+                    per_channel(x, xhat, s.c, |j, v| (v - mean[j]) * inv_std[j]);
+                    per_channel(xhat, y, s.c, |j, v| v * p[0][j] + p[1][j]);
+                    cache.bn_inv_std[i] = inv_std;
+                }
+                LayerSpec::Relu => map_into(x, y, |v| v.max(0.0)),
+                LayerSpec::Sigmoid => map_into(x, y, |v| 1.0 / (1.0 + (-v).exp())),
+                LayerSpec::Crop { top, left, .. } => {
+                    for (img, out) in x.chunks_exact(s.len()).zip(y.chunks_exact_mut(o.len())) {
+                        for (r, row) in out.chunks_exact_mut(o.w * s.c).enumerate() {
+                            let start = ((top + r) * s.w + left) * s.c;
+                            row.copy_from_slice(&img[start..start + o.w * s.c]);
+                        }
+                    }
+                }
+                LayerSpec::Reshape { .. } => y.copy_from_slice(x),
+            }
+        }
+    }
+
+    /// Batch mean and `1 / sqrt(var + eps)` of layer `i`'s input per channel (sums in f64, in
+    /// row order); updates the running statistics.
+    fn bn_batch_stats(&mut self, i: usize, x: &[f32]) -> (Vec<f32>, Vec<f32>) {
+        let c = self.shapes[i].c;
+        let rows = x.len() / c;
+        let mut mean = vec![0.0f64; c];
+        let mut sq = vec![0.0f64; c];
+        for row in x.chunks(c) {
+            for j in 0..c {
+                mean[j] += row[j] as f64;
+                sq[j] += (row[j] as f64) * (row[j] as f64);
+            }
+        }
+        let mut inv_std = vec![0.0f32; c];
+        let mut meanf = vec![0.0f32; c];
+        for j in 0..c {
+            let m = mean[j] / rows as f64;
+            let var = (sq[j] / rows as f64 - m * m).max(0.0);
+            meanf[j] = m as f32;
+            inv_std[j] = 1.0 / ((var as f32) + BN_EPS).sqrt();
+            let unbiased = var * rows as f64 / (rows.max(2) - 1) as f64;
+            let buf = &mut self.buffers[i];
+            buf[0][j] = (1.0 - BN_MOMENTUM) * buf[0][j] + BN_MOMENTUM * m as f32;
+            buf[1][j] = (1.0 - BN_MOMENTUM) * buf[1][j] + BN_MOMENTUM * unbiased as f32;
+        }
+        (meanf, inv_std)
+    }
+
+    /// Backward pass: accumulates parameter gradients from `dout` (gradient of the loss
+    /// w.r.t. the network output). Returns the gradient w.r.t. the input, or nothing when the
+    /// first layer has parameters (nobody needs the data's gradient; a caller who does puts a
+    /// `Reshape` first).
+    pub fn backward<'c>(&mut self, cache: &'c mut TrainCache, dout: &[f32]) -> &'c [f32] {
+        let n = cache.n;
+        let [mut dy, mut dx] = std::mem::take(&mut cache.grads);
+        dy.clear();
+        dy.extend_from_slice(dout);
+        for i in (0..self.specs.len()).rev() {
+            let (s, o) = (self.shapes[i], self.shapes[i + 1]);
+            let x = &cache.acts[i];
+            let p = &self.params[i];
+            let gr = &mut self.grads[i];
+            let first = i == 0;
+            match self.specs[i] {
+                LayerSpec::Conv { k, stride, pad, .. } => {
+                    let g = ConvGeom { big_h: s.h, big_w: s.w, channels: s.c, k, stride, pad };
+                    let rows = n * o.h * o.w;
+                    let cols = &cache.extra[i];
+                    matmul(g.patch(), o.c, rows, cols, Trans::Yes, &dy, Trans::No, &mut gr[0], true, Threads::All);
+                    add_col_sums(&dy, o.c, &mut gr[1]);
+                    if first {
+                        dy.clear();
+                        break;
+                    }
+                    let dcols = sized(&mut cache.dcols, rows * g.patch());
+                    matmul(rows, g.patch(), o.c, &dy, Trans::No, &p[0], Trans::Yes, dcols, false, Threads::All);
+                    col2im_nhwc(&g, n, dcols, sized(&mut dx, x.len()));
+                    std::mem::swap(&mut dy, &mut dx);
+                }
+                LayerSpec::ConvT { k, stride, pad, .. } => {
+                    let g = ConvGeom { big_h: o.h, big_w: o.w, channels: o.c, k, stride, pad };
+                    let rows = n * s.h * s.w;
+                    let dcols = sized(&mut cache.dcols, rows * g.patch());
+                    im2col_nhwc(&g, n, &dy, dcols, true);
+                    matmul(g.patch(), s.c, rows, dcols, Trans::Yes, x, Trans::No, &mut gr[0], true, Threads::All);
+                    add_col_sums(&dy, o.c, &mut gr[1]);
+                    if first {
+                        dy.clear();
+                        break;
+                    }
+                    let d = sized(&mut dx, x.len());
+                    matmul(rows, s.c, g.patch(), dcols, Trans::No, &p[0], Trans::No, d, false, Threads::All);
+                    std::mem::swap(&mut dy, &mut dx);
+                }
+                LayerSpec::Linear { out } => {
+                    let inp = s.len();
+                    matmul(inp, out, n, x, Trans::Yes, &dy, Trans::No, &mut gr[0], true, Threads::All);
+                    add_col_sums(&dy, out, &mut gr[1]);
+                    if first {
+                        dy.clear();
+                        break;
+                    }
+                    let d = sized(&mut dx, n * inp);
+                    matmul(n, inp, out, &dy, Trans::No, &p[0], Trans::Yes, d, false, Threads::All);
+                    std::mem::swap(&mut dy, &mut dx);
+                }
+                LayerSpec::BatchNorm => {
+                    let c = s.c;
+                    let xhat = &cache.extra[i];
+                    let inv_std = &cache.bn_inv_std[i];
+                    let rows = (x.len() / c) as f32;
+                    let mut sum_dy = vec![0.0f32; c];
+                    let mut sum_dy_xhat = vec![0.0f32; c];
+                    for (dr, xr) in dy.chunks(c).zip(xhat.chunks(c)) {
+                        for j in 0..c {
+                            sum_dy[j] += dr[j];
+                            sum_dy_xhat[j] += dr[j] * xr[j];
+                        }
+                    }
+                    for j in 0..c {
+                        gr[0][j] += sum_dy_xhat[j];
+                        gr[1][j] += sum_dy[j];
+                    }
+                    let block = (PAR_MIN / c).max(1) * c;
+                    dy.par_chunks_mut(block).zip(xhat.par_chunks(block)).for_each(|(db, xb)| {
+                        for (dr, xr) in db.chunks_exact_mut(c).zip(xb.chunks_exact(c)) {
+                            for j in 0..c {
+                                dr[j] =
+                                    p[0][j] * inv_std[j] / rows * (rows * dr[j] - sum_dy[j] - xr[j] * sum_dy_xhat[j]);
+                            }
+                        }
+                    });
+                }
+                LayerSpec::Relu => update_with(&mut dy, x, |d, v| if v > 0.0 { d } else { 0.0 }),
+                LayerSpec::Sigmoid => update_with(&mut dy, &cache.acts[i + 1], |d, v| d * v * (1.0 - v)),
+                LayerSpec::MaxPool2 => {
+                    let d = sized(&mut dx, x.len());
+                    d.fill(0.0);
+                    for (g, &j) in dy.iter().zip(&cache.pool_idx[i]) {
+                        d[j as usize] += g;
+                    }
+                    std::mem::swap(&mut dy, &mut dx);
+                }
+                LayerSpec::Crop { top, left, .. } => {
+                    let d = sized(&mut dx, x.len());
+                    d.fill(0.0);
+                    for (dimg, gimg) in d.chunks_exact_mut(s.len()).zip(dy.chunks_exact(o.len())) {
+                        for (r, grow) in gimg.chunks_exact(o.w * s.c).enumerate() {
+                            let start = ((top + r) * s.w + left) * s.c;
+                            dimg[start..start + o.w * s.c].copy_from_slice(grow);
+                        }
+                    }
+                    std::mem::swap(&mut dy, &mut dx);
+                }
+                LayerSpec::Reshape { .. } => {}
+            }
+        }
+        cache.grads = [dy, dx];
+        &cache.grads[0]
+    }
+}
+
+/// `y[rows, out] = x[rows, inp] * w[inp, out] + b`, the GEMM split across threads.
+fn affine(x: &[f32], rows: usize, inp: usize, w: &[f32], b: &[f32], out: usize, y: &mut [f32]) {
+    for r in y.chunks_mut(out) {
+        r.copy_from_slice(b);
+    }
+    matmul(rows, out, inp, x, Trans::No, w, Trans::No, y, true, Threads::All);
+}
+
+fn add_col_sums(dy: &[f32], c: usize, acc: &mut [f32]) {
+    for r in dy.chunks(c) {
+        for (a, v) in acc.iter_mut().zip(r) {
+            *a += v;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::{mse, Shape};
+    use crate::rng::Rng;
+    use LayerSpec::*;
+
+    /// Finite differences against the hand-written backward pass, through every layer kind.
+    #[test]
+    fn gradients_match_finite_differences() {
+        let specs = vec![
+            Conv { cout: 3, k: 3, stride: 1, pad: 1 },
+            BatchNorm,
+            Relu,
+            MaxPool2,
+            Linear { out: 18 },
+            Reshape { h: 3, w: 3, c: 2 },
+            ConvT { cout: 2, k: 4, stride: 2, pad: 1 },
+            Crop { top: 1, left: 0, h: 4, w: 5 },
+            Sigmoid,
+        ];
+        let mut net = Network::new(Shape::new(6, 6, 2), specs, 3).unwrap();
+        let n = 3;
+        let mut rng = Rng::new(9);
+        let x: Vec<f32> = (0..n * 72).map(|_| rng.normal()).collect();
+        let target: Vec<f32> = (0..n * net.out_len()).map(|_| rng.uniform()).collect();
+        let loss_of = |net: &Network| -> f64 {
+            let mut copy = net.clone();
+            let mut c = TrainCache::default();
+            copy.forward_train(&x, n, &mut c);
+            let mut g = vec![0.0; c.output().len()];
+            mse(c.output(), &target, &mut g) as f64
+        };
+        let mut cache = TrainCache::default();
+        net.forward_train(&x, n, &mut cache);
+        let mut g = vec![0.0; cache.output().len()];
+        mse(cache.output(), &target, &mut g);
+        net.backward(&mut cache, &g);
+        let analytic: Vec<Vec<Vec<f32>>> = net.grads.clone();
+        let h = 1e-2f32;
+        let mut checked = 0;
+        #[allow(clippy::needless_range_loop)] // params are mutated inside, so no iterator borrow
+        for li in 0..net.params.len() {
+            #[allow(clippy::needless_range_loop)]
+            for ti in 0..net.params[li].len() {
+                for j in (0..net.params[li][ti].len()).step_by(7) {
+                    let orig = net.params[li][ti][j];
+                    net.params[li][ti][j] = orig + h;
+                    let up = loss_of(&net);
+                    net.params[li][ti][j] = orig - h;
+                    let down = loss_of(&net);
+                    net.params[li][ti][j] = orig;
+                    let numeric = (up - down) / (2.0 * h as f64);
+                    let a = analytic[li][ti][j] as f64;
+                    assert!(
+                        (numeric - a).abs() < 2e-3 + 0.05 * a.abs(),
+                        "layer {li} tensor {ti} [{j}]: numeric {numeric} analytic {a}"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 20);
+    }
+
+    /// A cache reused across steps of other batch sizes gives the bits a fresh one gives.
+    #[test]
+    fn a_reused_cache_changes_nothing() {
+        let specs = vec![
+            Reshape { h: 6, w: 6, c: 2 },
+            Conv { cout: 4, k: 3, stride: 1, pad: 1 },
+            BatchNorm,
+            Relu,
+            MaxPool2,
+            Linear { out: 18 },
+            Reshape { h: 3, w: 3, c: 2 },
+            ConvT { cout: 2, k: 4, stride: 2, pad: 1 },
+            Sigmoid,
+        ];
+        let net = Network::new(Shape::new(6, 6, 2), specs, 5).unwrap();
+        let mut rng = Rng::new(2);
+        let mut reused = TrainCache::default();
+        for n in [5, 2, 7] {
+            let x: Vec<f32> = (0..n * 72).map(|_| rng.normal()).collect();
+            let dout: Vec<f32> = (0..n * net.out_len()).map(|_| rng.normal()).collect();
+            let (mut a, mut b) = (net.clone(), net.clone());
+            let mut fresh = TrainCache::default();
+            a.forward_train(&x, n, &mut fresh);
+            b.forward_train(&x, n, &mut reused);
+            assert_eq!(fresh.output(), reused.output());
+            let (ga, gb) = (a.backward(&mut fresh, &dout).to_vec(), b.backward(&mut reused, &dout).to_vec());
+            assert_eq!(ga.len(), n * 72, "a leading Reshape passes the input gradient");
+            assert_eq!(ga, gb);
+            assert_eq!(a.grads, b.grads);
+            assert_eq!(a.buffers, b.buffers);
+        }
+    }
+
+    /// Without a leading Reshape, the data's gradient is not computed.
+    #[test]
+    fn no_input_gradient_behind_a_first_layer_with_weights() {
+        for first in [Linear { out: 4 }, Conv { cout: 2, k: 1, stride: 1, pad: 0 }] {
+            let mut net = Network::new(Shape::new(1, 1, 3), vec![first], 1).unwrap();
+            let mut cache = TrainCache::default();
+            net.forward_train(&[0.5, -1.0, 2.0], 1, &mut cache);
+            let dout = vec![1.0; net.out_len()];
+            assert!(net.backward(&mut cache, &dout).is_empty());
+            assert!(net.grads[0][0].iter().any(|g| *g != 0.0));
+        }
+    }
+}
