@@ -248,6 +248,8 @@ fn readme_results_and_performance_agree_with_the_committed_outputs() {
         "docs/results/quick/config.toml",
         "docs/results/quick/quality-vs-queries.json",
         "docs/results/builds.txt",
+        "docs/results/paper/earlier/amd-epyc-cdcae42.metrics.json",
+        "docs/results/paper/earlier/xeon-avx512-gemm-avx2-conv.metrics.json",
         &bench_json,
         &name,
     ] {

@@ -46,16 +46,48 @@ pub fn cpu_name() -> String {
     cpuinfo("model name").unwrap_or_else(|| "unknown CPU".into())
 }
 
-/// FLOPs of one `fma_chains` iteration.
-const FLOP_PER_ITER: f64 = (CHAINS * 8 * 2) as f64;
 /// Independent accumulators: enough to cover FMA latency x ports on current x86 cores.
 const CHAINS: usize = 12;
 
-/// `iters` rounds of CHAINS independent 8-wide FMAs; returns a value so nothing is elided.
+/// Whether this CPU has AVX-512: the GEMM kernels then run 16 lanes wide, so the peak must too.
+fn wide() -> bool {
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx2", target_feature = "fma"))]
+    return std::arch::is_x86_feature_detected!("avx512f");
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "avx2", target_feature = "fma")))]
+    false
+}
+
+/// FLOPs of one `fma_chains` iteration: CHAINS FMAs (2 FLOPs) per lane, as wide as the GEMM
+/// kernels run on this CPU.
+fn flop_per_iter() -> f64 {
+    (CHAINS * 2 * if wide() { 16 } else { 8 }) as f64
+}
+
+/// `iters` rounds of CHAINS independent FMAs, as wide as the CPU allows (16 lanes with AVX-512,
+/// which the GEMM kernels then use, else 8); returns a value so nothing is elided.
 #[cfg(all(target_arch = "x86_64", target_feature = "avx2", target_feature = "fma"))]
 fn fma_chains(iters: u64, seed: f32) -> f32 {
+    if wide() {
+        // SAFETY: the CPU has AVX-512F (checked at run time just above).
+        return unsafe { fma_chains_avx512(iters, seed) };
+    }
     // SAFETY: the build enables AVX2 and FMA (the cfg above), so every CPU it runs on has them.
     unsafe { fma_chains_avx2(iters, seed) }
+}
+
+#[cfg(all(target_arch = "x86_64", target_feature = "avx2", target_feature = "fma"))]
+#[target_feature(enable = "avx512f")]
+fn fma_chains_avx512(iters: u64, seed: f32) -> f32 {
+    use std::arch::x86_64::*;
+    let (a, b) = (_mm512_set1_ps(0.999_99), _mm512_set1_ps(1e-6));
+    let mut acc = [_mm512_set1_ps(seed); CHAINS];
+    for _ in 0..iters {
+        for r in acc.iter_mut() {
+            *r = _mm512_fmadd_ps(*r, a, b);
+        }
+    }
+    let sum = acc.iter().fold(_mm512_setzero_ps(), |s, r| _mm512_add_ps(s, *r));
+    _mm512_reduce_add_ps(sum)
 }
 
 #[cfg(all(target_arch = "x86_64", target_feature = "avx2", target_feature = "fma"))]
@@ -111,7 +143,7 @@ pub fn measured_peak_gflops(secs: f64) -> f64 {
         let sink: f32 = rayon::broadcast(|c| fma_chains(iters, 1.0 + c.index() as f32)).iter().sum();
         let t = t0.elapsed().as_secs_f64();
         std::hint::black_box(sink);
-        best = best.max(threads as f64 * iters as f64 * FLOP_PER_ITER / t / 1e9);
+        best = best.max(threads as f64 * iters as f64 * flop_per_iter() / t / 1e9);
     }
     best
 }

@@ -1,6 +1,8 @@
 //! A direct (im2col-free) valid convolution for channels-last tensors, with an AVX2/FMA
-//! 6x16 register-blocked micro-kernel. This is the oracle's hot spot: TargetNet-S's second
-//! convolution is ~92% of the multiply-adds of every probe.
+//! 6x16 register-blocked micro-kernel, and an AVX-512 6x32 one (two panels at once) where the
+//! CPU has AVX-512 and `cout` is a multiple of 32. This is the oracle's hot spot: TargetNet-S's
+//! second convolution is ~92% of the multiply-adds of every probe. Both kernels add the same
+//! products in the same order, so they give the same bits.
 //!
 //! Each output pixel is a row; its patch is read in place from the input, one contiguous
 //! run of `k * cin` floats per kernel row, so no patch matrix is ever written.
@@ -12,6 +14,8 @@ pub struct PackedConv {
     cout: usize,
     panels: Vec<f32>,
     bias: Vec<f32>,
+    /// Use the AVX-512 6x32 kernel (detected at run time).
+    wide: bool,
 }
 
 impl PackedConv {
@@ -34,7 +38,7 @@ impl PackedConv {
             }
         }
         let bias = bias.map(|b| b.to_vec()).unwrap_or_else(|| vec![0.0; cout]);
-        Some(PackedConv { k, cin, cout, panels, bias })
+        Some(PackedConv { k, cin, cout, panels, bias, wide: cout.is_multiple_of(32) && has_avx512() })
     }
 
     /// `x` is `[n, h, w, cin]`; `y` receives `[n, h-k+1, w-k+1, cout]`.
@@ -44,6 +48,7 @@ impl PackedConv {
         assert_eq!(x.len(), n * h * w * cin);
         assert_eq!(y.len(), n * oh * ow * cout);
         let rows = n * oh * ow;
+        let depth = k * k * cin;
         // (image, oy, ox) of the next output pixel, advanced by counting: integer divisions
         // per row would cost as much as the whole 5x5x1 patch of a first layer
         let (mut img, mut oy, mut ox) = (0usize, 0usize, 0usize);
@@ -65,21 +70,101 @@ impl PackedConv {
             }
             let last = offs[m - 1];
             offs[m..].iter_mut().for_each(|o| *o = last);
-            for p in 0..cout / 16 {
-                let mut out = [[0.0f32; 16]; 6];
-                // SAFETY: every offset + ky*w*cin + k*cin <= x.len() because each origin is a
-                // valid output pixel of a valid convolution; panels hold depth*16 floats per panel.
-                unsafe { micro_6x16(x, &offs, &self.panels[p * k * k * cin * 16..], k, k * cin, w * cin, &mut out) };
-                for i in 0..m {
-                    let dst = &mut y[(r + i) * cout + p * 16..(r + i) * cout + p * 16 + 16];
-                    for j in 0..16 {
-                        dst[j] = out[i][j] + self.bias[p * 16 + j];
-                    }
+            if self.wide {
+                for p in (0..cout / 16).step_by(2) {
+                    let mut out = [[0.0f32; 32]; 6];
+                    let (a, b) = (&self.panels[p * depth * 16..], &self.panels[(p + 1) * depth * 16..]);
+                    // SAFETY: as below; `wide` is set only where the CPU has AVX-512F.
+                    unsafe { micro_6x32_avx512(x, &offs, a, b, k, k * cin, w * cin, &mut out) };
+                    self.store(y, r, m, p * 16, &out);
+                }
+            } else {
+                for p in 0..cout / 16 {
+                    let mut out = [[0.0f32; 16]; 6];
+                    // SAFETY: every offset + ky*w*cin + k*cin <= x.len() because each origin is a
+                    // valid output pixel of a valid convolution; panels hold depth*16 floats per panel.
+                    unsafe { micro_6x16(x, &offs, &self.panels[p * depth * 16..], k, k * cin, w * cin, &mut out) };
+                    self.store(y, r, m, p * 16, &out);
                 }
             }
             r += m;
         }
     }
+
+    /// Writes the first `m` rows of a micro-kernel's `out` (channels `c0..c0 + W`) plus bias
+    /// into the output rows `r..r + m`.
+    fn store<const W: usize>(&self, y: &mut [f32], r: usize, m: usize, c0: usize, out: &[[f32; W]; 6]) {
+        for (i, o) in out.iter().enumerate().take(m) {
+            let dst = &mut y[(r + i) * self.cout + c0..(r + i) * self.cout + c0 + W];
+            for ((d, v), b) in dst.iter_mut().zip(o).zip(&self.bias[c0..c0 + W]) {
+                *d = v + b;
+            }
+        }
+    }
+}
+
+/// Whether the CPU has AVX-512F (and this build the AVX2/FMA baseline the kernels assume).
+fn has_avx512() -> bool {
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx2", target_feature = "fma"))]
+    return std::arch::is_x86_feature_detected!("avx512f");
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "avx2", target_feature = "fma")))]
+    false
+}
+
+/// The 6x16 kernel on two panels at once, 16 lanes wide: each broadcast of an input value
+/// feeds two FMAs, and each accumulator lane adds the same products in the same order as
+/// `micro_6x16`.
+#[cfg(all(target_arch = "x86_64", target_feature = "avx2", target_feature = "fma"))]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn micro_6x32_avx512(
+    x: &[f32],
+    offs: &[usize; 6],
+    panel0: &[f32],
+    panel1: &[f32],
+    k: usize,
+    run: usize,
+    row_stride: usize,
+    out: &mut [[f32; 32]; 6],
+) {
+    use std::arch::x86_64::*;
+    let xp = x.as_ptr();
+    let (mut p0, mut p1) = (panel0.as_ptr(), panel1.as_ptr());
+    let mut acc = [_mm512_setzero_ps(); 12];
+    for ky in 0..k {
+        let base = ky * row_stride;
+        let a: [*const f32; 6] = std::array::from_fn(|i| xp.add(offs[i] + base));
+        for t in 0..run {
+            let b0 = _mm512_loadu_ps(p0);
+            let b1 = _mm512_loadu_ps(p1);
+            p0 = p0.add(16);
+            p1 = p1.add(16);
+            for i in 0..6 {
+                let av = _mm512_set1_ps(*a[i].add(t));
+                acc[2 * i] = _mm512_fmadd_ps(av, b0, acc[2 * i]);
+                acc[2 * i + 1] = _mm512_fmadd_ps(av, b1, acc[2 * i + 1]);
+            }
+        }
+    }
+    for i in 0..6 {
+        _mm512_storeu_ps(out[i].as_mut_ptr(), acc[2 * i]);
+        _mm512_storeu_ps(out[i].as_mut_ptr().add(16), acc[2 * i + 1]);
+    }
+}
+
+#[cfg(not(all(target_arch = "x86_64", target_feature = "avx2", target_feature = "fma")))]
+#[allow(clippy::too_many_arguments)]
+unsafe fn micro_6x32_avx512(
+    _: &[f32],
+    _: &[usize; 6],
+    _: &[f32],
+    _: &[f32],
+    _: usize,
+    _: usize,
+    _: usize,
+    _: &mut [[f32; 32]; 6],
+) {
+    unreachable!("PackedConv::new enables it only on AVX-512 CPUs of an AVX2/FMA build")
 }
 
 #[cfg(all(target_arch = "x86_64", target_feature = "avx2", target_feature = "fma"))]
@@ -145,5 +230,10 @@ mod tests {
         for (a, e) in y.iter().zip(&want) {
             assert!((a - e).abs() < 1e-3 * (1.0 + e.abs()), "{a} vs {e}");
         }
+        // the AVX-512 kernel (where this CPU has it) and the AVX2 one: the same bits
+        let narrow = PackedConv { wide: false, ..PackedConv::new(&wt, Some(&b), k, cin, cout).unwrap() };
+        let mut y2 = vec![0.0; y.len()];
+        narrow.forward(&x, n, h, w, &mut y2);
+        assert_eq!(y, y2);
     }
 }

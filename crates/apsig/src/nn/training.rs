@@ -3,9 +3,9 @@
 //! Every buffer a step needs lives in a [`TrainCache`] that the caller keeps from step to step.
 //! A fresh 25 MB column matrix per step costs more in page faults and zeroing than the GEMM
 //! around it saves; reused buffers are written in full by each step, so nothing is zeroed
-//! that is about to be overwritten. Elementwise layers run across rayon's threads; the
-//! reductions (batch statistics, bias gradients) keep their serial order, so a seed gives the
-//! same bits whatever the thread count.
+//! that is about to be overwritten. Elementwise layers and the reductions (batch statistics,
+//! bias gradients) run across rayon's threads; reductions sum fixed blocks and add the block
+//! sums in order, so a seed gives the same bits whatever the thread count.
 
 use super::layer::LayerSpec;
 use super::network::{Network, BN_EPS, BN_MOMENTUM};
@@ -137,19 +137,12 @@ impl Network {
         }
     }
 
-    /// Batch mean and `1 / sqrt(var + eps)` of layer `i`'s input per channel (sums in f64, in
-    /// row order); updates the running statistics.
+    /// Batch mean and `1 / sqrt(var + eps)` of layer `i`'s input per channel (sums in f64, see
+    /// [`column_sums`]); updates the running statistics.
     fn bn_batch_stats(&mut self, i: usize, x: &[f32]) -> (Vec<f32>, Vec<f32>) {
         let c = self.shapes[i].c;
         let rows = x.len() / c;
-        let mut mean = vec![0.0f64; c];
-        let mut sq = vec![0.0f64; c];
-        for row in x.chunks(c) {
-            for j in 0..c {
-                mean[j] += row[j] as f64;
-                sq[j] += (row[j] as f64) * (row[j] as f64);
-            }
-        }
+        let [mean, sq] = column_sums(x, None, c, |v, _| [v as f64, (v as f64) * (v as f64)]);
         let mut inv_std = vec![0.0f32; c];
         let mut meanf = vec![0.0f32; c];
         for j in 0..c {
@@ -228,14 +221,7 @@ impl Network {
                     let xhat = &cache.extra[i];
                     let inv_std = &cache.bn_inv_std[i];
                     let rows = (x.len() / c) as f32;
-                    let mut sum_dy = vec![0.0f32; c];
-                    let mut sum_dy_xhat = vec![0.0f32; c];
-                    for (dr, xr) in dy.chunks(c).zip(xhat.chunks(c)) {
-                        for j in 0..c {
-                            sum_dy[j] += dr[j];
-                            sum_dy_xhat[j] += dr[j] * xr[j];
-                        }
-                    }
+                    let [sum_dy, sum_dy_xhat] = column_sums(&dy, Some(xhat), c, |d, x| [d, d * x]);
                     for j in 0..c {
                         gr[0][j] += sum_dy_xhat[j];
                         gr[1][j] += sum_dy[j];
@@ -287,12 +273,51 @@ fn affine(x: &[f32], rows: usize, inp: usize, w: &[f32], b: &[f32], out: usize, 
     matmul(rows, out, inp, x, Trans::No, w, Trans::No, y, true, Threads::All);
 }
 
+/// Adds the column sums of `dy` (rows of `c`) to `acc`: a bias gradient.
 fn add_col_sums(dy: &[f32], c: usize, acc: &mut [f32]) {
-    for r in dy.chunks(c) {
-        for (a, v) in acc.iter_mut().zip(r) {
-            *a += v;
+    let [sums] = column_sums(dy, None, c, |v, _| [v]);
+    acc.iter_mut().zip(sums).for_each(|(a, v)| *a += v);
+}
+
+/// Rows per partial sum in [`column_sums`]: fixed, so the result does not depend on the
+/// number of threads.
+const SUM_ROWS: usize = 1024;
+
+/// Column sums of `S` functions of `(a[r, j], b[r, j])` over the rows of `a` (and `b`, when
+/// given, of the same shape), rows of `c` values. Blocks of `SUM_ROWS` rows are summed across
+/// threads, then the block sums are added in order: the same bits for any thread count.
+fn column_sums<T, const S: usize>(
+    a: &[f32],
+    b: Option<&[f32]>,
+    c: usize,
+    f: impl Fn(f32, f32) -> [T; S] + Sync,
+) -> [Vec<T>; S]
+where
+    T: Copy + Default + Send + std::ops::AddAssign,
+{
+    let block = SUM_ROWS * c;
+    let partial = |(i, ab): (usize, &[f32])| {
+        let bb = b.map(|b| &b[i * block..i * block + ab.len()]);
+        let mut acc: [Vec<T>; S] = std::array::from_fn(|_| vec![T::default(); c]);
+        for (r, row) in ab.chunks_exact(c).enumerate() {
+            let other = bb.map(|bb| &bb[r * c..(r + 1) * c]);
+            for (j, &v) in row.iter().enumerate() {
+                let terms = f(v, other.map_or(0.0, |o| o[j]));
+                for (acc, t) in acc.iter_mut().zip(terms) {
+                    acc[j] += t;
+                }
+            }
+        }
+        acc
+    };
+    let parts: Vec<[Vec<T>; S]> = a.par_chunks(block).enumerate().map(partial).collect();
+    let mut total: [Vec<T>; S] = std::array::from_fn(|_| vec![T::default(); c]);
+    for part in parts {
+        for (t, p) in total.iter_mut().zip(part) {
+            t.iter_mut().zip(p).for_each(|(t, p)| *t += p);
         }
     }
+    total
 }
 
 #[cfg(test)]
