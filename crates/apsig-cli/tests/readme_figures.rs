@@ -250,6 +250,9 @@ fn readme_results_and_performance_agree_with_the_committed_outputs() {
         "docs/results/builds.txt",
         "docs/results/paper/earlier/amd-epyc-cdcae42.metrics.json",
         "docs/results/paper/earlier/xeon-avx512-gemm-avx2-conv.metrics.json",
+        // the benches before the last two kernel changes, cited for what each change bought
+        "docs/results/bench-2026-12-02-xeon-avx2-gemm.txt",
+        "docs/results/bench-2026-12-02-xeon-avx512-gemm.txt",
         &bench_json,
         &name,
     ] {
@@ -260,8 +263,13 @@ fn readme_results_and_performance_agree_with_the_committed_outputs() {
     for row in &rows {
         renderings(row, &mut known);
     }
-    let unknown: Vec<String> =
-        numbers(results).into_iter().chain(numbers(performance)).filter(|n| !known.contains(n)).collect();
+    // names that contain digits are words, not figures
+    let prose = |text: &str| text.replace("AVX-512", "AVX");
+    let unknown: Vec<String> = numbers(&prose(results))
+        .into_iter()
+        .chain(numbers(&prose(performance)))
+        .filter(|n| !known.contains(n))
+        .collect();
     assert!(unknown.is_empty(), "README figures found in no committed output under docs/results/: {unknown:?}");
 }
 
