@@ -210,13 +210,8 @@ impl Network {
                 y
             }
             LayerSpec::Crop { top, left, .. } => {
-                let mut y = Vec::with_capacity(n * o.len());
-                for img in x.chunks_exact(s.len()) {
-                    for r in top..top + o.h {
-                        let start = (r * s.w + left) * s.c;
-                        y.extend_from_slice(&img[start..start + o.w * s.c]);
-                    }
-                }
+                let mut y = vec![0.0; n * o.len()];
+                crop_into(x, &mut y, s, o, top, left);
                 y
             }
             LayerSpec::Reshape { .. } => x.to_vec(),
@@ -271,7 +266,7 @@ impl Network {
 
 /// `y[rows, out] = x[rows, inp] * w[inp, out] (+ b)`.
 #[allow(clippy::too_many_arguments)]
-fn affine(
+pub(super) fn affine(
     x: &[f32],
     rows: usize,
     inp: usize,
@@ -290,7 +285,7 @@ fn affine(
     matmul(rows, out, inp, x, Trans::No, w, Trans::No, y, with_bias, threads);
 }
 
-fn add_channel_bias(y: &mut [f32], b: &[f32]) {
+pub(super) fn add_channel_bias(y: &mut [f32], b: &[f32]) {
     for r in y.chunks_mut(b.len()) {
         for (v, bb) in r.iter_mut().zip(b) {
             *v += bb;
@@ -298,6 +293,16 @@ fn add_channel_bias(y: &mut [f32], b: &[f32]) {
     }
 }
 
-fn sigmoid(v: f32) -> f32 {
+pub(super) fn sigmoid(v: f32) -> f32 {
     1.0 / (1.0 + (-v).exp())
+}
+
+/// The `o.h x o.w` window at (`top`, `left`) of each `s`-shaped image of `x`, into `y`.
+pub(super) fn crop_into(x: &[f32], y: &mut [f32], s: Shape, o: Shape, top: usize, left: usize) {
+    for (img, out) in x.chunks_exact(s.len()).zip(y.chunks_exact_mut(o.len())) {
+        for (r, row) in out.chunks_exact_mut(o.w * s.c).enumerate() {
+            let start = ((top + r) * s.w + left) * s.c;
+            row.copy_from_slice(&img[start..start + o.w * s.c]);
+        }
+    }
 }

@@ -8,7 +8,7 @@
 //! sums in order, so a seed gives the same bits whatever the thread count.
 
 use super::layer::LayerSpec;
-use super::network::{Network, BN_EPS, BN_MOMENTUM};
+use super::network::{add_channel_bias, affine, crop_into, sigmoid, Network, BN_EPS, BN_MOMENTUM};
 use crate::kernels::{col2im_nhwc, im2col_nhwc, matmul, maxpool2_nhwc, ConvGeom, Threads, Trans};
 use rayon::prelude::*;
 
@@ -78,8 +78,9 @@ impl Network {
         assert_eq!(x.len(), n * self.in_len(), "input length");
         let layers = self.specs.len();
         cache.n = n;
-        for v in [&mut cache.acts, &mut cache.extra, &mut cache.bn_inv_std] {
-            v.resize_with(layers + 1, Vec::new);
+        cache.acts.resize_with(layers + 1, Vec::new);
+        for v in [&mut cache.extra, &mut cache.bn_inv_std] {
+            v.resize_with(layers, Vec::new);
         }
         cache.pool_idx.resize_with(layers, Vec::new);
         cache.acts[0].clear();
@@ -98,7 +99,7 @@ impl Network {
                     let rows = n * o.h * o.w;
                     let cols = sized(extra, rows * g.patch());
                     im2col_nhwc(&g, n, x, cols, true);
-                    affine(cols, rows, g.patch(), &p[0], &p[1], o.c, y);
+                    affine(cols, rows, g.patch(), &p[0], &p[1], o.c, y, Threads::All, true);
                 }
                 LayerSpec::ConvT { k, stride, pad, .. } => {
                     let g = ConvGeom { big_h: o.h, big_w: o.w, channels: o.c, k, stride, pad };
@@ -106,11 +107,9 @@ impl Network {
                     let cols = sized(extra, rows * g.patch());
                     matmul(rows, g.patch(), s.c, x, Trans::No, &p[0], Trans::Yes, cols, false, Threads::All);
                     col2im_nhwc(&g, n, cols, y);
-                    for r in y.chunks_mut(o.c) {
-                        r.iter_mut().zip(&p[1]).for_each(|(v, b)| *v += b);
-                    }
+                    add_channel_bias(y, &p[1]);
                 }
-                LayerSpec::Linear { out } => affine(x, n, s.len(), &p[0], &p[1], out, y),
+                LayerSpec::Linear { out } => affine(x, n, s.len(), &p[0], &p[1], out, y, Threads::All, true),
                 LayerSpec::MaxPool2 => {
                     let idx = sized(&mut cache.pool_idx[i], n * o.len());
                     maxpool2_nhwc(n, s.h, s.w, s.c, x, y, Some(idx));
@@ -123,15 +122,8 @@ impl Network {
                     cache.bn_inv_std[i] = inv_std;
                 }
                 LayerSpec::Relu => map_into(x, y, |v| v.max(0.0)),
-                LayerSpec::Sigmoid => map_into(x, y, |v| 1.0 / (1.0 + (-v).exp())),
-                LayerSpec::Crop { top, left, .. } => {
-                    for (img, out) in x.chunks_exact(s.len()).zip(y.chunks_exact_mut(o.len())) {
-                        for (r, row) in out.chunks_exact_mut(o.w * s.c).enumerate() {
-                            let start = ((top + r) * s.w + left) * s.c;
-                            row.copy_from_slice(&img[start..start + o.w * s.c]);
-                        }
-                    }
-                }
+                LayerSpec::Sigmoid => map_into(x, y, sigmoid),
+                LayerSpec::Crop { top, left, .. } => crop_into(x, y, s, o, top, left),
                 LayerSpec::Reshape { .. } => y.copy_from_slice(x),
             }
         }
@@ -263,14 +255,6 @@ impl Network {
         cache.grads = [dy, dx];
         &cache.grads[0]
     }
-}
-
-/// `y[rows, out] = x[rows, inp] * w[inp, out] + b`, the GEMM split across threads.
-fn affine(x: &[f32], rows: usize, inp: usize, w: &[f32], b: &[f32], out: usize, y: &mut [f32]) {
-    for r in y.chunks_mut(out) {
-        r.copy_from_slice(b);
-    }
-    matmul(rows, out, inp, x, Trans::No, w, Trans::No, y, true, Threads::All);
 }
 
 /// Adds the column sums of `dy` (rows of `c`) to `acc`: a bias gradient.
