@@ -49,25 +49,17 @@ pub fn cpu_name() -> String {
 /// Independent accumulators: enough to cover FMA latency x ports on current x86 cores.
 const CHAINS: usize = 12;
 
-/// Whether this CPU has AVX-512: the GEMM kernels then run 16 lanes wide, so the peak must too.
-fn wide() -> bool {
-    #[cfg(all(target_arch = "x86_64", target_feature = "avx2", target_feature = "fma"))]
-    return std::arch::is_x86_feature_detected!("avx512f");
-    #[cfg(not(all(target_arch = "x86_64", target_feature = "avx2", target_feature = "fma")))]
-    false
-}
-
 /// FLOPs of one `fma_chains` iteration: CHAINS FMAs (2 FLOPs) per lane, as wide as the GEMM
 /// kernels run on this CPU.
 fn flop_per_iter() -> f64 {
-    (CHAINS * 2 * if wide() { 16 } else { 8 }) as f64
+    (CHAINS * 2 * if crate::kernels::has_avx512() { 16 } else { 8 }) as f64
 }
 
 /// `iters` rounds of CHAINS independent FMAs, as wide as the CPU allows (16 lanes with AVX-512,
 /// which the GEMM kernels then use, else 8); returns a value so nothing is elided.
 #[cfg(all(target_arch = "x86_64", target_feature = "avx2", target_feature = "fma"))]
 fn fma_chains(iters: u64, seed: f32) -> f32 {
-    if wide() {
+    if crate::kernels::has_avx512() {
         // SAFETY: the CPU has AVX-512F (checked at run time just above).
         return unsafe { fma_chains_avx512(iters, seed) };
     }

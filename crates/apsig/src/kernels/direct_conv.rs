@@ -103,8 +103,9 @@ impl PackedConv {
     }
 }
 
-/// Whether the CPU has AVX-512F (and this build the AVX2/FMA baseline the kernels assume).
-fn has_avx512() -> bool {
+/// Whether the CPU has AVX-512F (and this build the AVX2/FMA baseline the kernels assume): the
+/// kernels here and the `gemm` crate's then run 16 lanes wide.
+pub fn has_avx512() -> bool {
     #[cfg(all(target_arch = "x86_64", target_feature = "avx2", target_feature = "fma"))]
     return std::arch::is_x86_feature_detected!("avx512f");
     #[cfg(not(all(target_arch = "x86_64", target_feature = "avx2", target_feature = "fma")))]

@@ -9,5 +9,5 @@ mod direct_conv;
 mod gemm;
 
 pub use conv::{axpy_maxpool2, col2im_nhwc, im2col_nhwc, maxpool2_nhwc, maxpool2_nhwc_infer, ConvGeom};
-pub use direct_conv::PackedConv;
+pub use direct_conv::{has_avx512, PackedConv};
 pub use gemm::{matmul, Threads, Trans};
