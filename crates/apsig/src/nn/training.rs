@@ -59,16 +59,25 @@ fn update_with(d: &mut [f32], v: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) {
     d.par_iter_mut().zip(v.par_iter()).with_min_len(PAR_MIN).for_each(|(d, v)| *d = f(*d, *v));
 }
 
-/// `y[r, j] = f(j, x[r, j])` over rows of `c` channels, across threads.
-fn per_channel(x: &[f32], y: &mut [f32], c: usize, f: impl Fn(usize, f32) -> f32 + Sync) {
+/// Batch norm's forward over rows of `c = mean.len()` channels, across threads:
+/// `xhat = (x - mean) * inv_std` and `y = xhat * gamma + beta`, in one pass.
+fn normalise(x: &[f32], xhat: &mut [f32], y: &mut [f32], mean: &[f32], inv_std: &[f32], gamma: &[f32], beta: &[f32]) {
+    let c = mean.len();
+    let (inv_std, gamma, beta) = (&inv_std[..c], &gamma[..c], &beta[..c]);
     let block = (PAR_MIN / c).max(1) * c;
-    y.par_chunks_mut(block).zip(x.par_chunks(block)).for_each(|(yb, xb)| {
-        for (yr, xr) in yb.chunks_exact_mut(c).zip(xb.chunks_exact(c)) {
-            for (j, (y, x)) in yr.iter_mut().zip(xr).enumerate() {
-                *y = f(j, *x);
+    (y.par_chunks_mut(block), xhat.par_chunks_mut(block), x.par_chunks(block)).into_par_iter().for_each(
+        |(yb, hb, xb)| {
+            for ((yr, hr), xr) in yb.chunks_exact_mut(c).zip(hb.chunks_exact_mut(c)).zip(xb.chunks_exact(c)) {
+                // equal lengths let the compiler drop the bounds checks and vectorise
+                let (yr, hr, xr) = (&mut yr[..c], &mut hr[..c], &xr[..c]);
+                for j in 0..c {
+                    let h = (xr[j] - mean[j]) * inv_std[j];
+                    hr[j] = h;
+                    yr[j] = h * gamma[j] + beta[j];
+                }
             }
-        }
-    });
+        },
+    );
 }
 
 impl Network {
@@ -117,8 +126,7 @@ impl Network {
                 LayerSpec::BatchNorm => {
                     let (mean, inv_std) = bn_stats.expect("computed for batch norm");
                     let xhat = sized(extra, x.len());
-                    per_channel(x, xhat, s.c, |j, v| (v - mean[j]) * inv_std[j]);
-                    per_channel(xhat, y, s.c, |j, v| v * p[0][j] + p[1][j]);
+                    normalise(x, xhat, y, &mean, &inv_std, &p[0], &p[1]);
                     cache.bn_inv_std[i] = inv_std;
                 }
                 LayerSpec::Relu => map_into(x, y, |v| v.max(0.0)),
@@ -219,11 +227,14 @@ impl Network {
                         gr[1][j] += sum_dy[j];
                     }
                     let block = (PAR_MIN / c).max(1) * c;
+                    let (gamma, inv_std) = (&p[0][..c], &inv_std[..c]);
+                    let (sum_dy, sum_dy_xhat) = (&sum_dy[..c], &sum_dy_xhat[..c]);
                     dy.par_chunks_mut(block).zip(xhat.par_chunks(block)).for_each(|(db, xb)| {
                         for (dr, xr) in db.chunks_exact_mut(c).zip(xb.chunks_exact(c)) {
+                            let (dr, xr) = (&mut dr[..c], &xr[..c]);
                             for j in 0..c {
                                 dr[j] =
-                                    p[0][j] * inv_std[j] / rows * (rows * dr[j] - sum_dy[j] - xr[j] * sum_dy_xhat[j]);
+                                    gamma[j] * inv_std[j] / rows * (rows * dr[j] - sum_dy[j] - xr[j] * sum_dy_xhat[j]);
                             }
                         }
                     });
@@ -232,10 +243,18 @@ impl Network {
                 LayerSpec::Sigmoid => update_with(&mut dy, &cache.acts[i + 1], |d, v| d * v * (1.0 - v)),
                 LayerSpec::MaxPool2 => {
                     let d = sized(&mut dx, x.len());
-                    d.fill(0.0);
-                    for (g, &j) in dy.iter().zip(&cache.pool_idx[i]) {
-                        d[j as usize] += g;
-                    }
+                    // image by image across threads: each image's winners lie in that image
+                    let (il, ol) = (s.len(), o.len());
+                    d.par_chunks_mut(il)
+                        .zip(dy.par_chunks(ol))
+                        .zip(cache.pool_idx[i].par_chunks(ol))
+                        .enumerate()
+                        .for_each(|(b, ((d, dy), idx))| {
+                            d.fill(0.0);
+                            for (g, &j) in dy.iter().zip(idx) {
+                                d[j as usize - b * il] += g;
+                            }
+                        });
                     std::mem::swap(&mut dy, &mut dx);
                 }
                 LayerSpec::Crop { top, left, .. } => {
@@ -267,8 +286,8 @@ fn add_col_sums(dy: &[f32], c: usize, acc: &mut [f32]) {
 /// number of threads.
 const SUM_ROWS: usize = 1024;
 
-/// Column sums of `S` functions of `(a[r, j], b[r, j])` over the rows of `a` (and `b`, when
-/// given, of the same shape), rows of `c` values. Blocks of `SUM_ROWS` rows are summed across
+/// Column sums of `S` functions of `(a[r, j], b[r, j])` over the rows of `a` (and `b`, of the
+/// same shape; `a` again when not given), rows of `c` values. Blocks of `SUM_ROWS` rows are summed across
 /// threads, then the block sums are added in order: the same bits for any thread count.
 fn column_sums<T, const S: usize>(
     a: &[f32],
@@ -281,14 +300,15 @@ where
 {
     let block = SUM_ROWS * c;
     let partial = |(i, ab): (usize, &[f32])| {
-        let bb = b.map(|b| &b[i * block..i * block + ab.len()]);
+        // without `b`, `f` sees `a` twice (and ignores its second argument)
+        let bb = b.map_or(ab, |b| &b[i * block..i * block + ab.len()]);
         let mut acc: [Vec<T>; S] = std::array::from_fn(|_| vec![T::default(); c]);
-        for (r, row) in ab.chunks_exact(c).enumerate() {
-            let other = bb.map(|bb| &bb[r * c..(r + 1) * c]);
-            for (j, &v) in row.iter().enumerate() {
-                let terms = f(v, other.map_or(0.0, |o| o[j]));
-                for (acc, t) in acc.iter_mut().zip(terms) {
-                    acc[j] += t;
+        for (row, other) in ab.chunks_exact(c).zip(bb.chunks_exact(c)) {
+            // one sum at a time, over slices of equal length: a loop the compiler vectorises;
+            // each sum still adds its rows in order, so the bits do not change
+            for (s, acc) in acc.iter_mut().enumerate() {
+                for ((a, &v), &o) in acc[..c].iter_mut().zip(&row[..c]).zip(&other[..c]) {
+                    *a += f(v, o)[s];
                 }
             }
         }

@@ -1,0 +1,35 @@
+//! Profiling harness: trains the decoder (or TargetNet-S with `targetnet`) on synthetic data
+//! for a number of epochs and prints images/s and a hash of the weights (a change that should
+//! keep the bits must keep the hash): `cargo run --release -p apsig --example train_profile --
+//! decoder 3`, under `perf record` to see where the time goes.
+use apsig::model::{train, Arch, Targets, TrainConfig};
+use apsig::nn::{Network, Shape};
+
+fn main() {
+    let which = std::env::args().nth(1).unwrap_or_else(|| "decoder".into());
+    let epochs: usize = std::env::args().nth(2).and_then(|s| s.parse().ok()).unwrap_or(3);
+    let n = 4096;
+    let mut rng = apsig::rng::Rng::new(3);
+    let images: Vec<f32> = (0..n * 784).map(|_| rng.uniform()).collect();
+    let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
+    let mnist = Shape::new(28, 28, 1);
+    let cfg = apsig::pipeline::RunConfig::quick(1);
+    let (mut net, x, targets, tc) = if which == "decoder" {
+        let x: Vec<f32> = (0..n * 200).map(|_| rng.normal()).collect();
+        let net = Network::new(Shape::flat(200), Arch::Decoder.layers(mnist, 0, cfg.decoder.width), 1).unwrap();
+        (net, x, Targets::Images(&images), cfg.decoder.train.clone())
+    } else {
+        let net = Network::new(mnist, Arch::TargetNetS.layers(mnist, 10, 0), 1).unwrap();
+        (net, images.clone(), Targets::Labels(&labels), cfg.target.clone())
+    };
+    let tc = TrainConfig { epochs, ..tc };
+    let t = std::time::Instant::now();
+    train(&mut net, &x, targets, &tc, None, &apsig::NoProgress).unwrap();
+    let s = t.elapsed().as_secs_f64();
+    let all: Vec<f32> = net.params.iter().flatten().flatten().copied().collect();
+    println!(
+        "{which}: {:.0} images/s ({epochs} epochs of {n}), weights {}",
+        (epochs * n) as f64 / s,
+        apsig::io::fingerprint_f32(&all)
+    );
+}
