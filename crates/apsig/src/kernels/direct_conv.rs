@@ -1,8 +1,9 @@
 //! A direct (im2col-free) valid convolution for channels-last tensors, with an AVX2/FMA
-//! 6x16 register-blocked micro-kernel, and an AVX-512 6x32 one (two panels at once) where the
-//! CPU has AVX-512 and `cout` is a multiple of 32. This is the oracle's hot spot: TargetNet-S's
-//! second convolution is ~92% of the multiply-adds of every probe. Both kernels add the same
-//! products in the same order, so they give the same bits.
+//! 6x16 register-blocked micro-kernel, and two AVX-512 ones where the CPU has AVX-512: 6x32
+//! (two panels at once) when `cout` is a multiple of 32, and 12x16 (twelve output pixels per
+//! panel) otherwise, e.g. TargetNet-S's first layer with 16 outputs. This is the oracle's hot
+//! spot: TargetNet-S's second convolution is ~92% of the multiply-adds of every probe. All
+//! kernels add the same products in the same order, so they give the same bits.
 //!
 //! Each output pixel is a row; its patch is read in place from the input, one contiguous
 //! run of `k * cin` floats per kernel row, so no patch matrix is ever written.
@@ -14,8 +15,38 @@ pub struct PackedConv {
     cout: usize,
     panels: Vec<f32>,
     bias: Vec<f32>,
-    /// Use the AVX-512 6x32 kernel (detected at run time).
-    wide: bool,
+    /// The micro-kernel (AVX-512 detected at run time).
+    kernel: Kernel,
+}
+
+/// Which micro-kernel a [`PackedConv`] runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kernel {
+    /// AVX2: 6 output pixels x 16 channels.
+    Avx2x6x16,
+    /// AVX-512: 6 output pixels x 32 channels (two panels).
+    Avx512x6x32,
+    /// AVX-512: 12 output pixels x 16 channels.
+    Avx512x12x16,
+}
+
+impl Kernel {
+    fn for_cout(cout: usize) -> Self {
+        match (has_avx512(), cout.is_multiple_of(32)) {
+            (false, _) => Kernel::Avx2x6x16,
+            (true, true) => Kernel::Avx512x6x32,
+            (true, false) => Kernel::Avx512x12x16,
+        }
+    }
+
+    /// Output pixels per micro-kernel call.
+    fn rows(self) -> usize {
+        if self == Kernel::Avx512x12x16 {
+            12
+        } else {
+            6
+        }
+    }
 }
 
 impl PackedConv {
@@ -38,7 +69,7 @@ impl PackedConv {
             }
         }
         let bias = bias.map(|b| b.to_vec()).unwrap_or_else(|| vec![0.0; cout]);
-        Some(PackedConv { k, cin, cout, panels, bias, wide: cout.is_multiple_of(32) && has_avx512() })
+        Some(PackedConv { k, cin, cout, panels, bias, kernel: Kernel::for_cout(cout) })
     }
 
     /// `x` is `[n, h, w, cin]`; `y` receives `[n, h-k+1, w-k+1, cout]`.
@@ -54,8 +85,8 @@ impl PackedConv {
         let (mut img, mut oy, mut ox) = (0usize, 0usize, 0usize);
         let mut r = 0;
         while r < rows {
-            let m = (rows - r).min(6);
-            let mut offs = [0usize; 6];
+            let m = (rows - r).min(self.kernel.rows());
+            let mut offs = [0usize; 12];
             for o in offs.iter_mut().take(m) {
                 *o = ((img * h + oy) * w + ox) * cin;
                 ox += 1;
@@ -70,21 +101,33 @@ impl PackedConv {
             }
             let last = offs[m - 1];
             offs[m..].iter_mut().for_each(|o| *o = last);
-            if self.wide {
-                for p in (0..cout / 16).step_by(2) {
-                    let mut out = [[0.0f32; 32]; 6];
-                    let (a, b) = (&self.panels[p * depth * 16..], &self.panels[(p + 1) * depth * 16..]);
-                    // SAFETY: as below; `wide` is set only where the CPU has AVX-512F.
-                    unsafe { micro_6x32_avx512(x, &offs, a, b, k, k * cin, w * cin, &mut out) };
-                    self.store(y, r, m, p * 16, &out);
+            let six: &[usize; 6] = offs[..6].try_into().expect("six offsets");
+            // SAFETY (all three): every offset + ky*w*cin + k*cin <= x.len() because each origin
+            // is a valid output pixel of a valid convolution; panels hold depth*16 floats per
+            // panel; the AVX-512 kernels are chosen only where the CPU has AVX-512F.
+            match self.kernel {
+                Kernel::Avx512x6x32 => {
+                    for p in (0..cout / 16).step_by(2) {
+                        let mut out = [[0.0f32; 32]; 6];
+                        let (a, b) = (&self.panels[p * depth * 16..], &self.panels[(p + 1) * depth * 16..]);
+                        unsafe { micro_6x32_avx512(x, six, a, b, k, k * cin, w * cin, &mut out) };
+                        self.store(y, r, m, p * 16, &out);
+                    }
                 }
-            } else {
-                for p in 0..cout / 16 {
-                    let mut out = [[0.0f32; 16]; 6];
-                    // SAFETY: every offset + ky*w*cin + k*cin <= x.len() because each origin is a
-                    // valid output pixel of a valid convolution; panels hold depth*16 floats per panel.
-                    unsafe { micro_6x16(x, &offs, &self.panels[p * depth * 16..], k, k * cin, w * cin, &mut out) };
-                    self.store(y, r, m, p * 16, &out);
+                Kernel::Avx512x12x16 => {
+                    for p in 0..cout / 16 {
+                        let mut out = [[0.0f32; 16]; 12];
+                        let panel = &self.panels[p * depth * 16..];
+                        unsafe { micro_12x16_avx512(x, &offs, panel, k, k * cin, w * cin, &mut out) };
+                        self.store(y, r, m, p * 16, &out);
+                    }
+                }
+                Kernel::Avx2x6x16 => {
+                    for p in 0..cout / 16 {
+                        let mut out = [[0.0f32; 16]; 6];
+                        unsafe { micro_6x16(x, six, &self.panels[p * depth * 16..], k, k * cin, w * cin, &mut out) };
+                        self.store(y, r, m, p * 16, &out);
+                    }
                 }
             }
             r += m;
@@ -93,7 +136,7 @@ impl PackedConv {
 
     /// Writes the first `m` rows of a micro-kernel's `out` (channels `c0..c0 + W`) plus bias
     /// into the output rows `r..r + m`.
-    fn store<const W: usize>(&self, y: &mut [f32], r: usize, m: usize, c0: usize, out: &[[f32; W]; 6]) {
+    fn store<const W: usize, const R: usize>(&self, y: &mut [f32], r: usize, m: usize, c0: usize, out: &[[f32; W]; R]) {
         for (i, o) in out.iter().enumerate().take(m) {
             let dst = &mut y[(r + i) * self.cout + c0..(r + i) * self.cout + c0 + W];
             for ((d, v), b) in dst.iter_mut().zip(o).zip(&self.bias[c0..c0 + W]) {
@@ -168,6 +211,52 @@ unsafe fn micro_6x32_avx512(
     unreachable!("PackedConv::new enables it only on AVX-512 CPUs of an AVX2/FMA build")
 }
 
+/// The 6x16 kernel's panel for twelve output pixels, 16 lanes wide: one panel load feeds twelve
+/// FMAs, and each accumulator lane adds the same products in the same order as `micro_6x16`.
+#[cfg(all(target_arch = "x86_64", target_feature = "avx2", target_feature = "fma"))]
+#[target_feature(enable = "avx512f")]
+unsafe fn micro_12x16_avx512(
+    x: &[f32],
+    offs: &[usize; 12],
+    panel: &[f32],
+    k: usize,
+    run: usize,
+    row_stride: usize,
+    out: &mut [[f32; 16]; 12],
+) {
+    use std::arch::x86_64::*;
+    let xp = x.as_ptr();
+    let mut bp = panel.as_ptr();
+    let mut acc = [_mm512_setzero_ps(); 12];
+    for ky in 0..k {
+        let base = ky * row_stride;
+        let a: [*const f32; 12] = std::array::from_fn(|i| xp.add(offs[i] + base));
+        for t in 0..run {
+            let b = _mm512_loadu_ps(bp);
+            bp = bp.add(16);
+            for i in 0..12 {
+                acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(*a[i].add(t)), b, acc[i]);
+            }
+        }
+    }
+    for i in 0..12 {
+        _mm512_storeu_ps(out[i].as_mut_ptr(), acc[i]);
+    }
+}
+
+#[cfg(not(all(target_arch = "x86_64", target_feature = "avx2", target_feature = "fma")))]
+unsafe fn micro_12x16_avx512(
+    _: &[f32],
+    _: &[usize; 12],
+    _: &[f32],
+    _: usize,
+    _: usize,
+    _: usize,
+    _: &mut [[f32; 16]; 12],
+) {
+    unreachable!("PackedConv::new enables it only on AVX-512 CPUs of an AVX2/FMA build")
+}
+
 #[cfg(all(target_arch = "x86_64", target_feature = "avx2", target_feature = "fma"))]
 #[inline(always)]
 unsafe fn micro_6x16(
@@ -213,28 +302,40 @@ mod tests {
     use super::*;
     use crate::kernels::{im2col_nhwc, matmul, ConvGeom, Threads, Trans};
 
+    /// Every kernel against im2col + GEMM, and all kernels that run on this CPU against each
+    /// other bit for bit; 147 output pixels leave a tail for the 6- and the 12-pixel kernels.
     #[test]
     fn direct_conv_matches_im2col_gemm() {
-        let (n, h, w, cin, k, cout) = (3, 12, 12, 16, 5, 32);
-        let x: Vec<f32> = (0..n * h * w * cin).map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0).collect();
-        let wt: Vec<f32> = (0..k * k * cin * cout).map(|i| ((i * 13 % 29) as f32 - 14.0) / 30.0).collect();
-        let b: Vec<f32> = (0..cout).map(|i| i as f32 * 0.1).collect();
-        let Some(pc) = PackedConv::new(&wt, Some(&b), k, cin, cout) else { return };
-        let (oh, ow) = (h - k + 1, w - k + 1);
-        let mut y = vec![0.0; n * oh * ow * cout];
-        pc.forward(&x, n, h, w, &mut y);
-        let g = ConvGeom { big_h: h, big_w: w, channels: cin, k, stride: 1, pad: 0 };
-        let mut cols = vec![0.0; n * oh * ow * g.patch()];
-        im2col_nhwc(&g, n, &x, &mut cols, false);
-        let mut want: Vec<f32> = (0..n * oh * ow).flat_map(|_| b.clone()).collect();
-        matmul(n * oh * ow, cout, g.patch(), &cols, Trans::No, &wt, Trans::No, &mut want, true, Threads::One);
-        for (a, e) in y.iter().zip(&want) {
-            assert!((a - e).abs() < 1e-3 * (1.0 + e.abs()), "{a} vs {e}");
+        let (n, h, w, k) = (3, 11, 11, 5);
+        for (cin, cout) in [(16, 32), (1, 16), (3, 48)] {
+            let x: Vec<f32> = (0..n * h * w * cin).map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0).collect();
+            let wt: Vec<f32> = (0..k * k * cin * cout).map(|i| ((i * 13 % 29) as f32 - 14.0) / 30.0).collect();
+            let b: Vec<f32> = (0..cout).map(|i| i as f32 * 0.1).collect();
+            let Some(pc) = PackedConv::new(&wt, Some(&b), k, cin, cout) else { return };
+            let (oh, ow) = (h - k + 1, w - k + 1);
+            let mut y = vec![0.0; n * oh * ow * cout];
+            pc.forward(&x, n, h, w, &mut y);
+            let g = ConvGeom { big_h: h, big_w: w, channels: cin, k, stride: 1, pad: 0 };
+            let mut cols = vec![0.0; n * oh * ow * g.patch()];
+            im2col_nhwc(&g, n, &x, &mut cols, false);
+            let mut want: Vec<f32> = (0..n * oh * ow).flat_map(|_| b.clone()).collect();
+            matmul(n * oh * ow, cout, g.patch(), &cols, Trans::No, &wt, Trans::No, &mut want, true, Threads::One);
+            for (a, e) in y.iter().zip(&want) {
+                assert!((a - e).abs() < 1e-3 * (1.0 + e.abs()), "cin {cin} cout {cout}: {a} vs {e}");
+            }
+            let mut kernels = vec![Kernel::Avx2x6x16];
+            if has_avx512() {
+                kernels.push(Kernel::Avx512x12x16);
+                if cout % 32 == 0 {
+                    kernels.push(Kernel::Avx512x6x32);
+                }
+            }
+            for kernel in kernels {
+                let other = PackedConv { kernel, ..PackedConv::new(&wt, Some(&b), k, cin, cout).unwrap() };
+                let mut y2 = vec![0.0; y.len()];
+                other.forward(&x, n, h, w, &mut y2);
+                assert_eq!(y, y2, "cin {cin} cout {cout}: {kernel:?} differs from {:?}", pc.kernel);
+            }
         }
-        // the AVX-512 kernel (where this CPU has it) and the AVX2 one: the same bits
-        let narrow = PackedConv { wide: false, ..PackedConv::new(&wt, Some(&b), k, cin, cout).unwrap() };
-        let mut y2 = vec![0.0; y.len()];
-        narrow.forward(&x, n, h, w, &mut y2);
-        assert_eq!(y, y2);
     }
 }

@@ -9,7 +9,7 @@
 
 use super::layer::LayerSpec;
 use super::network::{add_channel_bias, affine, crop_into, sigmoid, Network, BN_EPS, BN_MOMENTUM};
-use crate::kernels::{col2im_nhwc, im2col_nhwc, matmul, maxpool2_nhwc, ConvGeom, Threads, Trans};
+use crate::kernels::{col2im_nhwc, im2col_nhwc, matmul, maxpool2_nhwc, ConvGeom, PackedConv, Threads, Trans};
 use rayon::prelude::*;
 
 /// Elementwise work is split into pieces of at least this many values (smaller ones are not
@@ -47,6 +47,16 @@ fn sized<T: Copy + Default>(v: &mut Vec<T>, len: usize) -> &mut [T] {
         v.resize(len, T::default());
     }
     v
+}
+
+/// Column matrices of a transposed convolution are made and used a chunk of images at a time,
+/// at most this many values, so that they stay in cache between the GEMM that writes them and
+/// the one (or the scatter) that reads them: at batch 128 the decoder's first one is 25 MB.
+const CACHED_COLS: usize = 1 << 20;
+
+/// Images per chunk of a column matrix with `per_image` values per image.
+fn cached_chunk(n: usize, per_image: usize) -> usize {
+    (CACHED_COLS / per_image.max(1)).clamp(1, n.max(1))
 }
 
 /// `y[j] = f(x[j])` across threads.
@@ -106,16 +116,31 @@ impl Network {
                 LayerSpec::Conv { k, stride, pad, .. } => {
                     let g = ConvGeom { big_h: s.h, big_w: s.w, channels: s.c, k, stride, pad };
                     let rows = n * o.h * o.w;
+                    // the column matrix is kept for the weight gradient
                     let cols = sized(extra, rows * g.patch());
                     im2col_nhwc(&g, n, x, cols, true);
-                    affine(cols, rows, g.patch(), &p[0], &p[1], o.c, y, Threads::All, true);
+                    let direct = (stride, pad) == (1, 0);
+                    match direct.then(|| PackedConv::new(&p[0], Some(&p[1]), k, s.c, o.c)).flatten() {
+                        // inference's direct kernel, a few images per task: these layers are
+                        // too narrow (16 or 32 outputs) for the GEMM to run near its peak
+                        Some(pc) => x
+                            .par_chunks(4 * s.len())
+                            .zip(y.par_chunks_mut(4 * o.len()))
+                            .for_each(|(xc, yc)| pc.forward(xc, xc.len() / s.len(), s.h, s.w, yc)),
+                        None => affine(cols, rows, g.patch(), &p[0], &p[1], o.c, y, Threads::All, true),
+                    }
                 }
                 LayerSpec::ConvT { k, stride, pad, .. } => {
                     let g = ConvGeom { big_h: o.h, big_w: o.w, channels: o.c, k, stride, pad };
-                    let rows = n * s.h * s.w;
-                    let cols = sized(extra, rows * g.patch());
-                    matmul(rows, g.patch(), s.c, x, Trans::No, &p[0], Trans::Yes, cols, false, Threads::All);
-                    col2im_nhwc(&g, n, cols, y);
+                    let (per_rows, patch) = (s.h * s.w, g.patch());
+                    let chunk = cached_chunk(n, per_rows * patch);
+                    let cols = sized(extra, chunk * per_rows * patch);
+                    for (xc, yc) in x.chunks(chunk * s.len()).zip(y.chunks_mut(chunk * o.len())) {
+                        let nb = xc.len() / s.len();
+                        let cols = &mut cols[..nb * per_rows * patch];
+                        matmul(nb * per_rows, patch, s.c, xc, Trans::No, &p[0], Trans::Yes, cols, false, Threads::All);
+                        col2im_nhwc(&g, nb, cols, yc);
+                    }
                     add_channel_bias(y, &p[1]);
                 }
                 LayerSpec::Linear { out } => affine(x, n, s.len(), &p[0], &p[1], out, y, Threads::All, true),
@@ -191,17 +216,25 @@ impl Network {
                 }
                 LayerSpec::ConvT { k, stride, pad, .. } => {
                     let g = ConvGeom { big_h: o.h, big_w: o.w, channels: o.c, k, stride, pad };
-                    let rows = n * s.h * s.w;
-                    let dcols = sized(&mut cache.dcols, rows * g.patch());
-                    im2col_nhwc(&g, n, &dy, dcols, true);
-                    matmul(g.patch(), s.c, rows, dcols, Trans::Yes, x, Trans::No, &mut gr[0], true, Threads::All);
+                    let (per_rows, patch) = (s.h * s.w, g.patch());
+                    let chunk = cached_chunk(n, per_rows * patch);
+                    let dcols = sized(&mut cache.dcols, chunk * per_rows * patch);
+                    let d = sized(&mut dx, if first { 0 } else { x.len() });
+                    for (b, (dyc, xc)) in dy.chunks(chunk * o.len()).zip(x.chunks(chunk * s.len())).enumerate() {
+                        let rows = xc.len() / s.len() * per_rows;
+                        let dcols = &mut dcols[..rows * patch];
+                        im2col_nhwc(&g, rows / per_rows, dyc, dcols, true);
+                        matmul(patch, s.c, rows, dcols, Trans::Yes, xc, Trans::No, &mut gr[0], true, Threads::All);
+                        if !first {
+                            let dc = &mut d[b * chunk * s.len()..][..xc.len()];
+                            matmul(rows, s.c, patch, dcols, Trans::No, &p[0], Trans::No, dc, false, Threads::All);
+                        }
+                    }
                     add_col_sums(&dy, o.c, &mut gr[1]);
                     if first {
                         dy.clear();
                         break;
                     }
-                    let d = sized(&mut dx, x.len());
-                    matmul(rows, s.c, g.patch(), dcols, Trans::No, &p[0], Trans::No, d, false, Threads::All);
                     std::mem::swap(&mut dy, &mut dx);
                 }
                 LayerSpec::Linear { out } => {
