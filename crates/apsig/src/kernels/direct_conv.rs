@@ -38,15 +38,6 @@ impl Kernel {
             (true, false) => Kernel::Avx512x12x16,
         }
     }
-
-    /// Output pixels per micro-kernel call.
-    fn rows(self) -> usize {
-        if self == Kernel::Avx512x12x16 {
-            12
-        } else {
-            6
-        }
-    }
 }
 
 impl PackedConv {
@@ -78,6 +69,18 @@ impl PackedConv {
         let (oh, ow) = (h - k + 1, w - k + 1);
         assert_eq!(x.len(), n * h * w * cin);
         assert_eq!(y.len(), n * oh * ow * cout);
+        // one loop per block height, so each kernel's loop is as lean as if it were the only one
+        if self.kernel == Kernel::Avx512x12x16 {
+            self.blocks::<12>(x, n, h, w, y);
+        } else {
+            self.blocks::<6>(x, n, h, w, y);
+        }
+    }
+
+    /// The output in blocks of `R` pixels (`R` = the kernel's rows).
+    fn blocks<const R: usize>(&self, x: &[f32], n: usize, h: usize, w: usize, y: &mut [f32]) {
+        let (k, cin, cout) = (self.k, self.cin, self.cout);
+        let (oh, ow) = (h - k + 1, w - k + 1);
         let rows = n * oh * ow;
         let depth = k * k * cin;
         // (image, oy, ox) of the next output pixel, advanced by counting: integer divisions
@@ -85,8 +88,8 @@ impl PackedConv {
         let (mut img, mut oy, mut ox) = (0usize, 0usize, 0usize);
         let mut r = 0;
         while r < rows {
-            let m = (rows - r).min(self.kernel.rows());
-            let mut offs = [0usize; 12];
+            let m = (rows - r).min(R);
+            let mut offs = [0usize; R];
             for o in offs.iter_mut().take(m) {
                 *o = ((img * h + oy) * w + ox) * cin;
                 ox += 1;
@@ -101,28 +104,25 @@ impl PackedConv {
             }
             let last = offs[m - 1];
             offs[m..].iter_mut().for_each(|o| *o = last);
-            let six: &[usize; 6] = offs[..6].try_into().expect("six offsets");
             // SAFETY (all three): every offset + ky*w*cin + k*cin <= x.len() because each origin
             // is a valid output pixel of a valid convolution; panels hold depth*16 floats per
             // panel; the AVX-512 kernels are chosen only where the CPU has AVX-512F.
-            match self.kernel {
-                Kernel::Avx512x6x32 => {
+            if let Ok(twelve) = <&[usize; 12]>::try_from(&offs[..]) {
+                for p in 0..cout / 16 {
+                    let mut out = [[0.0f32; 16]; 12];
+                    let panel = &self.panels[p * depth * 16..];
+                    unsafe { micro_12x16_avx512(x, twelve, panel, k, k * cin, w * cin, &mut out) };
+                    self.store(y, r, m, p * 16, &out);
+                }
+            } else if let Ok(six) = <&[usize; 6]>::try_from(&offs[..]) {
+                if self.kernel == Kernel::Avx512x6x32 {
                     for p in (0..cout / 16).step_by(2) {
                         let mut out = [[0.0f32; 32]; 6];
                         let (a, b) = (&self.panels[p * depth * 16..], &self.panels[(p + 1) * depth * 16..]);
                         unsafe { micro_6x32_avx512(x, six, a, b, k, k * cin, w * cin, &mut out) };
                         self.store(y, r, m, p * 16, &out);
                     }
-                }
-                Kernel::Avx512x12x16 => {
-                    for p in 0..cout / 16 {
-                        let mut out = [[0.0f32; 16]; 12];
-                        let panel = &self.panels[p * depth * 16..];
-                        unsafe { micro_12x16_avx512(x, &offs, panel, k, k * cin, w * cin, &mut out) };
-                        self.store(y, r, m, p * 16, &out);
-                    }
-                }
-                Kernel::Avx2x6x16 => {
+                } else {
                     for p in 0..cout / 16 {
                         let mut out = [[0.0f32; 16]; 6];
                         unsafe { micro_6x16(x, six, &self.panels[p * depth * 16..], k, k * cin, w * cin, &mut out) };
