@@ -253,9 +253,9 @@ fn readme_results_and_performance_agree_with_the_committed_outputs() {
         "docs/results/paper/earlier/xeon-ce905f5.metrics.json",
         "docs/results/paper/earlier/amd-epyc-ce905f5.metrics.json",
         "docs/results/quick/earlier/xeon-ce905f5.metrics.json",
-        // the benches before the last two kernel changes, cited for what each change bought
-        "docs/results/bench-2026-12-02-xeon-avx2-gemm.txt",
-        "docs/results/bench-2026-12-02-xeon-avx512-gemm.txt",
+        // the bench of the commit before, on the same machine, and the paired training A/B
+        "docs/results/bench-2026-12-02-epyc-ce905f5.txt",
+        "docs/results/training-ab-2026-12-02-epyc.txt",
         &bench_json,
         &name,
     ] {
