@@ -3,6 +3,7 @@
 //! `APSIG_DATA_DIR=... cargo run --release -p apsig --example white_box_search -- runs/quick 512`.
 use apsig::directions::Directions;
 use apsig::model::{load_network, Classifier};
+use apsig::pipeline::{pilot_starts, SignatureStage};
 use apsig::signature::{extract, ExtractConfig, Method, SearchConfig};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -25,8 +26,9 @@ fn main() {
     let fine = ExtractConfig { method: Method::ChangeBit, search: SearchConfig { rel_tol: 1e-4, ..search.clone() } };
     let p = BTreeMap::new();
     let np = apsig::NoProgress;
-    let pilot = extract(model.clone(), &dirs, &data.train, &p, 0..256, None, None, &wb, None, &np).unwrap();
-    let starts = pilot.median_eps();
+    // the run's own starts: the median eps of a white-box pilot on the first training images
+    let stage = SignatureStage { count: 0, extract: wb.clone() };
+    let starts = pilot_starts(model.clone(), &dirs, &data.train, &stage).unwrap();
     let r = 1000..1000 + n;
     let t = std::time::Instant::now();
     let w = extract(model.clone(), &dirs, &data.train, &p, r.clone(), None, Some(&starts), &wb, None, &np).unwrap();

@@ -107,22 +107,27 @@ impl PackedConv {
             // SAFETY (all three): every offset + ky*w*cin + k*cin <= x.len() because each origin
             // is a valid output pixel of a valid convolution; panels hold depth*16 floats per
             // panel; the AVX-512 kernels are chosen only where the CPU has AVX-512F.
-            if let Ok(twelve) = <&[usize; 12]>::try_from(&offs[..]) {
-                for p in 0..cout / 16 {
-                    let mut out = [[0.0f32; 16]; 12];
-                    let panel = &self.panels[p * depth * 16..];
-                    unsafe { micro_12x16_avx512(x, twelve, panel, k, k * cin, w * cin, &mut out) };
-                    self.store(y, r, m, p * 16, &out);
+            match self.kernel {
+                Kernel::Avx512x12x16 => {
+                    let twelve: &[usize; 12] = offs[..].try_into().expect("blocks of 12 for the 12-pixel kernel");
+                    for p in 0..cout / 16 {
+                        let mut out = [[0.0f32; 16]; 12];
+                        let panel = &self.panels[p * depth * 16..];
+                        unsafe { micro_12x16_avx512(x, twelve, panel, k, k * cin, w * cin, &mut out) };
+                        self.store(y, r, m, p * 16, &out);
+                    }
                 }
-            } else if let Ok(six) = <&[usize; 6]>::try_from(&offs[..]) {
-                if self.kernel == Kernel::Avx512x6x32 {
+                Kernel::Avx512x6x32 => {
+                    let six: &[usize; 6] = offs[..].try_into().expect("blocks of 6 for the 6-pixel kernels");
                     for p in (0..cout / 16).step_by(2) {
                         let mut out = [[0.0f32; 32]; 6];
                         let (a, b) = (&self.panels[p * depth * 16..], &self.panels[(p + 1) * depth * 16..]);
                         unsafe { micro_6x32_avx512(x, six, a, b, k, k * cin, w * cin, &mut out) };
                         self.store(y, r, m, p * 16, &out);
                     }
-                } else {
+                }
+                Kernel::Avx2x6x16 => {
+                    let six: &[usize; 6] = offs[..].try_into().expect("blocks of 6 for the 6-pixel kernels");
                     for p in 0..cout / 16 {
                         let mut out = [[0.0f32; 16]; 6];
                         unsafe { micro_6x16(x, six, &self.panels[p * depth * 16..], k, k * cin, w * cin, &mut out) };

@@ -46,7 +46,7 @@ pub struct SignatureStage {
 }
 
 impl RunConfig {
-    /// The default: a full reproduction in about 9 minutes on two cores
+    /// The default: a full reproduction in 3 to 5 minutes on two cores
     /// (12,000 training signatures, 2,000 test secrets).
     pub fn quick(seed: u64) -> Self {
         let train = |epochs, batch, lr, seed| TrainConfig::new(epochs, batch, lr, seed);
