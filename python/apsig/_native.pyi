@@ -118,6 +118,7 @@ class Decoder:
         batch: int = ...,
         lr: float = ...,
         seed: int = ...,
+        hidden: Optional[int] = ...,
         progress: Union[bool, None, Callable[[str, int, int], Any]] = ...,
     ) -> Decoder: ...
     @staticmethod

@@ -45,6 +45,12 @@ def test_model_signatures_and_decoder_round_trip(images, tmp_path, model_file, d
     assert r.shape == (12, 28, 28, 1) and 0 <= r.min() and r.max() <= 1
     np.testing.assert_array_equal(loaded.reconstruct(sigs), r)
     assert loaded.k == 16 and loaded.directions == dirs.fingerprint
+    # `hidden=None` is run's decoder (a 512-wide hidden layer); 0 the paper's, without it
+    def fit(**kw):
+        return apsig.Decoder.fit(sigs, images, width=4, epochs=2, batch=4, progress=False, **kw)
+
+    np.testing.assert_array_equal(fit(hidden=512).reconstruct(sigs), r)
+    assert not np.array_equal(fit(hidden=0).reconstruct(sigs), r)
     other = apsig.signatures(model, images, apsig.Directions.generate("rademacher", 16, 1, (28, 28, 1)), progress=False)
     with pytest.raises(apsig.ApsigError, match="other directions"):
         dec.reconstruct(other)

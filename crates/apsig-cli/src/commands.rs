@@ -197,6 +197,10 @@ pub struct DecArgs {
     epochs: usize,
     #[arg(long, default_value_t = 64)]
     width: usize,
+    /// Width of a dense hidden layer before the decoder's projection; 0 for none [default:
+    /// the preset's, `decoder.hidden`]
+    #[arg(long)]
+    hidden: Option<usize>,
     #[arg(long, default_value_t = 1)]
     seed: u64,
 }
@@ -428,6 +432,7 @@ fn train_decoder(a: DecArgs, opts: &DataOptions, bars: &Bars) -> Result<()> {
     let data = apsig::data::load(&a.dataset, opts)?;
     let mut cfg = RunConfig::quick(a.seed).decoder;
     cfg.width = a.width;
+    cfg.hidden = a.hidden.unwrap_or(cfg.hidden);
     cfg.train.epochs = a.epochs;
     cfg.train.seed = a.seed;
     let images = pipeline::images_of(&data.train, &sigs).with_context(|| format!("{}", a.signatures.display()))?;

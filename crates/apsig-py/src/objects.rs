@@ -337,9 +337,10 @@ pub struct Decoder {
 impl Decoder {
     /// Trains a decoder on the adversary's own signatures and the images they belong to
     /// (`[n, h, w, c]` or `[n, c, h, w]` with c = 1 or 3, or `[n, h, w]`, in signature order);
-    /// the decoder paints images of that shape.
+    /// the decoder paints images of that shape. `hidden` is the width of a dense layer before
+    /// the projection (0: none; None: as `run` does).
     #[staticmethod]
-    #[pyo3(signature = (signatures, images, width=64, use_mask=true, epochs=20, batch=128, lr=2e-3, seed=2000, progress=None))]
+    #[pyo3(signature = (signatures, images, width=64, use_mask=true, epochs=20, batch=128, lr=2e-3, seed=2000, hidden=None, progress=None))]
     #[allow(clippy::too_many_arguments)]
     fn fit(
         py: Python<'_>,
@@ -351,6 +352,7 @@ impl Decoder {
         batch: usize,
         lr: f32,
         seed: u64,
+        hidden: Option<usize>,
         progress: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let image = image_shape(images.shape())?;
@@ -359,7 +361,10 @@ impl Decoder {
         if n != sigs.n() {
             return Err(invalid(format!("images: {n} images for {} signatures", sigs.n())));
         }
-        let cfg = apsig::decoder::DecoderConfig { width, use_mask, train: TrainConfig::new(epochs, batch, lr, seed) };
+        // `hidden=None`: the run presets' hidden layer, so a notebook decoder is `run`'s
+        let hidden = hidden.unwrap_or(apsig::pipeline::RunConfig::quick(0).decoder.hidden);
+        let cfg =
+            apsig::decoder::DecoderConfig { width, hidden, use_mask, train: TrainConfig::new(epochs, batch, lr, seed) };
         let progress = PyProgress::new(py, progress)?;
         let fitted = py.detach(|| apsig::decoder::Decoder::fit(sigs, &x, image, &cfg, None, &progress));
         Ok(Decoder { inner: fitted.map_err(py_err)?.0 })

@@ -243,7 +243,7 @@ const SIGS: usize = 512;
 const BATCH: usize = 64; // 8 steps per epoch
 
 fn decoder_cfg() -> DecoderConfig {
-    DecoderConfig { width: 8, use_mask: true, train: TrainConfig::new(EPOCHS, BATCH, 2e-3, 11) }
+    DecoderConfig { width: 8, hidden: 0, use_mask: true, train: TrainConfig::new(EPOCHS, BATCH, 2e-3, 11) }
 }
 
 /// Training pairs: the reference signatures of the first test images are as good as any.

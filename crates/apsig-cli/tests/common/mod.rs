@@ -120,6 +120,7 @@ pub fn tiny_decoder(path: &Path, k: usize, directions: &str) {
         .collect();
     let cfg = DecoderConfig {
         width: 4,
+        hidden: 0,
         use_mask: false,
         train: TrainConfig { final_lr_frac: 0.1, ..TrainConfig::new(2, 32, 2e-3, 1) },
     };

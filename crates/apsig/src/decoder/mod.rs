@@ -8,7 +8,7 @@ pub use input::{Input, InputKind, Standardiser};
 
 use crate::error::{Error, Result};
 use crate::io::{write_tensors, TensorFile, TensorOut};
-use crate::model::{load_network, save_network, train, Arch, Targets, TrainConfig, TrainReport};
+use crate::model::{decoder_layers, load_network, save_network, train, Arch, Targets, TrainConfig, TrainReport};
 use crate::nn::{Network, Shape};
 use crate::signature::SignatureSet;
 use crate::Progress;
@@ -23,10 +23,19 @@ pub struct DecoderConfig {
     /// Base width: channels of the last hidden layer. The projection has `2^(stages-1) *
     /// width` channels (`2 * width` at 7x7 for 28x28 images; see `model::decoder_layers`).
     pub width: usize,
+    /// Width of a dense hidden layer (Linear, batch norm, ReLU) between the features and the
+    /// projection; 0 (the paper's decoder) for none. Left out of configs and decoder stamps
+    /// when 0, so runs made before it existed keep their stamps.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub hidden: usize,
     /// Feed the censoring mask as K extra inputs (censored eps carry less information).
     pub use_mask: bool,
     /// Training schedule.
     pub train: TrainConfig,
+}
+
+fn is_zero(v: &usize) -> bool {
+    *v == 0
 }
 
 /// A trained decoder: its network, what it reads, the standardisation it was trained with,
@@ -205,7 +214,7 @@ fn fit_network(
         ));
     }
     let input = Shape::flat(dim);
-    let mut net = Network::new(input, Arch::Decoder.layers(image, 0, cfg.width), cfg.train.seed)
+    let mut net = Network::new(input, decoder_layers(image, cfg.width, cfg.hidden), cfg.train.seed)
         .map_err(|e| Error::invalid("decoder", e))?;
     let report = train(&mut net, features, Targets::Images(images), &cfg.train, checkpoint, progress)?;
     Ok((net, report))
@@ -251,5 +260,30 @@ mod tests {
             assert_eq!(back.net.in_len(), kind.dim());
             assert_eq!(back.image_shape(), Shape::new(12, 10, 3));
         }
+    }
+
+    #[test]
+    fn a_decoder_with_a_hidden_layer_trains_saves_and_loads() {
+        let image = Shape::new(6, 5, 3);
+        let (n, dim) = (40, 8);
+        let mut rng = crate::rng::Rng::derive(3, "hidden-test");
+        let features: Vec<f32> = (0..n * dim).map(|_| rng.normal()).collect();
+        let images: Vec<f32> = (0..n * image.len()).map(|_| rng.uniform()).collect();
+        let cfg = DecoderConfig { width: 4, hidden: 6, use_mask: false, train: TrainConfig::new(2, 8, 2e-3, 1) };
+        let (net, _) = fit_network(&features, dim, &images, image, &cfg, None, &crate::NoProgress).unwrap();
+        use crate::nn::LayerSpec::{BatchNorm, Linear, Relu};
+        assert_eq!(net.specs[..3], [Linear { out: 6 }, BatchNorm, Relu]);
+        let scale = Standardiser::from_parts(vec![0.0; dim], vec![1.0; dim], "test").unwrap();
+        let input = InputKind::Signature { k: dim, use_mask: false };
+        let d = Decoder { net, input, scale, directions: "d".into() };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hidden.safetensors");
+        d.save(&path, &BTreeMap::new()).unwrap();
+        let back = Decoder::load(&path).unwrap();
+        assert_eq!(back.net.specs, d.net.specs);
+        assert_eq!(back.net.forward(&features, n), d.net.forward(&features, n));
+        // 0 is the paper's decoder and stays out of configs (and so out of old runs' stamps)
+        let plain = DecoderConfig { hidden: 0, ..cfg };
+        assert!(!serde_json::to_string(&plain).unwrap().contains("hidden"));
     }
 }

@@ -64,7 +64,7 @@ impl Arch {
                 l.extend([Linear { out: 64 }, Relu, Linear { out: classes }]);
                 l
             }
-            Arch::Decoder => decoder_layers(image, width),
+            Arch::Decoder => decoder_layers(image, width, 0),
         }
     }
 }
@@ -91,14 +91,19 @@ const DECODER_MAX_START: usize = 8;
 /// Where a side is not a multiple of `2^stages` the decoder paints the next size up and a
 /// centred crop (the extra row or column going to the bottom/right) keeps `H x W`.
 /// 28x28x1: 7x7 with `2 * width` channels, 14x14x`width`, 28x28x1, no crop: the paper's decoder.
-pub fn decoder_layers(image: Shape, width: usize) -> Vec<LayerSpec> {
+/// With `hidden > 0` a dense hidden layer of that width (batch norm, ReLU) comes first.
+pub fn decoder_layers(image: Shape, width: usize, hidden: usize) -> Vec<LayerSpec> {
     let mut stages = 2;
     while image.h.max(image.w).div_ceil(1 << stages) > DECODER_MAX_START && stages < 8 {
         stages += 1;
     }
     let (h0, w0) = (image.h.div_ceil(1 << stages), image.w.div_ceil(1 << stages));
     let start_c = width << (stages - 1);
-    let mut l = vec![Linear { out: start_c * h0 * w0 }, BatchNorm, Relu, Reshape { h: h0, w: w0, c: start_c }];
+    let mut l = Vec::new();
+    if hidden > 0 {
+        l.extend([Linear { out: hidden }, BatchNorm, Relu]);
+    }
+    l.extend([Linear { out: start_c * h0 * w0 }, BatchNorm, Relu, Reshape { h: h0, w: w0, c: start_c }]);
     for s in 1..stages {
         l.extend([ConvT { cout: start_c >> s, k: 4, stride: 2, pad: 1 }, BatchNorm, Relu]);
     }
@@ -131,6 +136,18 @@ mod tests {
             Sigmoid,
         ];
         assert_eq!(Arch::Decoder.layers(Shape::new(28, 28, 1), 0, w), want);
+    }
+
+    #[test]
+    fn a_hidden_layer_goes_between_the_features_and_the_projection() {
+        let image = Shape::new(32, 32, 3);
+        let plain = decoder_layers(image, 8, 0);
+        let deep = decoder_layers(image, 8, 40);
+        assert_eq!(&deep[..3], &[Linear { out: 40 }, BatchNorm, Relu]);
+        assert_eq!(&deep[3..], &plain[..]);
+        let net = Network::new(Shape::flat(10), deep, 1).unwrap();
+        assert_eq!(net.output_shape(), image);
+        assert_eq!(net.shape_before(3), Shape::flat(40));
     }
 
     #[test]

@@ -67,7 +67,14 @@ impl RunConfig {
                 count: 2_000,
                 extract: ExtractConfig { method: Method::ChangeBit, search: SearchConfig::decoder_grade(256.0) },
             },
-            decoder: DecoderConfig { width: 64, use_mask: true, train: train(20, 128, 2e-3, seed.wrapping_add(2000)) },
+            decoder: DecoderConfig {
+                width: 64,
+                // a dense layer before the projection: at paper scale on MNIST MSE 0.0146 -> 0.0125
+                // and 87.4% -> 94.1% identified, for 37% more decoder time (README, "Decoder")
+                hidden: 512,
+                use_mask: true,
+                train: train(20, 128, 2e-3, seed.wrapping_add(2000)),
+            },
         }
     }
 
@@ -90,6 +97,7 @@ impl RunConfig {
         c.train_signatures.count = 0;
         c.test_signatures.count = 200;
         c.decoder.width = 16;
+        c.decoder.hidden = 128;
         c.decoder.train.epochs = 12;
         c.decoder.train.batch = 64;
         c

@@ -86,6 +86,7 @@ impl StudyConfig {
             secret_search: SearchConfig::decoder_grade(256.0),
             decoder: DecoderConfig {
                 width: 16,
+                hidden: 0,
                 use_mask: true,
                 train: TrainConfig::new(15, 64, 2e-3, seed.wrapping_add(2000)),
             },

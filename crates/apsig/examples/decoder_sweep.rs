@@ -1,0 +1,55 @@
+//! Decoder variants on the signatures of a finished run: trains one decoder per (training
+//! pairs, width, epochs) on the run's training signatures and scores it on its secrets, so a
+//! decoder change is measured without rerunning the oracle:
+//! `APSIG_DATA_DIR=... cargo run --release -p apsig --example decoder_sweep -- RUN DATASET N:WIDTH:EPOCHS[:HIDDEN[:INPUT_NOISE]]...`
+//! (e.g. `runs/colour data/colour-mnist-32.npz 12000:64:20 60000:64:10`).
+use apsig::decoder::Decoder;
+use apsig::eval::{colour, quality};
+use apsig::model::load_network;
+use apsig::pipeline::{image_shape, images_of, labels_of, RunConfig};
+use apsig::signature::SignatureSet;
+use std::path::Path;
+use std::time::Instant;
+
+fn main() {
+    let a: Vec<String> = std::env::args().collect();
+    let run = Path::new(&a[1]);
+    let opts = apsig_data::DataOptions {
+        data_dir: std::env::var("APSIG_DATA_DIR").ok().map(Into::into),
+        ..Default::default()
+    };
+    let data = apsig_data::load(&a[2], &opts).unwrap();
+    let train = SignatureSet::load(&run.join("signatures-train.safetensors")).unwrap();
+    let test = SignatureSet::load(&run.join("signatures-test.safetensors")).unwrap();
+    let eval = load_network(&run.join("evaluator.safetensors"), None).unwrap().net;
+    let image = image_shape(&data.train);
+    let originals = images_of(&data.test, &test).unwrap();
+    let labels = labels_of(&data.test, &test);
+    let mean = colour::mean_colours(&data.train.images, image);
+    for spec in &a[3..] {
+        let v: Vec<f64> = spec.split(':').map(|s| s.parse().unwrap()).collect();
+        let sigs = train.prefix(train.k, v[0] as usize);
+        let mut cfg = RunConfig::quick(1).decoder;
+        cfg.width = v[1] as usize;
+        cfg.train.epochs = v[2] as usize;
+        cfg.hidden = v.get(3).copied().unwrap_or(0.0) as usize;
+        cfg.train.input_noise = v.get(4).copied().unwrap_or(0.0) as f32;
+        let images = images_of(&data.train, &sigs).unwrap();
+        let t = Instant::now();
+        let (dec, rep) = Decoder::fit(&sigs, &images, image, &cfg, None, &apsig::NoProgress).unwrap();
+        let secs = t.elapsed().as_secs_f64();
+        let recons = dec.reconstruct(&test).unwrap();
+        let q = quality(&recons, &originals, &labels, image, &eval);
+        let c = mean.as_ref().map(|m| colour::colour_fidelity(&recons, &originals, image, m));
+        println!(
+            "{spec}: pairs {} loss {:.4} | test MSE {:.4} SSIM {:.3} class {:.1}% ident {:?} | colour {} | {secs:.0} s",
+            sigs.n(),
+            rep.final_loss,
+            q.mse,
+            q.ssim,
+            100.0 * q.class_recovery,
+            q.identified_cells(),
+            c.map(|c| format!("fg {:.3} bg {:.3}", c.foreground_error, c.background_error)).unwrap_or_default(),
+        );
+    }
+}
