@@ -1,6 +1,8 @@
 //! Decoder variants on the signatures of a finished run: trains one decoder per (training
-//! pairs, width, epochs) on the run's training signatures and scores it on its secrets, so a
-//! decoder change is measured without rerunning the oracle:
+//! pairs, width, epochs, hidden width, input noise) on the run's training signatures and scores
+//! it on its secrets, so a decoder change is measured without rerunning the oracle. HIDDEN and
+//! INPUT_NOISE default to 0 (the paper's decoder, not the presets' 512), the rest is the quick
+//! preset's decoder:
 //! `APSIG_DATA_DIR=... cargo run --release -p apsig --example decoder_sweep -- RUN DATASET N:WIDTH:EPOCHS[:HIDDEN[:INPUT_NOISE]]...`
 //! (e.g. `runs/colour data/colour-mnist-32.npz 12000:64:20 60000:64:10`).
 use apsig::decoder::Decoder;
@@ -14,11 +16,8 @@ use std::time::Instant;
 fn main() {
     let a: Vec<String> = std::env::args().collect();
     let run = Path::new(&a[1]);
-    let opts = apsig_data::DataOptions {
-        data_dir: std::env::var("APSIG_DATA_DIR").ok().map(Into::into),
-        ..Default::default()
-    };
-    let data = apsig_data::load(&a[2], &opts).unwrap();
+    // the locator reads $APSIG_DATA_DIR itself
+    let data = apsig_data::load(&a[2], &apsig_data::DataOptions::default()).unwrap();
     let train = SignatureSet::load(&run.join("signatures-train.safetensors")).unwrap();
     let test = SignatureSet::load(&run.join("signatures-test.safetensors")).unwrap();
     let eval = load_network(&run.join("evaluator.safetensors"), None).unwrap().net;

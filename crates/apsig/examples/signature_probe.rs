@@ -13,12 +13,10 @@ fn main() {
     let run = Path::new(&a[1]);
     let n: usize = a[3].parse().unwrap();
     let epochs: usize = a[4].parse().unwrap();
-    let opts = apsig_data::DataOptions {
-        data_dir: std::env::var("APSIG_DATA_DIR").ok().map(Into::into),
-        ..Default::default()
-    };
-    let data = apsig_data::load(&a[2], &opts).unwrap();
-    let train_sigs = SignatureSet::load(&run.join("signatures-train.safetensors")).unwrap().prefix(100, n);
+    // the locator reads $APSIG_DATA_DIR itself
+    let data = apsig_data::load(&a[2], &apsig_data::DataOptions::default()).unwrap();
+    let all = SignatureSet::load(&run.join("signatures-train.safetensors")).unwrap();
+    let train_sigs = all.prefix(all.k, n);
     let test_sigs = SignatureSet::load(&run.join("signatures-test.safetensors")).unwrap();
     let tin = Input::signature(&train_sigs, train_sigs.k, train_sigs.n(), true).unwrap();
     let ein = Input::signature(&test_sigs, test_sigs.k, test_sigs.n(), true).unwrap();

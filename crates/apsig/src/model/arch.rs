@@ -29,7 +29,8 @@ impl Arch {
 
     /// The layers for images of shape `image` (H x W x C): the classifiers' input, the
     /// decoder's output (its input, a flat signature, needs no layer of its own). `classes`
-    /// is the classifier output width; `width` the decoder's base width.
+    /// is the classifier output width; `width` the decoder's base width. The decoder here has no
+    /// hidden layer (the paper's); `decoder_layers` builds one with it.
     ///
     /// Classifiers keep their two convolution blocks whatever the image; on images larger
     /// than about 40x40 extra 2x2 max-pools follow until at most 8x8 positions feed the dense

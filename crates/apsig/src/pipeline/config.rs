@@ -70,7 +70,7 @@ impl RunConfig {
             decoder: DecoderConfig {
                 width: 64,
                 // a dense layer before the projection: at paper scale on MNIST MSE 0.0146 -> 0.0125
-                // and 87.4% -> 94.1% identified, for 37% more decoder time (README, "Decoder")
+                // and 87.4% -> 94.1% identified, for 37% more decoder time (docs/results/decoder-hidden-ab.txt)
                 hidden: 512,
                 use_mask: true,
                 train: train(20, 128, 2e-3, seed.wrapping_add(2000)),
