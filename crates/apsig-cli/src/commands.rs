@@ -7,7 +7,7 @@ use apsig::decoder::Decoder;
 use apsig::directions::{DirectionConfig, Directions, Strategy};
 use apsig::model::{load_network, Arch, TrainConfig};
 use apsig::pipeline::{self, files, RunConfig, UserModels};
-use apsig::signature::{extract, ExtractConfig, Method, SearchConfig, Shard, SignatureSet};
+use apsig::signature::{extract, EpsPredictor, ExtractConfig, Method, Prior, SearchConfig, Shard, SignatureSet};
 use clap::{Args, Subcommand, ValueEnum};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -170,6 +170,11 @@ pub struct SigArgs {
     /// Start each direction at the median eps of these (training) signatures.
     #[arg(long)]
     prior: Option<PathBuf>,
+    /// With --prior: measure the directions in groups of N, each group's brackets predicted
+    /// from the eps already measured on the same image by a Gaussian model of the prior's
+    /// ln eps (fewer queries for the same precision); 0 searches all directions at once.
+    #[arg(long, default_value_t = 0, requires = "prior")]
+    predict_group: usize,
     /// Keep finished blocks here so a killed run resumes (default: <out>.parts).
     #[arg(long)]
     parts: Option<PathBuf>,
@@ -388,9 +393,16 @@ fn signatures(a: SigArgs, opts: &DataOptions, bars: &Bars) -> Result<()> {
     let method = Method::from(a.method);
     let search =
         SearchConfig { start: a.start, growth: a.growth, eps_max: a.eps_max, eps_min: 1e-4, rel_tol: a.rel_tol };
-    let prior = match &a.prior {
-        Some(p) => Some(SignatureSet::load(p)?.median_eps()),
-        None => None,
+    let prior_set = a.prior.as_deref().map(SignatureSet::load).transpose()?;
+    let median = prior_set.as_ref().map(SignatureSet::median_eps);
+    let predictor = match &prior_set {
+        Some(set) if a.predict_group > 0 => Some(EpsPredictor::fit(set, a.predict_group)?),
+        _ => None,
+    };
+    let prior = match (&predictor, &median) {
+        (Some(p), _) => Some(Prior::Predicted(p)),
+        (None, Some(m)) => Some(Prior::Starts(m)),
+        (None, None) => None,
     };
     let end = if a.count == 0 { split.n } else { (a.from + a.count).min(split.n) };
     let mut prov = BTreeMap::new();
@@ -398,7 +410,7 @@ fn signatures(a: SigArgs, opts: &DataOptions, bars: &Bars) -> Result<()> {
     prov.insert("split".to_string(), a.split.name().to_string());
     let parts = a.parts.unwrap_or_else(|| a.out.with_extension("parts"));
     let cfg = ExtractConfig { method, search };
-    let set = extract(model, &dirs, split, &prov, a.from..end, a.shard, prior.as_deref(), &cfg, Some(&parts), bars)?;
+    let set = extract(model, &dirs, split, &prov, a.from..end, a.shard, prior, &cfg, Some(&parts), bars)?;
     set.save(&a.out)?;
     let _ = std::fs::remove_dir_all(&parts);
     println!(

@@ -7,7 +7,7 @@ use apsig::decoder::Decoder;
 use apsig::directions::Directions;
 use apsig::model::{Arch, Classifier};
 use apsig::pipeline::{files, images_of, labels_of};
-use apsig::signature::{extract, ExtractConfig, Method, SearchConfig, SignatureSet};
+use apsig::signature::{extract, ExtractConfig, Method, Prior, SearchConfig, SignatureSet};
 use apsig_report::{LineChart, Series};
 use clap::Args;
 use serde::Serialize;
@@ -112,8 +112,18 @@ pub fn query_curve(a: CurveArgs, opts: &DataOptions) -> Result<()> {
     for (name, method, search, use_prior) in cases {
         let cfg = ExtractConfig { method, search };
         let starts = use_prior.then_some(&prior[..]);
-        let sigs =
-            extract(target.clone(), &dirs, &data.test, &prov, 0..n, None, starts, &cfg, None, &apsig::NoProgress)?;
+        let sigs = extract(
+            target.clone(),
+            &dirs,
+            &data.test,
+            &prov,
+            0..n,
+            None,
+            starts.map(Prior::Starts),
+            &cfg,
+            None,
+            &apsig::NoProgress,
+        )?;
         let recon = decoder.reconstruct(&sigs)?;
         let image = apsig::pipeline::image_shape(&data.test);
         let q = apsig::eval::quality(&recon, &originals.0, &originals.1, image, evaluator.as_ref());

@@ -79,7 +79,18 @@ pub fn signatures(
         split.images = x;
         let classifier: std::sync::Arc<dyn apsig::model::Classifier> = net;
         let set = py.detach(|| {
-            extract(classifier, dirs, &split, &prov, 0..n, None, Some(&starts), &cfg, parts_dir.as_deref(), &progress)
+            extract(
+                classifier,
+                dirs,
+                &split,
+                &prov,
+                0..n,
+                None,
+                Some(apsig::signature::Prior::Starts(&starts)),
+                &cfg,
+                parts_dir.as_deref(),
+                &progress,
+            )
         });
         return Ok(SignatureSet { inner: set.map_err(py_err)? });
     }
@@ -88,7 +99,7 @@ pub fn signatures(
         return Err(invalid("classify: neither a callable nor an apsig Model"));
     }
     prov.entry("oracle".into()).or_insert_with(|| "python callable".into());
-    let prov = signature_provenance(&prov, dirs, &cfg, &starts, 0..n, None);
+    let prov = signature_provenance(&prov, dirs, &cfg, &apsig::signature::Prior::Starts(&starts), 0..n, None);
     let classify = classify.unbind();
     // the first Python exception raised by the callable (or a signal), re-raised as it was
     let failure: Mutex<Option<PyErr>> = Mutex::new(None);

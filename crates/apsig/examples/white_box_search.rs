@@ -4,7 +4,7 @@
 use apsig::directions::Directions;
 use apsig::model::{load_network, Classifier};
 use apsig::pipeline::{pilot_starts, SignatureStage};
-use apsig::signature::{extract, ExtractConfig, Method, SearchConfig};
+use apsig::signature::{extract, ExtractConfig, Method, Prior, SearchConfig};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -31,10 +31,16 @@ fn main() {
     let starts = pilot_starts(model.clone(), &dirs, &data.train, &stage).unwrap();
     let r = 1000..1000 + n;
     let t = std::time::Instant::now();
-    let w = extract(model.clone(), &dirs, &data.train, &p, r.clone(), None, Some(&starts), &wb, None, &np).unwrap();
+    let w =
+        extract(model.clone(), &dirs, &data.train, &p, r.clone(), None, Some(Prior::Starts(&starts)), &wb, None, &np)
+            .unwrap();
     let tw = t.elapsed().as_secs_f64();
-    let c = extract(model.clone(), &dirs, &data.train, &p, r.clone(), None, Some(&starts), &cb, None, &np).unwrap();
-    let f = extract(model.clone(), &dirs, &data.train, &p, r.clone(), None, Some(&starts), &fine, None, &np).unwrap();
+    let c =
+        extract(model.clone(), &dirs, &data.train, &p, r.clone(), None, Some(Prior::Starts(&starts)), &cb, None, &np)
+            .unwrap();
+    let f =
+        extract(model.clone(), &dirs, &data.train, &p, r.clone(), None, Some(Prior::Starts(&starts)), &fine, None, &np)
+            .unwrap();
     let k = dirs.k();
     let q = |s: &apsig::signature::SignatureSet| s.queries.iter().map(|&v| v as f64).sum::<f64>() / (n * k) as f64;
     let stats = |s: &apsig::signature::SignatureSet, name: &str| {
@@ -59,7 +65,9 @@ fn main() {
             q(s), within as f64 / (n * k) as f64, far as f64 / (n * k) as f64, cens, sum_abs / (n * k) as f64);
     };
     let br = ExtractConfig { method: Method::WhiteBox, search: SearchConfig { rel_tol: 0.7, ..search.clone() } };
-    let b = extract(model.clone(), &dirs, &data.train, &p, r.clone(), None, Some(&starts), &br, None, &np).unwrap();
+    let b =
+        extract(model.clone(), &dirs, &data.train, &p, r.clone(), None, Some(Prior::Starts(&starts)), &br, None, &np)
+            .unwrap();
     println!("bracket only: q/eps {:.3}", q(&b));
     stats(&w, "white-box");
     let mut h = [0usize; 16];

@@ -10,8 +10,10 @@
 //! probes it actually asked for.
 
 use apsig::oracle::Probe;
-use apsig::signature::{run_search, Answer, EpsOutcome, SearchConfig};
+use apsig::rng::Rng;
+use apsig::signature::{run_search, Answer, EpsOutcome, EpsPredictor, EpsSearch, Prior, SearchConfig, SignatureSet};
 use proptest::prelude::*;
+use std::collections::BTreeMap;
 
 /// One recorded probe: direction, eps, the classifier's answer.
 #[derive(Clone, Copy, Debug)]
@@ -40,8 +42,39 @@ fn starts(n: usize) -> impl Strategy<Value = Vec<f32>> {
 
 /// Runs the search, answering with `answer(dir, eps)` and recording every probe.
 fn search(cfg: &SearchConfig, starts: &[f32], answer: impl Fn(usize, f32) -> Answer) -> (Vec<EpsOutcome>, Vec<Asked>) {
+    search_from(cfg, Prior::Starts(starts), answer)
+}
+
+/// A predictor for `k` directions fitted on 60 synthetic signatures whose `ln eps` share a
+/// per-image level (so the directions predict each other), with levels across decades.
+fn predictor(k: usize, group: usize, seed: u64) -> EpsPredictor {
+    let mut rng = Rng::new(seed);
+    let offsets: Vec<f32> = (0..k).map(|_| 3.0 * rng.normal()).collect();
+    let n = 60;
+    let mut eps = Vec::with_capacity(n * k);
+    for _ in 0..n {
+        let level = 2.0 * rng.normal();
+        eps.extend(offsets.iter().map(|o| (level + o + 0.3 * rng.normal()).clamp(-15.0, 10.0).exp()));
+    }
+    let set = SignatureSet {
+        k,
+        indices: (0..n as u32).collect(),
+        censored: vec![0; n * k],
+        queries: vec![1; n * k],
+        eps,
+        provenance: BTreeMap::new(),
+    };
+    EpsPredictor::fit(&set, group).expect("fits")
+}
+
+/// `search` from any prior.
+fn search_from(
+    cfg: &SearchConfig,
+    prior: Prior,
+    answer: impl Fn(usize, f32) -> Answer,
+) -> (Vec<EpsOutcome>, Vec<Asked>) {
     let mut asked = Vec::new();
-    let out = run_search(cfg, starts, |ps: &[Probe]| {
+    let out = run_search(cfg, prior, |ps: &[Probe]| {
         Ok(ps
             .iter()
             .map(|p| {
@@ -63,20 +96,25 @@ fn check_common(
     asked: &[Asked],
     bare_bits: bool,
 ) -> Result<(), TestCaseError> {
-    prop_assert_eq!(out.len(), starts.len());
+    if !starts.is_empty() {
+        prop_assert_eq!(out.len(), starts.len());
+    }
     for (d, o) in out.iter().enumerate() {
         let mine: Vec<&Asked> = asked.iter().filter(|a| a.dir == d).collect();
         prop_assert_eq!(o.queries as usize, mine.len(), "dir {}: queries counted vs probes asked", d);
         for a in &mine {
             prop_assert!(
                 a.eps >= cfg.eps_min && a.eps <= cfg.eps_max,
-                "dir {}: probe at {} outside [eps_min {}, eps_max {}] (start {})",
+                "dir {}: probe at {} outside [eps_min {}, eps_max {}] (start {:?})",
                 d,
                 a.eps,
                 cfg.eps_min,
                 cfg.eps_max,
-                starts[d]
+                starts.get(d)
             );
+        }
+        if starts.is_empty() {
+            continue; // a predicted search: no grid, so no grid bound (it ends: see `guided_probe`)
         }
         let bound = if bare_bits { cfg.max_probes(starts[d]) } else { cfg.max_probes_with_margins(starts[d]) };
         prop_assert!(
@@ -106,6 +144,44 @@ fn check_threshold(cfg: &SearchConfig, o: &EpsOutcome, t: f32) -> Result<(), Tes
     } else {
         prop_assert!(!o.censored, "t {} <= eps_max {} censored", t, cfg.eps_max);
         prop_assert!(t <= o.eps && o.eps <= t * tol, "t {} got eps {} (bound {}), {:?}", t, o.eps, t * tol, cfg);
+    }
+    Ok(())
+}
+
+/// The multi-interval guarantee: the result is a flip point of the classifier and the smallest
+/// flipping probe, a non-flipping probe lies within the tolerance below it, and no probe below
+/// that one flipped (or the direction is censored with no probe flipped).
+fn check_first_flip(
+    cfg: &SearchConfig,
+    flips: &dyn Fn(usize, f32) -> bool,
+    out: &[EpsOutcome],
+    asked: &[Asked],
+) -> Result<(), TestCaseError> {
+    let tol = 1.0 + cfg.rel_tol;
+    for (d, o) in out.iter().enumerate() {
+        let mine: Vec<&Asked> = asked.iter().filter(|a| a.dir == d).collect();
+        if o.censored {
+            prop_assert_eq!(o.eps, cfg.eps_max);
+            prop_assert!(mine.iter().all(|a| !a.flip), "censored but a probe flipped");
+            prop_assert!(mine.iter().any(|a| a.eps == cfg.eps_max), "eps_max never probed");
+            continue;
+        }
+        prop_assert!(flips(d, o.eps), "dir {}: eps {} is not a flip point", d, o.eps);
+        prop_assert!(mine.iter().any(|a| a.flip && a.eps == o.eps), "dir {}: eps {} was not a probed flip", d, o.eps);
+        let below: Vec<&&Asked> = mine.iter().filter(|a| a.eps < o.eps).collect();
+        prop_assert!(below.iter().all(|a| !a.flip), "dir {}: a probe below eps {} flipped: {:?}", d, o.eps, below);
+        if o.eps == cfg.eps_min {
+            continue; // floored: a flip even at eps_min
+        }
+        let lo = below.iter().map(|a| a.eps).fold(f32::NEG_INFINITY, f32::max);
+        prop_assert!(
+            lo.is_finite() && o.eps <= lo * tol,
+            "dir {}: eps {} but the largest non-flipping probe below is {} (tol {})",
+            d,
+            o.eps,
+            lo,
+            tol
+        );
     }
     Ok(())
 }
@@ -210,43 +286,48 @@ proptest! {
         let flips = |d: usize, e: f32| bounds[d].iter().filter(|&&b| b <= e).count() % 2 == 1;
         let (out, asked) = search(&cfg, &ss, |d, e| (flips(d, e), None));
         check_common(&cfg, &ss, &out, &asked, true)?;
-        let tol = 1.0 + cfg.rel_tol;
-        for (d, o) in out.iter().enumerate() {
-            let mine: Vec<&Asked> = asked.iter().filter(|a| a.dir == d).collect();
-            if o.censored {
-                prop_assert_eq!(o.eps, cfg.eps_max);
-                prop_assert!(mine.iter().all(|a| !a.flip), "censored but a probe flipped");
-                prop_assert!(mine.iter().any(|a| a.eps == cfg.eps_max), "eps_max never probed");
-                continue;
-            }
-            prop_assert!(flips(d, o.eps), "dir {}: eps {} is not a flip point", d, o.eps);
-            prop_assert!(
-                mine.iter().any(|a| a.flip && a.eps == o.eps),
-                "dir {}: eps {} was not a probed flip",
-                d,
-                o.eps
-            );
-            let below: Vec<&&Asked> = mine.iter().filter(|a| a.eps < o.eps).collect();
-            prop_assert!(
-                below.iter().all(|a| !a.flip),
-                "dir {}: a probe below eps {} flipped: {:?}",
-                d,
-                o.eps,
-                below
-            );
-            if o.eps == cfg.eps_min {
-                continue; // floored: a flip even at eps_min
-            }
-            let lo = below.iter().map(|a| a.eps).fold(f32::NEG_INFINITY, f32::max);
-            prop_assert!(
-                lo.is_finite() && o.eps <= lo * tol,
-                "dir {}: eps {} but the largest non-flipping probe below is {} (tol {})",
-                d,
-                o.eps,
-                lo,
-                tol
-            );
+        check_first_flip(&cfg, &flips, &out, &asked)?;
+    }
+
+    /// (iv) a predicted search (directions in groups, bisected in probability under a model
+    /// that may be badly wrong for these thresholds) keeps the single-threshold guarantee.
+    #[test]
+    fn predicted_single_threshold(
+        cfg in config(),
+        ts in (1usize..9).prop_flat_map(thresholds),
+        group in 1usize..4,
+        seed in 0u64..1000,
+    ) {
+        let p = predictor(ts.len(), group, seed);
+        let (out, asked) = search_from(&cfg, Prior::Predicted(&p), |d, e| (e >= ts[d], None));
+        prop_assert_eq!(out.len(), ts.len());
+        check_common(&cfg, &[], &out, &asked, true)?;
+        for (o, &t) in out.iter().zip(&ts) {
+            check_threshold(&cfg, o, t)?;
         }
+    }
+
+    /// (v) and the first-flip guarantee on unions of intervals.
+    #[test]
+    fn predicted_multi_interval(
+        cfg in config(),
+        bounds in prop::collection::vec(prop::collection::vec((-6.0f64..4.0).prop_map(pow10), 1..8), 1..6),
+        group in 1usize..4,
+        seed in 0u64..1000,
+    ) {
+        let bounds: Vec<Vec<f32>> = bounds
+            .into_iter()
+            .map(|mut b| {
+                b.sort_by(f32::total_cmp);
+                b.dedup();
+                b
+            })
+            .collect();
+        let flips = |d: usize, e: f32| bounds[d].iter().filter(|&&b| b <= e).count() % 2 == 1;
+        let p = predictor(bounds.len(), group, seed);
+        let (out, asked) = search_from(&cfg, Prior::Predicted(&p), |d, e| (flips(d, e), None));
+        check_common(&cfg, &[], &out, &asked, true)?;
+        check_first_flip(&cfg, &flips, &out, &asked)?;
     }
 }
 
@@ -260,4 +341,48 @@ fn blind_spot_between_grid_points_is_documented_behaviour() {
     assert!(!out[0].censored);
     assert!(out[0].eps >= 10.0 && out[0].eps <= 10.0 * 1.001, "{:?}", out[0]);
     assert!(asked.iter().all(|a| !(1.2..1.5).contains(&a.eps)));
+}
+
+/// A predicted search stopped by a spent budget: the directions it measured keep their
+/// brackets' estimates, those it never reached get the prediction from what was measured (no
+/// queries, not censored), and the same search with a good model takes fewer probes than the
+/// one from fixed starts.
+#[test]
+fn predicted_search_on_a_budget_predicts_what_it_did_not_reach() {
+    let k = 12;
+    let p = predictor(k, 3, 7);
+    let cfg = SearchConfig { rel_tol: 0.05, ..SearchConfig::decoder_grade(1e4) };
+    // the thresholds of one of the model's own kind of signature: offsets shared, one level
+    let mut rng = Rng::new(7);
+    let offsets: Vec<f32> = (0..k).map(|_| 3.0 * rng.normal()).collect();
+    let ts: Vec<f32> = offsets.iter().map(|o| (0.4 + o).clamp(-15.0, 10.0).exp()).collect();
+    let (full, _) = search_from(&cfg, Prior::Predicted(&p), |d, e| (e >= ts[d], None));
+    for (o, &t) in full.iter().zip(&ts) {
+        assert!(!o.censored && t <= o.eps && o.eps <= t * 1.05, "{o:?} vs {t}");
+    }
+    let median: Vec<f32> = (0..k).map(|j| offsets[j].exp()).collect();
+    let (plain, _) = search(&cfg, &median, |d, e| (e >= ts[d], None));
+    let q = |o: &[EpsOutcome]| o.iter().map(|o| o.queries).sum::<u32>();
+    assert!(q(&full) < q(&plain), "predicted {} vs plain {} probes", q(&full), q(&plain));
+
+    let mut s = EpsSearch::predicted(&cfg, &p).unwrap();
+    let mut spent = 0;
+    while spent < 12 {
+        let answers: Vec<Answer> = s.probes().iter().map(|p| (p.eps >= ts[p.dir as usize], None)).collect();
+        spent += answers.len();
+        s.answer(&answers).unwrap();
+    }
+    s.stop();
+    assert!(s.is_done());
+    let out = s.outcomes();
+    assert_eq!(out.iter().map(|o| o.queries as usize).sum::<usize>(), spent);
+    let unreached: Vec<&EpsOutcome> = out.iter().filter(|o| o.queries == 0).collect();
+    assert!(!unreached.is_empty(), "12 probes reached every direction");
+    for (o, &t) in out.iter().zip(&ts) {
+        assert!(!o.censored && o.eps.is_finite());
+        if o.queries == 0 {
+            // predicted from the first groups: within a factor 3 of the truth (noise sd 0.3)
+            assert!((o.eps / t).ln().abs() < 1.1, "unreached {o:?} vs {t}");
+        }
+    }
 }

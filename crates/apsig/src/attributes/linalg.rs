@@ -224,15 +224,12 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
     (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
 }
 
-/// Solves `A X = B` for a symmetric positive definite `A` (`[m, m]`, row-major; only the lower
-/// triangle is read) and `B` `[m, r]`, by Cholesky factorisation `A = L L^T`. Returns `X`
-/// `[m, r]`, or an error naming the pivot where `A` turned out not to be positive definite.
-pub fn cholesky_solve(a: &[f64], m: usize, b: &[f64], r: usize) -> Result<Vec<f64>> {
-    if a.len() != m * m || b.len() != m * r {
-        return Err(Error::invalid(
-            "cholesky",
-            format!("A has {} values and B {} for m = {m}, r = {r}", a.len(), b.len()),
-        ));
+/// The Cholesky factor `L` (`[m, m]`, row-major, lower triangular) of a symmetric positive
+/// definite `A = L L^T` (only the lower triangle of `A` is read), or an error naming the pivot
+/// where `A` turned out not to be positive definite.
+pub fn cholesky(a: &[f64], m: usize) -> Result<Vec<f64>> {
+    if a.len() != m * m {
+        return Err(Error::invalid("cholesky", format!("A has {} values for m = {m}", a.len())));
     }
     let mut l = vec![0f64; m * m];
     for j in 0..m {
@@ -250,6 +247,20 @@ pub fn cholesky_solve(a: &[f64], m: usize, b: &[f64], r: usize) -> Result<Vec<f6
             li[j] = (a[i * m + j] - dot(&li[..j], lj)) / djj;
         });
     }
+    Ok(l)
+}
+
+/// Solves `A X = B` for a symmetric positive definite `A` (`[m, m]`, row-major; only the lower
+/// triangle is read) and `B` `[m, r]`, by Cholesky factorisation `A = L L^T`. Returns `X`
+/// `[m, r]`, or an error naming the pivot where `A` turned out not to be positive definite.
+pub fn cholesky_solve(a: &[f64], m: usize, b: &[f64], r: usize) -> Result<Vec<f64>> {
+    if a.len() != m * m || b.len() != m * r {
+        return Err(Error::invalid(
+            "cholesky",
+            format!("A has {} values and B {} for m = {m}, r = {r}", a.len(), b.len()),
+        ));
+    }
+    let l = cholesky(a, m)?;
     // L z = b, then L^T x = z, for all r right-hand sides at once.
     let mut x = b.to_vec();
     for i in 0..m {

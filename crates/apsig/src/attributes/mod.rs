@@ -16,7 +16,7 @@
 mod linalg;
 mod measures;
 
-pub use linalg::{accuracy, cholesky_solve, fit_class_probe, fit_ridge, pearson, Ridge};
+pub use linalg::{accuracy, cholesky, cholesky_solve, fit_class_probe, fit_ridge, pearson, Ridge};
 pub use measures::{ink_mass, slant, Attribute};
 
 use crate::error::{Error, Result};

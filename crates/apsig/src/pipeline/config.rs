@@ -16,6 +16,12 @@ pub struct RunConfig {
     /// Start each direction's search on the secret at the median eps of the adversary's
     /// training signatures (a prior from its own data) instead of at `search.start`.
     pub test_prior: bool,
+    /// Measure each secret's directions in groups of this many, each group's brackets predicted
+    /// from the eps already measured on the same secret by a Gaussian model of the training
+    /// signatures' `ln eps` (`signature::EpsPredictor`); 0 searches every direction at once from
+    /// the training median. Needs `test_prior`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub predict_group: usize,
     /// Class shown in Fig. 3.
     pub fig3_class: u8,
     /// Use only the first N training images for everything (0 = all): for quick checks.
@@ -53,6 +59,7 @@ impl RunConfig {
         RunConfig {
             dataset: "mnist".into(),
             test_prior: true,
+            predict_group: 0,
             fig3_class: 2,
             train_limit: 0,
             target: train(5, 128, 2e-3, seed),
@@ -119,4 +126,8 @@ impl RunConfig {
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("config serialises")
     }
+}
+
+fn is_zero(v: &usize) -> bool {
+    *v == 0
 }

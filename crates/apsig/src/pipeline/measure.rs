@@ -6,7 +6,7 @@ use super::{image_shape, SignatureStage};
 use crate::directions::{DirectionConfig, DirectionContext, Directions};
 use crate::error::Result;
 use crate::model::Classifier;
-use crate::signature::{extract, SignatureSet};
+use crate::signature::{extract, EpsPredictor, Prior, SignatureSet};
 use crate::Progress;
 use apsig_data::{Dataset, Split};
 use std::collections::BTreeMap;
@@ -36,6 +36,9 @@ pub struct MeasurePlan<'a> {
     pub test: &'a SignatureStage,
     /// Start each search on a secret at the training signatures' median eps.
     pub test_prior: bool,
+    /// With `test_prior`: measure the secrets' directions in groups of this many, each predicted
+    /// from the ones before by a model of the training signatures (0: all at once).
+    pub predict_group: usize,
     /// Where the training set goes.
     pub train_files: SetFiles,
     /// Where the secrets' set goes.
@@ -70,13 +73,30 @@ pub fn measure(
     progress.message("training signatures (adversary's own data)");
     let pilot = pilot_starts(model.clone(), &dirs, &data.train, plan.train)?;
     let f = &plan.train_files;
-    let (train, train_secs) =
-        signature_stage(model.clone(), &dirs, data, "train", plan.train, Some(&pilot), &f.set, &f.parts, progress)?;
-    let prior = plan.test_prior.then(|| train.median_eps());
+    let (train, train_secs) = signature_stage(
+        model.clone(),
+        &dirs,
+        data,
+        "train",
+        plan.train,
+        Some(Prior::Starts(&pilot)),
+        &f.set,
+        &f.parts,
+        progress,
+    )?;
+    if plan.predict_group > 0 && !plan.test_prior {
+        return Err(crate::error::Error::invalid("run config", "predict_group needs test_prior = true"));
+    }
+    let median = train.median_eps();
+    let predictor = (plan.predict_group > 0).then(|| EpsPredictor::fit(&train, plan.predict_group)).transpose()?;
+    let prior = match (&predictor, plan.test_prior) {
+        (Some(p), _) => Some(Prior::Predicted(p)),
+        (None, true) => Some(Prior::Starts(&median)),
+        (None, false) => None,
+    };
     progress.message("test signatures (secrets, change bit only)");
     let f = &plan.test_files;
-    let (test, test_secs) =
-        signature_stage(model, &dirs, data, "test", plan.test, prior.as_deref(), &f.set, &f.parts, progress)?;
+    let (test, test_secs) = signature_stage(model, &dirs, data, "test", plan.test, prior, &f.set, &f.parts, progress)?;
     Ok(Measured { dirs, train, test, seconds: [train_secs, test_secs] })
 }
 
@@ -90,7 +110,7 @@ pub fn signature_stage(
     data: &Dataset,
     split_name: &str,
     stage: &SignatureStage,
-    starts: Option<&[f32]>,
+    prior: Option<Prior<'_>>,
     path: &Path,
     parts_dir: &Path,
     progress: &dyn Progress,
@@ -102,8 +122,11 @@ pub fn signature_stage(
     prov.insert("split".to_string(), split_name.to_string());
     let identity = model.identity();
     prov.insert("model".to_string(), identity.clone().unwrap_or_else(|| "unidentified".to_string()));
+    let default_starts = vec![stage.extract.search.start; dirs.k()];
+    let prior = prior.unwrap_or(Prior::Starts(&default_starts));
     if let (Ok(s), Some(identity)) = (SignatureSet::load(path), identity) {
         let same = s.prov("dataset") == data.name
+            && s.prov("starts") == prior.fingerprint()
             && s.prov("model") == identity
             && s.prov("split") == split_name
             && s.prov("directions") == dirs.fingerprint()
@@ -115,7 +138,8 @@ pub fn signature_stage(
         }
     }
     let t0 = Instant::now();
-    let set = extract(model, dirs, split, &prov, 0..count, None, starts, &stage.extract, Some(parts_dir), progress)?;
+    let set =
+        extract(model, dirs, split, &prov, 0..count, None, Some(prior), &stage.extract, Some(parts_dir), progress)?;
     let secs = t0.elapsed().as_secs_f64();
     set.save(path)?;
     let _ = std::fs::remove_dir_all(parts_dir);

@@ -1,6 +1,6 @@
 //! Measuring signatures for many images: in parallel, in resumable blocks, by shard.
 
-use super::search::{run_search, EpsOutcome, SearchConfig};
+use super::search::{run_search, EpsOutcome, Prior, SearchConfig};
 use super::set::SignatureSet;
 use crate::directions::Directions;
 use crate::error::{Error, Result};
@@ -71,7 +71,8 @@ impl Shard {
 const BLOCK: usize = 256;
 
 /// Measures signatures of `split` images in `range` (optionally one shard of it).
-/// `starts` gives each direction's first probe (a prior from the adversary's data).
+/// `prior` says where each search starts (from the adversary's data); without one, every
+/// direction starts at the search's `start`.
 /// With `parts_dir`, finished blocks are kept on disk and a rerun resumes from them.
 #[allow(clippy::too_many_arguments)]
 pub fn extract(
@@ -81,7 +82,7 @@ pub fn extract(
     provenance: &BTreeMap<String, String>,
     range: Range<usize>,
     shard: Option<Shard>,
-    starts: Option<&[f32]>,
+    prior: Option<Prior<'_>>,
     cfg: &ExtractConfig,
     parts_dir: Option<&Path>,
     progress: &dyn Progress,
@@ -101,18 +102,18 @@ pub fn extract(
     }
     let k = dirs.k();
     let default_starts = vec![cfg.search.start; k];
-    let starts = starts.unwrap_or(&default_starts);
-    if starts.len() != k {
-        return Err(Error::invalid("prior", format!("{} starting points for K = {k}", starts.len())));
+    let prior = prior.unwrap_or(Prior::Starts(&default_starts));
+    if prior.k() != k {
+        return Err(Error::invalid("prior", format!("a prior for {} directions, but K = {k}", prior.k())));
     }
-    let prov = signature_provenance(provenance, dirs, cfg, starts, range.clone(), shard);
+    let prov = signature_provenance(provenance, dirs, cfg, &prior, range.clone(), shard);
     let mine = shard.map_or(range.clone(), |s| s.slice(range));
     let lifted = Arc::new(LiftedDirections::new(model.as_ref(), dirs));
     progress.begin("signatures", (mine.end - mine.start) as u64);
     let set = in_blocks(k, mine, BLOCK, &prov, parts_dir, progress, |b| {
         b.into_par_iter()
             .map(|i| {
-                let r = one_image(&model, dirs, &lifted, split.image(i), starts, cfg);
+                let r = one_image(&model, dirs, &lifted, split.image(i), prior, cfg);
                 progress.advance(1);
                 r
             })
@@ -123,12 +124,12 @@ pub fn extract(
 }
 
 /// What a signature set records about how it was measured: the caller's entries (data set,
-/// split, oracle) plus the directions, the search, the starts, the range and the shard.
+/// split, oracle) plus the directions, the search, the prior, the range and the shard.
 pub fn signature_provenance(
     base: &BTreeMap<String, String>,
     dirs: &Directions,
     cfg: &ExtractConfig,
-    starts: &[f32],
+    prior: &Prior,
     range: Range<usize>,
     shard: Option<Shard>,
 ) -> BTreeMap<String, String> {
@@ -136,7 +137,7 @@ pub fn signature_provenance(
     prov.insert("directions".into(), dirs.fingerprint());
     prov.insert("directions_config".into(), serde_json::to_string(&dirs.config).expect("serialises"));
     prov.insert("extract".into(), serde_json::to_string(cfg).expect("serialises"));
-    prov.insert("starts".into(), crate::io::fingerprint_f32(starts));
+    prov.insert("starts".into(), prior.fingerprint());
     prov.insert("range".into(), format!("{}..{}", range.start, range.end));
     if let Some(s) = shard {
         prov.insert("shard".into(), format!("{}/{}", s.index, s.count));
@@ -195,31 +196,31 @@ fn one_image(
     dirs: &Directions,
     lifted: &Arc<LiftedDirections>,
     x: &[f32],
-    starts: &[f32],
+    prior: Prior,
     cfg: &ExtractConfig,
 ) -> Result<Vec<EpsOutcome>> {
     match cfg.method {
         Method::ChangeBit => {
             let oracle = LocalOracle::new(model.clone(), x, Some(lifted.clone()))?;
-            signature_via_oracle(&oracle, dirs, starts, &cfg.search)
+            signature_via_oracle(&oracle, dirs, prior, &cfg.search)
         }
         Method::WhiteBox => {
             let probe = MarginProbe::new(model.clone(), x, lifted.clone());
-            run_search(&cfg.search, starts, |ps| Ok(probe.probe(ps).into_iter().map(|(f, m)| (f, Some(m))).collect()))
+            run_search(&cfg.search, prior, |ps| Ok(probe.probe(ps).into_iter().map(|(f, m)| (f, Some(m))).collect()))
         }
     }
 }
 
 /// The attack on one secret: the change-bit search through any oracle (local or remote).
-pub fn signature_via_oracle(
+pub fn signature_via_oracle<'a>(
     oracle: &dyn ChangeOracle,
     dirs: &Directions,
-    starts: &[f32],
+    prior: impl Into<Prior<'a>>,
     search: &SearchConfig,
 ) -> Result<Vec<EpsOutcome>> {
     let before = oracle.queries();
     let mut out =
-        run_search(search, starts, |ps| Ok(oracle.changed_along(dirs, ps)?.into_iter().map(|b| (b, None)).collect()))?;
+        run_search(search, prior, |ps| Ok(oracle.changed_along(dirs, ps)?.into_iter().map(|b| (b, None)).collect()))?;
     // the search counts answers; an oracle that votes spends several queries on each
     let per = oracle.queries_per_answer() as u32;
     out.iter_mut().for_each(|o| o.queries *= per);

@@ -10,7 +10,7 @@
 //! grouping of probes into calls differs.
 
 use super::extract::Method;
-use super::search::{Answer, EpsOutcome, EpsSearch, SearchConfig};
+use super::search::{Answer, EpsOutcome, Prior, SearchConfig};
 use crate::directions::Directions;
 use crate::error::{Error, Result};
 use rayon::prelude::*;
@@ -85,10 +85,10 @@ impl Outputs {
 /// directions' shape): one row of K outcomes per image. `classify(inputs, n)` answers a batch
 /// of at most `batch` inputs; it is called once for the images themselves (their own
 /// classes; not counted as queries) and then once per batch of probes.
-pub fn lockstep_signatures(
+pub fn lockstep_signatures<'a>(
     dirs: &Directions,
     images: &[f32],
-    starts: &[f32],
+    prior: impl Into<Prior<'a>>,
     search: &SearchConfig,
     method: Method,
     batch: usize,
@@ -101,14 +101,15 @@ pub fn lockstep_signatures(
     if images.iter().any(|v| !v.is_finite()) {
         return Err(Error::invalid("images", "contain a non-finite value"));
     }
-    if starts.len() != dirs.k() {
-        return Err(Error::invalid("prior", format!("{} starting points for K = {}", starts.len(), dirs.k())));
+    let prior = prior.into();
+    if prior.k() != dirs.k() {
+        return Err(Error::invalid("prior", format!("a prior for {} directions, but K = {}", prior.k(), dirs.k())));
     }
     if batch == 0 {
         return Err(Error::invalid("batch size", "0 (must be at least 1)"));
     }
     let n = images.len() / len;
-    let mut searches = (0..n).map(|_| EpsSearch::new(search, starts)).collect::<Result<Vec<_>>>()?;
+    let mut searches = (0..n).map(|_| prior.search(search)).collect::<Result<Vec<_>>>()?;
     let mut base = Vec::with_capacity(n);
     for chunk in images.chunks(batch * len) {
         let rows = chunk.len() / len;
@@ -156,7 +157,7 @@ pub fn lockstep_signatures(
             }
         }
     }
-    Ok(searches.iter().map(EpsSearch::outcomes).collect())
+    Ok(searches.iter().map(|s| s.outcomes()).collect())
 }
 
 #[cfg(test)]

@@ -14,9 +14,11 @@
 //! the ray this means `t <= eps <= t * (1 + rel_tol)`. A flip region lying strictly between
 //! two grid points is not seen: that is the bracket's blind spot, bounded by `growth`.
 
+use super::predict::{normal_cdf, normal_quantile, EpsPredictor};
 use crate::error::{Error, Result};
 use crate::oracle::Probe;
 use serde::{Deserialize, Serialize};
+use std::ops::Range;
 
 /// The eps search: where to start, how to bracket, when to stop.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -109,6 +111,8 @@ enum Phase {
     Up,
     Down,
     Refine,
+    /// Bisecting in probability under a prediction of `ln eps` (see `predict`).
+    Guided,
     Done,
 }
 
@@ -129,6 +133,8 @@ struct Dir {
     /// otherwise the next round bisects, so a misleading (kinked) margin costs at most one
     /// probe per bisection.
     interpolated_at: f32,
+    /// The predicted `(mean, sd)` of `ln eps`, on a predicted search.
+    guess: Option<(f32, f32)>,
     out: EpsOutcome,
 }
 
@@ -145,6 +151,64 @@ impl Dir {
             (self.far, self.m_far) = (self.hi, self.m_hi);
         }
         (self.hi, self.m_hi) = (eps, m);
+    }
+
+    fn fresh(next: f32) -> Dir {
+        Dir {
+            phase: Phase::Up,
+            next,
+            lo: 0.0,
+            hi: f32::INFINITY,
+            m_lo: f32::NAN,
+            m_hi: f32::NAN,
+            far: f32::NAN,
+            m_far: f32::NAN,
+            interpolated_at: 0.0,
+            guess: None,
+            out: EpsOutcome { eps: f32::NAN, censored: false, queries: 0 },
+        }
+    }
+
+    fn guided(mean: f32, sd: f32) -> Dir {
+        Dir { phase: Phase::Guided, guess: Some((mean, sd)), ..Dir::fresh(mean.exp()) }
+    }
+}
+
+/// The next probe of a guided direction: the median of its prediction restricted to what is
+/// left of the bracket, so each answer halves the predicted probability that remains. Where
+/// the prediction puts (almost) no mass it falls back to the plain search's moves. The probe
+/// always lies strictly inside the bracket and shrinks it by a tenth of its log-width at least,
+/// so the search ends whatever the prediction says.
+fn guided_probe(d: &Dir, cfg: &SearchConfig) -> f32 {
+    let (mean, sd) = d.guess.unwrap_or((0.0, 1.0));
+    let (m, s) = (mean as f64, (sd as f64).max(1e-6));
+    let a = if d.lo > 0.0 { normal_cdf(((d.lo as f64).ln() - m) / s) } else { 0.0 };
+    let b = if d.hi.is_finite() { normal_cdf(((d.hi as f64).ln() - m) / s) } else { 1.0 };
+    let median = if b - a > 1e-9 {
+        (m + s * normal_quantile(0.5 * (a + b))).exp() as f32
+    } else if !d.hi.is_finite() {
+        d.lo * cfg.growth
+    } else if d.lo == 0.0 {
+        d.hi / cfg.growth
+    } else {
+        (d.lo * d.hi).sqrt()
+    };
+    let tol = 1.0 + cfg.rel_tol;
+    let eps = match (d.lo > 0.0, d.hi.is_finite()) {
+        (true, true) => {
+            let q = (d.hi / d.lo).powf(0.1);
+            median.clamp(d.lo * q, d.hi / q)
+        }
+        // one side open: at least half a predicted sd out, so a wrong prediction's tail is
+        // crossed in a few probes rather than crawled
+        (true, false) => median.max(d.lo * (0.5 * s).exp() as f32).max(d.lo * tol),
+        (false, true) => median.min(d.hi / (0.5 * s).exp() as f32).min(d.hi / tol),
+        (false, false) => median,
+    };
+    if eps.is_finite() {
+        eps.clamp(cfg.eps_min, cfg.eps_max)
+    } else {
+        cfg.eps_max
     }
 }
 
@@ -170,6 +234,67 @@ fn margin_root(d: &Dir) -> f32 {
 /// An answer to a probe: the change bit and, on the white-box route, the margin.
 pub type Answer = (bool, Option<f32>);
 
+/// What a search knows about a signature before its first probe.
+#[derive(Clone, Copy, Debug)]
+pub enum Prior<'a> {
+    /// A first eps per direction (a pilot's or the training signatures' median); every
+    /// direction is searched from the first round.
+    Starts(&'a [f32]),
+    /// A model of the signature: directions measured in groups, each group predicted from the
+    /// eps already measured on the same image.
+    Predicted(&'a EpsPredictor),
+}
+
+impl Prior<'_> {
+    /// Number of directions.
+    pub fn k(&self) -> usize {
+        match self {
+            Prior::Starts(s) => s.len(),
+            Prior::Predicted(p) => p.k(),
+        }
+    }
+
+    /// A search from this prior.
+    pub fn search(&self, cfg: &SearchConfig) -> Result<EpsSearch> {
+        match self {
+            Prior::Starts(s) => EpsSearch::new(cfg, s),
+            Prior::Predicted(p) => EpsSearch::predicted(cfg, p),
+        }
+    }
+
+    /// What a signature set records as its starting point.
+    pub fn fingerprint(&self) -> String {
+        match self {
+            Prior::Starts(s) => crate::io::fingerprint_f32(s),
+            Prior::Predicted(p) => p.fingerprint().to_string(),
+        }
+    }
+}
+
+impl<'a> From<&'a [f32]> for Prior<'a> {
+    fn from(s: &'a [f32]) -> Self {
+        Prior::Starts(s)
+    }
+}
+
+impl<'a> From<&'a Vec<f32>> for Prior<'a> {
+    fn from(s: &'a Vec<f32>) -> Self {
+        Prior::Starts(s)
+    }
+}
+
+impl<'a, const N: usize> From<&'a [f32; N]> for Prior<'a> {
+    fn from(s: &'a [f32; N]) -> Self {
+        Prior::Starts(s)
+    }
+}
+
+impl<'a> From<&'a EpsPredictor> for Prior<'a> {
+    fn from(p: &'a EpsPredictor) -> Self {
+        Prior::Predicted(p)
+    }
+}
+
 /// The search for a set of directions as a state machine: [`EpsSearch::probes`] says what
 /// to ask next, [`EpsSearch::answer`] takes the answers. [`run_search`] drives one through a
 /// closure; the lockstep driver drives many at once, so their probes share one batch.
@@ -180,44 +305,84 @@ pub struct EpsSearch {
     /// Which direction asked each pending probe, in the order `probes` returned them.
     owners: Vec<usize>,
     pending: Vec<Probe>,
+    /// The directions being searched now: all of them, or a predicted search's current group.
+    active: Range<usize>,
+    /// A predicted search's model and the whitened `ln eps` of the groups finished so far.
+    predictor: Option<(EpsPredictor, Vec<f64>)>,
 }
 
 impl EpsSearch {
     /// A search for `starts.len()` directions, each starting at its own eps.
     pub fn new(cfg: &SearchConfig, starts: &[f32]) -> Result<Self> {
         cfg.validate()?;
-        let dirs = starts
-            .iter()
-            .map(|&s| Dir {
-                phase: Phase::Up,
-                next: s.clamp(cfg.eps_min, cfg.eps_max),
-                lo: 0.0,
-                hi: f32::INFINITY,
-                m_lo: f32::NAN,
-                m_hi: f32::NAN,
-                far: f32::NAN,
-                m_far: f32::NAN,
-                interpolated_at: 0.0,
-                out: EpsOutcome { eps: f32::NAN, censored: false, queries: 0 },
-            })
-            .collect();
-        Ok(EpsSearch { cfg: cfg.clone(), dirs, owners: Vec::new(), pending: Vec::new() })
+        let dirs: Vec<Dir> = starts.iter().map(|&s| Dir::fresh(s.clamp(cfg.eps_min, cfg.eps_max))).collect();
+        let active = 0..dirs.len();
+        Ok(EpsSearch { cfg: cfg.clone(), dirs, owners: Vec::new(), pending: Vec::new(), active, predictor: None })
+    }
+
+    /// A predicted search: the directions in the predictor's groups, each bisected in
+    /// probability under its prediction from the groups before.
+    pub fn predicted(cfg: &SearchConfig, predictor: &EpsPredictor) -> Result<Self> {
+        cfg.validate()?;
+        let k = predictor.k();
+        let mut dirs = vec![Dir::fresh(cfg.start); k];
+        let w = vec![0f64; k];
+        let active = predictor.next_group(0);
+        for (d, (m, s)) in dirs[active.clone()].iter_mut().zip(predictor.predict(active.clone(), &w)) {
+            *d = Dir::guided(m, s);
+        }
+        Ok(EpsSearch {
+            cfg: cfg.clone(),
+            dirs,
+            owners: Vec::new(),
+            pending: Vec::new(),
+            active,
+            predictor: Some((predictor.clone(), w)),
+        })
+    }
+
+    /// Marks the active directions whose bracket is narrow enough as done; on a predicted
+    /// search whose group is then finished, moves on to the next group with its predictions.
+    fn settle(&mut self) {
+        let tol = 1.0 + self.cfg.rel_tol;
+        for d in &mut self.dirs[self.active.clone()] {
+            if matches!(d.phase, Phase::Refine | Phase::Guided) && d.hi <= d.lo * tol {
+                d.phase = Phase::Done;
+                d.out.eps = d.hi;
+            }
+        }
+        while let Some((p, w)) = &mut self.predictor {
+            if self.active.end >= self.dirs.len()
+                || self.dirs[self.active.clone()].iter().any(|d| d.phase != Phase::Done)
+            {
+                break;
+            }
+            let eps: Vec<f32> = self.dirs.iter().map(|d| d.out.eps).collect();
+            p.whiten(self.active.clone(), &eps, w);
+            self.active = p.next_group(self.active.end);
+            for (d, (m, s)) in self.dirs[self.active.clone()].iter_mut().zip(p.predict(self.active.clone(), w)) {
+                *d = Dir::guided(m, s);
+            }
+        }
     }
 
     /// The next round of probes (empty when every direction is done). Each call replaces the
     /// previous round: answer it before asking again.
     pub fn probes(&mut self) -> &[Probe] {
+        self.settle();
         let cfg = &self.cfg;
         let tol = 1.0 + cfg.rel_tol;
         self.pending.clear();
         self.owners.clear();
-        for (i, d) in self.dirs.iter_mut().enumerate() {
-            if d.phase == Phase::Refine && d.hi <= d.lo * tol {
-                d.phase = Phase::Done;
-                d.out.eps = d.hi;
-            }
+        let start = self.active.start;
+        for (i, d) in self.dirs[self.active.clone()].iter_mut().enumerate() {
+            let i = start + i;
             match d.phase {
                 Phase::Done => {}
+                Phase::Guided => {
+                    self.pending.push(Probe { dir: i as u32, eps: guided_probe(d, cfg) });
+                    self.owners.push(i);
+                }
                 Phase::Refine
                     if d.m_lo > 0.0
                         && d.m_hi <= 0.0
@@ -270,9 +435,22 @@ impl EpsSearch {
         Ok(())
     }
 
-    /// Out of queries: every unfinished direction keeps its best estimate so far.
+    /// Out of queries: every unfinished direction keeps its best estimate so far; on a
+    /// predicted search, the directions not reached get their prediction from all the eps
+    /// measured (0 queries, not censored).
     pub fn stop(&mut self) {
-        self.dirs.iter_mut().for_each(|d| finish_unresolved(d, &self.cfg));
+        self.settle();
+        let reached = self.active.end;
+        self.dirs[..reached].iter_mut().for_each(|d| finish_unresolved(d, &self.cfg));
+        if let Some((p, w)) = &mut self.predictor {
+            let eps: Vec<f32> = self.dirs.iter().map(|d| d.out.eps).collect();
+            p.whiten(self.active.clone(), &eps, w);
+            for (d, (m, _)) in self.dirs[reached..].iter_mut().zip(p.predict(reached..eps.len(), w)) {
+                d.phase = Phase::Done;
+                d.out.eps = m.exp().clamp(self.cfg.eps_min, self.cfg.eps_max);
+            }
+        }
+        self.active = self.dirs.len()..self.dirs.len();
         self.pending.clear();
         self.owners.clear();
     }
@@ -288,13 +466,13 @@ impl EpsSearch {
     }
 }
 
-/// Runs the search for `starts.len()` directions at once; `ask` answers a batch of probes.
-pub fn run_search(
+/// Runs the search for the prior's K directions; `ask` answers a batch of probes.
+pub fn run_search<'a>(
     cfg: &SearchConfig,
-    starts: &[f32],
+    prior: impl Into<Prior<'a>>,
     mut ask: impl FnMut(&[Probe]) -> Result<Vec<Answer>>,
 ) -> Result<Vec<EpsOutcome>> {
-    let mut search = EpsSearch::new(cfg, starts)?;
+    let mut search = prior.into().search(cfg)?;
     loop {
         let probes = search.probes();
         if probes.is_empty() {
@@ -318,7 +496,10 @@ fn finish_unresolved(d: &mut Dir, cfg: &SearchConfig) {
         return;
     }
     d.phase = Phase::Done;
-    if d.hi.is_finite() {
+    if d.guess.is_some() && !(d.lo > 0.0 && d.hi.is_finite()) {
+        // the prediction's median beyond what was seen (never censored by a prediction alone)
+        d.out.eps = guided_probe(d, cfg);
+    } else if d.hi.is_finite() {
         d.out.eps = if d.lo > 0.0 { (d.lo * d.hi).sqrt() } else { d.hi };
     } else {
         d.out.eps = d.lo.max(cfg.eps_min);
@@ -366,6 +547,20 @@ fn update(d: &mut Dir, cfg: &SearchConfig, probes: &[Probe], answers: &[Answer])
                 } else {
                     d.set_lo(eps, m);
                     d.phase = Phase::Refine;
+                }
+            }
+            Phase::Guided => {
+                if flip {
+                    d.set_hi(eps, m);
+                    if eps <= cfg.eps_min {
+                        d.phase = Phase::Done;
+                        d.out.eps = eps;
+                    }
+                } else if eps >= cfg.eps_max {
+                    d.phase = Phase::Done;
+                    d.out = EpsOutcome { eps: cfg.eps_max, censored: true, queries: d.out.queries };
+                } else {
+                    d.set_lo(eps, m);
                 }
             }
             Phase::Refine => {

@@ -431,6 +431,7 @@ impl<'a> DatasetStudy<'a> {
             train: &train,
             test: &test,
             test_prior: true,
+            predict_group: 0,
             train_files: files("train"),
             test_files: files("test"),
         };
