@@ -162,6 +162,8 @@ def signatures(
     parts_dir: Optional[PathLike] = None,
     provenance: Optional[Dict[str, str]] = None,
     progress: Progress = True,
+    predict_from: Optional[SignatureSet] = None,
+    predict_group: int = 10,
 ) -> SignatureSet:
     """Signatures (K flip points each) of ``images`` along ``directions``.
 
@@ -176,7 +178,16 @@ def signatures(
     there, so an interrupted extraction (Ctrl-C) resumes where it stopped. ``progress``:
     ``True`` for tqdm bars (when tqdm is installed), a callable ``(stage, done, total)``, or
     ``False``.
+
+    ``predict_from`` (the adversary's own signatures, e.g. ``train``) replaces ``starts`` by
+    predicted brackets: the directions are measured in groups of ``predict_group``, each
+    group's searches bisecting in probability under a Gaussian model of ``ln eps`` given the
+    eps already measured on the same image. Pair it with a coarser tolerance
+    (``search_config(rel_tol=0.1)``): on MNIST it takes about half the queries of
+    the default search for the same reconstruction quality.
     """
+    if predict_from is not None and starts is not None:
+        raise ApsigError("starts and predict_from: give one, not both")
     images = _f32("images", images)
     if starts is not None:
         starts = _f32("starts", np.ascontiguousarray(starts))
@@ -184,7 +195,20 @@ def signatures(
     target = classify if isinstance(classify, Model) else _adapt(classify) if callable(classify) else classify
     parts = os.fspath(parts_dir) if parts_dir is not None else None
     return _native.signatures(
-        target, images, directions, method, cfg, starts, batch_size, block, layout, parts, provenance, progress
+        target,
+        images,
+        directions,
+        method,
+        cfg,
+        starts,
+        batch_size,
+        block,
+        layout,
+        parts,
+        provenance,
+        progress,
+        predict_from,
+        predict_group,
     )
 
 

@@ -70,6 +70,26 @@ def test_labels_layouts_and_batch_sizes_do_not_change_a_bit(images, model_file, 
     assert all(s[1:] == (1, 28, 28) for s in seen)
 
 
+def test_predicted_brackets_from_the_adversarys_signatures(images, model_file, dirs):
+    net = NumpyTargetNet(model_file)
+    own = apsig.signatures(net.logits, images, dirs, method="white-box", progress=False)
+    coarse = apsig.search_config(rel_tol=0.1)
+    kw = dict(search=coarse, predict_from=own, predict_group=4, progress=False)
+    predicted = apsig.signatures(net.logits, images, dirs, **kw)
+    # the same searches in process and through the callable, bit for bit
+    same(apsig.signatures(apsig.Model.load(str(model_file)), images, dirs, **kw), predicted)
+    assert predicted.provenance["starts"].startswith("predicted:")
+    # the flip points within the coarse tolerance of the white-box ones (1e-2), where both flip
+    both = (predicted.censored == 0) & (own.censored == 0)
+    ratio = predicted.eps[both] / own.eps[both]
+    assert both.mean() > 0.5 and np.mean((ratio > 0.985) & (ratio < 1.115)) > 0.9, ratio
+    with pytest.raises(apsig.ApsigError, match="not both"):
+        apsig.signatures(net.logits, images, dirs, starts=own.median_eps(), predict_from=own, progress=False)
+    other = apsig.Directions.generate("gaussian", k=8, seed=1, shape=(28, 28, 1))
+    with pytest.raises(apsig.ApsigError, match="K = 16"):
+        apsig.signatures(net.logits, images, other, predict_from=own, progress=False)
+
+
 def test_the_prior_and_the_search_config_reach_the_search(images, model_file, dirs):
     net = NumpyTargetNet(model_file)
     base = apsig.signatures(net.logits, images, dirs, method="white-box", progress=False)

@@ -4,7 +4,9 @@ use anyhow::{bail, Context, Result};
 use apsig::data::DataOptions;
 use apsig::decoder::Decoder;
 use apsig::directions::Directions;
-use apsig::signature::{signature_via_oracle, EpsOutcome, ExtractConfig, Method, SearchConfig, SignatureSet};
+use apsig::signature::{
+    signature_via_oracle, EpsOutcome, EpsPredictor, ExtractConfig, Method, Prior, SearchConfig, SignatureSet,
+};
 use apsig_serve::{register_secret_with, ClientConfig, HttpOracle, JournaledOracle};
 use clap::Args;
 use std::collections::BTreeMap;
@@ -42,6 +44,11 @@ pub struct AttackArgs {
     /// Start each direction at the median eps of these (training) signatures.
     #[arg(long)]
     prior: Option<PathBuf>,
+    /// With --prior: measure the directions in groups of N, each group's brackets predicted
+    /// from the eps already answered by a model of the prior's ln eps (fewer queries; use a
+    /// coarser --rel-tol such as 0.1 with it); 0 searches all directions at once.
+    #[arg(long, default_value_t = 0, requires = "prior")]
+    predict_group: usize,
     #[arg(long, default_value_t = 0.5)]
     start: f32,
     #[arg(long, default_value_t = 1.6)]
@@ -100,16 +107,18 @@ pub fn attack(a: AttackArgs, opts: &DataOptions) -> Result<()> {
     let search =
         SearchConfig { start: a.start, growth: a.growth, eps_max: a.eps_max, eps_min: 1e-4, rel_tol: a.rel_tol };
     search.validate()?;
-    let starts = match &a.prior {
-        Some(p) => {
-            let s = SignatureSet::load(p)?.median_eps();
-            if s.len() != k {
-                bail!("{}: prior for K = {}, the directions have K = {k}", p.display(), s.len());
-            }
-            s
+    let prior_set = a.prior.as_deref().map(SignatureSet::load).transpose()?;
+    if let (Some(set), Some(p)) = (&prior_set, &a.prior) {
+        if set.k != k {
+            bail!("{}: prior for K = {}, the directions have K = {k}", p.display(), set.k);
         }
-        None => vec![search.start; k],
+    }
+    let starts = prior_set.as_ref().map_or_else(|| vec![search.start; k], SignatureSet::median_eps);
+    let predictor = match &prior_set {
+        Some(set) if a.predict_group > 0 => Some(EpsPredictor::fit(set, a.predict_group)?),
+        _ => None,
     };
+    let prior = predictor.as_ref().map_or(Prior::Starts(&starts), Prior::Predicted);
 
     let mut client = ClientConfig { max_retries: a.retries, probe_batch: a.batch, ..Default::default() };
     if let Some(ca) = &a.ca {
@@ -148,7 +157,7 @@ pub fn attack(a: AttackArgs, opts: &DataOptions) -> Result<()> {
     let extract_json = serde_json::to_string(&extract)?;
     let t = Instant::now();
     let (outcomes, replayed, requests, retries): (Vec<EpsOutcome>, u64, u64, u64) = if a.no_journal {
-        let o = signature_via_oracle(&http, &dirs, &starts, &search)?;
+        let o = signature_via_oracle(&http, &dirs, prior, &search)?;
         (o, 0, http.requests(), http.retries())
     } else {
         let path = a.journal.clone().unwrap_or_else(|| a.out.with_extension("journal"));
@@ -156,13 +165,13 @@ pub fn attack(a: AttackArgs, opts: &DataOptions) -> Result<()> {
             "oracle={} session={session} directions={} extract={extract_json} starts={}",
             a.oracle.trim_end_matches('/'),
             dirs.fingerprint(),
-            apsig::io::fingerprint_f32(&starts)
+            prior.fingerprint()
         );
         let j = JournaledOracle::open(http, &path, &context)?;
         if j.journaled_batches() > 0 {
             println!("resuming: {} answered batches in {}", j.journaled_batches(), path.display());
         }
-        let o = signature_via_oracle(&j, &dirs, &starts, &search)
+        let o = signature_via_oracle(&j, &dirs, prior, &search)
             .with_context(|| format!("attack (journal {})", path.display()))?;
         (o, j.replayed(), j.inner().requests(), j.inner().retries())
     };
@@ -172,7 +181,7 @@ pub fn attack(a: AttackArgs, opts: &DataOptions) -> Result<()> {
     prov.insert("directions".to_string(), dirs.fingerprint());
     prov.insert("directions_config".to_string(), serde_json::to_string(&dirs.config)?);
     prov.insert("extract".to_string(), extract_json);
-    prov.insert("starts".to_string(), apsig::io::fingerprint_f32(&starts));
+    prov.insert("starts".to_string(), prior.fingerprint());
     prov.insert("oracle".to_string(), a.oracle.clone());
     prov.insert("session".to_string(), session.clone());
     let index = match &victim {

@@ -7,7 +7,7 @@ use apsig::decoder::Decoder;
 use apsig::directions::Directions;
 use apsig::model::{Arch, Classifier};
 use apsig::pipeline::{files, images_of, labels_of};
-use apsig::signature::{extract, ExtractConfig, Method, Prior, SearchConfig, SignatureSet};
+use apsig::signature::{extract, EpsPredictor, ExtractConfig, Method, Prior, SearchConfig, SignatureSet};
 use apsig_report::{LineChart, Series};
 use clap::Args;
 use serde::Serialize;
@@ -60,10 +60,27 @@ fn run_model(run: &Path, flag: Option<&Path>, own: &str, role: &str, arch: Arch)
     Ok(m.classifier)
 }
 
+/// Where a curve point's search starts.
+#[derive(Clone, Copy, PartialEq)]
+enum Start {
+    /// At the search's `start` on every direction.
+    Fixed,
+    /// At the training signatures' median eps.
+    Median,
+    /// Directions in groups of 10, each predicted from those measured before.
+    Predicted,
+}
+
+/// Directions per group of the predicted search (the run preset's; 5 to 20 measured alike).
+const PREDICT_GROUP: usize = 10;
+
 #[derive(Serialize)]
 struct Point {
     search: String,
+    /// Started from the training signatures (median or prediction).
     prior: bool,
+    /// Predicted brackets (`signature::EpsPredictor`).
+    predicted: bool,
     queries_per_image: f64,
     queries_per_eps: f64,
     mse: f64,
@@ -79,19 +96,29 @@ pub fn query_curve(a: CurveArgs, opts: &DataOptions) -> Result<()> {
     let decoder = Decoder::load(&r(files::DECODER))?;
     let train = SignatureSet::load(&r(files::SIG_TRAIN))?;
     let data = apsig::data::load(train.prov("dataset"), opts)?;
-    let prior = train.median_eps();
+    let median = train.median_eps();
+    let predictor = EpsPredictor::fit(&train, PREDICT_GROUP)?;
     let n = a.images.min(data.test.n);
     let eps_max = 256.0;
     let mut prov = BTreeMap::new();
     prov.insert("dataset".to_string(), data.name.clone());
     prov.insert("split".to_string(), "test".to_string());
-    let mut cases: Vec<(String, Method, SearchConfig, bool)> = vec![
-        ("exact (white-box, tol 1e-3): best achievable".into(), Method::WhiteBox, SearchConfig::plain(eps_max), false),
-        ("plain: start 0.5, x2, tol 1e-3".into(), Method::ChangeBit, SearchConfig::plain(eps_max), false),
+    let mut cases: Vec<(String, Method, SearchConfig, Start)> = vec![
+        (
+            "exact (white-box, tol 1e-3): best achievable".into(),
+            Method::WhiteBox,
+            SearchConfig::plain(eps_max),
+            Start::Fixed,
+        ),
+        ("plain: start 0.5, x2, tol 1e-3".into(), Method::ChangeBit, SearchConfig::plain(eps_max), Start::Fixed),
     ];
+    let tolerance = |tol| SearchConfig { start: 0.5, growth: 1.6, eps_max, eps_min: 1e-4, rel_tol: tol };
     for tol in [1e-3f32, 1e-2, 3e-2, 0.1, 0.3] {
-        let s = SearchConfig { start: 0.5, growth: 1.6, eps_max, eps_min: 1e-4, rel_tol: tol };
-        cases.push((format!("prior start, x1.6, tol {tol}"), Method::ChangeBit, s, true));
+        cases.push((format!("prior start, x1.6, tol {tol}"), Method::ChangeBit, tolerance(tol), Start::Median));
+    }
+    for tol in [3e-2f32, 0.1, 0.2, 0.3] {
+        let name = format!("predicted brackets, groups of {PREDICT_GROUP}, tol {tol}");
+        cases.push((name, Method::ChangeBit, tolerance(tol), Start::Predicted));
     }
     let originals = {
         let idx = SignatureSet {
@@ -109,21 +136,15 @@ pub fn query_curve(a: CurveArgs, opts: &DataOptions) -> Result<()> {
         "{:<48} {:>13} {:>11} {:>8} {:>9} {:>10}",
         "search on the secret", "queries/image", "queries/eps", "MSE", "class rec.", "identified"
     );
-    for (name, method, search, use_prior) in cases {
+    for (name, method, search, start) in cases {
         let cfg = ExtractConfig { method, search };
-        let starts = use_prior.then_some(&prior[..]);
-        let sigs = extract(
-            target.clone(),
-            &dirs,
-            &data.test,
-            &prov,
-            0..n,
-            None,
-            starts.map(Prior::Starts),
-            &cfg,
-            None,
-            &apsig::NoProgress,
-        )?;
+        let prior = match start {
+            Start::Fixed => None,
+            Start::Median => Some(Prior::Starts(&median)),
+            Start::Predicted => Some(Prior::Predicted(&predictor)),
+        };
+        let sigs =
+            extract(target.clone(), &dirs, &data.test, &prov, 0..n, None, prior, &cfg, None, &apsig::NoProgress)?;
         let recon = decoder.reconstruct(&sigs)?;
         let image = apsig::pipeline::image_shape(&data.test);
         let q = apsig::eval::quality(&recon, &originals.0, &originals.1, image, evaluator.as_ref());
@@ -137,7 +158,8 @@ pub fn query_curve(a: CurveArgs, opts: &DataOptions) -> Result<()> {
         );
         points.push(Point {
             search: name,
-            prior: use_prior,
+            prior: start != Start::Fixed,
+            predicted: start == Start::Predicted,
             queries_per_image: qpi,
             queries_per_eps: sigs.queries_per_eps(),
             mse: q.mse,
@@ -168,7 +190,11 @@ pub fn query_curve(a: CurveArgs, opts: &DataOptions) -> Result<()> {
     chart.series = vec![
         Series::new(
             "prior start, x1.6, varying tolerance",
-            points.iter().filter(|p| p.prior).map(|p| (p.queries_per_image, p.mse)).collect(),
+            points.iter().filter(|p| p.prior && !p.predicted).map(|p| (p.queries_per_image, p.mse)).collect(),
+        ),
+        Series::new(
+            "predicted brackets, varying tolerance",
+            points.iter().filter(|p| p.predicted).map(|p| (p.queries_per_image, p.mse)).collect(),
         ),
         Series::new("plain search (paper)", vec![(plain.queries_per_image, plain.mse)]),
     ];

@@ -13,7 +13,8 @@ use crate::objects::{Directions, Model, SignatureSet};
 use crate::progress::PyProgress;
 use crate::{invalid, py_err};
 use apsig::signature::{
-    extract, in_blocks, lockstep_signatures, signature_provenance, ExtractConfig, Method, Outputs, SearchConfig,
+    extract, in_blocks, lockstep_signatures, signature_provenance, EpsPredictor, ExtractConfig, Method, Outputs, Prior,
+    SearchConfig,
 };
 use apsig::Progress;
 use numpy::{PyReadonlyArray1, PyReadonlyArrayDyn, PyUntypedArrayMethods};
@@ -27,7 +28,7 @@ const BLOCK: usize = 256;
 
 /// See the package's `apsig.signatures` for the parameters.
 #[pyfunction]
-#[pyo3(signature = (classify, images, directions, method, search, starts=None, batch_size=8192, block=BLOCK, layout="nhwc", parts_dir=None, provenance=None, progress=None))]
+#[pyo3(signature = (classify, images, directions, method, search, starts=None, batch_size=8192, block=BLOCK, layout="nhwc", parts_dir=None, provenance=None, progress=None, predict_from=None, predict_group=10))]
 #[allow(clippy::too_many_arguments)]
 pub fn signatures(
     py: Python<'_>,
@@ -43,6 +44,8 @@ pub fn signatures(
     parts_dir: Option<PathBuf>,
     provenance: Option<BTreeMap<String, String>>,
     progress: Option<Bound<'_, PyAny>>,
+    predict_from: Option<PyRef<'_, SignatureSet>>,
+    predict_group: usize,
 ) -> PyResult<SignatureSet> {
     let dirs = &directions.inner;
     let layout = Layout::parse(layout)?;
@@ -65,6 +68,18 @@ pub fn signatures(
     if batch_size == 0 || block == 0 {
         return Err(invalid("batch_size and block must be at least 1"));
     }
+    let predictor = match &predict_from {
+        Some(set) if set.inner.k != dirs.k() => {
+            return Err(invalid(format!(
+                "predict_from: signatures of K = {}, the directions have K = {}",
+                set.inner.k,
+                dirs.k()
+            )))
+        }
+        Some(set) => Some(EpsPredictor::fit(&set.inner, predict_group).map_err(py_err)?),
+        None => None,
+    };
+    let prior = predictor.as_ref().map_or(Prior::Starts(&starts), Prior::Predicted);
     let (n, x) = images_in("images", &images, dirs.shape, layout)?;
     let progress = PyProgress::new(py, progress)?;
     let mut prov = provenance.unwrap_or_default();
@@ -79,18 +94,7 @@ pub fn signatures(
         split.images = x;
         let classifier: std::sync::Arc<dyn apsig::model::Classifier> = net;
         let set = py.detach(|| {
-            extract(
-                classifier,
-                dirs,
-                &split,
-                &prov,
-                0..n,
-                None,
-                Some(apsig::signature::Prior::Starts(&starts)),
-                &cfg,
-                parts_dir.as_deref(),
-                &progress,
-            )
+            extract(classifier, dirs, &split, &prov, 0..n, None, Some(prior), &cfg, parts_dir.as_deref(), &progress)
         });
         return Ok(SignatureSet { inner: set.map_err(py_err)? });
     }
@@ -99,7 +103,7 @@ pub fn signatures(
         return Err(invalid("classify: neither a callable nor an apsig Model"));
     }
     prov.entry("oracle".into()).or_insert_with(|| "python callable".into());
-    let prov = signature_provenance(&prov, dirs, &cfg, &apsig::signature::Prior::Starts(&starts), 0..n, None);
+    let prov = signature_provenance(&prov, dirs, &cfg, &prior, 0..n, None);
     let classify = classify.unbind();
     // the first Python exception raised by the callable (or a signal), re-raised as it was
     let failure: Mutex<Option<PyErr>> = Mutex::new(None);
@@ -110,7 +114,7 @@ pub fn signatures(
             let rows = lockstep_signatures(
                 dirs,
                 &x[b.start * len..b.end * len],
-                &starts,
+                prior,
                 &cfg.search,
                 cfg.method,
                 batch_size,

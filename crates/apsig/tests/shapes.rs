@@ -128,8 +128,18 @@ fn colour_images_run_end_to_end() {
 fn greyscale_images_whose_sides_are_not_multiples_of_four_run_end_to_end() {
     let image = Shape::new(30, 26, 1);
     let dir = tempfile::tempdir().unwrap();
-    let m = run_loaded(&tiny_config(), dataset("grey-30x26", image), Instant::now(), dir.path(), &apsig::NoProgress)
-        .unwrap();
+    // with an affine copy of each training image among the adversary's pairs
+    let mut cfg = tiny_config();
+    cfg.train_signatures.augment = 1;
+    let m = run_loaded(&cfg, dataset("grey-30x26", image), Instant::now(), dir.path(), &apsig::NoProgress).unwrap();
+    assert_eq!(m.train_signatures.images, 2 * 1200);
+    // and the secrets searched with predicted brackets (the presets' groups of 10 over K = 16)
+    assert_eq!(cfg.predict_group, 10);
+    assert!(m.test_signatures.queries_per_eps < 8.0, "{:?}", m.test_signatures);
+    let mut bad = cfg.clone();
+    bad.test_signatures.augment = 1;
+    let e = run_loaded(&bad, dataset("grey-30x26", image), Instant::now(), dir.path(), &apsig::NoProgress).unwrap_err();
+    assert!(e.to_string().contains("secrets cannot be augmented"), "{e}");
     let recon = TensorFile::read(&dir.path().join("reconstructions-test.safetensors")).unwrap();
     assert_eq!(recon.f32("reconstructions", None).unwrap().0, vec![80, 30 * 26]);
     assert_eq!(Decoder::load(&dir.path().join("decoder.safetensors")).unwrap().image_shape(), image);

@@ -47,6 +47,11 @@ pub struct RunConfig {
 pub struct SignatureStage {
     /// First `count` images of the split (0 = all).
     pub count: usize,
+    /// Affine copies of each of those images measured too (rotation, scale, shear, shift;
+    /// `pipeline::augment`): more pairs for the decoder. The adversary's own images only: 0
+    /// for the secrets.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub augment: usize,
     /// How eps is measured.
     pub extract: ExtractConfig,
 }
@@ -59,7 +64,9 @@ impl RunConfig {
         RunConfig {
             dataset: "mnist".into(),
             test_prior: true,
-            predict_group: 0,
+            // groups of 10 at 10% precision: about half the queries per secret of the
+            // median-started search at 1%, for the same quality (docs/results/quick/quality-vs-queries.json)
+            predict_group: 10,
             fig3_class: 2,
             train_limit: 0,
             target: train(5, 128, 2e-3, seed),
@@ -67,12 +74,14 @@ impl RunConfig {
             directions: DirectionConfig { strategy: Strategy::Gaussian, k: 100, seed },
             train_signatures: SignatureStage {
                 count: 12_000,
+                augment: 0,
                 // the decoder needs eps to about 1% (`apsig query-curve`), not the plain 0.1%
                 extract: ExtractConfig { method: Method::WhiteBox, search: SearchConfig::decoder_grade(256.0) },
             },
             test_signatures: SignatureStage {
                 count: 2_000,
-                extract: ExtractConfig { method: Method::ChangeBit, search: SearchConfig::decoder_grade(256.0) },
+                augment: 0,
+                extract: ExtractConfig { method: Method::ChangeBit, search: SearchConfig::predicted(256.0) },
             },
             decoder: DecoderConfig {
                 width: 64,

@@ -2,6 +2,7 @@
 //! is skipped when a valid artefact made with the same configuration is already there, so an
 //! interrupted run resumes where it stopped.
 
+pub mod augment;
 mod config;
 mod measure;
 mod metrics;
@@ -264,6 +265,9 @@ pub fn run_loaded_with(
             ),
         ));
     }
+    if cfg.test_signatures.augment > 0 {
+        return Err(Error::invalid("run config", "test_signatures.augment: secrets cannot be augmented (set it to 0)"));
+    }
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     crate::io::atomic_write(&dir.join(files::CONFIG), cfg.to_toml().as_bytes())?;
     let ckpt = dir.join("checkpoints");
@@ -311,6 +315,26 @@ pub fn run_loaded_with(
         }
     };
 
+    // the adversary's training pairs: its first `count` images and, when asked, affine copies
+    let augmented = (cfg.train_signatures.augment > 0).then(|| {
+        let n = if cfg.train_signatures.count == 0 { data.train.n } else { cfg.train_signatures.count };
+        let copies = cfg.train_signatures.augment;
+        let train = augment::with_affine_copies(&data.train, n, copies, cfg.directions.seed);
+        let stage = SignatureStage { count: 0, augment: 0, extract: cfg.train_signatures.extract.clone() };
+        let d = Dataset {
+            name: data.name.clone(),
+            dir: data.dir.clone(),
+            train,
+            test: data.test.clone(),
+            source: data.source.clone(),
+            classes: data.classes.clone(),
+        };
+        (d, stage)
+    });
+    let (sig_data, train_stage) = match &augmented {
+        Some((d, s)) => (d, s),
+        None => (&data, &cfg.train_signatures),
+    };
     let plan = MeasurePlan {
         directions: &cfg.directions,
         context: DirectionContext {
@@ -319,7 +343,7 @@ pub fn run_loaded_with(
             model: own_target.as_deref(),
         },
         directions_path: Some(dir.join(files::DIRECTIONS)),
-        train: &cfg.train_signatures,
+        train: train_stage,
         test: &cfg.test_signatures,
         test_prior: cfg.test_prior,
         predict_group: cfg.predict_group,
@@ -327,12 +351,13 @@ pub fn run_loaded_with(
         test_files: SetFiles { set: dir.join(files::SIG_TEST), parts: dir.join("parts-test") },
     };
     let Measured { dirs, train: train_sigs, test: test_sigs, seconds } =
-        measure(target.clone(), &data, &plan, progress)?;
+        measure(target.clone(), sig_data, &plan, progress)?;
     timed("train signatures", seconds[0]);
     timed("test signatures", seconds[1]);
 
     progress.message("training the decoder");
-    let train_images = images_of(&data.train, &train_sigs)?;
+    let train_images = images_of(&sig_data.train, &train_sigs)?;
+    drop(augmented);
     let (decoder, dec_report, s) = decoder_stage(
         &cfg.decoder,
         &data.name,

@@ -48,6 +48,13 @@ impl SearchConfig {
         SearchConfig { start: 0.5, growth: 1.6, eps_max, eps_min: 1e-4, rel_tol: 1e-2 }
     }
 
+    /// The secrets' search with predicted brackets (`EpsPredictor`): 10% relative precision,
+    /// which costs the decoder nothing measurable on MNIST (`apsig query-curve`), and the
+    /// decoder-grade growth where a prediction is far off.
+    pub fn predicted(eps_max: f32) -> Self {
+        SearchConfig { rel_tol: 0.1, ..Self::decoder_grade(eps_max) }
+    }
+
     /// Refuses settings the search cannot work with.
     pub fn validate(&self) -> Result<()> {
         let ok = self.growth > 1.0

@@ -63,10 +63,22 @@ pub struct StudyConfig {
     /// Noise magnitudes of the flip-rate baseline, compared at each of `budgets`.
     #[serde(default = "default_flip_rate_magnitudes")]
     pub flip_rate_magnitudes: usize,
+    /// The search with predicted brackets at each of `budgets`, directions in groups of this
+    /// many (0 leaves it out).
+    #[serde(default)]
+    pub predict_group: usize,
+    /// Relative tolerance of that search (coarser than `secret_search`'s: the prediction
+    /// spends the queries saved where the decoder needs them).
+    #[serde(default = "default_predicted_rel_tol")]
+    pub predicted_rel_tol: f32,
 }
 
 fn default_flip_rate_magnitudes() -> usize {
     8
+}
+
+fn default_predicted_rel_tol() -> f32 {
+    0.1
 }
 
 impl StudyConfig {
@@ -102,6 +114,8 @@ impl StudyConfig {
             round_scores: vec![1, 2, 3],
             attribute_ridge: 10.0,
             flip_rate_magnitudes: default_flip_rate_magnitudes(),
+            predict_group: 10,
+            predicted_rel_tol: default_predicted_rel_tol(),
         }
     }
 

@@ -14,7 +14,10 @@ use crate::pipeline::{classifier_stage, measure, MeasurePlan, Measured, SetFiles
 use crate::rng::Rng;
 use crate::signature::flip_rate::{flip_rates, FlipRatePlan};
 use crate::signature::label::{label_signature, own_flip_labels};
-use crate::signature::{signature_via_oracle, EpsOutcome, ExtractConfig, MajorityVote, Method, SignatureSet};
+use crate::signature::{
+    signature_via_oracle, EpsOutcome, EpsPredictor, ExtractConfig, MajorityVote, Method, Prior, SearchConfig,
+    SignatureSet,
+};
 use crate::Progress;
 use apsig_data::Dataset;
 use rayon::prelude::*;
@@ -103,6 +106,9 @@ impl<'a> DatasetStudy<'a> {
         }
         cells.extend(self.block("defence-round-scores", || self.round_scores_block())?);
         cells.extend(self.block("baseline-flip-rate", || self.flip_rate_block())?);
+        if cfg.predict_group > 0 {
+            cells.extend(self.block("baseline-predicted-search", || self.predicted_block())?);
+        }
         self.progress.message(&format!("{}: attributes from signatures", self.data.name));
         let g = self.gaussian()?;
         let n = cfg.train_signatures;
@@ -165,7 +171,14 @@ impl<'a> DatasetStudy<'a> {
         let full = self.signature_cell("strategy", s.name(), cfg.k as f64, &dec, &m.test, cfg.k, cfg.secrets)?;
         // Gaussian is measured at the K sweep's largest K: cap the first K directions only
         let prior = m.train.prefix(cfg.k, cfg.train_signatures).median_eps();
-        let capped = self.defended(&m.dirs, cfg.k, &prior, Defence::QueryBudget { cap: cfg.strategy_budget }, 1)?;
+        let capped = self.defended(
+            &m.dirs,
+            cfg.k,
+            Prior::Starts(&prior),
+            &cfg.secret_search,
+            Defence::QueryBudget { cap: cfg.strategy_budget },
+            1,
+        )?;
         let mut at_budget = self.signature_cell(
             "strategy@budget",
             s.name(),
@@ -338,7 +351,7 @@ impl<'a> DatasetStudy<'a> {
         let g = self.gaussian()?;
         let k = self.cfg.k;
         let prior = g.train.prefix(k, self.cfg.train_signatures).median_eps();
-        let test = self.defended(&g.dirs, k, &prior, defence, votes)?;
+        let test = self.defended(&g.dirs, k, Prior::Starts(&prior), &self.cfg.secret_search, defence, votes)?;
         let dec = self.reference()?;
         let mut c = self.signature_cell("defence", defence.name(), defence.knob(), &dec, &test, k, test.n())?;
         c.votes = votes;
@@ -379,6 +392,26 @@ impl<'a> DatasetStudy<'a> {
         Ok(out)
     }
 
+    /// apsig's search with predicted brackets (`signature::EpsPredictor`, fitted on the
+    /// adversary's training signatures) at each per-secret budget of the query-budget defence,
+    /// at the coarser tolerance it is meant for: the directions a budget does not reach get
+    /// their prediction. Same secrets and reference decoder as the capped plain search.
+    fn predicted_block(&self) -> Result<Vec<Cell>> {
+        let cfg = self.cfg;
+        let g = self.gaussian()?;
+        let k = cfg.k;
+        let predictor = EpsPredictor::fit(&g.train.prefix(k, cfg.train_signatures), cfg.predict_group)?;
+        let search = SearchConfig { rel_tol: cfg.predicted_rel_tol, ..cfg.secret_search.clone() };
+        let dec = self.reference()?;
+        let mut out = Vec::new();
+        for &cap in &cfg.budgets {
+            let defence = Defence::QueryBudget { cap };
+            let test = self.defended(&g.dirs, k, Prior::Predicted(&predictor), &search, defence, 1)?;
+            out.push(self.signature_cell("baseline", "predicted-search", cap as f64, &dec, &test, k, test.n())?);
+        }
+        Ok(out)
+    }
+
     // ---- signatures ---------------------------------------------------------------------
 
     fn gaussian(&self) -> Result<Arc<Measured>> {
@@ -407,6 +440,7 @@ impl<'a> DatasetStudy<'a> {
     fn measure_on(&self, model: Arc<Network>, s: Strategy, k: usize, tag: &str, secrets: usize) -> Result<Measured> {
         let stage = |count, method, search: &crate::signature::SearchConfig| SignatureStage {
             count,
+            augment: 0,
             extract: ExtractConfig { method, search: search.clone() },
         };
         let (train, test) = (
@@ -444,7 +478,8 @@ impl<'a> DatasetStudy<'a> {
         &self,
         all: &Directions,
         k: usize,
-        prior: &[f32],
+        prior: Prior,
+        search: &SearchConfig,
         defence: Defence,
         votes: usize,
     ) -> Result<SignatureSet> {
@@ -455,9 +490,9 @@ impl<'a> DatasetStudy<'a> {
             let oracle =
                 LocalOracle::defended(self.target.clone(), x, Some(lifted.clone()), defence, seed ^ (i as u64) << 20)?;
             if votes > 1 {
-                signature_via_oracle(&MajorityVote::new(&oracle, votes)?, dirs, prior, &self.cfg.secret_search)
+                signature_via_oracle(&MajorityVote::new(&oracle, votes)?, dirs, prior, search)
             } else {
-                signature_via_oracle(&oracle, dirs, prior, &self.cfg.secret_search)
+                signature_via_oracle(&oracle, dirs, prior, search)
             }
         })?;
         Ok(self.to_set(all, k, rows))

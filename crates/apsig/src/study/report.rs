@@ -136,12 +136,16 @@ fn baselines_section(md: &mut String, d: &DatasetSummary, magnitudes: usize) {
         ],
         None => vec!["n/a".into(); 4],
     };
+    let predicted = rows(d, "baseline").any(|c| c.variant == "predicted-search");
     let table: Vec<Vec<String>> = rows(d, "baseline")
         .filter(|b| b.variant == "flip-rate")
         .map(|b| {
             let search = rows(d, "defence").find(|c| c.variant == "query-budget" && c.knob == b.knob);
             let mut r = vec![fmt_num(b.knob, 0)];
             r.extend(quality(search));
+            if predicted {
+                r.extend(quality(rows(d, "baseline").find(|c| c.variant == "predicted-search" && c.knob == b.knob)));
+            }
             r.extend(quality(Some(b)));
             r
         })
@@ -156,23 +160,23 @@ fn baselines_section(md: &mut String, d: &DatasetSummary, magnitudes: usize) {
          Information\" (IEEE TIFS 2023), **re-implemented here** (`signature::flip_rate`): the same budget spent on \
          Gaussian noise at up to {} magnitudes (quantiles of the eps of the adversary's own images), the fraction of \
          changed decisions per magnitude as the decoder's input. Same secrets, decoder family and training \
-         images.\n",
-        magnitudes
+         images.{}\n",
+        magnitudes,
+        if predicted {
+            " The predicted search measures the directions in groups, each group's brackets predicted from the eps \
+             already measured on the same secret (a Gaussian model of the training signatures' ln eps, \
+             `signature::EpsPredictor`), at a coarser tolerance; directions the budget does not reach get their \
+             prediction."
+        } else {
+            ""
+        }
     );
-    md.push_str(&markdown_table(
-        &[
-            "budget",
-            "search: queries/img",
-            "MSE",
-            "identified",
-            "class rec.",
-            "flip-rate: queries/img",
-            "MSE",
-            "identified",
-            "class rec.",
-        ],
-        &table,
-    ));
+    let mut header = vec!["budget", "search: queries/img", "MSE", "identified", "class rec."];
+    if predicted {
+        header.extend(["predicted: queries/img", "MSE", "identified", "class rec."]);
+    }
+    header.extend(["flip-rate: queries/img", "MSE", "identified", "class rec."]);
+    md.push_str(&markdown_table(&header, &table));
 }
 
 fn dataset_section(md: &mut String, d: &DatasetSummary, c: &StudyConfig) -> Result<()> {
