@@ -38,6 +38,39 @@ fn signatures_of_a_foreign_onnx_model() {
     assert!(set.eps.iter().all(|e| e.is_finite() && *e > 0.0));
     assert!(set.queries.iter().all(|&q| q > 0));
 
+    // predicted brackets from the adversary's own (white-box) signatures of the training split
+    let own = t.join("own.safetensors");
+    let out = apsig(t)
+        .args(["-q", "signatures", "--model", s(&model), "--directions", s(&dirs), "--out", s(&own)])
+        .args(["--dataset", s(&data), "--split", "train", "--method", "white-box"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let predicted = t.join("predicted.safetensors");
+    let out = apsig(t)
+        .args(["-q", "signatures", "--model", s(&model), "--directions", s(&dirs), "--out", s(&predicted)])
+        .args(["--dataset", s(&data), "--split", "test", "--count", "4", "--prior", s(&own)])
+        .args(["--predict-group", "3", "--rel-tol", "0.1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let p = SignatureSet::load(&predicted).unwrap();
+    assert!(p.prov("starts").starts_with("predicted:"), "{:?}", p.provenance);
+    assert_eq!((p.k, p.n()), (8, 4));
+    // mostly the same flip points within the tolerances (1e-3 and 0.1), where both flipped
+    // (a ray that leaves and re-enters the class may show each search a different first flip)
+    let both: Vec<(f32, f32)> =
+        (0..32).filter(|&i| set.censored[i] == 0 && p.censored[i] == 0).map(|i| (set.eps[i], p.eps[i])).collect();
+    let agree = both.iter().filter(|(a, b)| b / a > 0.99 && b / a < 1.11).count();
+    assert!(both.len() >= 8 && agree * 4 >= both.len() * 3, "{agree} of {both:?}");
+    // a prediction needs the signatures it predicts from
+    let out = apsig(t)
+        .args(["-q", "signatures", "--model", s(&model), "--directions", s(&dirs), "--out", s(&t.join("z"))])
+        .args(["--dataset", s(&data), "--predict-group", "3"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--prior"));
+
     // directions for 28x28 do not fit the 16x16 model: refused, naming both files
     let dirs28 = t.join("dirs28.safetensors");
     let out = apsig(t).args(["directions", "--out", s(&dirs28), "--k", "4"]).output().unwrap();

@@ -259,6 +259,10 @@ fn readme_results_and_performance_agree_with_the_committed_outputs() {
         "docs/results/quick/earlier/amd-epyc-c85d763.quality-vs-queries.json",
         // the decoder's hidden layer, measured on the signatures of the run without it
         "docs/results/decoder-hidden-ab.txt",
+        // predicted brackets and affine copies, each measured against the run before
+        "docs/results/ab/predicted-brackets.txt",
+        "docs/results/ab/augment.txt",
+        "docs/results/paper/earlier/xeon-75db3a6.metrics.json",
         // the bench of the commit before, on the same machine, and the paired training A/B
         "docs/results/bench-2026-12-02-epyc-ce905f5.txt",
         "docs/results/training-ab-2026-12-02-epyc.txt",
