@@ -115,7 +115,7 @@ pub fn attack(a: AttackArgs, opts: &DataOptions) -> Result<()> {
     }
     let starts = prior_set.as_ref().map_or_else(|| vec![search.start; k], SignatureSet::median_eps);
     let predictor = match &prior_set {
-        Some(set) if a.predict_group > 0 => Some(EpsPredictor::fit(set, a.predict_group)?),
+        Some(set) if a.predict_group > 0 => Some(EpsPredictor::fit(set.k, &set.eps, a.predict_group)?),
         _ => None,
     };
     let prior = predictor.as_ref().map_or(Prior::Starts(&starts), Prior::Predicted);

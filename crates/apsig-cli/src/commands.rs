@@ -396,7 +396,7 @@ fn signatures(a: SigArgs, opts: &DataOptions, bars: &Bars) -> Result<()> {
     let prior_set = a.prior.as_deref().map(SignatureSet::load).transpose()?;
     let median = prior_set.as_ref().map(SignatureSet::median_eps);
     let predictor = match &prior_set {
-        Some(set) if a.predict_group > 0 => Some(EpsPredictor::fit(set, a.predict_group)?),
+        Some(set) if a.predict_group > 0 => Some(EpsPredictor::fit(set.k, &set.eps, a.predict_group)?),
         _ => None,
     };
     let prior = match (&predictor, &median) {

@@ -97,7 +97,7 @@ pub fn query_curve(a: CurveArgs, opts: &DataOptions) -> Result<()> {
     let train = SignatureSet::load(&r(files::SIG_TRAIN))?;
     let data = apsig::data::load(train.prov("dataset"), opts)?;
     let median = train.median_eps();
-    let predictor = EpsPredictor::fit(&train, PREDICT_GROUP)?;
+    let predictor = EpsPredictor::fit(train.k, &train.eps, PREDICT_GROUP)?;
     let n = a.images.min(data.test.n);
     let eps_max = 256.0;
     let mut prov = BTreeMap::new();

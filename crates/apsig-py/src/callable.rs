@@ -76,7 +76,7 @@ pub fn signatures(
                 dirs.k()
             )))
         }
-        Some(set) => Some(EpsPredictor::fit(&set.inner, predict_group).map_err(py_err)?),
+        Some(set) => Some(EpsPredictor::fit(set.inner.k, &set.inner.eps, predict_group).map_err(py_err)?),
         None => None,
     };
     let prior = predictor.as_ref().map_or(Prior::Starts(&starts), Prior::Predicted);

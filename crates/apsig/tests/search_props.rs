@@ -11,9 +11,8 @@
 
 use apsig::oracle::Probe;
 use apsig::rng::Rng;
-use apsig::signature::{run_search, Answer, EpsOutcome, EpsPredictor, EpsSearch, Prior, SearchConfig, SignatureSet};
+use apsig::signature::{run_search, Answer, EpsOutcome, EpsPredictor, EpsSearch, Prior, SearchConfig};
 use proptest::prelude::*;
-use std::collections::BTreeMap;
 
 /// One recorded probe: direction, eps, the classifier's answer.
 #[derive(Clone, Copy, Debug)]
@@ -56,15 +55,7 @@ fn predictor(k: usize, group: usize, seed: u64) -> EpsPredictor {
         let level = 2.0 * rng.normal();
         eps.extend(offsets.iter().map(|o| (level + o + 0.3 * rng.normal()).clamp(-15.0, 10.0).exp()));
     }
-    let set = SignatureSet {
-        k,
-        indices: (0..n as u32).collect(),
-        censored: vec![0; n * k],
-        queries: vec![1; n * k],
-        eps,
-        provenance: BTreeMap::new(),
-    };
-    EpsPredictor::fit(&set, group).expect("fits")
+    EpsPredictor::fit(k, &eps, group).expect("fits")
 }
 
 /// `search` from any prior.

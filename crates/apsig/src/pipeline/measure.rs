@@ -88,7 +88,8 @@ pub fn measure(
         return Err(crate::error::Error::invalid("run config", "predict_group needs test_prior = true"));
     }
     let median = train.median_eps();
-    let predictor = (plan.predict_group > 0).then(|| EpsPredictor::fit(&train, plan.predict_group)).transpose()?;
+    let predictor =
+        (plan.predict_group > 0).then(|| EpsPredictor::fit(train.k, &train.eps, plan.predict_group)).transpose()?;
     let prior = match (&predictor, plan.test_prior) {
         (Some(p), _) => Some(Prior::Predicted(p)),
         (None, true) => Some(Prior::Starts(&median)),

@@ -16,7 +16,6 @@
 
 use crate::attributes::cholesky;
 use crate::error::{Error, Result};
-use crate::signature::SignatureSet;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -41,20 +40,21 @@ struct Model {
 const SHRINK: f64 = 1e-3;
 
 impl EpsPredictor {
-    /// Fits the model on signatures measured on the adversary's own images (censored entries
-    /// count at the `eps_max` recorded). `group` directions are measured per round.
-    pub fn fit(train: &SignatureSet, group: usize) -> Result<Self> {
-        let (k, n) = (train.k, train.n());
+    /// Fits the model on signatures measured on the adversary's own images: `eps` holds rows
+    /// of `k` (a `SignatureSet`'s `k` and `eps`; censored entries count at the `eps_max`
+    /// recorded). `group` directions are measured per round.
+    pub fn fit(k: usize, eps: &[f32], group: usize) -> Result<Self> {
+        let n = eps.len().checked_div(k).unwrap_or(0);
         if k == 0 || n < 2 {
             return Err(Error::invalid("eps predictor", format!("needs at least 2 signatures of K >= 1, got {n}")));
         }
         if group == 0 {
             return Err(Error::invalid("eps predictor", "a group of 0 directions"));
         }
-        if train.eps.iter().any(|e| !(*e > 0.0 && e.is_finite())) {
-            return Err(Error::invalid("eps predictor", "the training signatures hold an eps that is not positive"));
+        if eps.len() != n * k || eps.iter().any(|e| !(*e > 0.0 && e.is_finite())) {
+            return Err(Error::invalid("eps predictor", "the training signatures are not rows of K positive eps"));
         }
-        let z: Vec<f64> = train.eps.iter().map(|e| (*e as f64).ln()).collect();
+        let z: Vec<f64> = eps.iter().map(|e| (*e as f64).ln()).collect();
         let mut mu = vec![0f64; k];
         for row in z.chunks(k) {
             mu.iter_mut().zip(row).for_each(|(m, v)| *m += v);
@@ -190,7 +190,6 @@ pub(crate) fn normal_quantile(p: f64) -> f64 {
 mod tests {
     use super::*;
     use crate::rng::Rng;
-    use std::collections::BTreeMap;
 
     #[test]
     fn normal_cdf_and_quantile_invert_each_other() {
@@ -212,16 +211,7 @@ mod tests {
             let noise = 1.0 + 0.01 * (rng.uniform() - 0.5);
             eps.extend([a, 2.0 * a * noise, (rng.uniform() * 3.0).exp()]);
         }
-        let n = eps.len() / 3;
-        let set = SignatureSet {
-            k: 3,
-            indices: (0..n as u32).collect(),
-            censored: vec![0; eps.len()],
-            queries: vec![1; eps.len()],
-            eps,
-            provenance: BTreeMap::new(),
-        };
-        let p = EpsPredictor::fit(&set, 1).unwrap();
+        let p = EpsPredictor::fit(3, &eps, 1).unwrap();
         let mut w = vec![0.0; 3];
         p.whiten(0..1, &[5.0, 0.0, 0.0], &mut w);
         let next = p.predict(1..3, &w);
@@ -230,6 +220,7 @@ mod tests {
         // the independent one stays at its marginal: mean 1.5, sd 3 / sqrt(12)
         assert!((next[1].0 - 1.5).abs() < 0.15 && (next[1].1 - 0.866).abs() < 0.1, "{:?}", next[1]);
         assert_eq!(p.next_group(2), 2..3);
-        assert!(EpsPredictor::fit(&set, 0).is_err());
+        assert!(EpsPredictor::fit(3, &eps, 0).is_err());
+        assert!(EpsPredictor::fit(3, &eps[..4], 1).is_err());
     }
 }

@@ -400,7 +400,8 @@ impl<'a> DatasetStudy<'a> {
         let cfg = self.cfg;
         let g = self.gaussian()?;
         let k = cfg.k;
-        let predictor = EpsPredictor::fit(&g.train.prefix(k, cfg.train_signatures), cfg.predict_group)?;
+        let own = g.train.prefix(k, cfg.train_signatures);
+        let predictor = EpsPredictor::fit(k, &own.eps, cfg.predict_group)?;
         let search = SearchConfig { rel_tol: cfg.predicted_rel_tol, ..cfg.secret_search.clone() };
         let dec = self.reference()?;
         let mut out = Vec::new();
