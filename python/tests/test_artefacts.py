@@ -94,9 +94,16 @@ def test_a_run_in_python_writes_the_cli_files_which_load_back(tmp_path):
     want = dict(metrics["decoder"])
     assert q.pop("identification") == want.pop("identification")
     assert q == pytest.approx(want, rel=1e-5)
-    # the secrets' signatures again, through the target as a callable: the same file content
+    # the secrets' signatures again, through the target as a callable, with the run's search
+    # (predicted brackets from its training signatures): the same file content
     again = apsig.signatures(
-        run.target.logits, secrets, run.directions, starts=run.train_signatures.median_eps(), progress=False
+        run.target.logits,
+        secrets,
+        run.directions,
+        search=cfg["test_signatures"]["extract"]["search"],
+        predict_from=run.train_signatures,
+        predict_group=cfg["predict_group"],
+        progress=False,
     )
     close = np.isclose(again.eps, run.test_signatures.eps, rtol=0.011)
     assert close.mean() > 0.97
