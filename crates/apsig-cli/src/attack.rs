@@ -5,7 +5,7 @@ use apsig::data::DataOptions;
 use apsig::decoder::Decoder;
 use apsig::directions::Directions;
 use apsig::signature::{
-    signature_via_oracle, EpsOutcome, EpsPredictor, ExtractConfig, Method, Prior, SearchConfig, SignatureSet,
+    signature_via_oracle, EpsOutcome, ExtractConfig, Method, OwnedPrior, SearchConfig, SignatureSet,
 };
 use apsig_serve::{register_secret_with, ClientConfig, HttpOracle, JournaledOracle};
 use clap::Args;
@@ -113,12 +113,11 @@ pub fn attack(a: AttackArgs, opts: &DataOptions) -> Result<()> {
             bail!("{}: prior for K = {}, the directions have K = {k}", p.display(), set.k);
         }
     }
-    let starts = prior_set.as_ref().map_or_else(|| vec![search.start; k], SignatureSet::median_eps);
-    let predictor = match &prior_set {
-        Some(set) if a.predict_group > 0 => Some(EpsPredictor::fit(set.k, &set.eps, a.predict_group)?),
-        _ => None,
+    let prior = match &prior_set {
+        Some(set) => set.search_prior(a.predict_group)?,
+        None => OwnedPrior::Starts(vec![search.start; k]),
     };
-    let prior = predictor.as_ref().map_or(Prior::Starts(&starts), Prior::Predicted);
+    let prior = prior.as_prior();
 
     let mut client = ClientConfig { max_retries: a.retries, probe_batch: a.batch, ..Default::default() };
     if let Some(ca) = &a.ca {

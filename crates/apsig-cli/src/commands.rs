@@ -7,7 +7,7 @@ use apsig::decoder::Decoder;
 use apsig::directions::{DirectionConfig, Directions, Strategy};
 use apsig::model::{load_network, Arch, TrainConfig};
 use apsig::pipeline::{self, files, RunConfig, UserModels};
-use apsig::signature::{extract, EpsPredictor, ExtractConfig, Method, Prior, SearchConfig, Shard, SignatureSet};
+use apsig::signature::{extract, ExtractConfig, Method, OwnedPrior, SearchConfig, Shard, SignatureSet};
 use clap::{Args, Subcommand, ValueEnum};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -393,17 +393,8 @@ fn signatures(a: SigArgs, opts: &DataOptions, bars: &Bars) -> Result<()> {
     let method = Method::from(a.method);
     let search =
         SearchConfig { start: a.start, growth: a.growth, eps_max: a.eps_max, eps_min: 1e-4, rel_tol: a.rel_tol };
-    let prior_set = a.prior.as_deref().map(SignatureSet::load).transpose()?;
-    let median = prior_set.as_ref().map(SignatureSet::median_eps);
-    let predictor = match &prior_set {
-        Some(set) if a.predict_group > 0 => Some(EpsPredictor::fit(set.k, &set.eps, a.predict_group)?),
-        _ => None,
-    };
-    let prior = match (&predictor, &median) {
-        (Some(p), _) => Some(Prior::Predicted(p)),
-        (None, Some(m)) => Some(Prior::Starts(m)),
-        (None, None) => None,
-    };
+    let prior = a.prior.as_deref().map(|p| SignatureSet::load(p)?.search_prior(a.predict_group)).transpose()?;
+    let prior = prior.as_ref().map(OwnedPrior::as_prior);
     let end = if a.count == 0 { split.n } else { (a.from + a.count).min(split.n) };
     let mut prov = BTreeMap::new();
     prov.insert("dataset".to_string(), data.name.clone());

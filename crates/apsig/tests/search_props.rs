@@ -177,6 +177,21 @@ fn check_first_flip(
     Ok(())
 }
 
+/// The classifier that flips direction `d` on `[b0, b1) U [b2, b3) U ...` of its boundaries
+/// `bounds[d]`, sorted and without repeats (an odd count leaves the last interval open to
+/// infinity).
+fn interval_flips(bounds: Vec<Vec<f32>>) -> impl Fn(usize, f32) -> bool {
+    let bounds: Vec<Vec<f32>> = bounds
+        .into_iter()
+        .map(|mut b| {
+            b.sort_by(f32::total_cmp);
+            b.dedup();
+            b
+        })
+        .collect();
+    move |d, e| bounds[d].iter().filter(|&&b| b <= e).count() % 2 == 1
+}
+
 /// Thresholds from well below eps_min to well above eps_max.
 fn thresholds(n: usize) -> impl Strategy<Value = Vec<f32>> {
     prop::collection::vec((-6.0f64..4.0).prop_map(pow10), n)
@@ -264,17 +279,7 @@ proptest! {
             starts(n),
         )),
     ) {
-        // sorted boundaries b0 < b1 < ...: flips on [b0, b1) U [b2, b3) U ...
-        // (an odd count leaves the last interval open to infinity)
-        let bounds: Vec<Vec<f32>> = bounds
-            .into_iter()
-            .map(|mut b| {
-                b.sort_by(f32::total_cmp);
-                b.dedup();
-                b
-            })
-            .collect();
-        let flips = |d: usize, e: f32| bounds[d].iter().filter(|&&b| b <= e).count() % 2 == 1;
+        let flips = interval_flips(bounds);
         let (out, asked) = search(&cfg, &ss, |d, e| (flips(d, e), None));
         check_common(&cfg, &ss, &out, &asked, true)?;
         check_first_flip(&cfg, &flips, &out, &asked)?;
@@ -306,16 +311,8 @@ proptest! {
         group in 1usize..4,
         seed in 0u64..1000,
     ) {
-        let bounds: Vec<Vec<f32>> = bounds
-            .into_iter()
-            .map(|mut b| {
-                b.sort_by(f32::total_cmp);
-                b.dedup();
-                b
-            })
-            .collect();
-        let flips = |d: usize, e: f32| bounds[d].iter().filter(|&&b| b <= e).count() % 2 == 1;
         let p = predictor(bounds.len(), group, seed);
+        let flips = interval_flips(bounds);
         let (out, asked) = search_from(&cfg, Prior::Predicted(&p), |d, e| (flips(d, e), None));
         check_common(&cfg, &[], &out, &asked, true)?;
         check_first_flip(&cfg, &flips, &out, &asked)?;

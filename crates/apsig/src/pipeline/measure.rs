@@ -6,7 +6,7 @@ use super::{image_shape, SignatureStage};
 use crate::directions::{DirectionConfig, DirectionContext, Directions};
 use crate::error::Result;
 use crate::model::Classifier;
-use crate::signature::{extract, EpsPredictor, Prior, SignatureSet};
+use crate::signature::{extract, OwnedPrior, Prior, SignatureSet};
 use crate::Progress;
 use apsig_data::{Dataset, Split};
 use std::collections::BTreeMap;
@@ -87,14 +87,8 @@ pub fn measure(
     if plan.predict_group > 0 && !plan.test_prior {
         return Err(crate::error::Error::invalid("run config", "predict_group needs test_prior = true"));
     }
-    let median = train.median_eps();
-    let predictor =
-        (plan.predict_group > 0).then(|| EpsPredictor::fit(train.k, &train.eps, plan.predict_group)).transpose()?;
-    let prior = match (&predictor, plan.test_prior) {
-        (Some(p), _) => Some(Prior::Predicted(p)),
-        (None, true) => Some(Prior::Starts(&median)),
-        (None, false) => None,
-    };
+    let prior = plan.test_prior.then(|| train.search_prior(plan.predict_group)).transpose()?;
+    let prior = prior.as_ref().map(OwnedPrior::as_prior);
     progress.message("test signatures (secrets, change bit only)");
     let f = &plan.test_files;
     let (test, test_secs) = signature_stage(model, &dirs, data, "test", plan.test, prior, &f.set, &f.parts, progress)?;

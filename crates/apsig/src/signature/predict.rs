@@ -87,11 +87,6 @@ impl EpsPredictor {
         self.inner.k
     }
 
-    /// Directions measured per round.
-    pub fn group(&self) -> usize {
-        self.inner.group
-    }
-
     /// Content fingerprint (recorded in a signature set's provenance in place of the starts).
     pub fn fingerprint(&self) -> &str {
         &self.inner.fingerprint

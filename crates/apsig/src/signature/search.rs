@@ -278,6 +278,26 @@ impl Prior<'_> {
     }
 }
 
+/// A prior that owns what it holds: what the adversary's own signatures give a search on
+/// secrets (`SignatureSet::search_prior`), or starts made up by the caller.
+#[derive(Clone, Debug)]
+pub enum OwnedPrior {
+    /// See [`Prior::Starts`].
+    Starts(Vec<f32>),
+    /// See [`Prior::Predicted`].
+    Predicted(EpsPredictor),
+}
+
+impl OwnedPrior {
+    /// The prior to hand a search.
+    pub fn as_prior(&self) -> Prior<'_> {
+        match self {
+            OwnedPrior::Starts(s) => Prior::Starts(s),
+            OwnedPrior::Predicted(p) => Prior::Predicted(p),
+        }
+    }
+}
+
 impl<'a> From<&'a [f32]> for Prior<'a> {
     fn from(s: &'a [f32]) -> Self {
         Prior::Starts(s)

@@ -1,5 +1,7 @@
 //! `SignatureSet`: the measured signatures of a set of images, and their file format.
 
+use super::predict::EpsPredictor;
+use super::search::OwnedPrior;
 use crate::error::{Error, Result};
 use crate::io::{write_tensors, TensorFile, TensorOut};
 use std::collections::BTreeMap;
@@ -92,6 +94,17 @@ impl SignatureSet {
                 col.get(col.len() / 2).copied().unwrap_or(f32::NAN)
             })
             .collect()
+    }
+
+    /// The prior these (the adversary's own) signatures give a search on secrets: their median
+    /// eps, or with `predict_group > 0` a model that predicts each group of that many
+    /// directions from the ones measured before.
+    pub fn search_prior(&self, predict_group: usize) -> Result<OwnedPrior> {
+        Ok(if predict_group > 0 {
+            OwnedPrior::Predicted(EpsPredictor::fit(self.k, &self.eps, predict_group)?)
+        } else {
+            OwnedPrior::Starts(self.median_eps())
+        })
     }
 
     /// Saves the set with its provenance.
