@@ -125,6 +125,34 @@ fn colour_images_run_end_to_end() {
 }
 
 #[test]
+fn colour_copies_with_permuted_channels_are_measured_and_named() {
+    let image = Shape::new(16, 16, 3);
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = tiny_config();
+    cfg.train_signatures.permute_channels = true;
+    let e = run_loaded(&cfg, dataset("colour-16", image), Instant::now(), dir.path(), &apsig::NoProgress).unwrap_err();
+    assert!(e.to_string().contains("set augment to 1 or more"), "{e}");
+    assert!(!dir.path().join("config.toml").exists(), "nothing written");
+    cfg.train_signatures.augment = 1;
+    let copies = |dir: &Path| {
+        let set = apsig::signature::SignatureSet::load(&dir.join("signatures-train.safetensors")).unwrap();
+        (set.n(), set.prov("copies").to_string())
+    };
+    let m = run_loaded(&cfg, dataset("colour-16", image), Instant::now(), dir.path(), &apsig::NoProgress).unwrap();
+    assert_eq!(m.train_signatures.images, 2 * 1200);
+    assert_eq!(copies(dir.path()), (2400, "1 affine, channels permuted".to_string()));
+    assert!(m.decoder.mse < m.global_mean_baseline.mse, "{m:?}");
+    // the same number of pairs without the swaps is another set: measured again, not reused
+    cfg.train_signatures.permute_channels = false;
+    run_loaded(&cfg, dataset("colour-16", image), Instant::now(), dir.path(), &apsig::NoProgress).unwrap();
+    assert_eq!(copies(dir.path()), (2400, "1 affine".to_string()));
+    let mut bad = cfg.clone();
+    bad.test_signatures.permute_channels = true;
+    let e = run_loaded(&bad, dataset("colour-16", image), Instant::now(), dir.path(), &apsig::NoProgress).unwrap_err();
+    assert!(e.to_string().contains("secrets cannot be augmented"), "{e}");
+}
+
+#[test]
 fn greyscale_images_whose_sides_are_not_multiples_of_four_run_end_to_end() {
     let image = Shape::new(30, 26, 1);
     let dir = tempfile::tempdir().unwrap();

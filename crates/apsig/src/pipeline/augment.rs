@@ -1,7 +1,8 @@
 //! More training pairs for the decoder from the adversary's own images. It may measure
 //! white-box signatures of any image it owns, so besides its images it measures small affine
 //! changes of them (rotation, scale, shear, shift): pairs near the data, which the decoder's
-//! capacity turns into lower error on secrets (issue 12, "more training pairs").
+//! capacity turns into lower error on secrets (issue 12, "more training pairs"). A colour
+//! copy may also swap the colour channels, so the decoder sees each shape in more colours.
 
 use apsig_data::Split;
 use rayon::prelude::*;
@@ -9,9 +10,11 @@ use rayon::prelude::*;
 use crate::rng::Rng;
 
 /// `split`'s first `count` images, then `copies` rounds of one affine change of each (round
-/// `r` holds image `i`'s change at index `count * (r + 1) + i`), labels kept. The changes are
-/// fixed by `seed` and the index alone, so any thread count gives the same images.
-pub fn with_affine_copies(split: &Split, count: usize, copies: usize, seed: u64) -> Split {
+/// `r` holds image `i`'s change at index `count * (r + 1) + i`), labels kept. With
+/// `permute_channels`, each copy of a colour image also gets a random order of its channels
+/// other than its own. The changes are fixed by `seed` and the index alone, so any thread
+/// count gives the same images.
+pub fn with_affine_copies(split: &Split, count: usize, copies: usize, permute_channels: bool, seed: u64) -> Split {
     let count = count.min(split.n);
     let px = split.pixels();
     let mut out = split.subset(&(0..count).collect::<Vec<_>>());
@@ -20,6 +23,9 @@ pub fn with_affine_copies(split: &Split, count: usize, copies: usize, seed: u64)
         let i = j % count;
         let mut rng = Rng::new(seed ^ (j as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
         affine(split.image(i), dst, split.rows, split.cols, split.channels, &mut rng);
+        if permute_channels && split.channels == 3 {
+            permute(dst, &mut rng);
+        }
     });
     out.images.extend_from_slice(&extra);
     for _ in 0..copies {
@@ -60,6 +66,20 @@ fn affine(src: &[f32], dst: &mut [f32], h: usize, w: usize, c: usize, rng: &mut 
     }
 }
 
+/// The five orders of three channels other than their own.
+const OTHER_ORDERS: [[usize; 3]; 5] = [[0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]];
+
+/// Reorders the channels of an interleaved RGB image in place, by one of `OTHER_ORDERS`.
+fn permute(img: &mut [f32], rng: &mut Rng) {
+    let order = OTHER_ORDERS[rng.below(OTHER_ORDERS.len())];
+    for px in img.chunks_exact_mut(3) {
+        let old = [px[0], px[1], px[2]];
+        for (dst, &from) in px.iter_mut().zip(&order) {
+            *dst = old[from];
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,7 +92,7 @@ mod tests {
     #[test]
     fn copies_follow_the_originals_with_their_labels() {
         let s = split(7, 9, 8, 3);
-        let a = with_affine_copies(&s, 5, 2, 11);
+        let a = with_affine_copies(&s, 5, 2, false, 11);
         assert_eq!((a.n, a.labels.len(), a.images.len()), (15, 15, 15 * 9 * 8 * 3));
         assert_eq!(&a.images[..5 * s.pixels()], &s.images[..5 * s.pixels()]);
         assert_eq!(&a.labels[5..10], &s.labels[..5]);
@@ -87,15 +107,36 @@ mod tests {
         }
         assert_ne!(a.image(5), a.image(10));
         // fixed by the seed
-        assert_eq!(with_affine_copies(&s, 5, 2, 11).images, a.images);
-        assert_ne!(with_affine_copies(&s, 5, 2, 12).images, a.images);
+        assert_eq!(with_affine_copies(&s, 5, 2, false, 11).images, a.images);
+        assert_ne!(with_affine_copies(&s, 5, 2, false, 12).images, a.images);
     }
 
     #[test]
     fn a_flat_image_stays_flat() {
         // bilinear weights sum to one and the border repeats: a constant image is unchanged
         let s = Split::from_bytes(&[200u8; 2 * 6 * 6 * 3], vec![0, 1], 6, 6, 3);
-        let a = with_affine_copies(&s, 2, 1, 3);
+        let a = with_affine_copies(&s, 2, 1, false, 3);
         assert!(a.images.iter().all(|v| (v - 200.0 / 255.0).abs() < 1e-5));
+    }
+
+    #[test]
+    fn permuted_copies_reorder_the_channels_of_the_same_change() {
+        let s = split(40, 5, 6, 3);
+        let plain = with_affine_copies(&s, 20, 1, false, 5);
+        let permuted = with_affine_copies(&s, 20, 1, true, 5);
+        assert_eq!(&permuted.images[..20 * s.pixels()], &plain.images[..20 * s.pixels()]);
+        let mut seen = std::collections::BTreeSet::new();
+        for i in 20..40 {
+            let (a, b) = (plain.image(i), permuted.image(i));
+            let order = OTHER_ORDERS
+                .iter()
+                .find(|o| a.chunks(3).zip(b.chunks(3)).all(|(x, y)| (0..3).all(|c| y[c] == x[o[c]])))
+                .expect("a copy's channels are another order of the plain copy's");
+            seen.insert(*order);
+        }
+        assert!(seen.len() > 1, "orders vary between images");
+        // greyscale images have no channels to swap
+        let g = split(4, 5, 6, 1);
+        assert_eq!(with_affine_copies(&g, 2, 1, true, 5).images, with_affine_copies(&g, 2, 1, false, 5).images);
     }
 }

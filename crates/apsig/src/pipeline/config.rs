@@ -52,6 +52,10 @@ pub struct SignatureStage {
     /// for the secrets.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub augment: usize,
+    /// Each copy of a colour image also gets its channels in another order (red, green and
+    /// blue swapped), so the decoder sees each shape in more colours. Needs `augment`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub permute_channels: bool,
     /// How eps is measured.
     pub extract: ExtractConfig,
 }
@@ -75,12 +79,14 @@ impl RunConfig {
             train_signatures: SignatureStage {
                 count: 12_000,
                 augment: 0,
+                permute_channels: false,
                 // the decoder needs eps to about 1% (`apsig query-curve`), not the plain 0.1%
                 extract: ExtractConfig { method: Method::WhiteBox, search: SearchConfig::decoder_grade(256.0) },
             },
             test_signatures: SignatureStage {
                 count: 2_000,
                 augment: 0,
+                permute_channels: false,
                 extract: ExtractConfig { method: Method::ChangeBit, search: SearchConfig::predicted(256.0) },
             },
             decoder: DecoderConfig {
@@ -142,4 +148,8 @@ impl RunConfig {
 
 fn is_zero(v: &usize) -> bool {
     *v == 0
+}
+
+fn is_false(v: &bool) -> bool {
+    !*v
 }

@@ -95,7 +95,8 @@ pub fn measure(
     Ok(Measured { dirs, train, test, seconds: [train_secs, test_secs] })
 }
 
-/// Measures (or reuses) signatures for the first `stage.count` images of a split. A set on
+/// Measures (or reuses) signatures for the first `stage.count` images of a split (with
+/// `stage.augment`, `data` already holds the copies and the stage only records them). A set on
 /// disk is reused only when it was measured on a model with the same identity (weights or
 /// file contents), so a rerun with another model file measures again.
 #[allow(clippy::too_many_arguments)]
@@ -117,6 +118,15 @@ pub fn signature_stage(
     prov.insert("split".to_string(), split_name.to_string());
     let identity = model.identity();
     prov.insert("model".to_string(), identity.clone().unwrap_or_else(|| "unidentified".to_string()));
+    // copies already in `data` (pipeline::augment): a set of as many plain images is another set
+    let copies = match (stage.augment, stage.permute_channels) {
+        (0, _) => String::new(),
+        (n, false) => format!("{n} affine"),
+        (n, true) => format!("{n} affine, channels permuted"),
+    };
+    if !copies.is_empty() {
+        prov.insert("copies".to_string(), copies.clone());
+    }
     let default_starts = vec![stage.extract.search.start; dirs.k()];
     let prior = prior.unwrap_or(Prior::Starts(&default_starts));
     if let (Ok(s), Some(identity)) = (SignatureSet::load(path), identity) {
@@ -124,6 +134,7 @@ pub fn signature_stage(
             && s.prov("starts") == prior.fingerprint()
             && s.prov("model") == identity
             && s.prov("split") == split_name
+            && s.prov("copies") == copies
             && s.prov("directions") == dirs.fingerprint()
             && s.prov("extract") == serde_json::to_string(&stage.extract).expect("serialises")
             && s.n() == count;

@@ -265,8 +265,17 @@ pub fn run_loaded_with(
             ),
         ));
     }
-    if cfg.test_signatures.augment > 0 {
-        return Err(Error::invalid("run config", "test_signatures.augment: secrets cannot be augmented (set it to 0)"));
+    if cfg.test_signatures.augment > 0 || cfg.test_signatures.permute_channels {
+        return Err(Error::invalid(
+            "run config",
+            "test_signatures.augment / permute_channels: secrets cannot be augmented (set them to 0 and false)",
+        ));
+    }
+    if cfg.train_signatures.permute_channels && cfg.train_signatures.augment == 0 {
+        return Err(Error::invalid(
+            "run config",
+            "train_signatures.permute_channels swaps the channels of the affine copies: set augment to 1 or more",
+        ));
     }
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     crate::io::atomic_write(&dir.join(files::CONFIG), cfg.to_toml().as_bytes())?;
@@ -319,8 +328,10 @@ pub fn run_loaded_with(
     let augmented = (cfg.train_signatures.augment > 0).then(|| {
         let n = if cfg.train_signatures.count == 0 { data.train.n } else { cfg.train_signatures.count };
         let copies = cfg.train_signatures.augment;
-        let train = augment::with_affine_copies(&data.train, n, copies, cfg.directions.seed);
-        let stage = SignatureStage { count: 0, augment: 0, extract: cfg.train_signatures.extract.clone() };
+        let permute = cfg.train_signatures.permute_channels;
+        let train = augment::with_affine_copies(&data.train, n, copies, permute, cfg.directions.seed);
+        // every image of the augmented split; the stage still names its copies (provenance)
+        let stage = SignatureStage { count: 0, ..cfg.train_signatures.clone() };
         let d = Dataset {
             name: data.name.clone(),
             dir: data.dir.clone(),

@@ -442,6 +442,7 @@ impl<'a> DatasetStudy<'a> {
         let stage = |count, method, search: &crate::signature::SearchConfig| SignatureStage {
             count,
             augment: 0,
+            permute_channels: false,
             extract: ExtractConfig { method, search: search.clone() },
         };
         let (train, test) = (
