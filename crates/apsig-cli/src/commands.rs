@@ -59,7 +59,7 @@ pub struct RunArgs {
     /// Output run directory (rerunning into the same directory resumes and reuses finished stages).
     #[arg(long, short, default_value = "runs/quick")]
     out: PathBuf,
-    /// Preset: quick (default, 3-5 min on 2 cores), paper (60k training signatures, full test set, 8-13 min), smoke (seconds).
+    /// Preset: quick (default, 3-5 min on 2 cores), paper (60k training images and an affine copy of each, low-frequency directions, full test set, about 27 min), smoke (seconds).
     #[arg(long, default_value = "quick")]
     preset: String,
     /// A TOML config (see `config.toml` in any run directory); overrides the preset.

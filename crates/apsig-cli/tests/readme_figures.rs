@@ -263,6 +263,9 @@ fn readme_results_and_performance_agree_with_the_committed_outputs() {
         "docs/results/ab/predicted-brackets.txt",
         "docs/results/ab/augment.txt",
         "docs/results/paper/earlier/xeon-75db3a6.metrics.json",
+        // low-frequency directions and 14 epochs, measured against the preset before
+        "docs/results/ab/paper-directions.txt",
+        "docs/results/paper/earlier/xeon-94062cc.metrics.json",
         // the bench of the commit before, on the same machine, and the paired training A/B
         "docs/results/bench-2026-12-02-epyc-ce905f5.txt",
         "docs/results/training-ab-2026-12-02-epyc.txt",
