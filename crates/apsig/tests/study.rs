@@ -16,6 +16,8 @@ fn smoke_study_has_every_row_and_resumes() {
     assert_eq!(s.datasets.len(), 2);
     let md = std::fs::read_to_string(dir.path().join("study.md")).unwrap();
     assert!(md.contains("### Label-only baselines at equal queries") && md.contains("re-implemented here"));
+    assert!(md.contains("HopSkipJump") && md.contains("| boundary distance |"), "{md}");
+    assert!(md.contains("95% paired bootstrap intervals"), "the comparison has intervals: {md}");
     for d in &s.datasets {
         let has = |group: &str, variant: &str| d.cells.iter().any(|c| c.group == group && c.variant == variant);
         for st in Strategy::ALL {
@@ -51,6 +53,24 @@ fn smoke_study_has_every_row_and_resumes() {
         for c in &flip {
             assert!(c.queries_per_image <= c.knob && c.queries_per_image > c.knob - 8.0, "{c:?}");
             assert_eq!(c.secrets, cfg.defence_secrets);
+        }
+        // the boundary-distance baseline at every budget, within it; the compared cells keep
+        // each secret's outcome, and those agree with the cell's averages
+        let boundary: Vec<_> =
+            d.cells.iter().filter(|c| c.group == "baseline" && c.variant == "boundary-distance").collect();
+        assert_eq!(boundary.len(), cfg.budgets.len());
+        for c in d.cells.iter().filter(|c| c.group == "baseline" || c.variant == "query-budget") {
+            assert!(c.queries_per_image <= c.knob || c.variant == "predicted-search", "{c:?}");
+            let p = c.per_secret.as_ref().unwrap_or_else(|| panic!("no per-secret outcomes: {c:?}"));
+            assert_eq!((p.mse.len(), p.identified.len(), p.class_recovered.len()), (c.secrets, c.secrets, c.secrets));
+            assert_eq!(p.mse.iter().sum::<f64>() / c.secrets as f64, c.quality.mse, "{c:?}");
+            let recovered = p.class_recovered.iter().filter(|&&b| b).count() as f64 / c.secrets as f64;
+            assert!((recovered - c.quality.class_recovery).abs() < 1e-6, "{c:?}");
+        }
+        assert!(d.cells.iter().filter(|c| c.group == "strategy").all(|c| c.per_secret.is_none()));
+        let slug = d.dataset.replace(|ch: char| !ch.is_ascii_alphanumeric() && ch != '-', "-");
+        for m in ["mse", "identified"] {
+            assert!(dir.path().join(format!("study-baselines-{slug}-{m}.png")).is_file(), "{slug} {m}");
         }
         let score = d.cells.iter().find(|c| c.variant == "score-vector").unwrap();
         assert_eq!(score.queries_per_image, 1.0);

@@ -42,6 +42,12 @@ pub enum InputKind {
         /// Magnitudes (values per row).
         magnitudes: usize,
     },
+    /// The boundary-distance baseline (`signature::boundary`): ln of the smallest
+    /// decision-changing perturbation's L2 norm, then its unit direction (`len` values).
+    Boundary {
+        /// Values of one perturbation (the input's size).
+        len: usize,
+    },
 }
 
 impl InputKind {
@@ -53,6 +59,7 @@ impl InputKind {
             InputKind::Labels { k, use_mask, classes } => signature(k, use_mask) + k * classes + classes,
             InputKind::Scores { classes } => classes,
             InputKind::FlipRate { magnitudes } => magnitudes,
+            InputKind::Boundary { len } => len + 1,
         }
     }
 
@@ -63,14 +70,15 @@ impl InputKind {
             InputKind::Signature { k, .. } | InputKind::Labels { k, .. } => k,
             InputKind::Scores { classes } => classes,
             InputKind::FlipRate { magnitudes } => magnitudes,
+            InputKind::Boundary { len } => len + 1,
         }
     }
 
-    /// Directions the input is measured along (0 for score vectors and flip rates).
+    /// Directions the input is measured along (0 for score vectors, flip rates and boundaries).
     pub fn k(self) -> usize {
         match self {
             InputKind::Signature { k, .. } | InputKind::Labels { k, .. } => k,
-            InputKind::Scores { .. } | InputKind::FlipRate { .. } => 0,
+            InputKind::Scores { .. } | InputKind::FlipRate { .. } | InputKind::Boundary { .. } => 0,
         }
     }
 }
@@ -168,6 +176,25 @@ impl<'a> Input<'a> {
             kind: InputKind::FlipRate { magnitudes },
             rows: rates.len() / magnitudes,
             values: rates.to_vec(),
+            directions: String::new(),
+            sigs: None,
+        })
+    }
+
+    /// The boundary-distance baseline's input: per row, `BoundaryPoint::features` of a
+    /// perturbation of `len` values (`features`, `[rows, len + 1]`).
+    pub fn boundary(features: &[f32], len: usize) -> Result<Input<'static>> {
+        let kind = InputKind::Boundary { len };
+        if len == 0 || !features.len().is_multiple_of(kind.dim()) || features.iter().any(|v| !v.is_finite()) {
+            return Err(Error::invalid(
+                "decoder input",
+                format!("{} finite boundary features for perturbations of {len} values", features.len()),
+            ));
+        }
+        Ok(Input {
+            kind,
+            rows: features.len() / kind.dim(),
+            values: features.to_vec(),
             directions: String::new(),
             sigs: None,
         })

@@ -245,6 +245,7 @@ mod tests {
             InputKind::Labels { k: 3, use_mask: true, classes: 4 },
             InputKind::Scores { classes: 10 },
             InputKind::FlipRate { magnitudes: 8 },
+            InputKind::Boundary { len: 12 },
         ]
         .into_iter()
         .enumerate()

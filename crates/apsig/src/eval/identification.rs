@@ -27,48 +27,59 @@ pub struct Identification {
 const BLOCK: usize = 128;
 
 /// Identification of `n = labels.len()` reconstructions of `px` values each.
+pub fn identification(recons: &[f32], originals: &[f32], labels: &[u8], px: usize) -> Identification {
+    summarise(&identified_each(recons, originals, labels, px), labels)
+}
+
+/// The shares and chance levels of per-secret verdicts (`identified_each`).
+pub fn summarise(each: &[[bool; 2]], labels: &[u8]) -> Identification {
+    let n = labels.len();
+    if n == 0 {
+        return Identification { overall: 0.0, within_class: 0.0, chance_overall: 0.0, chance_within_class: 0.0 };
+    }
+    let mut class_size = [0usize; 256];
+    for &l in labels {
+        class_size[l as usize] += 1;
+    }
+    let share = |f: fn(&[bool; 2]) -> bool| each.iter().filter(|v| f(v)).count() as f64 / n as f64;
+    let chance_within = labels.iter().map(|&l| 1.0 / class_size[l as usize] as f64).sum::<f64>() / n as f64;
+    Identification {
+        overall: share(|v| v[0]),
+        within_class: share(|v| v[1]),
+        chance_overall: 1.0 / n as f64,
+        chance_within_class: chance_within,
+    }
+}
+
+/// Per secret, whether its reconstruction identifies it: `[among all, within its class]`.
 ///
 /// Distances come from one GEMM per block (`|o|^2 - 2 r.o`, in f32); only originals within a
 /// safety margin of the secret's own distance (near ties) are re-measured exactly in f64, so
 /// the verdict does not hang on f32 rounding and a baseline that paints one image for every
 /// secret (half of all originals nearer) costs no more than the GEMM.
-pub fn identification(recons: &[f32], originals: &[f32], labels: &[u8], px: usize) -> Identification {
+pub fn identified_each(recons: &[f32], originals: &[f32], labels: &[u8], px: usize) -> Vec<[bool; 2]> {
     let n = labels.len();
     assert_eq!(recons.len(), n * px, "reconstructions do not match the labels");
     assert_eq!(originals.len(), n * px, "originals do not match the labels");
-    if n == 0 {
-        return Identification { overall: 0.0, within_class: 0.0, chance_overall: 0.0, chance_within_class: 0.0 };
-    }
     let norms: Vec<f32> = originals.par_chunks(px).map(|o| o.iter().map(|v| v * v).sum()).collect();
-    let mut class_size = [0usize; 256];
-    for &l in labels {
-        class_size[l as usize] += 1;
-    }
-    let (hits, hits_in_class) = recons
+    recons
         .par_chunks(BLOCK * px)
         .enumerate()
-        .map(|(b, block)| {
+        .flat_map_iter(|(b, block)| {
             let rows = block.len() / px;
             let mut dots = vec![0.0f32; rows * n];
             matmul(rows, n, px, block, Trans::No, originals, Trans::Yes, &mut dots, false, Threads::One);
-            let (mut hits, mut hits_in_class) = (0usize, 0usize);
-            for (r, row) in dots.chunks(n).enumerate() {
-                let i = b * BLOCK + r;
-                let recon = &block[r * px..(r + 1) * px];
-                let (all, same_class) = nearest_is_own(i, recon, row, &norms, originals, labels, px);
-                hits += usize::from(all);
-                hits_in_class += usize::from(same_class);
-            }
-            (hits, hits_in_class)
+            let norms = &norms;
+            (0..rows)
+                .map(move |r| {
+                    let recon = &block[r * px..(r + 1) * px];
+                    let (all, same_class) =
+                        nearest_is_own(b * BLOCK + r, recon, &dots[r * n..(r + 1) * n], norms, originals, labels, px);
+                    [all, same_class]
+                })
+                .collect::<Vec<_>>()
         })
-        .reduce(|| (0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
-    let chance_within = labels.iter().map(|&l| 1.0 / class_size[l as usize] as f64).sum::<f64>() / n as f64;
-    Identification {
-        overall: hits as f64 / n as f64,
-        within_class: hits_in_class as f64 / n as f64,
-        chance_overall: 1.0 / n as f64,
-        chance_within_class: chance_within,
-    }
+        .collect()
 }
 
 /// Whether secret `i`'s own original is strictly nearest to `recon`, among all originals and

@@ -7,7 +7,10 @@
 pub mod colour;
 mod identification;
 
-pub use identification::{identification, Identification};
+pub use identification::{identification, identified_each, Identification};
+
+mod interval;
+pub use interval::{paired_bootstrap, Interval};
 
 use crate::model::Classifier;
 use crate::nn::Shape;
@@ -35,29 +38,57 @@ pub struct Quality {
 /// MSE, PSNR and SSIM (each per image, then averaged) and class recovery, for images of
 /// shape `image`.
 pub fn quality(recons: &[f32], originals: &[f32], labels: &[u8], image: Shape, evaluator: &dyn Classifier) -> Quality {
+    scored(recons, originals, labels, image, evaluator).0
+}
+
+/// Each secret's outcome behind a `Quality`, for intervals over secrets (`paired_bootstrap`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PerSecret {
+    /// MSE of each reconstruction.
+    pub mse: Vec<f64>,
+    /// Whether each identifies its secret, all secrets competing.
+    pub identified: Vec<bool>,
+    /// Whether the evaluator gives each the true label of its original.
+    pub class_recovered: Vec<bool>,
+}
+
+/// `quality` and the per-secret outcomes it averages.
+pub fn scored(
+    recons: &[f32],
+    originals: &[f32],
+    labels: &[u8],
+    image: Shape,
+    evaluator: &dyn Classifier,
+) -> (Quality, PerSecret) {
     let px = image.len();
     let n = labels.len();
     assert_eq!(recons.len(), n * px);
-    let mut mse_sum = 0.0;
+    let mut per_image = Vec::with_capacity(n);
     let mut psnr_sum = 0.0;
     let mut ssim_sum = 0.0;
     for i in 0..n {
         let (r, o) = (&recons[i * px..(i + 1) * px], &originals[i * px..(i + 1) * px]);
         let m = mse(r, o);
-        mse_sum += m;
+        per_image.push(m);
         psnr_sum += 10.0 * (1.0 / m.max(1e-10)).log10();
         ssim_sum += ssim(r, o, image);
     }
-    let acc = crate::model::accuracy(evaluator, recons, labels) as f64;
-    let identified = identification(recons, originals, labels, px);
-    let n = n.max(1) as f64;
-    Quality {
-        mse: mse_sum / n,
-        psnr_db: psnr_sum / n,
-        ssim: ssim_sum / n,
-        class_recovery: acc,
-        identification: Some(identified),
-    }
+    let logits = evaluator.batch_logits(recons, n);
+    let c = evaluator.num_classes();
+    let class_recovered: Vec<bool> =
+        labels.iter().enumerate().map(|(i, y)| crate::argmax(&logits[i * c..(i + 1) * c]) == *y as usize).collect();
+    let each = identified_each(recons, originals, labels, px);
+    let recovered = class_recovered.iter().filter(|&&b| b).count() as f32 / n.max(1) as f32;
+    let nf = n.max(1) as f64;
+    let q = Quality {
+        mse: per_image.iter().sum::<f64>() / nf,
+        psnr_db: psnr_sum / nf,
+        ssim: ssim_sum / nf,
+        class_recovery: recovered as f64,
+        identification: Some(identification::summarise(&each, labels)),
+    };
+    let per_secret = PerSecret { mse: per_image, identified: each.iter().map(|v| v[0]).collect(), class_recovered };
+    (q, per_secret)
 }
 
 impl Quality {

@@ -1,5 +1,6 @@
 //! Signatures: eps along K directions for many images, how they were measured, and files.
 
+pub mod boundary;
 mod extract;
 pub mod flip_rate;
 pub mod label;

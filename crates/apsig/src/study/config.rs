@@ -63,6 +63,10 @@ pub struct StudyConfig {
     /// Noise magnitudes of the flip-rate baseline, compared at each of `budgets`.
     #[serde(default = "default_flip_rate_magnitudes")]
     pub flip_rate_magnitudes: usize,
+    /// Gradient probes of the boundary-distance baseline's first iteration (HopSkipJump's
+    /// B0), compared at each of `budgets` (0 leaves it out).
+    #[serde(default = "default_boundary_grad_queries")]
+    pub boundary_grad_queries: usize,
     /// The search with predicted brackets at each of `budgets`, directions in groups of this
     /// many (0 leaves it out).
     #[serde(default)]
@@ -75,6 +79,10 @@ pub struct StudyConfig {
 
 fn default_flip_rate_magnitudes() -> usize {
     8
+}
+
+fn default_boundary_grad_queries() -> usize {
+    100
 }
 
 fn default_predicted_rel_tol() -> f32 {
@@ -114,6 +122,7 @@ impl StudyConfig {
             round_scores: vec![1, 2, 3],
             attribute_ridge: 10.0,
             flip_rate_magnitudes: default_flip_rate_magnitudes(),
+            boundary_grad_queries: default_boundary_grad_queries(),
             predict_group: 10,
             predicted_rel_tol: default_predicted_rel_tol(),
         }
@@ -157,6 +166,7 @@ impl StudyConfig {
         c.k_sweep = vec![6, 12, 24];
         c.train_sizes = vec![150, 300];
         c.budgets = vec![30, 60];
+        c.boundary_grad_queries = 10;
         c.random_answers = vec![0.1];
         c.votes = vec![1, 3];
         c.input_noise = vec![0.3];

@@ -6,12 +6,13 @@ use crate::decoder::{Decoder, Input};
 use crate::defence::Defence;
 use crate::directions::{DirectionConfig, DirectionContext, Directions, Strategy};
 use crate::error::{Error, Result};
-use crate::eval::{quality, Baselines, Quality};
+use crate::eval::{quality, scored, Baselines, Quality};
 use crate::model::{Arch, Classifier, TrainConfig};
 use crate::nn::{Network, Shape};
-use crate::oracle::{LiftedDirections, LocalOracle};
+use crate::oracle::{ChangeOracle, LiftedDirections, LocalOracle};
 use crate::pipeline::{classifier_stage, measure, MeasurePlan, Measured, SetFiles, SignatureStage};
 use crate::rng::Rng;
+use crate::signature::boundary::{boundary_search, BoundaryConfig, BoundaryPoint};
 use crate::signature::flip_rate::{flip_rates, FlipRatePlan};
 use crate::signature::label::{label_signature, own_flip_labels};
 use crate::signature::{
@@ -19,7 +20,7 @@ use crate::signature::{
     SignatureSet,
 };
 use crate::Progress;
-use apsig_data::Dataset;
+use apsig_data::{Dataset, Split};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -106,6 +107,9 @@ impl<'a> DatasetStudy<'a> {
         }
         cells.extend(self.block("defence-round-scores", || self.round_scores_block())?);
         cells.extend(self.block("baseline-flip-rate", || self.flip_rate_block())?);
+        if cfg.boundary_grad_queries > 0 {
+            cells.extend(self.block("baseline-boundary-distance", || self.boundary_block())?);
+        }
         if cfg.predict_group > 0 {
             cells.extend(self.block("baseline-predicted-search", || self.predicted_block())?);
         }
@@ -392,6 +396,55 @@ impl<'a> DatasetStudy<'a> {
         Ok(out)
     }
 
+    /// The boundary-distance baseline (HopSkipJump's directed search, re-implemented in
+    /// `signature::boundary`) at each per-secret budget of the query-budget defence, on the
+    /// same secrets. One search per image serves every budget; it starts at a quarter of the
+    /// median eps of the adversary's own images.
+    fn boundary_block(&self) -> Result<Vec<Cell>> {
+        let cfg = self.cfg;
+        let (n, secrets, len) = (cfg.train_signatures, cfg.defence_secrets, self.px());
+        let mut observed = self.gaussian()?.train.prefix(cfg.k, n).eps;
+        observed.retain(|e| e.is_finite() && *e > 0.0);
+        observed.sort_by(f32::total_cmp);
+        let median = *observed
+            .get(observed.len() / 2)
+            .ok_or_else(|| Error::invalid("boundary baseline", "no finite eps among the training signatures"))?;
+        let search =
+            BoundaryConfig { grad_queries: cfg.boundary_grad_queries, ..BoundaryConfig::hop_skip_jump(median / 4.0) };
+        let points_of = |x: &[f32], seed: u64| {
+            let oracle = LocalOracle::new(self.target.clone(), x, None)?;
+            boundary_search(len, &search, &cfg.budgets, seed, |p| oracle.changed(p))
+        };
+        // the adversary runs the same search on its own images through the model it owns
+        let own: Vec<Vec<BoundaryPoint>> =
+            self.over_images(&self.data.train, "own images", n, |i, x| points_of(x, cfg.seed ^ (i as u64) << 20))?;
+        let secret: Vec<Vec<BoundaryPoint>> = self.over_images(&self.data.test, "secrets", secrets, |i, x| {
+            points_of(x, cfg.seed ^ (i as u64) << 20 ^ 1 << 63)
+        })?;
+        let features = |rows: &[Vec<BoundaryPoint>], j: usize| {
+            Input::boundary(&rows.iter().flat_map(|r| r[j].features()).collect::<Vec<_>>(), len)
+        };
+        let mut out = Vec::new();
+        for (j, &budget) in cfg.budgets.iter().enumerate() {
+            let dec = self.fit(&features(&own, j)?)?;
+            let queries: u64 = secret.iter().map(|r| r[j].queries).sum();
+            let not_found = secret.iter().filter(|r| !r[j].found).count() as f64 / secrets as f64;
+            let test_x = features(&secret, j)?;
+            out.push(self.cell(
+                "baseline",
+                "boundary-distance",
+                budget as f64,
+                &dec,
+                &test_x,
+                not_found,
+                queries as f64,
+                0,
+                n,
+            )?);
+        }
+        Ok(out)
+    }
+
     /// apsig's search with predicted brackets (`signature::EpsPredictor`, fitted on the
     /// adversary's training signatures) at each per-secret budget of the query-budget defence,
     /// at the coarser tolerance it is meant for: the directions a budget does not reach get
@@ -502,11 +555,22 @@ impl<'a> DatasetStudy<'a> {
 
     /// Runs `f` on the first `n` test images in parallel, in order.
     fn over_secrets<T: Send>(&self, n: usize, f: impl Fn(usize, &[f32]) -> Result<T> + Sync) -> Result<Vec<T>> {
-        self.progress.begin("secrets", n as u64);
+        self.over_images(&self.data.test, "secrets", n, f)
+    }
+
+    /// Runs `f` on the first `n` images of `split` in parallel, in order, with progress.
+    fn over_images<T: Send>(
+        &self,
+        split: &Split,
+        what: &str,
+        n: usize,
+        f: impl Fn(usize, &[f32]) -> Result<T> + Sync,
+    ) -> Result<Vec<T>> {
+        self.progress.begin(what, n as u64);
         let out = (0..n)
             .into_par_iter()
             .map(|i| {
-                let r = f(i, self.data.test.image(i));
+                let r = f(i, split.image(i));
                 self.progress.advance(1);
                 r
             })
@@ -572,6 +636,7 @@ impl<'a> DatasetStudy<'a> {
         let n = input.rows;
         let recons = dec.decode(input)?;
         let (originals, labels) = self.secrets(n);
+        let (quality, per_secret) = scored(&recons, originals, labels, self.image(), &self.evaluator);
         Ok(Cell {
             group: group.into(),
             variant: variant.into(),
@@ -582,9 +647,10 @@ impl<'a> DatasetStudy<'a> {
             secrets: n,
             queries_per_image: total_queries / n.max(1) as f64,
             censored_fraction,
-            quality: self.quality(&recons, originals, labels),
+            quality,
             clean_accuracy: self.target_accuracy,
             latency_ratio: 1.0,
+            per_secret: Cell::compared(group, variant).then_some(per_secret),
         })
     }
 

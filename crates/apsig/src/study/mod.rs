@@ -18,7 +18,7 @@ pub use report::write_report;
 
 use crate::attributes::AttributeReport;
 use crate::error::{Error, Result};
-use crate::eval::Quality;
+use crate::eval::{PerSecret, Quality};
 use crate::Progress;
 use apsig_data::DataOptions;
 use serde::{Deserialize, Serialize};
@@ -52,6 +52,18 @@ pub struct Cell {
     pub clean_accuracy: f64,
     /// The defender's cost: time to serve a batch of decisions, relative to no defence.
     pub latency_ratio: f64,
+    /// Each secret's outcome, kept for the cells the baseline comparison puts intervals on
+    /// (`Cell::compared`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_secret: Option<PerSecret>,
+}
+
+impl Cell {
+    /// Whether the label-only baseline comparison uses this cell (the capped search and the
+    /// baselines), so its per-secret outcomes are kept.
+    pub fn compared(group: &str, variant: &str) -> bool {
+        group == "baseline" || variant == "query-budget"
+    }
 }
 
 /// Everything measured on one data set.

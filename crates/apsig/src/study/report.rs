@@ -2,6 +2,7 @@
 
 use super::{slug, Cell, DatasetSummary, StudyConfig, StudySummary};
 use crate::error::Result;
+use crate::eval::{paired_bootstrap, Interval, PerSecret};
 use crate::io::atomic_write;
 use apsig_report::{fmt_num, markdown_table, LineChart, Series};
 use std::fmt::Write;
@@ -124,63 +125,132 @@ fn verdict(s: &StudySummary) -> String {
     out
 }
 
-/// apsig's search under a per-secret query cap against the flip-rate baseline at the same
-/// number of queries, on the same secrets.
-fn baselines_section(md: &mut String, d: &DatasetSummary, magnitudes: usize) {
-    let quality = |c: Option<&Cell>| match c {
-        Some(c) => vec![
-            fmt_num(c.queries_per_image, 0),
-            fmt_num(c.quality.mse, 4),
-            c.quality.identified_cells()[0].clone(),
-            format!("{}%", fmt_num(100.0 * c.quality.class_recovery, 1)),
-        ],
-        None => vec!["n/a".into(); 4],
+/// The attacks compared at equal queries: (column name, group, variant). The first two are
+/// apsig's; the rest are the label-only baselines.
+type Attack = (&'static str, &'static str, &'static str);
+
+const COMPARED: [Attack; 4] = [
+    ("search", "defence", "query-budget"),
+    ("predicted search", "baseline", "predicted-search"),
+    ("flip-rate", "baseline", "flip-rate"),
+    ("boundary distance", "baseline", "boundary-distance"),
+];
+
+/// Bootstrap resamples of every interval in the comparison.
+const RESAMPLES: usize = 2000;
+
+/// The cell of attack `m` (an entry of `COMPARED`) at per-secret budget `budget`.
+fn compared<'a>(d: &'a DatasetSummary, m: &Attack, budget: f64) -> Option<&'a Cell> {
+    rows(d, m.1).find(|c| c.variant == m.2 && c.knob == budget)
+}
+
+/// apsig's search under a per-secret query cap against the label-only baselines at the same
+/// number of queries, on the same secrets: a table per measure, and the differences between
+/// apsig's best search and each baseline with paired bootstrap intervals over secrets.
+fn baselines_section(md: &mut String, d: &DatasetSummary, c: &StudyConfig) {
+    let present: Vec<&Attack> =
+        COMPARED.iter().filter(|m| c.budgets.iter().any(|&b| compared(d, m, b as f64).is_some())).collect();
+    if present.iter().all(|m| m.1 != "baseline") {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "\n### Label-only baselines at equal queries\n\napsig's change-bit search capped at a per-secret budget \
+         against two published label-only attacks on the same secrets, with the same decoder family and training \
+         images; both are **re-implemented here**. *Flip-rate*: Zhu et al., \"Label-Only Model Inversion Attacks: \
+         Attack With the Least Information\" (IEEE TIFS 2023), `signature::flip_rate`: the budget spent on Gaussian \
+         noise at up to {} magnitudes (quantiles of the eps of the adversary's own images), the fraction of changed \
+         decisions per magnitude as the decoder's input. *Boundary distance*: the smallest decision-changing \
+         perturbation found by HopSkipJump (Chen, Jordan and Wainwright, IEEE S&P 2020) as label-only membership \
+         inference uses it (Choquette-Choo et al., ICML 2021; Li and Zhang, CCS 2021), `signature::boundary`: the \
+         decoder reads the log of its length and its direction; run in perturbation space (the secret is never \
+         seen), B0 = {}. The *predicted search* measures the directions in groups, each group's brackets \
+         predicted from the eps already measured on the same secret (`signature::EpsPredictor`), at a coarser \
+         tolerance; directions the budget does not reach get their prediction.\n",
+        c.flip_rate_magnitudes, c.boundary_grad_queries
+    );
+    let measure = |title: &str, value: &dyn Fn(&Cell) -> String| {
+        let table: Vec<Vec<String>> = c
+            .budgets
+            .iter()
+            .map(|&b| {
+                let mut r = vec![fmt_num(b as f64, 0)];
+                r.extend(present.iter().map(|m| compared(d, m, b as f64).map_or("n/a".into(), value)));
+                r
+            })
+            .collect();
+        let mut header = vec![title];
+        header.extend(present.iter().map(|m| m.0));
+        markdown_table(&header, &table)
     };
-    let predicted = rows(d, "baseline").any(|c| c.variant == "predicted-search");
-    let table: Vec<Vec<String>> = rows(d, "baseline")
-        .filter(|b| b.variant == "flip-rate")
-        .map(|b| {
-            let search = rows(d, "defence").find(|c| c.variant == "query-budget" && c.knob == b.knob);
-            let mut r = vec![fmt_num(b.knob, 0)];
-            r.extend(quality(search));
-            if predicted {
-                r.extend(quality(rows(d, "baseline").find(|c| c.variant == "predicted-search" && c.knob == b.knob)));
-            }
-            r.extend(quality(Some(b)));
-            r
-        })
-        .collect();
+    let _ = writeln!(md, "Queries spent per secret:\n");
+    md.push_str(&measure("budget", &|c| fmt_num(c.queries_per_image, 0)));
+    let _ = writeln!(md, "\nMSE:\n");
+    md.push_str(&measure("budget", &|c| fmt_num(c.quality.mse, 4)));
+    let _ = writeln!(md, "\nIdentified (all secrets compete):\n");
+    md.push_str(&measure("budget", &|c| c.quality.identified_cells()[0].clone()));
+    let _ = writeln!(md, "\nClass recovery:\n");
+    md.push_str(&measure("budget", &|c| format!("{}%", fmt_num(100.0 * c.quality.class_recovery, 1))));
+    differences(md, d, c, &present);
+}
+
+/// apsig's best search (the predicted one where measured) minus each baseline, per budget:
+/// MSE and identification with 95% paired bootstrap intervals over the secrets.
+fn differences(md: &mut String, d: &DatasetSummary, c: &StudyConfig, present: &[&Attack]) {
+    let find = |variant: &str| present.iter().find(|m| m.2 == variant).copied();
+    let Some(ours) = find("predicted-search").or_else(|| find("query-budget")) else { return };
+    let theirs: Vec<_> = present.iter().filter(|m| m.1 == "baseline" && m.2 != "predicted-search").collect();
+    let mse = |p: &PerSecret| p.mse.clone();
+    let ident = |p: &PerSecret| p.identified.iter().map(|&v| f64::from(u8::from(v))).collect::<Vec<f64>>();
+    let verdict = |i: &Interval, lower_is_better: bool, scale: f64, digits: usize| {
+        let who = match (i.excludes_zero(), (i.estimate < 0.0) == lower_is_better) {
+            (false, _) => "no winner",
+            (true, true) => "apsig",
+            (true, false) => "baseline",
+        };
+        format!(
+            "{} [{}, {}] {who}",
+            fmt_num(scale * i.estimate, digits),
+            fmt_num(scale * i.low, digits),
+            fmt_num(scale * i.high, digits)
+        )
+    };
+    let mut table = Vec::new();
+    for &b in &c.budgets {
+        let Some(a) = compared(d, ours, b as f64).and_then(|x| x.per_secret.as_ref()) else { continue };
+        for m in &theirs {
+            let Some(t) = compared(d, m, b as f64).and_then(|x| x.per_secret.as_ref()) else { continue };
+            let seed = c.seed ^ b;
+            let (Some(dm), Some(di)) = (
+                paired_bootstrap(&mse(a), &mse(t), RESAMPLES, seed),
+                paired_bootstrap(&ident(a), &ident(t), RESAMPLES, seed),
+            ) else {
+                continue;
+            };
+            table.push(vec![
+                fmt_num(b as f64, 0),
+                m.0.to_string(),
+                verdict(&dm, true, 1.0, 4),
+                verdict(&di, false, 100.0, 1),
+            ]);
+        }
+    }
     if table.is_empty() {
         return;
     }
     let _ = writeln!(
         md,
-        "\n### Label-only baselines at equal queries\n\nThe change-bit search capped at a per-secret budget, \
-         against the flip-rate attack of Zhu et al., \"Label-Only Model Inversion Attacks: Attack With the Least \
-         Information\" (IEEE TIFS 2023), **re-implemented here** (`signature::flip_rate`): the same budget spent on \
-         Gaussian noise at up to {} magnitudes (quantiles of the eps of the adversary's own images), the fraction of \
-         changed decisions per magnitude as the decoder's input. Same secrets, decoder family and training \
-         images.{}\n",
-        magnitudes,
-        if predicted {
-            " The predicted search measures the directions in groups, each group's brackets predicted from the eps \
-             already measured on the same secret (a Gaussian model of the training signatures' ln eps, \
-             `signature::EpsPredictor`), at a coarser tolerance; directions the budget does not reach get their \
-             prediction."
-        } else {
-            ""
-        }
+        "\n{} minus each baseline on the same secrets, with 95% paired bootstrap intervals over secrets ({} \
+         resamples; identification is resampled per secret, its competitors held fixed). A winner is named only \
+         where the interval leaves zero out. One seed of directions and training: the intervals cover the choice \
+         of secrets, not of seeds.\n",
+        ours.0, RESAMPLES
     );
-    let mut header = vec!["budget", "search: queries/img", "MSE", "identified", "class rec."];
-    if predicted {
-        header.extend(["predicted: queries/img", "MSE", "identified", "class rec."]);
-    }
-    header.extend(["flip-rate: queries/img", "MSE", "identified", "class rec."]);
-    md.push_str(&markdown_table(&header, &table));
+    md.push_str(&markdown_table(&["budget", "baseline", "MSE difference", "identified difference (points)"], &table));
 }
 
 fn dataset_section(md: &mut String, d: &DatasetSummary, c: &StudyConfig) -> Result<()> {
-    let (k, budget, magnitudes) = (c.k, c.strategy_budget, c.flip_rate_magnitudes);
+    let (k, budget) = (c.k, c.strategy_budget);
     let _ = writeln!(md, "## {}\n", d.dataset);
     let _ = writeln!(
         md,
@@ -265,7 +335,7 @@ fn dataset_section(md: &mut String, d: &DatasetSummary, c: &StudyConfig) -> Resu
         &table,
     ));
 
-    baselines_section(md, d, magnitudes);
+    baselines_section(md, d, c);
 
     for (group, what) in [("k", "K"), ("train-size", "training signatures")] {
         let _ = writeln!(md, "\n### Sweep over {what}\n");
@@ -410,6 +480,31 @@ fn charts(dir: &Path, s: &StudySummary, md: &mut String) -> Result<()> {
         let name = format!("study-defence-cost-{}.png", slug(&d.dataset));
         atomic_write(&dir.join(&name), &c.render_png()?)?;
         let _ = writeln!(md, "![{name}]({name})\n");
+    }
+    // each attack's quality against the queries it spent, per data set and measure
+    let mse: fn(&Cell) -> f64 = |c| c.quality.mse;
+    let identified: fn(&Cell) -> f64 = |c| c.quality.identification.map_or(0.0, |i| i.overall);
+    for d in &s.datasets {
+        for (measure, y, value) in [("mse", "MSE", mse), ("identified", "share identified", identified)] {
+            let series: Vec<Series> = COMPARED
+                .iter()
+                .map(|m| {
+                    let cells = s.config.budgets.iter().filter_map(|&b| compared(d, m, b as f64));
+                    Series::new(m.0, cells.map(|c| (c.queries_per_image, value(c))).collect())
+                })
+                .filter(|s| !s.points.is_empty())
+                .collect();
+            if series.len() < 2 {
+                continue;
+            }
+            let mut c =
+                LineChart::new(format!("{}: {y} against queries per secret", d.dataset), "queries per secret", y);
+            c.series = series;
+            c.log_x = true;
+            let name = format!("study-baselines-{}-{measure}.png", slug(&d.dataset));
+            atomic_write(&dir.join(&name), &c.render_png()?)?;
+            let _ = writeln!(md, "![{name}]({name})\n");
+        }
     }
     for (name, c) in figs {
         if c.series.is_empty() {
