@@ -11,6 +11,7 @@ fn smoke_study_has_every_row_and_resumes() {
     let data = DataOptions { data_dir: Some(testkit::data_dir()), ..Default::default() };
     let mut cfg = StudyConfig::smoke(3);
     cfg.datasets = vec!["mnist".into(), "fashion-mnist".into()];
+    cfg.comparison_seeds = vec![4];
     let dir = tempfile::tempdir().unwrap();
     let s = study::run(&cfg, dir.path(), &data, &apsig::NoProgress).unwrap();
     assert_eq!(s.datasets.len(), 2);
@@ -18,6 +19,7 @@ fn smoke_study_has_every_row_and_resumes() {
     assert!(md.contains("### Label-only baselines at equal queries") && md.contains("re-implemented here"));
     assert!(md.contains("HopSkipJump") && md.contains("| boundary distance |"), "{md}");
     assert!(md.contains("95% paired bootstrap intervals"), "the comparison has intervals: {md}");
+    assert!(md.contains("| seed 3 | seed 4 | winner |"), "one interval per seed: {md}");
     for d in &s.datasets {
         let has = |group: &str, variant: &str| d.cells.iter().any(|c| c.group == group && c.variant == variant);
         for st in Strategy::ALL {
@@ -72,6 +74,16 @@ fn smoke_study_has_every_row_and_resumes() {
         for m in ["mse", "identified"] {
             assert!(dir.path().join(format!("study-baselines-{slug}-{m}.png")).is_file(), "{slug} {m}");
         }
+        // the comparison again at seed 4: its own models, every compared cell, other numbers
+        assert_eq!(d.replicates.len(), 1);
+        let r = &d.replicates[0];
+        assert_eq!(r.seed, 4);
+        let compared = |cells: &[apsig::study::Cell]| {
+            cells.iter().filter(|c| c.per_secret.is_some()).map(|c| (c.variant.clone(), c.knob)).collect::<Vec<_>>()
+        };
+        assert_eq!(compared(&r.cells), compared(&d.cells));
+        assert_eq!(r.cells.len(), compared(&r.cells).len() + 1, "the budget block's undefended row, and nothing else");
+        assert_ne!(r.target_accuracy, d.target_accuracy);
         let score = d.cells.iter().find(|c| c.variant == "score-vector").unwrap();
         assert_eq!(score.queries_per_image, 1.0);
         // voting costs exactly `votes` times the queries of each answer

@@ -71,6 +71,11 @@ pub struct StudyConfig {
     /// many (0 leaves it out).
     #[serde(default)]
     pub predict_group: usize,
+    /// More seeds for the label-only baseline comparison: its blocks (the capped and the
+    /// predicted search, the baselines) run again with the target, evaluator, directions and
+    /// decoders drawn from each, and a winner is named only where every seed agrees.
+    #[serde(default)]
+    pub comparison_seeds: Vec<u64>,
     /// Relative tolerance of that search (coarser than `secret_search`'s: the prediction
     /// spends the queries saved where the decoder needs them).
     #[serde(default = "default_predicted_rel_tol")]
@@ -124,6 +129,7 @@ impl StudyConfig {
             flip_rate_magnitudes: default_flip_rate_magnitudes(),
             boundary_grad_queries: default_boundary_grad_queries(),
             predict_group: 10,
+            comparison_seeds: Vec::new(),
             predicted_rel_tol: default_predicted_rel_tol(),
         }
     }
@@ -184,6 +190,19 @@ impl StudyConfig {
         }
     }
 
+    /// This config with every seed moved by `seed - self.seed` (so each keeps its offset from
+    /// `seed`), for one of `comparison_seeds`.
+    pub fn reseeded(&self, seed: u64) -> Self {
+        let shift = |s: u64| s.wrapping_add(seed.wrapping_sub(self.seed));
+        let mut c = self.clone();
+        c.seed = seed;
+        c.target.seed = shift(c.target.seed);
+        c.evaluator.seed = shift(c.evaluator.seed);
+        c.decoder.train.seed = shift(c.decoder.train.seed);
+        c.comparison_seeds.clear();
+        c
+    }
+
     /// Refuses configs that cannot run.
     pub fn validate(&self) -> Result<()> {
         self.train_search.validate()?;
@@ -207,6 +226,12 @@ impl StudyConfig {
         if self.votes.iter().any(|v| v % 2 == 0) {
             return bad("votes must be odd");
         }
+        let mut seeds = self.comparison_seeds.clone();
+        seeds.push(self.seed);
+        seeds.sort_unstable();
+        if seeds.windows(2).any(|w| w[0] == w[1]) {
+            return bad("comparison_seeds must differ from each other and from seed");
+        }
         if self.random_answers.iter().any(|p| !(0.0..0.5).contains(p)) {
             return bad("random-answer probabilities must lie in [0, 0.5)");
         }
@@ -222,5 +247,38 @@ impl StudyConfig {
     /// The config as TOML.
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("study config serialises")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reseeding_moves_every_seed_and_keeps_their_offsets() {
+        let c = StudyConfig::small(1);
+        let r = c.reseeded(5);
+        assert_eq!((r.seed, r.target.seed, r.evaluator.seed, r.decoder.train.seed), (5, 5, 1005, 2005));
+        assert_eq!(
+            StudyConfig {
+                seed: 1,
+                target: c.target.clone(),
+                evaluator: c.evaluator.clone(),
+                decoder: c.decoder.clone(),
+                ..r
+            },
+            c
+        );
+    }
+
+    #[test]
+    fn repeated_comparison_seeds_are_refused() {
+        let mut c = StudyConfig::smoke(1);
+        c.comparison_seeds = vec![2, 3];
+        assert!(c.validate().is_ok());
+        c.comparison_seeds = vec![2, 2];
+        assert!(c.validate().is_err());
+        c.comparison_seeds = vec![1];
+        assert!(c.validate().is_err());
     }
 }

@@ -99,20 +99,13 @@ impl<'a> DatasetStudy<'a> {
         cells.extend(self.block("oracles", || self.oracle_block())?);
         cells.extend(self.block("k-sweep", || self.k_block())?);
         cells.extend(self.block("train-size", || self.size_block())?);
-        cells.extend(self.block("defence-budget", || self.budget_block())?);
         cells.extend(self.block("defence-random-answers", || self.random_answer_block())?);
         cells.extend(self.block("defence-input-noise", || self.input_noise_block())?);
         for &sigma in &cfg.smooth_training {
             cells.extend(self.block(&format!("defence-smooth-{sigma}"), || self.smooth_block(sigma))?);
         }
         cells.extend(self.block("defence-round-scores", || self.round_scores_block())?);
-        cells.extend(self.block("baseline-flip-rate", || self.flip_rate_block())?);
-        if cfg.boundary_grad_queries > 0 {
-            cells.extend(self.block("baseline-boundary-distance", || self.boundary_block())?);
-        }
-        if cfg.predict_group > 0 {
-            cells.extend(self.block("baseline-predicted-search", || self.predicted_block())?);
-        }
+        cells.extend(self.run_comparison()?);
         self.progress.message(&format!("{}: attributes from signatures", self.data.name));
         let g = self.gaussian()?;
         let n = cfg.train_signatures;
@@ -141,7 +134,33 @@ impl<'a> DatasetStudy<'a> {
             class_mean_baseline: self.quality(&base.class_for(labels), originals, labels),
             cells,
             attributes,
+            replicates: Vec::new(),
         })
+    }
+
+    /// The label-only baseline comparison's blocks alone: the search under each query cap,
+    /// the baselines and the predicted search (what `comparison_seeds` repeat).
+    pub fn run_comparison(&self) -> Result<Vec<Cell>> {
+        let cfg = self.cfg;
+        let mut cells = self.block("defence-budget", || self.budget_block())?;
+        cells.extend(self.block("baseline-flip-rate", || self.flip_rate_block())?);
+        if cfg.boundary_grad_queries > 0 {
+            cells.extend(self.block("baseline-boundary-distance", || self.boundary_block())?);
+        }
+        if cfg.predict_group > 0 {
+            cells.extend(self.block("baseline-predicted-search", || self.predicted_block())?);
+        }
+        Ok(cells)
+    }
+
+    /// Test accuracy of the target and of the evaluator.
+    pub fn accuracies(&self) -> (f64, f64) {
+        (self.target_accuracy, self.evaluator_accuracy)
+    }
+
+    /// Gives the data back (for the next seed's study of it).
+    pub fn into_data(self) -> Dataset {
+        self.data
     }
 
     // ---- blocks -------------------------------------------------------------------------

@@ -83,6 +83,22 @@ pub struct DatasetSummary {
     pub cells: Vec<Cell>,
     /// Class and style read off the signatures.
     pub attributes: AttributeReport,
+    /// The baseline comparison again at each of the config's `comparison_seeds`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replicates: Vec<Replicate>,
+}
+
+/// The baseline comparison's cells at another seed.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Replicate {
+    /// The seed every model, direction and draw came from.
+    pub seed: u64,
+    /// Test accuracy of that seed's target M.
+    pub target_accuracy: f64,
+    /// Test accuracy of that seed's evaluator.
+    pub evaluator_accuracy: f64,
+    /// The comparison's cells (`DatasetStudy::run_comparison`).
+    pub cells: Vec<Cell>,
 }
 
 /// A whole study (`study.json`).
@@ -109,7 +125,22 @@ pub fn run(cfg: &StudyConfig, dir: &Path, data_opts: &DataOptions, progress: &dy
         let data = apsig_data::load(name, data_opts)?;
         let sub = dir.join(slug(&data.name));
         let study = DatasetStudy::prepare(cfg, data, &sub, progress)?;
-        datasets.push(study.run_all()?);
+        let mut summary = study.run_all()?;
+        let mut data = study.into_data();
+        for &seed in &cfg.comparison_seeds {
+            progress.message(&format!("study: {name}, baseline comparison at seed {seed}"));
+            let reseeded = cfg.reseeded(seed);
+            let study = DatasetStudy::prepare(&reseeded, data, &sub.join(format!("seed-{seed}")), progress)?;
+            let (target_accuracy, evaluator_accuracy) = study.accuracies();
+            summary.replicates.push(Replicate {
+                seed,
+                target_accuracy,
+                evaluator_accuracy,
+                cells: study.run_comparison()?,
+            });
+            data = study.into_data();
+        }
+        datasets.push(summary);
     }
     let summary = StudySummary { config: cfg.clone(), datasets, seconds: t0.elapsed().as_secs_f64() };
     crate::io::atomic_write(
