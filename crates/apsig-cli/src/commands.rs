@@ -54,14 +54,37 @@ pub struct ExportOnnxArgs {
     out: PathBuf,
 }
 
+/// The presets of `apsig run` (`RunConfig::preset`).
+#[derive(Clone, Copy, ValueEnum)]
+pub enum RunPreset {
+    /// 3-5 min on 2 cores: 12,000 training signatures, 2,000 secrets, Gaussian directions.
+    Quick,
+    /// The paper's scale: 60k training images and an affine copy of each, low-frequency
+    /// directions, the full test set (about 27 min on 2 cores).
+    Paper,
+    /// Seconds, for tests.
+    Smoke,
+}
+
+impl RunPreset {
+    /// The preset's name, as `RunConfig::preset` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            RunPreset::Quick => "quick",
+            RunPreset::Paper => "paper",
+            RunPreset::Smoke => "smoke",
+        }
+    }
+}
+
 #[derive(Args)]
 pub struct RunArgs {
     /// Output run directory (rerunning into the same directory resumes and reuses finished stages).
     #[arg(long, short, default_value = "runs/quick")]
     out: PathBuf,
-    /// Preset: quick (default, 3-5 min on 2 cores), paper (60k training images and an affine copy of each, low-frequency directions, full test set, about 27 min), smoke (seconds).
-    #[arg(long, default_value = "quick")]
-    preset: String,
+    /// Preset to start from.
+    #[arg(long, value_enum, default_value_t = RunPreset::Quick)]
+    preset: RunPreset,
     /// A TOML config (see `config.toml` in any run directory); overrides the preset.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -256,7 +279,7 @@ pub fn dispatch(cmd: Command, opts: &DataOptions, bars: &Bars) -> Result<()> {
 fn run(a: RunArgs, opts: &DataOptions, bars: &Bars) -> Result<()> {
     let mut cfg = match &a.config {
         Some(p) => apsig::io::read_toml::<RunConfig>(p)?,
-        None => RunConfig::preset(&a.preset, a.seed)?,
+        None => RunConfig::preset(a.preset.name(), a.seed)?,
     };
     if let Some(d) = a.dataset {
         cfg.dataset = d;
@@ -498,7 +521,7 @@ impl Command {
             Command::Run(a) => match (&a.dataset, &a.config) {
                 (Some(d), _) => Some(d.clone()),
                 (None, Some(p)) => apsig::io::read_toml::<RunConfig>(p).ok().map(|c| c.dataset),
-                (None, None) => RunConfig::preset(&a.preset, a.seed).ok().map(|c| c.dataset),
+                (None, None) => RunConfig::preset(a.preset.name(), a.seed).ok().map(|c| c.dataset),
             },
             Command::TrainTarget(a) => Some(a.dataset.clone()),
             Command::Signatures(a) => Some(a.dataset.clone()),

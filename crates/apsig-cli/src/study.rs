@@ -5,18 +5,38 @@ use crate::progress::Bars;
 use anyhow::Result;
 use apsig::data::DataOptions;
 use apsig::study::{self, StudyConfig};
-use clap::Args;
+use clap::{Args, ValueEnum};
 use std::path::PathBuf;
+
+/// The presets of `apsig study` (`StudyConfig::preset`).
+#[derive(Clone, Copy, ValueEnum)]
+pub enum StudyPreset {
+    /// Both data sets, every row, under an hour on 2 cores.
+    Small,
+    /// The paper's scale, for bigger machines.
+    Full,
+    /// Seconds, for tests.
+    Smoke,
+}
+
+impl StudyPreset {
+    fn name(self) -> &'static str {
+        match self {
+            StudyPreset::Small => "small",
+            StudyPreset::Full => "full",
+            StudyPreset::Smoke => "smoke",
+        }
+    }
+}
 
 #[derive(Args)]
 pub struct StudyArgs {
     /// Output directory; rerunning into it resumes (finished blocks and signatures are reused).
     #[arg(long, short, default_value = "runs/study")]
     out: PathBuf,
-    /// small (default: both data sets, every row, under an hour on 2 cores), full (paper scale,
-    /// for bigger machines) or smoke (seconds, for tests).
-    #[arg(long, default_value = "small")]
-    preset: String,
+    /// Preset to start from.
+    #[arg(long, value_enum, default_value_t = StudyPreset::Small)]
+    preset: StudyPreset,
     /// A TOML study config (see `study.toml` in any study directory); overrides the preset.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -34,7 +54,7 @@ impl StudyArgs {
     pub fn config(&self) -> Result<StudyConfig> {
         let mut cfg = match &self.config {
             Some(p) => apsig::io::read_toml::<StudyConfig>(p)?,
-            None => StudyConfig::preset(&self.preset, self.seed)?,
+            None => StudyConfig::preset(self.preset.name(), self.seed)?,
         };
         if !self.datasets.is_empty() {
             cfg.datasets = self.datasets.clone();

@@ -171,3 +171,15 @@ fn signature_file_with_nan_eps() {
     assert_clean_failure(&out, &[s(&sig), "eps", "non-finite", "index 7"]);
     assert_eq!(files_under(&out_dir), Vec::<std::path::PathBuf>::new());
 }
+
+#[test]
+fn unknown_presets_are_refused_with_the_choices() {
+    let t = tempfile::tempdir().unwrap();
+    for (cmd, choices) in [("run", "quick, paper, smoke"), ("study", "small, full, smoke")] {
+        let out = apsig(t.path()).args([cmd, "--preset", "huge", "--out"]).arg(t.path().join("o")).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{cmd}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("invalid value 'huge'") && err.contains(choices), "{cmd}: {err}");
+        assert!(!t.path().join("o").exists());
+    }
+}

@@ -55,6 +55,9 @@ impl BoundaryConfig {
     }
 }
 
+/// The fewest gradient probes an iteration shrunk to fit a budget may use.
+const MIN_GRADIENT: u64 = 10;
+
 /// What the search knows at one budget.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BoundaryPoint {
@@ -146,9 +149,18 @@ impl<F: FnMut(&[f32]) -> Result<Vec<bool>>> Spender<'_, F> {
         BoundaryPoint { perturbation: self.current.clone(), found: self.found, queries: self.spent }
     }
 
-    /// Queries left before the next budget.
-    fn room(&self) -> u64 {
-        self.budgets.get(self.next).map_or(0, |b| b - self.spent)
+    /// Gradient probes for this iteration: `full`, or fewer where that leaves the step and the
+    /// binary search (`reserve` queries) room before the next budget that can still take an
+    /// iteration of at least `MIN_GRADIENT` probes (a budget with less room left is passed).
+    fn gradient_probes(&self, full: u64, reserve: u64) -> u64 {
+        let room = self.budgets[self.next.min(self.budgets.len())..]
+            .iter()
+            .map(|b| b.saturating_sub(self.spent))
+            .find(|&r| r >= reserve + MIN_GRADIENT);
+        match room {
+            Some(r) if r < full + reserve => r - reserve,
+            _ => full,
+        }
     }
 
     fn record(&mut self, perturbation: Vec<f32>, found: bool) {
@@ -173,9 +185,8 @@ fn hop_skip_jump<F: FnMut(&[f32]) -> Result<Vec<bool>>>(
         let dist = l2(&delta);
         let r = d.sqrt() * theta * dist;
         let full = (cfg.grad_queries as f32 * (t as f32).sqrt()).round() as u64;
-        let room = s.room();
         // shrink the estimate rather than pass the next budget with the step unmade
-        let m = if room >= full + reserve || room < reserve + 10 { full } else { room - reserve };
+        let m = s.gradient_probes(full, reserve);
         let mut probes = Vec::with_capacity(m as usize * s.len);
         let mut units = Vec::with_capacity(m as usize * s.len);
         for _ in 0..m {
@@ -306,13 +317,40 @@ mod tests {
         let cos: Vec<f32> = points.iter().map(|p| cosine(&p.perturbation, &w)).collect();
         let dist: Vec<f32> = points.iter().map(|p| l2(&p.perturbation)).collect();
         for (p, budget) in points.iter().zip([40, 400, 4000]) {
-            assert!(p.found && p.queries <= budget, "{:?} at {budget}", (p.found, p.queries));
+            // the budget is spent, not left over: an iteration shrinks to fit it
+            assert!(
+                p.found && p.queries <= budget && 4 * p.queries >= 3 * budget,
+                "{:?} at {budget}",
+                (p.found, p.queries)
+            );
             let along: f32 = p.perturbation.iter().zip(&w).map(|(a, c)| a * c).sum();
             assert!(along > b, "every recorded point changes the decision");
         }
         // a random direction in 64 dimensions has |cos| about 0.1
         assert!(cos[2] > 0.95 && (dist[2] - 2.0).abs() < 0.1, "cos {cos:?}, distances {dist:?} (true 2)");
         assert!(cos[2] > cos[0] && dist[2] < dist[0], "more queries, nearer: cos {cos:?}, distances {dist:?}");
+    }
+
+    #[test]
+    fn an_iteration_shrinks_to_fit_the_next_budget_it_can_still_use() {
+        let spender = |spent| Spender {
+            ask: |_: &[f32]| Ok(vec![]),
+            len: 1,
+            spent,
+            budgets: &[100, 200, 1000],
+            next: 0,
+            points: Vec::new(),
+            current: vec![0.0],
+            found: false,
+        };
+        // 20 spent: 80 left before 100, room for 62 probes and an 18-query step
+        assert_eq!(spender(20).gradient_probes(100, 18), 62);
+        // 98 spent: 2 left before 100 is too few; shrink to fit 200 instead of passing it too
+        assert_eq!(spender(98).gradient_probes(141, 18), 84);
+        // room enough: the full estimate
+        assert_eq!(spender(300).gradient_probes(141, 18), 141);
+        // past every budget it could fit: the full estimate (the search stops at the budget)
+        assert_eq!(spender(995).gradient_probes(141, 18), 141);
     }
 
     #[test]
