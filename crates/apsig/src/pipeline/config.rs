@@ -143,6 +143,24 @@ impl RunConfig {
         }
     }
 
+    /// Refuses signature stages that contradict each other: secrets are never augmented, and
+    /// permuted channels need affine copies to permute.
+    pub fn validate(&self) -> Result<()> {
+        if self.test_signatures.augment > 0 || self.test_signatures.permute_channels {
+            return Err(Error::invalid(
+                "run config",
+                "test_signatures.augment / permute_channels: secrets cannot be augmented (set them to 0 and false)",
+            ));
+        }
+        if self.train_signatures.permute_channels && self.train_signatures.augment == 0 {
+            return Err(Error::invalid(
+                "run config",
+                "train_signatures.permute_channels swaps the channels of the affine copies: set augment to 1 or more",
+            ));
+        }
+        Ok(())
+    }
+
     /// The config as TOML (what `config.toml` holds).
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("config serialises")

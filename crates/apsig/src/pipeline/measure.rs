@@ -58,20 +58,38 @@ pub struct Measured {
     pub seconds: [f64; 2],
 }
 
+/// The images a measurement reads: the adversary's own (`train`, with any affine copies) and
+/// the secrets (`test`), of the data set `name`.
+#[derive(Clone, Copy)]
+pub struct Splits<'a> {
+    /// The data set's name (recorded with each signature set).
+    pub name: &'a str,
+    /// The adversary's own images.
+    pub train: &'a Split,
+    /// The secrets.
+    pub test: &'a Split,
+}
+
+impl<'a> From<&'a Dataset> for Splits<'a> {
+    fn from(d: &'a Dataset) -> Self {
+        Splits { name: &d.name, train: &d.train, test: &d.test }
+    }
+}
+
 /// Runs the measuring sequence on `model`: directions -> pilot -> training signatures ->
 /// prior -> secrets' signatures. Each signature set is reused when a matching one is on disk.
 pub fn measure(
     model: Arc<dyn Classifier>,
-    data: &Dataset,
+    data: Splits<'_>,
     plan: &MeasurePlan,
     progress: &dyn Progress,
 ) -> Result<Measured> {
-    let dirs = Directions::generate_with(plan.directions, image_shape(&data.train), Some(&plan.context))?;
+    let dirs = Directions::generate_with(plan.directions, image_shape(data.train), Some(&plan.context))?;
     if let Some(path) = &plan.directions_path {
         dirs.save(path)?;
     }
     progress.message("training signatures (adversary's own data)");
-    let pilot = pilot_starts(model.clone(), &dirs, &data.train, plan.train)?;
+    let pilot = pilot_starts(model.clone(), &dirs, data.train, plan.train)?;
     let f = &plan.train_files;
     let (train, train_secs) = signature_stage(
         model.clone(),
@@ -103,7 +121,7 @@ pub fn measure(
 pub fn signature_stage(
     model: Arc<dyn Classifier>,
     dirs: &Directions,
-    data: &Dataset,
+    data: Splits<'_>,
     split_name: &str,
     stage: &SignatureStage,
     prior: Option<Prior<'_>>,
@@ -111,10 +129,10 @@ pub fn signature_stage(
     parts_dir: &Path,
     progress: &dyn Progress,
 ) -> Result<(SignatureSet, f64)> {
-    let split = if split_name == "train" { &data.train } else { &data.test };
+    let split = if split_name == "train" { data.train } else { data.test };
     let count = if stage.count == 0 { split.n } else { stage.count.min(split.n) };
     let mut prov = BTreeMap::new();
-    prov.insert("dataset".to_string(), data.name.clone());
+    prov.insert("dataset".to_string(), data.name.to_string());
     prov.insert("split".to_string(), split_name.to_string());
     let identity = model.identity();
     prov.insert("model".to_string(), identity.clone().unwrap_or_else(|| "unidentified".to_string()));

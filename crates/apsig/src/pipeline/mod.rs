@@ -9,7 +9,7 @@ mod metrics;
 pub mod report;
 
 pub use config::{RunConfig, SignatureStage};
-pub use measure::{measure, pilot_starts, signature_stage, MeasurePlan, Measured, SetFiles};
+pub use measure::{measure, pilot_starts, signature_stage, MeasurePlan, Measured, SetFiles, Splits};
 pub use metrics::{Metrics, ModelRecord, Models, SignatureStats, StageTime};
 
 use crate::decoder::{Decoder, DecoderConfig};
@@ -265,18 +265,7 @@ pub fn run_loaded_with(
             ),
         ));
     }
-    if cfg.test_signatures.augment > 0 || cfg.test_signatures.permute_channels {
-        return Err(Error::invalid(
-            "run config",
-            "test_signatures.augment / permute_channels: secrets cannot be augmented (set them to 0 and false)",
-        ));
-    }
-    if cfg.train_signatures.permute_channels && cfg.train_signatures.augment == 0 {
-        return Err(Error::invalid(
-            "run config",
-            "train_signatures.permute_channels swaps the channels of the affine copies: set augment to 1 or more",
-        ));
-    }
+    cfg.validate()?;
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     crate::io::atomic_write(&dir.join(files::CONFIG), cfg.to_toml().as_bytes())?;
     let ckpt = dir.join("checkpoints");
@@ -331,21 +320,13 @@ pub fn run_loaded_with(
         let permute = cfg.train_signatures.permute_channels;
         let train = augment::with_affine_copies(&data.train, n, copies, permute, cfg.directions.seed);
         // every image of the augmented split; the stage still names its copies (provenance)
-        let stage = SignatureStage { count: 0, ..cfg.train_signatures.clone() };
-        let d = Dataset {
-            name: data.name.clone(),
-            dir: data.dir.clone(),
-            train,
-            test: data.test.clone(),
-            source: data.source.clone(),
-            classes: data.classes.clone(),
-        };
-        (d, stage)
+        (train, SignatureStage { count: 0, ..cfg.train_signatures.clone() })
     });
-    let (sig_data, train_stage) = match &augmented {
-        Some((d, s)) => (d, s),
-        None => (&data, &cfg.train_signatures),
+    let (own_images, train_stage) = match &augmented {
+        Some((split, stage)) => (split, stage),
+        None => (&data.train, &cfg.train_signatures),
     };
+    let sig_data = Splits { name: &data.name, train: own_images, test: &data.test };
     let plan = MeasurePlan {
         directions: &cfg.directions,
         context: DirectionContext {
@@ -367,7 +348,7 @@ pub fn run_loaded_with(
     timed("test signatures", seconds[1]);
 
     progress.message("training the decoder");
-    let train_images = images_of(&sig_data.train, &train_sigs)?;
+    let train_images = images_of(own_images, &train_sigs)?;
     drop(augmented);
     let (decoder, dec_report, s) = decoder_stage(
         &cfg.decoder,

@@ -403,8 +403,7 @@ impl<'a> DatasetStudy<'a> {
         for &budget in &cfg.budgets {
             let plan = FlipRatePlan::from_observed(&observed, cfg.flip_rate_magnitudes, budget)?;
             // the adversary's own images go through the same oracle it can simulate (it owns M)
-            let own: Vec<Vec<f32>> =
-                (0..n).into_par_iter().map(|i| rates_of(self.data.train.image(i), &plan)).collect::<Result<_>>()?;
+            let own: Vec<Vec<f32>> = self.over_images(&self.data.train, "own images", n, |_, x| rates_of(x, &plan))?;
             let secret: Vec<Vec<f32>> = self.over_secrets(secrets, |_, x| rates_of(x, &plan))?;
             let m = plan.magnitudes.len();
             let dec = self.fit(&Input::flip_rates(&own.concat(), m)?)?;
@@ -543,7 +542,7 @@ impl<'a> DatasetStudy<'a> {
             train_files: files("train"),
             test_files: files("test"),
         };
-        measure(model.clone(), &self.data, &plan, self.progress)
+        measure(model.clone(), (&self.data).into(), &plan, self.progress)
     }
 
     /// Signatures of the first `defence_secrets` secrets through a defended oracle, along the
