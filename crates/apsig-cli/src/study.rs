@@ -20,7 +20,7 @@ pub enum StudyPreset {
 }
 
 impl StudyPreset {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             StudyPreset::Small => "small",
             StudyPreset::Full => "full",

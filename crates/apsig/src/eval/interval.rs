@@ -37,7 +37,8 @@ pub fn paired_bootstrap(a: &[f64], b: &[f64], resamples: usize, seed: u64) -> Op
     let mut means: Vec<f64> =
         (0..resamples).map(|_| (0..n).map(|_| diff[rng.below(n)]).sum::<f64>() / n as f64).collect();
     means.sort_by(f64::total_cmp);
-    let at = |q: f64| means[((q * resamples as f64) as usize).min(resamples - 1)];
+    // the nearest order statistic, symmetric at both ends
+    let at = |q: f64| means[(q * (resamples - 1) as f64).round() as usize];
     Some(Interval { estimate: diff.iter().sum::<f64>() / n as f64, low: at(0.025), high: at(0.975) })
 }
 

@@ -55,13 +55,20 @@ impl BoundaryConfig {
     }
 }
 
+/// The finest binary-search precision (a blend of the perturbation, near 1).
+const MIN_THETA: f32 = 1e-6;
+
+/// Step halvings tried before an iteration gives up its step (HopSkipJump halves until the
+/// point is past the boundary again; a wrong gradient sign can make that take long).
+const MAX_HALVINGS: usize = 20;
+
 /// The fewest gradient probes an iteration shrunk to fit a budget may use.
 const MIN_GRADIENT: u64 = 10;
 
 /// What the search knows at one budget.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BoundaryPoint {
-    /// The smallest decision-changing perturbation found (when `found`), or the largest one
+    /// The nearest decision-changing perturbation found (when `found`), or the largest one
     /// tried without a change.
     pub perturbation: Vec<f32>,
     /// Whether any probe changed the decision.
@@ -163,8 +170,18 @@ impl<F: FnMut(&[f32]) -> Result<Vec<bool>>> Spender<'_, F> {
         }
     }
 
-    fn record(&mut self, perturbation: Vec<f32>, found: bool) {
-        (self.current, self.found) = (perturbation, found);
+    /// Keeps the largest perturbation tried without a change, until one changes the decision.
+    fn record_unchanged(&mut self, perturbation: Vec<f32>) {
+        if !self.found && l2(&perturbation) > l2(&self.current) {
+            self.current = perturbation;
+        }
+    }
+
+    /// Keeps a decision-changing perturbation when it is the nearest found so far.
+    fn record_if_nearer(&mut self, perturbation: Vec<f32>) {
+        if !self.found || l2(&perturbation) < l2(&self.current) {
+            (self.current, self.found) = (perturbation, true);
+        }
     }
 }
 
@@ -175,7 +192,9 @@ fn hop_skip_jump<F: FnMut(&[f32]) -> Result<Vec<bool>>>(
     rng: &mut Rng,
 ) -> Result<()> {
     let d = s.len as f32;
-    let theta = cfg.gamma / d.powf(1.5);
+    // floored so that a binary search of f32 blends ends (images of more than about 40,000
+    // values would ask for a finer precision than f32 holds near 1)
+    let theta = (cfg.gamma / d.powf(1.5)).max(MIN_THETA);
     let Some(mut delta) = initial_point(s, cfg, rng)? else { return Ok(()) };
     let Some(b) = to_boundary(s, &delta, theta)? else { return Ok(()) };
     delta = b;
@@ -209,18 +228,18 @@ fn hop_skip_jump<F: FnMut(&[f32]) -> Result<Vec<bool>>>(
             v.iter_mut().for_each(|a| *a /= norm);
             // geometric step: halve until the point is still past the boundary
             let mut xi = dist / (t as f32).sqrt();
-            for _ in 0..3 {
+            for _ in 0..MAX_HALVINGS {
                 let cand: Vec<f32> = delta.iter().zip(&v).map(|(a, b)| a + xi * b).collect();
                 let Some(bit) = s.ask(&cand)? else { return Ok(()) };
                 if bit[0] {
-                    delta = cand;
+                    // back to the boundary from the new point
+                    let Some(b) = to_boundary(s, &cand, theta)? else { return Ok(()) };
+                    delta = b;
                     break;
                 }
                 xi /= 2.0;
             }
         }
-        let Some(b) = to_boundary(s, &delta, theta)? else { return Ok(()) };
-        delta = b;
     }
     Ok(())
 }
@@ -239,20 +258,18 @@ fn initial_point<F: FnMut(&[f32]) -> Result<Vec<bool>>>(
             let p: Vec<f32> = u.iter().map(|v| v * norm).collect();
             let Some(bit) = s.ask(&p)? else { return Ok(None) };
             if bit[0] {
-                s.record(p.clone(), true);
+                s.record_if_nearer(p.clone());
                 return Ok(Some(p));
             }
-            if !s.found && norm > l2(&s.current) {
-                s.record(p, false);
-            }
+            s.record_unchanged(p);
             norm *= 2.0;
         }
     }
 }
 
 /// Binary search on the blend `alpha * delta` (0 is the secret, unchanged; `delta` changes
-/// the decision) to precision `theta`; the changed end, or `None` when the budget ends (the
-/// smallest changed blend so far is recorded either way).
+/// the decision) to precision `theta`; the changed end, or `None` when the budget ends (a
+/// changed blend nearer than any found before is recorded either way).
 fn to_boundary<F: FnMut(&[f32]) -> Result<Vec<bool>>>(
     s: &mut Spender<'_, F>,
     delta: &[f32],
@@ -265,7 +282,7 @@ fn to_boundary<F: FnMut(&[f32]) -> Result<Vec<bool>>>(
         let Some(bit) = s.ask(&p)? else { return Ok(None) };
         if bit[0] {
             hi = mid;
-            s.record(p, true);
+            s.record_if_nearer(p);
         } else {
             lo = mid;
         }
@@ -397,6 +414,10 @@ mod tests {
                 if p.found {
                     prop_assert!(p.perturbation.iter().zip(&w).map(|(a, c)| a * c).sum::<f32>() > b);
                 }
+            }
+            // a later budget never reports a farther point
+            if run[0].found {
+                prop_assert!(run[1].found && l2(&run[1].perturbation) <= l2(&run[0].perturbation));
             }
             let again = boundary_search(len, &cfg, &budgets, seed, half_space(&w, b)).unwrap();
             prop_assert_eq!(run, again);

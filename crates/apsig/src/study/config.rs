@@ -226,6 +226,9 @@ impl StudyConfig {
         if self.votes.iter().any(|v| v % 2 == 0) {
             return bad("votes must be odd");
         }
+        if self.budgets.contains(&0) || self.budgets.windows(2).any(|w| w[0] >= w[1]) {
+            return bad("budgets must be positive and ascending");
+        }
         let mut seeds = self.comparison_seeds.clone();
         seeds.push(self.seed);
         seeds.sort_unstable();
@@ -272,7 +275,7 @@ mod tests {
     }
 
     #[test]
-    fn repeated_comparison_seeds_are_refused() {
+    fn repeated_seeds_and_unordered_budgets_are_refused() {
         let mut c = StudyConfig::smoke(1);
         c.comparison_seeds = vec![2, 3];
         assert!(c.validate().is_ok());
@@ -280,5 +283,10 @@ mod tests {
         assert!(c.validate().is_err());
         c.comparison_seeds = vec![1];
         assert!(c.validate().is_err());
+        c.comparison_seeds.clear();
+        for budgets in [vec![60, 30], vec![0, 30], vec![30, 30]] {
+            c.budgets = budgets;
+            assert!(c.validate().is_err(), "{:?}", c.budgets);
+        }
     }
 }

@@ -144,7 +144,7 @@ impl<'a> DatasetStudy<'a> {
         let cfg = self.cfg;
         let mut cells = self.block("defence-budget", || self.budget_block())?;
         cells.extend(self.block("baseline-flip-rate", || self.flip_rate_block())?);
-        if cfg.boundary_grad_queries > 0 {
+        if cfg.boundary_grad_queries > 0 && !cfg.budgets.is_empty() {
             cells.extend(self.block("baseline-boundary-distance", || self.boundary_block())?);
         }
         if cfg.predict_group > 0 {
@@ -169,7 +169,11 @@ impl<'a> DatasetStudy<'a> {
     fn block(&self, name: &str, f: impl FnOnce() -> Result<Vec<Cell>>) -> Result<Vec<Cell>> {
         let path = self.dir.join("cells").join(format!("{}.json", slug(name)));
         if let Ok(text) = std::fs::read_to_string(&path) {
-            match serde_json::from_str(&text) {
+            match serde_json::from_str::<Vec<Cell>>(&text) {
+                // rows written before per-secret outcomes were kept cannot enter the intervals
+                Ok(cells) if cells.iter().any(|c| Cell::compared(&c.group, &c.variant) && c.per_secret.is_none()) => {
+                    tracing::warn!("{}: no per-secret outcomes, measuring again", path.display())
+                }
                 Ok(cells) => {
                     tracing::info!("reusing {}", path.display());
                     return Ok(cells);

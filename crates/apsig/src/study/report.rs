@@ -161,17 +161,24 @@ fn baselines_section(md: &mut String, d: &DatasetSummary, c: &StudyConfig) {
         md,
         "\n### Label-only baselines at equal queries\n\napsig's change-bit search capped at a per-secret budget \
          against two published label-only attacks on the same secrets, with the same decoder family and training \
-         images; both are **re-implemented here**. *Flip-rate*: Zhu et al., \"Label-Only Model Inversion Attacks: \
+         images; each is **re-implemented here**. *Flip-rate*: Zhu et al., \"Label-Only Model Inversion Attacks: \
          Attack With the Least Information\" (IEEE TIFS 2023), `signature::flip_rate`: the budget spent on Gaussian \
          noise at up to {} magnitudes (quantiles of the eps of the adversary's own images), the fraction of changed \
-         decisions per magnitude as the decoder's input. *Boundary distance*: the smallest decision-changing \
-         perturbation found by HopSkipJump (Chen, Jordan and Wainwright, IEEE S&P 2020) as label-only membership \
-         inference uses it (Choquette-Choo et al., ICML 2021; Li and Zhang, CCS 2021), `signature::boundary`: the \
-         decoder reads the log of its length and its direction; run in perturbation space (the secret is never \
-         seen), B0 = {}. The *predicted search* measures the directions in groups, each group's brackets \
+         decisions per magnitude as the decoder's input.{} The *predicted search* measures the directions in groups, each group's brackets \
          predicted from the eps already measured on the same secret (`signature::EpsPredictor`), at a coarser \
          tolerance; directions the budget does not reach get their prediction.\n",
-        c.flip_rate_magnitudes, c.boundary_grad_queries
+        c.flip_rate_magnitudes,
+        if present.iter().any(|m| m.2 == "boundary-distance") {
+            format!(
+                " *Boundary distance*: the nearest decision-changing perturbation found by HopSkipJump (Chen, Jordan \
+                 and Wainwright, IEEE S&P 2020), as label-only membership inference uses it (Choquette-Choo et al., \
+                 ICML 2021; Li and Zhang, CCS 2021), `signature::boundary`: the decoder reads the log of its length \
+                 and its direction; run in perturbation space (the secret is never seen), B0 = {}.",
+                c.boundary_grad_queries
+            )
+        } else {
+            String::new()
+        }
     );
     let measure = |title: &str, value: &dyn Fn(&Cell) -> String| {
         let table: Vec<Vec<String>> = c
