@@ -266,6 +266,8 @@ fn readme_results_and_performance_agree_with_the_committed_outputs() {
         // low-frequency directions and 14 epochs, measured against the preset before
         "docs/results/ab/paper-directions.txt",
         "docs/results/paper/earlier/xeon-94062cc.metrics.json",
+        // the label-only baselines at equal queries, three seeds
+        "docs/results/baselines-small/study.md",
         // the bench of the commit before, on the same machine, and the paired training A/B
         "docs/results/bench-2026-12-02-epyc-ce905f5.txt",
         "docs/results/training-ab-2026-12-02-epyc.txt",
