@@ -70,6 +70,16 @@ fn smoke_study_has_every_row_and_resumes() {
             assert!((recovered - c.quality.class_recovery).abs() < 1e-6, "{c:?}");
         }
         assert!(d.cells.iter().filter(|c| c.group == "strategy").all(|c| c.per_secret.is_none()));
+        // the predicted search names its tolerance, one of the ladder, never coarser at a larger budget
+        let tols: Vec<f32> = d
+            .cells
+            .iter()
+            .filter(|c| c.variant == "predicted-search")
+            .map(|c| c.rel_tol.expect("the predicted search names its tolerance") as f32)
+            .collect();
+        assert_eq!(tols.len(), cfg.budgets.len());
+        assert!(tols.iter().all(|t| cfg.predicted_tolerances().contains(t)), "{tols:?}");
+        assert!(tols.windows(2).all(|w| w[1] <= w[0]), "{tols:?}");
         let slug = d.dataset.replace(|ch: char| !ch.is_ascii_alphanumeric() && ch != '-', "-");
         for m in ["mse", "identified"] {
             assert!(dir.path().join(format!("study-baselines-{slug}-{m}.png")).is_file(), "{slug} {m}");

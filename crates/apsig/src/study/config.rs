@@ -71,15 +71,21 @@ pub struct StudyConfig {
     /// many (0 leaves it out).
     #[serde(default)]
     pub predict_group: usize,
+    /// Relative tolerance of that search (coarser than `secret_search`'s: the prediction
+    /// spends the queries saved where the decoder needs them).
+    #[serde(default = "default_predicted_rel_tol")]
+    pub predicted_rel_tol: f32,
+    /// Coarser tolerances that search falls back to under a budget: at each budget it uses the
+    /// finest of `predicted_rel_tol` and these whose mean queries on the adversary's own images
+    /// fit the budget (the coarsest where none fits), so a small budget measures more
+    /// directions roughly instead of a few precisely.
+    #[serde(default = "default_budget_rel_tols")]
+    pub budget_rel_tols: Vec<f32>,
     /// More seeds for the label-only baseline comparison: its blocks (the capped and the
     /// predicted search, the baselines) run again with the target, evaluator, directions and
     /// decoders drawn from each, and a winner is named only where every seed agrees.
     #[serde(default)]
     pub comparison_seeds: Vec<u64>,
-    /// Relative tolerance of that search (coarser than `secret_search`'s: the prediction
-    /// spends the queries saved where the decoder needs them).
-    #[serde(default = "default_predicted_rel_tol")]
-    pub predicted_rel_tol: f32,
 }
 
 fn default_flip_rate_magnitudes() -> usize {
@@ -92,6 +98,10 @@ fn default_boundary_grad_queries() -> usize {
 
 fn default_predicted_rel_tol() -> f32 {
     0.1
+}
+
+fn default_budget_rel_tols() -> Vec<f32> {
+    vec![0.3, 0.5]
 }
 
 impl StudyConfig {
@@ -129,8 +139,9 @@ impl StudyConfig {
             flip_rate_magnitudes: default_flip_rate_magnitudes(),
             boundary_grad_queries: default_boundary_grad_queries(),
             predict_group: 10,
-            comparison_seeds: Vec::new(),
             predicted_rel_tol: default_predicted_rel_tol(),
+            budget_rel_tols: default_budget_rel_tols(),
+            comparison_seeds: Vec::new(),
         }
     }
 
@@ -226,6 +237,10 @@ impl StudyConfig {
         if self.votes.iter().any(|v| v % 2 == 0) {
             return bad("votes must be odd");
         }
+        let tolerance = |t: &f32| t.is_finite() && *t > 0.0;
+        if !tolerance(&self.predicted_rel_tol) || !self.budget_rel_tols.iter().all(tolerance) {
+            return bad("search tolerances must be positive and finite");
+        }
         if self.budgets.contains(&0) || self.budgets.windows(2).any(|w| w[0] >= w[1]) {
             return bad("budgets must be positive and ascending");
         }
@@ -245,6 +260,16 @@ impl StudyConfig {
     /// sliced for the K sweep (directions are drawn in sequence, so prefixes agree).
     pub fn k_max(&self) -> usize {
         self.k_sweep.iter().copied().chain([self.k]).max().unwrap_or(self.k)
+    }
+
+    /// The predicted search's tolerances, finest first: `predicted_rel_tol` and the coarser
+    /// `budget_rel_tols`.
+    pub fn predicted_tolerances(&self) -> Vec<f32> {
+        let mut t: Vec<f32> = self.budget_rel_tols.iter().copied().filter(|&t| t > self.predicted_rel_tol).collect();
+        t.push(self.predicted_rel_tol);
+        t.sort_by(f32::total_cmp);
+        t.dedup();
+        t
     }
 
     /// The config as TOML.
@@ -284,6 +309,11 @@ mod tests {
         c.comparison_seeds = vec![1];
         assert!(c.validate().is_err());
         c.comparison_seeds.clear();
+        c.budget_rel_tols = vec![0.5, 0.05, 0.3, 0.5];
+        assert_eq!(c.predicted_tolerances(), vec![0.1, 0.3, 0.5], "finest first, none finer than predicted_rel_tol");
+        c.budget_rel_tols.push(f32::NAN);
+        assert!(c.validate().is_err());
+        c.budget_rel_tols.clear();
         for budgets in [vec![60, 30], vec![0, 30], vec![30, 30]] {
             c.budgets = budgets;
             assert!(c.validate().is_err(), "{:?}", c.budgets);

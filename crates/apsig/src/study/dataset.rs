@@ -468,22 +468,49 @@ impl<'a> DatasetStudy<'a> {
     }
 
     /// apsig's search with predicted brackets (`signature::EpsPredictor`, fitted on the
-    /// adversary's training signatures) at each per-secret budget of the query-budget defence,
-    /// at the coarser tolerance it is meant for: the directions a budget does not reach get
-    /// their prediction. Same secrets and reference decoder as the capped plain search.
+    /// adversary's training signatures) at each per-secret budget of the query-budget defence.
+    /// At each budget it takes the finest of `StudyConfig::predicted_tolerances` whose mean
+    /// queries on the adversary's own images (the next images after its training signatures,
+    /// through the model it owns) fit the budget, the coarsest where none does; the directions
+    /// a budget does not reach get their prediction. Same secrets and reference decoder as the
+    /// capped plain search.
     fn predicted_block(&self) -> Result<Vec<Cell>> {
         let cfg = self.cfg;
         let g = self.gaussian()?;
         let k = cfg.k;
         let own = g.train.prefix(k, cfg.train_signatures);
         let predictor = EpsPredictor::fit(k, &own.eps, cfg.predict_group)?;
-        let search = SearchConfig { rel_tol: cfg.predicted_rel_tol, ..cfg.secret_search.clone() };
+        let dirs = g.dirs.prefix(k);
+        let lifted = Arc::new(LiftedDirections::new(self.target.as_ref(), &dirs));
+        let train = &self.data.train;
+        // images the predictor was not fitted on where there are any
+        let first = if train.n > cfg.train_signatures { cfg.train_signatures } else { 0 };
+        let sample: Vec<usize> = (first..train.n.min(first + COST_SAMPLE)).collect();
+        let mut ladder = Vec::new();
+        for tol in cfg.predicted_tolerances() {
+            let search = SearchConfig { rel_tol: tol, ..cfg.secret_search.clone() };
+            let spent: Vec<u64> = sample
+                .par_iter()
+                .map(|&i| {
+                    let oracle = LocalOracle::new(self.target.clone(), train.image(i), Some(lifted.clone()))?;
+                    signature_via_oracle(&oracle, &dirs, Prior::Predicted(&predictor), &search)?;
+                    Ok(oracle.queries())
+                })
+                .collect::<Result<_>>()?;
+            ladder.push((search, spent.iter().sum::<u64>() as f64 / spent.len().max(1) as f64));
+        }
         let dec = self.reference()?;
         let mut out = Vec::new();
         for &cap in &cfg.budgets {
+            let (search, _) = ladder
+                .iter()
+                .find(|(_, cost)| *cost <= cap as f64)
+                .unwrap_or_else(|| ladder.last().expect("a tolerance"));
             let defence = Defence::QueryBudget { cap };
-            let test = self.defended(&g.dirs, k, Prior::Predicted(&predictor), &search, defence, 1)?;
-            out.push(self.signature_cell("baseline", "predicted-search", cap as f64, &dec, &test, k, test.n())?);
+            let test = self.defended(&g.dirs, k, Prior::Predicted(&predictor), search, defence, 1)?;
+            let mut c = self.signature_cell("baseline", "predicted-search", cap as f64, &dec, &test, k, test.n())?;
+            c.rel_tol = Some(search.rel_tol as f64);
+            out.push(c);
         }
         Ok(out)
     }
@@ -673,6 +700,7 @@ impl<'a> DatasetStudy<'a> {
             clean_accuracy: self.target_accuracy,
             latency_ratio: 1.0,
             per_secret: Cell::compared(group, variant).then_some(per_secret),
+            rel_tol: None,
         })
     }
 
@@ -725,6 +753,9 @@ impl<'a> DatasetStudy<'a> {
         best[1] / best[0].max(1e-9)
     }
 }
+
+/// Own images on which the predicted search's queries at each tolerance are counted.
+const COST_SAMPLE: usize = 50;
 
 /// The data the target and evaluator are trained on: the first `limit` training images.
 fn classifier_data(data: &Dataset, limit: usize) -> Dataset {

@@ -56,6 +56,10 @@ pub struct Cell {
     /// (`Cell::compared`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub per_secret: Option<PerSecret>,
+    /// The search's relative tolerance, where the cell chose it (the predicted search under a
+    /// budget).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rel_tol: Option<f64>,
 }
 
 impl Cell {

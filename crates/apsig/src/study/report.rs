@@ -165,8 +165,10 @@ fn baselines_section(md: &mut String, d: &DatasetSummary, c: &StudyConfig) {
          Attack With the Least Information\" (IEEE TIFS 2023), `signature::flip_rate`: the budget spent on Gaussian \
          noise at up to {} magnitudes (quantiles of the eps of the adversary's own images), the fraction of changed \
          decisions per magnitude as the decoder's input.{} The *predicted search* measures the directions in groups, each group's brackets \
-         predicted from the eps already measured on the same secret (`signature::EpsPredictor`), at a coarser \
-         tolerance; directions the budget does not reach get their prediction.\n",
+         predicted from the eps already measured on the same secret (`signature::EpsPredictor`), at the finest \
+         relative tolerance of {:?} whose mean queries on the adversary's own images fit the budget (in brackets \
+         below; a small budget buys more directions measured roughly); directions the budget does not reach get \
+         their prediction.\n",
         c.flip_rate_magnitudes,
         if present.iter().any(|m| m.2 == "boundary-distance") {
             format!(
@@ -178,7 +180,8 @@ fn baselines_section(md: &mut String, d: &DatasetSummary, c: &StudyConfig) {
             )
         } else {
             String::new()
-        }
+        },
+        c.predicted_tolerances(),
     );
     let measure = |title: &str, value: &dyn Fn(&Cell) -> String| {
         let table: Vec<Vec<String>> = c
@@ -195,7 +198,11 @@ fn baselines_section(md: &mut String, d: &DatasetSummary, c: &StudyConfig) {
         markdown_table(&header, &table)
     };
     let _ = writeln!(md, "Queries spent per secret:\n");
-    md.push_str(&measure("budget", &|c| fmt_num(c.queries_per_image, 0)));
+    md.push_str(&measure("budget", &|c| match c.rel_tol {
+        // an f32 tolerance, printed as it was configured
+        Some(t) => format!("{} (tol {})", fmt_num(c.queries_per_image, 0), t as f32),
+        None => fmt_num(c.queries_per_image, 0),
+    }));
     let _ = writeln!(md, "\nMSE:\n");
     md.push_str(&measure("budget", &|c| fmt_num(c.quality.mse, 4)));
     let _ = writeln!(md, "\nIdentified (all secrets compete):\n");
