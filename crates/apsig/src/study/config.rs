@@ -81,6 +81,11 @@ pub struct StudyConfig {
     /// directions roughly instead of a few precisely.
     #[serde(default = "default_budget_rel_tols")]
     pub budget_rel_tols: Vec<f32>,
+    /// Train the predicted search's decoder at each budget on the adversary's own images
+    /// measured by that same capped search (false: the reference decoder, trained on exact
+    /// white-box eps), as each baseline's decoder reads features measured as the secrets' are.
+    #[serde(default = "default_budget_decoders")]
+    pub budget_decoders: bool,
     /// More seeds for the label-only baseline comparison: its blocks (the capped and the
     /// predicted search, the baselines) run again with the target, evaluator, directions and
     /// decoders drawn from each, and a winner is named only where every seed agrees.
@@ -98,6 +103,10 @@ fn default_boundary_grad_queries() -> usize {
 
 fn default_predicted_rel_tol() -> f32 {
     0.1
+}
+
+fn default_budget_decoders() -> bool {
+    true
 }
 
 fn default_budget_rel_tols() -> Vec<f32> {
@@ -141,6 +150,7 @@ impl StudyConfig {
             predict_group: 10,
             predicted_rel_tol: default_predicted_rel_tol(),
             budget_rel_tols: default_budget_rel_tols(),
+            budget_decoders: default_budget_decoders(),
             comparison_seeds: Vec::new(),
         }
     }

@@ -499,7 +499,6 @@ impl<'a> DatasetStudy<'a> {
                 .collect::<Result<_>>()?;
             ladder.push((search, spent.iter().sum::<u64>() as f64 / spent.len().max(1) as f64));
         }
-        let dec = self.reference()?;
         let mut out = Vec::new();
         for &cap in &cfg.budgets {
             let (search, _) = ladder
@@ -507,7 +506,17 @@ impl<'a> DatasetStudy<'a> {
                 .find(|(_, cost)| *cost <= cap as f64)
                 .unwrap_or_else(|| ladder.last().expect("a tolerance"));
             let defence = Defence::QueryBudget { cap };
-            let test = self.defended(&g.dirs, k, Prior::Predicted(&predictor), search, defence, 1)?;
+            let prior = Prior::Predicted(&predictor);
+            let test = self.defended(&g.dirs, k, prior, search, defence, 1)?;
+            let dec = if cfg.budget_decoders {
+                // trained on eps measured as the secrets' are: the same capped search, on the
+                // adversary's own images
+                let n = cfg.train_signatures;
+                let own = self.defended_on(train, "own images", n, &g.dirs, k, prior, search, defence, 1)?;
+                Arc::new(self.fit_signature_decoder(&own, k, n)?)
+            } else {
+                self.reference()?
+            };
             let mut c = self.signature_cell("baseline", "predicted-search", cap as f64, &dec, &test, k, test.n())?;
             c.rel_tol = Some(search.rel_tol as f64);
             out.push(c);
@@ -587,10 +596,29 @@ impl<'a> DatasetStudy<'a> {
         defence: Defence,
         votes: usize,
     ) -> Result<SignatureSet> {
+        let (split, n) = (&self.data.test, self.cfg.defence_secrets);
+        self.defended_on(split, "secrets", n, all, k, prior, search, defence, votes)
+    }
+
+    /// `defended` on the first `n` images of `split` (the adversary can run the same search
+    /// on its own images through the model it owns).
+    #[allow(clippy::too_many_arguments)]
+    fn defended_on(
+        &self,
+        split: &Split,
+        what: &str,
+        n: usize,
+        all: &Directions,
+        k: usize,
+        prior: Prior,
+        search: &SearchConfig,
+        defence: Defence,
+        votes: usize,
+    ) -> Result<SignatureSet> {
         let dirs = &all.prefix(k);
         let lifted = Arc::new(LiftedDirections::new(self.target.as_ref(), dirs));
         let seed = self.cfg.seed;
-        let rows = self.over_secrets(self.cfg.defence_secrets, |i, x| {
+        let rows = self.over_images(split, what, n, |i, x| {
             let oracle =
                 LocalOracle::defended(self.target.clone(), x, Some(lifted.clone()), defence, seed ^ (i as u64) << 20)?;
             if votes > 1 {
