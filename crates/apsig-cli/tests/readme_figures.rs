@@ -269,6 +269,7 @@ fn readme_results_and_performance_agree_with_the_committed_outputs() {
         // the label-only baselines at equal queries, three seeds
         "docs/results/baselines-small/study.md",
         "docs/results/ab/budget-tolerance.txt",
+        "docs/results/ab/budget-decoders.txt",
         // the bench of the commit before, on the same machine, and the paired training A/B
         "docs/results/bench-2026-12-02-epyc-ce905f5.txt",
         "docs/results/training-ab-2026-12-02-epyc.txt",

@@ -168,7 +168,7 @@ fn baselines_section(md: &mut String, d: &DatasetSummary, c: &StudyConfig) {
          predicted from the eps already measured on the same secret (`signature::EpsPredictor`), at the finest \
          relative tolerance of {:?} whose mean queries on the adversary's own images fit the budget (in brackets \
          below; a small budget buys more directions measured roughly); directions the budget does not reach get \
-         their prediction.\n",
+         their prediction.{}\n",
         c.flip_rate_magnitudes,
         if present.iter().any(|m| m.2 == "boundary-distance") {
             format!(
@@ -182,6 +182,13 @@ fn baselines_section(md: &mut String, d: &DatasetSummary, c: &StudyConfig) {
             String::new()
         },
         c.predicted_tolerances(),
+        if c.budget_decoders {
+            " Its decoder at each budget is trained on the adversary's own images measured by the same capped \
+             search, as each baseline's decoder is on its own features; the capped plain search is decoded by the \
+             reference decoder (exact white-box eps)."
+        } else {
+            " It is decoded by the reference decoder (exact white-box eps), as the capped plain search is."
+        },
     );
     let measure = |title: &str, value: &dyn Fn(&Cell) -> String| {
         let table: Vec<Vec<String>> = c
