@@ -73,10 +73,7 @@ pub fn scored(
         psnr_sum += 10.0 * (1.0 / m.max(1e-10)).log10();
         ssim_sum += ssim(r, o, image);
     }
-    let logits = evaluator.batch_logits(recons, n);
-    let c = evaluator.num_classes();
-    let class_recovered: Vec<bool> =
-        labels.iter().enumerate().map(|(i, y)| crate::argmax(&logits[i * c..(i + 1) * c]) == *y as usize).collect();
+    let class_recovered = crate::model::correct_each(evaluator, recons, labels);
     let each = identified_each(recons, originals, labels, px);
     let recovered = class_recovered.iter().filter(|&&b| b).count() as f32 / n.max(1) as f32;
     let nf = n.max(1) as f64;

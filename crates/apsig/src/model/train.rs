@@ -215,9 +215,13 @@ fn restore(path: &Path, net: &mut Network, adam: &mut Adam, fingerprint: &str) -
 
 /// Top-1 accuracy of a classifier on a labelled split.
 pub fn accuracy(model: &dyn crate::model::Classifier, images: &[f32], labels: &[u8]) -> f32 {
+    let correct = correct_each(model, images, labels).into_iter().filter(|&b| b).count();
+    correct as f32 / labels.len().max(1) as f32
+}
+
+/// Per image, whether the classifier's top-1 class is its label.
+pub fn correct_each(model: &dyn crate::model::Classifier, images: &[f32], labels: &[u8]) -> Vec<bool> {
     let logits = model.batch_logits(images, labels.len());
     let c = model.num_classes();
-    let correct =
-        labels.iter().enumerate().filter(|(i, y)| crate::argmax(&logits[i * c..(i + 1) * c]) == **y as usize).count();
-    correct as f32 / labels.len().max(1) as f32
+    labels.iter().enumerate().map(|(i, y)| crate::argmax(&logits[i * c..(i + 1) * c]) == *y as usize).collect()
 }

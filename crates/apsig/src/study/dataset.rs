@@ -472,8 +472,9 @@ impl<'a> DatasetStudy<'a> {
     /// At each budget it takes the finest of `StudyConfig::predicted_tolerances` whose mean
     /// queries on the adversary's own images (the next images after its training signatures,
     /// through the model it owns) fit the budget, the coarsest where none does; the directions
-    /// a budget does not reach get their prediction. Same secrets and reference decoder as the
-    /// capped plain search.
+    /// a budget does not reach get their prediction. Same secrets as the capped plain search;
+    /// decoded by the reference decoder, or with `budget_decoders` by one trained on the
+    /// adversary's own images measured by the same capped search.
     fn predicted_block(&self) -> Result<Vec<Cell>> {
         let cfg = self.cfg;
         let g = self.gaussian()?;
