@@ -106,7 +106,7 @@ class SignatureSet:
     def __len__(self) -> int: ...
 
 class Decoder:
-    """The DCGAN-style decoder from a signature to a 28x28 image."""
+    """The DCGAN-style decoder from a signature to an image of the shape it was trained on."""
 
     @staticmethod
     def fit(
@@ -119,6 +119,10 @@ class Decoder:
         lr: float = ...,
         seed: int = ...,
         hidden: Optional[int] = ...,
+        labels: Optional[np.ndarray] = ...,
+        critic: Optional[Model] = ...,
+        class_weight: float = ...,
+        class_noise: float = ...,
         progress: Union[bool, None, Callable[[str, int, int], Any]] = ...,
     ) -> Decoder: ...
     @staticmethod

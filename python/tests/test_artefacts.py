@@ -51,6 +51,15 @@ def test_model_signatures_and_decoder_round_trip(images, tmp_path, model_file, d
 
     np.testing.assert_array_equal(fit(hidden=512).reconstruct(sigs), r)
     assert not np.array_equal(fit(hidden=0).reconstruct(sigs), r)
+    # the class guide: the model reads each reconstruction against the images' classes
+    labels = (np.arange(len(images)) % 10).astype(np.uint8)
+    guided = fit(hidden=512, labels=labels, critic=model, class_weight=0.5).reconstruct(sigs)
+    assert guided.shape == r.shape and not np.array_equal(guided, r)
+    np.testing.assert_array_equal(fit(hidden=512, labels=labels, critic=model, class_weight=0.0).reconstruct(sigs), r)
+    with pytest.raises(apsig.ApsigError, match="needs both"):
+        fit(critic=model, class_weight=0.5)
+    with pytest.raises(apsig.ApsigError, match="class_weight"):
+        fit(class_weight=0.5)
     other = apsig.signatures(model, images, apsig.Directions.generate("rademacher", 16, 1, (28, 28, 1)), progress=False)
     with pytest.raises(apsig.ApsigError, match="other directions"):
         dec.reconstruct(other)

@@ -201,10 +201,6 @@ fn train_rate(
     let tc = apsig::model::TrainConfig { epochs: 1, ..tc.clone() };
     let mut failed = None;
     let per = rate(secs, || {
-        let targets = match &targets {
-            apsig::model::Targets::Labels(l) => apsig::model::Targets::Labels(l),
-            apsig::model::Targets::Images(t) => apsig::model::Targets::Images(t),
-        };
         if let Err(e) = apsig::model::train(&mut net, x, targets, &tc, None, &apsig::NoProgress) {
             failed = Some(e);
         }

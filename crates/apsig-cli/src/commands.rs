@@ -3,7 +3,7 @@
 use crate::progress::Bars;
 use anyhow::{bail, Context, Result};
 use apsig::data::DataOptions;
-use apsig::decoder::Decoder;
+use apsig::decoder::{Critic, Decoder};
 use apsig::directions::{DirectionConfig, Directions, Strategy};
 use apsig::model::{load_network, Arch, TrainConfig};
 use apsig::pipeline::{self, files, RunConfig, UserModels};
@@ -229,6 +229,18 @@ pub struct DecArgs {
     /// the preset's, `decoder.hidden`]
     #[arg(long)]
     hidden: Option<usize>,
+    /// Weight of the class guide: the critic's cross-entropy on each reconstruction, against
+    /// the class of the adversary's image, added to the L2 loss (0: L2 alone, the paper's).
+    #[arg(long, default_value_t = 0.0, requires = "critic")]
+    class_weight: f32,
+    /// Standard deviation of Gaussian noise added to each reconstruction before the critic
+    /// reads it (the guide follows a smoothed critic, which carries over to other classifiers).
+    #[arg(long, default_value_t = 0.0)]
+    class_noise: f32,
+    /// The adversary's own classifier that reads the reconstructions for the class guide: a
+    /// model file apsig saved (e.g. a run's `target.safetensors`).
+    #[arg(long)]
+    critic: Option<PathBuf>,
     #[arg(long, default_value_t = 1)]
     seed: u64,
 }
@@ -461,10 +473,15 @@ fn train_decoder(a: DecArgs, opts: &DataOptions, bars: &Bars) -> Result<()> {
     cfg.hidden = a.hidden.unwrap_or(cfg.hidden);
     cfg.train.epochs = a.epochs;
     cfg.train.seed = a.seed;
+    cfg.class_weight = a.class_weight;
+    cfg.class_noise = a.class_noise;
     let images = pipeline::images_of(&data.train, &sigs).with_context(|| format!("{}", a.signatures.display()))?;
+    let labels = pipeline::labels_of(&data.train, &sigs);
+    let critic = a.critic.as_deref().map(|p| load_network(p, None)).transpose()?;
+    let critic = critic.as_ref().map(|m| Critic { net: &m.net, labels: &labels });
     let ck = a.out.with_extension("ckpt.safetensors");
     let image = pipeline::image_shape(&data.train);
-    let (dec, rep) = Decoder::fit(&sigs, &images, image, &cfg, Some(&ck), bars)?;
+    let (dec, rep) = Decoder::fit(&sigs, &images, image, &cfg, critic, Some(&ck), bars)?;
     dec.save(&a.out, &BTreeMap::new())?;
     let _ = std::fs::remove_file(ck);
     println!(

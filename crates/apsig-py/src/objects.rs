@@ -327,7 +327,7 @@ impl SignatureSet {
     }
 }
 
-/// The DCGAN-style decoder from a signature to a 28x28 image.
+/// The DCGAN-style decoder from a signature to an image of the shape it was trained on.
 #[pyclass(module = "apsig._native", frozen)]
 pub struct Decoder {
     pub inner: apsig::decoder::Decoder,
@@ -338,9 +338,12 @@ impl Decoder {
     /// Trains a decoder on the adversary's own signatures and the images they belong to
     /// (`[n, h, w, c]` or `[n, c, h, w]` with c = 1 or 3, or `[n, h, w]`, in signature order);
     /// the decoder paints images of that shape. `hidden` is the width of a dense layer before
-    /// the projection (0: none; None: as `run` does).
+    /// the projection (0: none; None: as `run` does). With `class_weight > 0`, the class guide:
+    /// `critic` (a `Model` of the adversary's, e.g. the target) reads each reconstruction and
+    /// its cross-entropy against `labels` (the images' classes) is added to the L2 loss;
+    /// `class_noise` is the Gaussian noise added to each reconstruction before it is read.
     #[staticmethod]
-    #[pyo3(signature = (signatures, images, width=64, use_mask=true, epochs=20, batch=128, lr=2e-3, seed=2000, hidden=None, progress=None))]
+    #[pyo3(signature = (signatures, images, width=64, use_mask=true, epochs=20, batch=128, lr=2e-3, seed=2000, hidden=None, labels=None, critic=None, class_weight=0.0, class_noise=0.0, progress=None))]
     #[allow(clippy::too_many_arguments)]
     fn fit(
         py: Python<'_>,
@@ -353,9 +356,19 @@ impl Decoder {
         lr: f32,
         seed: u64,
         hidden: Option<usize>,
+        labels: Option<PyReadonlyArray1<'_, u8>>,
+        critic: Option<PyRef<'_, Model>>,
+        class_weight: f32,
+        class_noise: f32,
         progress: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let image = image_shape(images.shape())?;
+        let labels = labels.map(|l| l.as_array().to_vec());
+        let guide = match (&critic, &labels) {
+            (Some(c), Some(l)) => Some(apsig::decoder::Critic { net: &c.net, labels: l }),
+            (None, None) => None,
+            _ => return Err(invalid("critic and labels: the class guide needs both")),
+        };
         let (n, x) = images_in("images", &images, image, Layout::Nhwc)?;
         let sigs = &signatures.inner;
         if n != sigs.n() {
@@ -363,10 +376,16 @@ impl Decoder {
         }
         // `hidden=None`: the run presets' hidden layer, so a notebook decoder is `run`'s
         let hidden = hidden.unwrap_or(apsig::pipeline::RunConfig::quick(0).decoder.hidden);
-        let cfg =
-            apsig::decoder::DecoderConfig { width, hidden, use_mask, train: TrainConfig::new(epochs, batch, lr, seed) };
+        let cfg = apsig::decoder::DecoderConfig {
+            width,
+            hidden,
+            use_mask,
+            class_weight,
+            class_noise,
+            train: TrainConfig::new(epochs, batch, lr, seed),
+        };
         let progress = PyProgress::new(py, progress)?;
-        let fitted = py.detach(|| apsig::decoder::Decoder::fit(sigs, &x, image, &cfg, None, &progress));
+        let fitted = py.detach(|| apsig::decoder::Decoder::fit(sigs, &x, image, &cfg, guide, None, &progress));
         Ok(Decoder { inner: fitted.map_err(py_err)?.0 })
     }
 

@@ -1,14 +1,16 @@
 //! Decoder variants on the signatures of a finished run: trains one decoder per (training
 //! pairs, width, epochs, hidden width, input noise) on the run's training signatures and scores
-//! it on its secrets, so a decoder change is measured without rerunning the oracle. HIDDEN and
-//! INPUT_NOISE default to 0 (the paper's decoder, not the presets' 512), the rest is the quick
-//! preset's decoder:
-//! `APSIG_DATA_DIR=... cargo run --release -p apsig --example decoder_sweep -- RUN DATASET N:WIDTH:EPOCHS[:HIDDEN[:INPUT_NOISE]]...`
+//! it on its secrets, so a decoder change is measured without rerunning the oracle. HIDDEN,
+//! INPUT_NOISE, CLASS_WEIGHT and CLASS_NOISE (the class guide, with the run's target as the
+//! critic) default to 0 (the paper's decoder, not the presets' hidden 512), the rest is the quick preset's
+//! decoder:
+//! `APSIG_DATA_DIR=... cargo run --release -p apsig --example decoder_sweep -- RUN DATASET N:WIDTH:EPOCHS[:HIDDEN[:INPUT_NOISE[:CLASS_WEIGHT[:CLASS_NOISE]]]]...`
 //! (e.g. `runs/colour data/colour-mnist-32.npz 12000:64:20 60000:64:10`).
-use apsig::decoder::Decoder;
+use apsig::data::Split;
+use apsig::decoder::{Critic, Decoder};
 use apsig::eval::{colour, quality};
 use apsig::model::load_network;
-use apsig::pipeline::{image_shape, images_of, labels_of, RunConfig};
+use apsig::pipeline::{augment, image_shape, images_of, labels_of, RunConfig};
 use apsig::signature::SignatureSet;
 use std::path::Path;
 use std::time::Instant;
@@ -21,6 +23,7 @@ fn main() {
     let train = SignatureSet::load(&run.join("signatures-train.safetensors")).unwrap();
     let test = SignatureSet::load(&run.join("signatures-test.safetensors")).unwrap();
     let eval = load_network(&run.join("evaluator.safetensors"), None).unwrap().net;
+    let target = load_network(&run.join("target.safetensors"), None).unwrap().net;
     let image = image_shape(&data.train);
     let originals = images_of(&data.test, &test).unwrap();
     let labels = labels_of(&data.test, &test);
@@ -33,9 +36,14 @@ fn main() {
         cfg.train.epochs = v[2] as usize;
         cfg.hidden = v.get(3).copied().unwrap_or(0.0) as usize;
         cfg.train.input_noise = v.get(4).copied().unwrap_or(0.0) as f32;
-        let images = images_of(&data.train, &sigs).unwrap();
+        cfg.class_weight = v.get(5).copied().unwrap_or(0.0) as f32;
+        cfg.class_noise = v.get(6).copied().unwrap_or(0.0) as f32;
+        let split = own_images(run, &data.train);
+        let images = images_of(&split, &sigs).unwrap();
+        let train_labels = labels_of(&split, &sigs);
+        let critic = Critic { net: &target, labels: &train_labels };
         let t = Instant::now();
-        let (dec, rep) = Decoder::fit(&sigs, &images, image, &cfg, None, &apsig::NoProgress).unwrap();
+        let (dec, rep) = Decoder::fit(&sigs, &images, image, &cfg, Some(critic), None, &apsig::NoProgress).unwrap();
         let secs = t.elapsed().as_secs_f64();
         let recons = dec.reconstruct(&test).unwrap();
         let q = quality(&recons, &originals, &labels, image, &eval);
@@ -51,4 +59,17 @@ fn main() {
             c.map(|c| format!("fg {:.3} bg {:.3}", c.foreground_error, c.background_error)).unwrap_or_default(),
         );
     }
+}
+
+/// The adversary's images the run measured: with `train_signatures.augment`, the affine copies
+/// the run made (the same seed makes the same ones).
+fn own_images(run: &Path, train: &Split) -> Split {
+    let text = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    let cfg: RunConfig = toml::from_str(&text).unwrap();
+    let stage = &cfg.train_signatures;
+    if stage.augment == 0 {
+        return train.clone();
+    }
+    let n = if stage.count == 0 { train.n } else { stage.count };
+    augment::with_affine_copies(train, n, stage.augment, stage.permute_channels, cfg.directions.seed)
 }

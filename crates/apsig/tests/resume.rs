@@ -243,7 +243,14 @@ const SIGS: usize = 512;
 const BATCH: usize = 64; // 8 steps per epoch
 
 fn decoder_cfg() -> DecoderConfig {
-    DecoderConfig { width: 8, hidden: 0, use_mask: true, train: TrainConfig::new(EPOCHS, BATCH, 2e-3, 11) }
+    DecoderConfig {
+        width: 8,
+        hidden: 0,
+        use_mask: true,
+        class_weight: 0.0,
+        class_noise: 0.0,
+        train: TrainConfig::new(EPOCHS, BATCH, 2e-3, 11),
+    }
 }
 
 /// Training pairs: the reference signatures of the first test images are as good as any.
@@ -265,7 +272,7 @@ fn weights(d: &Decoder) -> Vec<(String, Vec<u32>)> {
 #[test]
 fn training_resumed_after_a_kill_equals_uninterrupted_training() {
     let (sigs, images) = training_pairs();
-    let (full, rep) = Decoder::fit(&sigs, &images, MNIST, &decoder_cfg(), None, &NoProgress).unwrap();
+    let (full, rep) = Decoder::fit(&sigs, &images, MNIST, &decoder_cfg(), None, None, &NoProgress).unwrap();
     assert_eq!(rep.resumed_from_epoch, 0);
 
     let t = tempfile::tempdir().unwrap();
@@ -274,7 +281,7 @@ fn training_resumed_after_a_kill_equals_uninterrupted_training() {
     // die in the middle of epoch 3 (after the checkpoint of epoch 2)
     let kill = KillAt { step: 2 * steps_per_epoch + 3, seen: AtomicU64::new(0) };
     let died = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        Decoder::fit(&sigs, &images, MNIST, &decoder_cfg(), Some(&ck), &kill)
+        Decoder::fit(&sigs, &images, MNIST, &decoder_cfg(), None, Some(&ck), &kill)
     }));
     assert!(died.is_err(), "the simulated kill did not happen");
     let f = TensorFile::read(&ck).unwrap();
@@ -284,12 +291,12 @@ fn training_resumed_after_a_kill_equals_uninterrupted_training() {
         std::fs::read_dir(t.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     assert_eq!(names, vec!["decoder.ckpt.safetensors".to_string()]);
 
-    let (resumed, rep) = Decoder::fit(&sigs, &images, MNIST, &decoder_cfg(), Some(&ck), &NoProgress).unwrap();
+    let (resumed, rep) = Decoder::fit(&sigs, &images, MNIST, &decoder_cfg(), None, Some(&ck), &NoProgress).unwrap();
     assert_eq!(rep.resumed_from_epoch, 2);
     assert!(weights(&full) == weights(&resumed), "weights differ after resume");
     assert_eq!(rep.final_loss.to_bits(), {
         // the last epoch's loss is the same number too
-        let (_, r) = Decoder::fit(&sigs, &images, MNIST, &decoder_cfg(), None, &NoProgress).unwrap();
+        let (_, r) = Decoder::fit(&sigs, &images, MNIST, &decoder_cfg(), None, None, &NoProgress).unwrap();
         r.final_loss.to_bits()
     });
     // and so are the reconstructions
@@ -316,12 +323,12 @@ fn checkpoint_of_another_configuration_is_refused() {
     let ck = t.path().join("decoder.ckpt.safetensors");
     let kill = KillAt { step: (SIGS / BATCH) as u64 + 1, seen: AtomicU64::new(0) };
     let died = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        Decoder::fit(&sigs, &images, MNIST, &decoder_cfg(), Some(&ck), &kill)
+        Decoder::fit(&sigs, &images, MNIST, &decoder_cfg(), None, Some(&ck), &kill)
     }));
     assert!(died.is_err());
     let mut other = decoder_cfg();
     other.train.lr = 1e-3;
-    let e = Decoder::fit(&sigs, &images, MNIST, &other, Some(&ck), &NoProgress)
+    let e = Decoder::fit(&sigs, &images, MNIST, &other, None, Some(&ck), &NoProgress)
         .err()
         .expect("a foreign checkpoint must be refused")
         .to_string();

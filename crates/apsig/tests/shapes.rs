@@ -2,16 +2,19 @@
 //! test draws (shapes in one palette colour on a background of another, padded like
 //! Colour-MNIST) and a greyscale one whose sides are not multiples of 4. Checks the artefacts'
 //! shapes, that the figures are colour PNGs, that the colour metric is reported, and that the
-//! study runs every block on colour images.
+//! study runs every block on colour images. The class guide reads M when apsig trained it and
+//! a critic of the adversary's own otherwise.
 
 use apsig::data::{Dataset, Split};
 use apsig::decoder::Decoder;
 use apsig::io::TensorFile;
+use apsig::model::{load_network, SuppliedModel};
 use apsig::nn::Shape;
-use apsig::pipeline::{run_loaded, RunConfig};
+use apsig::pipeline::{run_loaded, run_loaded_with, RunConfig, UserModels};
 use apsig::rng::Rng;
 use apsig::study::{DatasetStudy, StudyConfig};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 const PALETTE: [[f32; 3]; 6] =
@@ -207,4 +210,38 @@ fn the_study_runs_every_block_on_colour_images() {
     assert!(d.cells.iter().all(|c| c.quality.mse.is_finite() && c.quality.ssim.is_finite()));
     assert_eq!(d.attributes.attributes.len(), 2);
     assert!(d.attributes.attributes.iter().all(|a| a.pearson.is_finite()), "{:?}", d.attributes);
+}
+
+#[test]
+fn the_class_guide_reads_m_or_a_critic_of_the_adversarys_own() {
+    let image = Shape::new(16, 16, 3);
+    let mut cfg = tiny_config();
+    cfg.decoder.class_weight = 0.05;
+    let report = |dir: &Path| std::fs::read_to_string(dir.join("report.md")).unwrap();
+    // apsig trains M, so M guides: no critic of its own
+    let own = tempfile::tempdir().unwrap();
+    let m = run_loaded(&cfg, dataset("colour-16", image), Instant::now(), own.path(), &apsig::NoProgress).unwrap();
+    assert!(m.decoder.mse < m.global_mean_baseline.mse, "{m:?}");
+    assert!(!own.path().join("critic.safetensors").exists());
+    assert!(report(own.path()).contains("class guide (weight 0.05, noise 0): M, which the adversary owns"));
+    // the user's target has no gradients here: the adversary trains a critic of its own
+    let net = load_network(&own.path().join("target.safetensors"), None).unwrap().net;
+    let target = SuppliedModel {
+        classifier: Arc::new(net),
+        file: own.path().join("target.safetensors"),
+        sha256: "test".into(),
+        description: "apsig's own target, handed in as the user's".into(),
+    };
+    let models = UserModels { target: Some(target), evaluator: None };
+    let user = tempfile::tempdir().unwrap();
+    let data = || dataset("colour-16", image);
+    let m = run_loaded_with(&cfg, &models, data(), Instant::now(), user.path(), &apsig::NoProgress).unwrap();
+    assert!(user.path().join("critic.safetensors").exists());
+    assert!(m.stage_seconds.iter().any(|t| t.stage == "train critic"), "{:?}", m.stage_seconds);
+    assert!(report(user.path()).contains("`critic.safetensors`"));
+    // without the guide the critic guided nothing, and goes
+    cfg.decoder.class_weight = 0.0;
+    run_loaded_with(&cfg, &models, data(), Instant::now(), user.path(), &apsig::NoProgress).unwrap();
+    assert!(!user.path().join("critic.safetensors").exists());
+    assert!(!report(user.path()).contains("class guide"));
 }

@@ -122,9 +122,11 @@ pub fn tiny_decoder(path: &Path, k: usize, directions: &str) {
         width: 4,
         hidden: 0,
         use_mask: false,
+        class_weight: 0.0,
+        class_noise: 0.0,
         train: TrainConfig { final_lr_frac: 0.1, ..TrainConfig::new(2, 32, 2e-3, 1) },
     };
-    let (d, _) = Decoder::fit(&sigs, &images, Shape::new(28, 28, 1), &cfg, None, &apsig::NoProgress).unwrap();
+    let (d, _) = Decoder::fit(&sigs, &images, Shape::new(28, 28, 1), &cfg, None, None, &apsig::NoProgress).unwrap();
     d.save(path, &BTreeMap::new()).unwrap();
 }
 

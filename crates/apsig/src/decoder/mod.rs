@@ -8,7 +8,9 @@ pub use input::{Input, InputKind, Standardiser};
 
 use crate::error::{Error, Result};
 use crate::io::{write_tensors, TensorFile, TensorOut};
-use crate::model::{decoder_layers, load_network, save_network, train, Arch, Targets, TrainConfig, TrainReport};
+use crate::model::{
+    decoder_layers, load_network, save_network, train, Arch, ClassGuide, Targets, TrainConfig, TrainReport,
+};
 use crate::nn::{Network, Shape};
 use crate::signature::SignatureSet;
 use crate::Progress;
@@ -30,12 +32,35 @@ pub struct DecoderConfig {
     pub hidden: usize,
     /// Feed the censoring mask as K extra inputs (censored eps carry less information).
     pub use_mask: bool,
+    /// Weight of the class guide (`model::ClassGuide`): a frozen classifier's cross-entropy on
+    /// each reconstruction of the adversary's own images, added to the L2 loss. 0 (the paper's
+    /// decoder) for none; left out of configs and stamps when 0.
+    #[serde(default, skip_serializing_if = "is_zero_f32")]
+    pub class_weight: f32,
+    /// Standard deviation of the Gaussian noise the class guide adds to each reconstruction
+    /// before its critic reads it (see `model::ClassGuide::noise`); left out when 0.
+    #[serde(default, skip_serializing_if = "is_zero_f32")]
+    pub class_noise: f32,
     /// Training schedule.
     pub train: TrainConfig,
 }
 
 fn is_zero(v: &usize) -> bool {
     *v == 0
+}
+
+fn is_zero_f32(v: &f32) -> bool {
+    *v == 0.0
+}
+
+/// What the class guide reads: the adversary's own classifier and the class of each training
+/// image, in the order of the decoder's training rows.
+#[derive(Clone, Copy)]
+pub struct Critic<'a> {
+    /// A classifier of the decoder's images (the target M when apsig trained it).
+    pub net: &'a Network,
+    /// Class of each training image.
+    pub labels: &'a [u8],
 }
 
 /// A trained decoder: its network, what it reads, the standardisation it was trained with,
@@ -63,20 +88,23 @@ impl Decoder {
         images: &[f32],
         image: Shape,
         cfg: &DecoderConfig,
+        critic: Option<Critic>,
         checkpoint: Option<&Path>,
         progress: &dyn Progress,
     ) -> Result<(Decoder, TrainReport)> {
         let input = Input::signature(sigs, sigs.k, sigs.n(), cfg.use_mask)?;
-        Self::fit_input(&input, images, image, cfg, checkpoint, progress)
+        Self::fit_input(&input, images, image, cfg, critic, checkpoint, progress)
     }
 
     /// Trains a decoder on any oracle variant's input (the one entry point): fits the
-    /// `Standardiser` on it, then the network on the standardised features.
+    /// `Standardiser` on it, then the network on the standardised features. `critic` is read
+    /// only when `cfg.class_weight` is positive, and must be there then.
     pub fn fit_input(
         input: &Input,
         images: &[f32],
         image: Shape,
         cfg: &DecoderConfig,
+        critic: Option<Critic>,
         checkpoint: Option<&Path>,
         progress: &dyn Progress,
     ) -> Result<(Decoder, TrainReport)> {
@@ -95,7 +123,7 @@ impl Decoder {
         }
         let scale = Standardiser::fit(input);
         let x = input.standardised(&scale);
-        let (net, report) = fit_network(&x, input.kind.dim(), images, image, cfg, checkpoint, progress)?;
+        let (net, report) = fit_network(&x, input.kind.dim(), images, image, cfg, critic, checkpoint, progress)?;
         Ok((Decoder { net, input: input.kind, scale, directions: input.directions.clone() }, report))
     }
 
@@ -198,12 +226,14 @@ impl Decoder {
 
 /// Trains the decoder network on standardised features `[n, dim]` and the images they
 /// should reproduce.
+#[allow(clippy::too_many_arguments)]
 fn fit_network(
     features: &[f32],
     dim: usize,
     images: &[f32],
     image: Shape,
     cfg: &DecoderConfig,
+    critic: Option<Critic>,
     checkpoint: Option<&Path>,
     progress: &dyn Progress,
 ) -> Result<(Network, TrainReport)> {
@@ -216,7 +246,27 @@ fn fit_network(
     let input = Shape::flat(dim);
     let mut net = Network::new(input, decoder_layers(image, cfg.width, cfg.hidden), cfg.train.seed)
         .map_err(|e| Error::invalid("decoder", e))?;
-    let report = train(&mut net, features, Targets::Images(images), &cfg.train, checkpoint, progress)?;
+    for (name, v) in [("decoder.class_weight", cfg.class_weight), ("decoder.class_noise", cfg.class_noise)] {
+        if !(v.is_finite() && v >= 0.0) {
+            return Err(Error::invalid(name, format!("{v} is not 0 or more")));
+        }
+    }
+    let targets = match (cfg.class_weight > 0.0, critic) {
+        (false, _) => Targets::Images(images),
+        (true, Some(c)) => {
+            let guide =
+                ClassGuide { critic: c.net, labels: c.labels, weight: cfg.class_weight, noise: cfg.class_noise };
+            Targets::GuidedImages(images, guide)
+        }
+        (true, None) => {
+            return Err(Error::invalid(
+                "decoder.class_weight",
+                "the class guide needs a critic: a classifier network of the adversary's and the class of each \
+                 training image",
+            ))
+        }
+    };
+    let report = train(&mut net, features, targets, &cfg.train, checkpoint, progress)?;
     Ok((net, report))
 }
 
@@ -263,6 +313,53 @@ mod tests {
         }
     }
 
+    /// Images that carry no class under L2 (uniform noise) and features that do: the L2
+    /// decoder paints the mean, which the critic cannot read; the guided one paints what it
+    /// reads as each image's class. A weight without a critic, or a bad weight, is refused.
+    #[test]
+    fn the_class_guide_paints_the_class_the_features_hold() {
+        let image = Shape::new(6, 5, 1);
+        let (n, dim) = (256, 4);
+        let mut rng = crate::rng::Rng::derive(5, "guide-test");
+        let labels: Vec<u8> = (0..n).map(|i| (i % 2) as u8).collect();
+        let features: Vec<f32> =
+            labels.iter().flat_map(|&y| [y as f32 * 2.0 - 1.0 + 0.3 * rng.normal(), rng.normal(), 0.0, 1.0]).collect();
+        let images: Vec<f32> = (0..n * image.len()).map(|_| rng.uniform()).collect();
+        // the critic says 0 when the top half is brighter than the bottom half, 1 otherwise
+        let mut critic = Network::new(image, vec![crate::nn::LayerSpec::Linear { out: 2 }], 1).unwrap();
+        for i in 0..image.len() {
+            let sign = if i < image.len() / 2 { 1.0 } else { -1.0 };
+            critic.params[0][0][i * 2] = sign;
+            critic.params[0][0][i * 2 + 1] = -sign;
+        }
+        let read = |cfg: &DecoderConfig| -> f32 {
+            let c = Critic { net: &critic, labels: &labels };
+            let (net, _) = fit_network(&features, dim, &images, image, cfg, Some(c), None, &crate::NoProgress).unwrap();
+            crate::model::accuracy(&critic, &net.forward(&features, n), &labels)
+        };
+        let plain = DecoderConfig {
+            width: 4,
+            hidden: 0,
+            use_mask: false,
+            class_weight: 0.0,
+            class_noise: 0.0,
+            train: TrainConfig::new(8, 32, 5e-3, 1),
+        };
+        let guided = DecoderConfig { class_weight: 0.5, ..plain.clone() };
+        let (a, b) = (read(&plain), read(&guided));
+        assert!(b > 0.9 && b > a + 0.2, "critic reads the class of {a} of L2 reconstructions and {b} of guided ones");
+        let noisy = read(&DecoderConfig { class_noise: 0.3, ..guided.clone() });
+        assert!(noisy > 0.9, "through noise the critic reads {noisy}");
+        let e = fit_network(&features, dim, &images, image, &guided, None, None, &crate::NoProgress).err().unwrap();
+        assert!(e.to_string().contains("class_weight"), "{e}");
+        for bad in
+            [DecoderConfig { class_weight: f32::NAN, ..plain.clone() }, DecoderConfig { class_noise: -1.0, ..guided }]
+        {
+            let c = Critic { net: &critic, labels: &labels };
+            assert!(fit_network(&features, dim, &images, image, &bad, Some(c), None, &crate::NoProgress).is_err());
+        }
+    }
+
     #[test]
     fn a_decoder_with_a_hidden_layer_trains_saves_and_loads() {
         let image = Shape::new(6, 5, 3);
@@ -270,8 +367,15 @@ mod tests {
         let mut rng = crate::rng::Rng::derive(3, "hidden-test");
         let features: Vec<f32> = (0..n * dim).map(|_| rng.normal()).collect();
         let images: Vec<f32> = (0..n * image.len()).map(|_| rng.uniform()).collect();
-        let cfg = DecoderConfig { width: 4, hidden: 6, use_mask: false, train: TrainConfig::new(2, 8, 2e-3, 1) };
-        let (net, _) = fit_network(&features, dim, &images, image, &cfg, None, &crate::NoProgress).unwrap();
+        let cfg = DecoderConfig {
+            width: 4,
+            hidden: 6,
+            use_mask: false,
+            class_weight: 0.0,
+            class_noise: 0.0,
+            train: TrainConfig::new(2, 8, 2e-3, 1),
+        };
+        let (net, _) = fit_network(&features, dim, &images, image, &cfg, None, None, &crate::NoProgress).unwrap();
         use crate::nn::LayerSpec::{BatchNorm, Linear, Relu};
         assert_eq!(net.specs[..3], [Linear { out: 6 }, BatchNorm, Relu]);
         let scale = Standardiser::from_parts(vec![0.0; dim], vec![1.0; dim], "test").unwrap();

@@ -11,4 +11,4 @@ pub use arch::{decoder_layers, Arch};
 pub use classifier::Classifier;
 pub use file::{load_network, network_from, save_network, ModelFile};
 pub use supplied::SuppliedModel;
-pub use train::{accuracy, correct_each, train, Targets, TrainConfig, TrainReport};
+pub use train::{accuracy, correct_each, train, ClassGuide, Targets, TrainConfig, TrainReport};

@@ -43,11 +43,34 @@ impl TrainConfig {
 }
 
 /// What the network is trained to output.
+#[derive(Clone, Copy)]
 pub enum Targets<'a> {
     /// Class labels (softmax cross-entropy).
     Labels(&'a [u8]),
     /// Images (sigmoid outputs, mean squared error).
     Images(&'a [f32]),
+    /// Images, and a frozen classifier's cross-entropy on each output against its label (see
+    /// [`ClassGuide`]).
+    GuidedImages(&'a [f32], ClassGuide<'a>),
+}
+
+/// A frozen classifier whose softmax cross-entropy on the decoder's output, against the class
+/// of the adversary's own image, is added to the L2 loss with `weight`. L2 alone is satisfied
+/// by a blur that averages what the features leave uncertain (colours, above all), and a blur
+/// can lose the class that the features do hold; the guide asks for an image that a
+/// classifier reads as that class. The classifier is only read: its weights never change.
+#[derive(Clone, Copy)]
+pub struct ClassGuide<'a> {
+    /// The classifier (the adversary's own model).
+    pub critic: &'a Network,
+    /// Class of each training target, in input order.
+    pub labels: &'a [u8],
+    /// Weight of the cross-entropy against the per-pixel mean squared error.
+    pub weight: f32,
+    /// Standard deviation of Gaussian noise added to each output before the classifier reads
+    /// it: the guide then follows a smoothed classifier, whose gradient carries over to other
+    /// classifiers (the independent evaluator) better than one model's own.
+    pub noise: f32,
 }
 
 /// What a training run did.
@@ -84,16 +107,39 @@ pub fn train(
         Targets::Labels(l) if l.len() != n => {
             return Err(Error::invalid("labels", format!("{} labels for {n} inputs", l.len())))
         }
-        Targets::Images(t) if t.len() != n * net.out_len() => {
+        Targets::Images(t) | Targets::GuidedImages(t, _) if t.len() != n * net.out_len() => {
             return Err(Error::invalid("targets", "length does not match the inputs"))
+        }
+        Targets::GuidedImages(_, g) if g.labels.len() != n || g.critic.in_len() != net.out_len() => {
+            return Err(Error::invalid(
+                "class guide",
+                format!(
+                    "{} labels and a classifier of {} inputs for {n} targets of {} values",
+                    g.labels.len(),
+                    g.critic.in_len(),
+                    net.out_len()
+                ),
+            ))
+        }
+        Targets::GuidedImages(_, g) if g.labels.iter().any(|&y| y as usize >= g.critic.out_len()) => {
+            return Err(Error::invalid("class guide", "a label is outside the classifier's classes"))
         }
         _ => {}
     }
+    // a copy: its batch-norm running statistics move with every guided batch, and nobody
+    // else should see that
+    let mut critic = match &targets {
+        Targets::GuidedImages(_, g) => Some((g.critic.clone(), TrainCache::default(), Vec::new())),
+        _ => None,
+    };
     let steps_per_epoch = n.div_ceil(cfg.batch);
     let total_steps = (steps_per_epoch * cfg.epochs).max(1);
     let mut adam = Adam::new(cfg.lr);
     let mut start_epoch = 0;
-    let fingerprint = format!("{:?}|{:?}|{n}", cfg, net.specs);
+    let mut fingerprint = format!("{:?}|{:?}|{n}", cfg, net.specs);
+    if let Targets::GuidedImages(_, g) = &targets {
+        fingerprint.push_str(&format!("|class guide {} noise {}", g.weight, g.noise));
+    }
     if let Some(ck) = checkpoint.filter(|p| p.exists()) {
         start_epoch = restore(ck, net, &mut adam, &fingerprint)?;
         tracing::info!("resuming training from {} after epoch {start_epoch}", ck.display());
@@ -131,13 +177,29 @@ pub fn train(
                     let y: Vec<u8> = idx.iter().map(|&i| l[i]).collect();
                     softmax_cross_entropy(cache.output(), &y, out_len, &mut grad).0
                 }
-                Targets::Images(t) => {
+                Targets::Images(t) | Targets::GuidedImages(t, _) => {
                     want.clear();
                     for &i in idx {
                         want.extend_from_slice(&t[i * out_len..(i + 1) * out_len]);
                     }
                     mse(cache.output(), &want, &mut grad)
                 }
+            };
+            let loss = match (&targets, critic.as_mut()) {
+                (Targets::GuidedImages(_, g), Some((net_c, cache_c, grad_c))) => {
+                    let y: Vec<u8> = idx.iter().map(|&i| g.labels[i]).collect();
+                    let mut rng = Rng::derive(cfg.seed, &format!("guide-noise-{epoch}-{s}"));
+                    let noisy: Vec<f32> = cache.output().iter().map(|v| v + g.noise * rng.normal()).collect();
+                    net_c.forward_train(&noisy, b, cache_c);
+                    let classes = net_c.out_len();
+                    grad_c.clear();
+                    grad_c.resize(b * classes, 0.0);
+                    let ce = softmax_cross_entropy(cache_c.output(), &y, classes, grad_c).0;
+                    let dimg = net_c.input_gradient(cache_c, grad_c);
+                    grad.iter_mut().zip(dimg).for_each(|(d, c)| *d += g.weight * c);
+                    loss + g.weight * ce
+                }
+                _ => loss,
             };
             if !loss.is_finite() {
                 return Err(Error::invalid(

@@ -188,6 +188,19 @@ impl Network {
     /// first layer has parameters (nobody needs the data's gradient; a caller who does puts a
     /// `Reshape` first).
     pub fn backward<'c>(&mut self, cache: &'c mut TrainCache, dout: &[f32]) -> &'c [f32] {
+        self.backward_pass(cache, dout, true)
+    }
+
+    /// The gradient of the loss w.r.t. the input of the cached batch, leaving the parameter
+    /// gradients alone: a frozen network that judges another network's output (the decoder's
+    /// class guide) passes its gradient down without learning from it.
+    pub fn input_gradient<'c>(&mut self, cache: &'c mut TrainCache, dout: &[f32]) -> &'c [f32] {
+        self.backward_pass(cache, dout, false)
+    }
+
+    /// With `learn`, accumulates parameter gradients and stops at a first layer with
+    /// parameters; without, skips them and always reaches the input.
+    fn backward_pass<'c>(&mut self, cache: &'c mut TrainCache, dout: &[f32], learn: bool) -> &'c [f32] {
         let n = cache.n;
         let [mut dy, mut dx] = std::mem::take(&mut cache.grads);
         dy.clear();
@@ -197,14 +210,16 @@ impl Network {
             let x = &cache.acts[i];
             let p = &self.params[i];
             let gr = &mut self.grads[i];
-            let first = i == 0;
+            let first = learn && i == 0;
             match self.specs[i] {
                 LayerSpec::Conv { k, stride, pad, .. } => {
                     let g = ConvGeom { big_h: s.h, big_w: s.w, channels: s.c, k, stride, pad };
                     let rows = n * o.h * o.w;
                     let cols = &cache.extra[i];
-                    matmul(g.patch(), o.c, rows, cols, Trans::Yes, &dy, Trans::No, &mut gr[0], true, Threads::All);
-                    add_col_sums(&dy, o.c, &mut gr[1]);
+                    if learn {
+                        matmul(g.patch(), o.c, rows, cols, Trans::Yes, &dy, Trans::No, &mut gr[0], true, Threads::All);
+                        add_col_sums(&dy, o.c, &mut gr[1]);
+                    }
                     if first {
                         dy.clear();
                         break;
@@ -224,13 +239,17 @@ impl Network {
                         let rows = xc.len() / s.len() * per_rows;
                         let dcols = &mut dcols[..rows * patch];
                         im2col_nhwc(&g, rows / per_rows, dyc, dcols, true);
-                        matmul(patch, s.c, rows, dcols, Trans::Yes, xc, Trans::No, &mut gr[0], true, Threads::All);
+                        if learn {
+                            matmul(patch, s.c, rows, dcols, Trans::Yes, xc, Trans::No, &mut gr[0], true, Threads::All);
+                        }
                         if !first {
                             let dc = &mut d[b * chunk * s.len()..][..xc.len()];
                             matmul(rows, s.c, patch, dcols, Trans::No, &p[0], Trans::No, dc, false, Threads::All);
                         }
                     }
-                    add_col_sums(&dy, o.c, &mut gr[1]);
+                    if learn {
+                        add_col_sums(&dy, o.c, &mut gr[1]);
+                    }
                     if first {
                         dy.clear();
                         break;
@@ -239,8 +258,10 @@ impl Network {
                 }
                 LayerSpec::Linear { out } => {
                     let inp = s.len();
-                    matmul(inp, out, n, x, Trans::Yes, &dy, Trans::No, &mut gr[0], true, Threads::All);
-                    add_col_sums(&dy, out, &mut gr[1]);
+                    if learn {
+                        matmul(inp, out, n, x, Trans::Yes, &dy, Trans::No, &mut gr[0], true, Threads::All);
+                        add_col_sums(&dy, out, &mut gr[1]);
+                    }
                     if first {
                         dy.clear();
                         break;
@@ -255,9 +276,11 @@ impl Network {
                     let inv_std = &cache.bn_inv_std[i];
                     let rows = (x.len() / c) as f32;
                     let [sum_dy, sum_dy_xhat] = column_sums(&dy, Some(xhat), c, |d, x| [d, d * x]);
-                    for j in 0..c {
-                        gr[0][j] += sum_dy_xhat[j];
-                        gr[1][j] += sum_dy[j];
+                    if learn {
+                        for j in 0..c {
+                            gr[0][j] += sum_dy_xhat[j];
+                            gr[1][j] += sum_dy[j];
+                        }
                     }
                     let block = (PAR_MIN / c).max(1) * c;
                     let (gamma, inv_std) = (&p[0][..c], &inv_std[..c]);
@@ -452,6 +475,52 @@ mod tests {
             assert_eq!(ga, gb);
             assert_eq!(a.grads, b.grads);
             assert_eq!(a.buffers, b.buffers);
+        }
+    }
+
+    /// A frozen network's input gradient matches finite differences through every layer kind
+    /// (a weighted first layer included), and leaves its parameter gradients at zero.
+    #[test]
+    fn input_gradient_matches_finite_differences_and_learns_nothing() {
+        let specs = vec![
+            Conv { cout: 3, k: 3, stride: 1, pad: 1 },
+            BatchNorm,
+            Relu,
+            MaxPool2,
+            Linear { out: 18 },
+            Reshape { h: 3, w: 3, c: 2 },
+            ConvT { cout: 2, k: 4, stride: 2, pad: 1 },
+            Crop { top: 1, left: 0, h: 4, w: 5 },
+            Sigmoid,
+        ];
+        let net = Network::new(Shape::new(6, 6, 2), specs, 4).unwrap();
+        let n = 3;
+        let mut rng = Rng::new(12);
+        let x: Vec<f32> = (0..n * 72).map(|_| rng.normal()).collect();
+        let target: Vec<f32> = (0..n * net.out_len()).map(|_| rng.uniform()).collect();
+        let loss_at = |x: &[f32]| -> f64 {
+            let mut copy = net.clone();
+            let mut c = TrainCache::default();
+            copy.forward_train(x, n, &mut c);
+            let mut g = vec![0.0; c.output().len()];
+            mse(c.output(), &target, &mut g) as f64
+        };
+        let mut frozen = net.clone();
+        let mut cache = TrainCache::default();
+        frozen.forward_train(&x, n, &mut cache);
+        let mut g = vec![0.0; cache.output().len()];
+        mse(cache.output(), &target, &mut g);
+        let analytic = frozen.input_gradient(&mut cache, &g).to_vec();
+        assert_eq!(analytic.len(), x.len());
+        assert!(frozen.grads.iter().flatten().flatten().all(|v| *v == 0.0), "a frozen network learns nothing");
+        let h = 1e-2f32;
+        for j in (0..x.len()).step_by(5) {
+            let (mut up, mut down) = (x.clone(), x.clone());
+            up[j] += h;
+            down[j] -= h;
+            let numeric = (loss_at(&up) - loss_at(&down)) / (2.0 * h as f64);
+            let a = analytic[j] as f64;
+            assert!((numeric - a).abs() < 2e-3 + 0.05 * a.abs(), "input [{j}]: numeric {numeric} analytic {a}");
         }
     }
 

@@ -95,6 +95,8 @@ impl RunConfig {
                 // and 87.4% -> 94.1% identified, for 37% more decoder time (docs/results/decoder-hidden-ab.txt)
                 hidden: 512,
                 use_mask: true,
+                class_weight: 0.0,
+                class_noise: 0.0,
                 train: train(20, 128, 2e-3, seed.wrapping_add(2000)),
             },
         }

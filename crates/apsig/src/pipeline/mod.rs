@@ -12,7 +12,7 @@ pub use config::{RunConfig, SignatureStage};
 pub use measure::{measure, pilot_starts, signature_stage, MeasurePlan, Measured, SetFiles, Splits};
 pub use metrics::{Metrics, ModelRecord, Models, SignatureStats, StageTime};
 
-use crate::decoder::{Decoder, DecoderConfig};
+use crate::decoder::{Critic, Decoder, DecoderConfig};
 use crate::directions::DirectionContext;
 use crate::error::{Error, Result};
 use crate::eval::{colour, quality, Baselines};
@@ -37,6 +37,8 @@ pub mod files {
     pub const TARGET: &str = "target.safetensors";
     /// The independent evaluator.
     pub const EVALUATOR: &str = "evaluator.safetensors";
+    /// The adversary's own classifier that guides the decoder when the target is the user's.
+    pub const CRITIC: &str = "critic.safetensors";
     /// The probe directions.
     pub const DIRECTIONS: &str = "directions.safetensors";
     /// The adversary's training signatures.
@@ -119,6 +121,7 @@ pub fn decoder_stage(
     dataset: &str,
     sigs: &SignatureSet,
     images: &[f32],
+    critic: Option<Critic>,
     image: Shape,
     path: &Path,
     ckpt_dir: &Path,
@@ -150,7 +153,7 @@ pub fn decoder_stage(
     }
     let ckpt = ckpt_dir.join("decoder.ckpt.safetensors");
     let t0 = Instant::now();
-    let (decoder, report) = Decoder::fit(sigs, images, image, cfg, Some(&ckpt), progress)?;
+    let (decoder, report) = Decoder::fit(sigs, images, image, cfg, critic, Some(&ckpt), progress)?;
     meta.insert("final_loss".to_string(), report.final_loss.to_string());
     decoder.save(path, &meta)?;
     let _ = std::fs::remove_file(&ckpt);
@@ -313,6 +316,28 @@ pub fn run_loaded_with(
         }
     };
 
+    // the class guide's critic: the adversary owns M, so M when apsig trained it; with the
+    // user's target (no gradients through a foreign runtime) a TargetNet-S of its own
+    let own_critic = match (&own_target, cfg.decoder.class_weight > 0.0) {
+        (None, true) => {
+            progress.message("training the adversary's critic for the class guide");
+            let critic_cfg = TrainConfig { seed: cfg.target.seed.wrapping_add(3000), ..cfg.target.clone() };
+            let path = dir.join(files::CRITIC);
+            let (net, _, s) = classifier_stage(Arch::TargetNetS, &data, &critic_cfg, &path, &ckpt, progress)?;
+            timed("train critic", s);
+            Some(Arc::new(net))
+        }
+        _ => {
+            // a critic an earlier run left here guided nothing in this one
+            let path = dir.join(files::CRITIC);
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(&path, e)),
+                _ => {}
+            }
+            own_target.clone().filter(|_| cfg.decoder.class_weight > 0.0)
+        }
+    };
+
     // the adversary's training pairs: its first `count` images and, when asked, affine copies
     let augmented = (cfg.train_signatures.augment > 0).then(|| {
         let n = if cfg.train_signatures.count == 0 { data.train.n } else { cfg.train_signatures.count };
@@ -349,12 +374,15 @@ pub fn run_loaded_with(
 
     progress.message("training the decoder");
     let train_images = images_of(own_images, &train_sigs)?;
+    let train_labels = labels_of(own_images, &train_sigs);
     drop(augmented);
+    let critic = own_critic.as_deref().map(|net| Critic { net, labels: &train_labels });
     let (decoder, dec_report, s) = decoder_stage(
         &cfg.decoder,
         &data.name,
         &train_sigs,
         &train_images,
+        critic,
         image_shape(&data.train),
         &dir.join(files::DECODER),
         &ckpt,

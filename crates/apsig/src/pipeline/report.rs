@@ -179,7 +179,7 @@ fn markdown(cfg: &RunConfig, m: &Metrics, data: &Dataset) -> String {
          Data: {source}; images {h}x{w}x{c}. Target M test accuracy: **{ta:.2}%**; independent evaluator: {ea:.2}%. K = {k} directions ({strategy:?}, seed {seed}).\n\n\
          ## Models\n\n{models}\n\
          ## Reconstruction quality on {n} held-out test secrets\n\n{quality}\n{id_note}{ssim_note}{colour}\
-         M assigns {agree:.1}% of reconstructions the class it assigns the original.\n\n\
+         M assigns {agree:.1}% of reconstructions the class it assigns the original.{guide}\n\n\
          ## Signatures and their cost\n\n{sigs}\n\
          ## Figures\n\n![Fig. 1](fig1.png)\n\n![Fig. 2](fig2.png)\n\n![Fig. 3](fig3.png)\n\n\
          ## Wall time\n\n{times}\nTotal: {total:.1} s. Resolved configuration: `config.toml`; all numbers: `metrics.json`.\n",
@@ -197,6 +197,25 @@ fn markdown(cfg: &RunConfig, m: &Metrics, data: &Dataset) -> String {
         seed = cfg.directions.seed,
         n = m.test_signatures.images,
         agree = 100.0 * m.target_agreement,
+        guide = guide_note(&cfg.decoder, m.models.target.user_supplied),
         total = m.total_seconds,
     )
+}
+
+/// Says which classifier guided the decoder's training, if one did, and what that does to the
+/// agreement with M.
+fn guide_note(d: &crate::decoder::DecoderConfig, user_target: bool) -> String {
+    let how = format!("weight {}, noise {}", d.class_weight, d.class_noise);
+    match (d.class_weight > 0.0, user_target) {
+        (false, _) => String::new(),
+        (true, false) => format!(
+            " The decoder was trained with a class guide ({how}): M, which the adversary owns, read \
+             each reconstruction of the adversary's own images during training, so this agreement is not an \
+             independent measure; class recovery above is the independent evaluator's."
+        ),
+        (true, true) => format!(
+            " The decoder was trained with a class guide ({how}): a TargetNet-S the adversary trained \
+             on its own images (`critic.safetensors`) read each reconstruction of those images during training."
+        ),
+    }
 }

@@ -86,9 +86,10 @@ pub struct StudyConfig {
     /// white-box eps), as each baseline's decoder reads features measured as the secrets' are.
     #[serde(default = "default_budget_decoders")]
     pub budget_decoders: bool,
-    /// More seeds for the label-only baseline comparison: its blocks (the capped and the
-    /// predicted search, the baselines) run again with the target, evaluator, directions and
-    /// decoders drawn from each, and a winner is named only where every seed agrees.
+    /// More seeds for the comparisons: their blocks (the direction strategies, the capped and
+    /// the predicted search, the label-only baselines) run again with the target, evaluator,
+    /// directions and decoders drawn from each, and a winner is named only where every seed
+    /// agrees.
     #[serde(default)]
     pub comparison_seeds: Vec<u64>,
 }
@@ -132,6 +133,8 @@ impl StudyConfig {
                 width: 16,
                 hidden: 0,
                 use_mask: true,
+                class_weight: 0.0,
+                class_noise: 0.0,
                 train: TrainConfig::new(15, 64, 2e-3, seed.wrapping_add(2000)),
             },
             strategies: Strategy::ALL.to_vec(),

@@ -2,7 +2,7 @@
 
 use super::{slug, Cell, DatasetSummary, StudyConfig};
 use crate::attributes::{attributes_from_signatures, AttributeProbe, Examples};
-use crate::decoder::{Decoder, Input};
+use crate::decoder::{Critic, Decoder, Input};
 use crate::defence::Defence;
 use crate::directions::{DirectionConfig, DirectionContext, Directions, Strategy};
 use crate::error::{Error, Result};
@@ -93,9 +93,6 @@ impl<'a> DatasetStudy<'a> {
     pub fn run_all(&self) -> Result<DatasetSummary> {
         let cfg = self.cfg;
         let mut cells = Vec::new();
-        for &s in &cfg.strategies {
-            cells.extend(self.block(&format!("strategy-{}", s.name()), || self.strategy_block(s))?);
-        }
         cells.extend(self.block("oracles", || self.oracle_block())?);
         cells.extend(self.block("k-sweep", || self.k_block())?);
         cells.extend(self.block("train-size", || self.size_block())?);
@@ -138,11 +135,16 @@ impl<'a> DatasetStudy<'a> {
         })
     }
 
-    /// The label-only baseline comparison's blocks alone: the search under each query cap,
-    /// the baselines and the predicted search (what `comparison_seeds` repeat).
+    /// The blocks that are compared with intervals, alone (what `comparison_seeds` repeat): the
+    /// direction strategies, the search under each query cap, the label-only baselines and the
+    /// predicted search.
     pub fn run_comparison(&self) -> Result<Vec<Cell>> {
         let cfg = self.cfg;
-        let mut cells = self.block("defence-budget", || self.budget_block())?;
+        let mut cells = Vec::new();
+        for &s in &cfg.strategies {
+            cells.extend(self.block(&format!("strategy-{}", s.name()), || self.strategy_block(s))?);
+        }
+        cells.extend(self.block("defence-budget", || self.budget_block())?);
         cells.extend(self.block("baseline-flip-rate", || self.flip_rate_block())?);
         if cfg.boundary_grad_queries > 0 && !cfg.budgets.is_empty() {
             cells.extend(self.block("baseline-boundary-distance", || self.boundary_block())?);
@@ -675,7 +677,9 @@ impl<'a> DatasetStudy<'a> {
     /// A decoder on an input of the first training images (one per row).
     fn fit(&self, input: &Input) -> Result<Decoder> {
         let images = &self.data.train.images[..input.rows * self.px()];
-        Ok(Decoder::fit_input(input, images, self.image(), &self.cfg.decoder, None, &crate::NoProgress)?.0)
+        let critic = Critic { net: &self.target, labels: &self.data.train.labels[..input.rows] };
+        Ok(Decoder::fit_input(input, images, self.image(), &self.cfg.decoder, Some(critic), None, &crate::NoProgress)?
+            .0)
     }
 
     #[allow(clippy::too_many_arguments)]

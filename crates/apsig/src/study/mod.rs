@@ -52,7 +52,7 @@ pub struct Cell {
     pub clean_accuracy: f64,
     /// The defender's cost: time to serve a batch of decisions, relative to no defence.
     pub latency_ratio: f64,
-    /// Each secret's outcome, kept for the cells the baseline comparison puts intervals on
+    /// Each secret's outcome, kept for the cells the comparisons put intervals on
     /// (`Cell::compared`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub per_secret: Option<PerSecret>,
@@ -63,10 +63,10 @@ pub struct Cell {
 }
 
 impl Cell {
-    /// Whether the label-only baseline comparison uses this cell (the capped search and the
-    /// baselines), so its per-secret outcomes are kept.
+    /// Whether a comparison with intervals uses this cell (the direction strategies, the
+    /// capped search and the label-only baselines), so its per-secret outcomes are kept.
     pub fn compared(group: &str, variant: &str) -> bool {
-        group == "baseline" || variant == "query-budget"
+        group == "baseline" || variant == "query-budget" || group == "strategy" || group == "strategy@budget"
     }
 }
 
@@ -87,12 +87,12 @@ pub struct DatasetSummary {
     pub cells: Vec<Cell>,
     /// Class and style read off the signatures.
     pub attributes: AttributeReport,
-    /// The baseline comparison again at each of the config's `comparison_seeds`.
+    /// The comparisons (strategies, baselines) again at each of the config's `comparison_seeds`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub replicates: Vec<Replicate>,
 }
 
-/// The baseline comparison's cells at another seed.
+/// The comparisons' cells at another seed.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Replicate {
     /// The seed every model, direction and draw came from.
@@ -132,7 +132,7 @@ pub fn run(cfg: &StudyConfig, dir: &Path, data_opts: &DataOptions, progress: &dy
         let mut summary = study.run_all()?;
         let mut data = study.into_data();
         for &seed in &cfg.comparison_seeds {
-            progress.message(&format!("study: {name}, baseline comparison at seed {seed}"));
+            progress.message(&format!("study: {name}, comparisons at seed {seed}"));
             let reseeded = cfg.reseeded(seed);
             let study = DatasetStudy::prepare(&reseeded, data, &sub.join(format!("seed-{seed}")), progress)?;
             let (target_accuracy, evaluator_accuracy) = study.accuracies();
