@@ -235,10 +235,11 @@ pub struct DecArgs {
     class_weight: f32,
     /// Standard deviation of Gaussian noise added to each reconstruction before the critic
     /// reads it (the guide follows a smoothed critic, which carries over to other classifiers).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, requires = "critic")]
     class_noise: f32,
     /// The adversary's own classifier that reads the reconstructions for the class guide: a
-    /// model file apsig saved (e.g. a run's `target.safetensors`).
+    /// model file apsig saved (e.g. a run's `target.safetensors`). Read only with
+    /// `--class-weight` above 0.
     #[arg(long)]
     critic: Option<PathBuf>,
     #[arg(long, default_value_t = 1)]

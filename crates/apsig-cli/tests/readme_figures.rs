@@ -331,6 +331,10 @@ fn readme_colour_benchmarks_agree_with_the_committed_outputs() {
     }
     renderings(&read("docs/results/decoder-hidden-ab.txt"), &mut known);
     renderings(&read("docs/results/ab/colour-directions.txt"), &mut known);
+    renderings(&read("docs/results/ab/class-guide.txt"), &mut known);
+    for file in ["metrics.json", "config.toml", "run.txt"] {
+        renderings(&read(&format!("docs/results/colour-mnist-32/earlier/quick-gaussian/{file}")), &mut known);
+    }
     // the ratios to the bars are derived from the metrics; the bars themselves are the issue's
     for fixed in ["2", "95", "32", "28"] {
         known.insert(fixed.to_string());

@@ -23,7 +23,10 @@ fn main() {
     let train = SignatureSet::load(&run.join("signatures-train.safetensors")).unwrap();
     let test = SignatureSet::load(&run.join("signatures-test.safetensors")).unwrap();
     let eval = load_network(&run.join("evaluator.safetensors"), None).unwrap().net;
-    let target = load_network(&run.join("target.safetensors"), None).unwrap().net;
+    // the critic of the class guide: the run's own target, or the critic it trained for a user's
+    let critic_file =
+        ["target.safetensors", "critic.safetensors"].map(|f| run.join(f)).into_iter().find(|p| p.exists());
+    let target = critic_file.map(|p| load_network(&p, None).unwrap().net);
     let image = image_shape(&data.train);
     let originals = images_of(&data.test, &test).unwrap();
     let labels = labels_of(&data.test, &test);
@@ -41,9 +44,9 @@ fn main() {
         let split = own_images(run, &data.train);
         let images = images_of(&split, &sigs).unwrap();
         let train_labels = labels_of(&split, &sigs);
-        let critic = Critic { net: &target, labels: &train_labels };
+        let critic = target.as_ref().map(|net| Critic { net, labels: &train_labels });
         let t = Instant::now();
-        let (dec, rep) = Decoder::fit(&sigs, &images, image, &cfg, Some(critic), None, &apsig::NoProgress).unwrap();
+        let (dec, rep) = Decoder::fit(&sigs, &images, image, &cfg, critic, None, &apsig::NoProgress).unwrap();
         let secs = t.elapsed().as_secs_f64();
         let recons = dec.reconstruct(&test).unwrap();
         let q = quality(&recons, &originals, &labels, image, &eval);
@@ -70,6 +73,11 @@ fn own_images(run: &Path, train: &Split) -> Split {
     if stage.augment == 0 {
         return train.clone();
     }
+    let train = if cfg.train_limit > 0 && cfg.train_limit < train.n {
+        &train.subset(&(0..cfg.train_limit).collect::<Vec<_>>())
+    } else {
+        train
+    };
     let n = if stage.count == 0 { train.n } else { stage.count };
     augment::with_affine_copies(train, n, stage.augment, stage.permute_channels, cfg.directions.seed)
 }

@@ -22,6 +22,7 @@ fn smoke_study_has_every_row_and_resumes() {
     assert!(md.contains("| seed 3 | seed 4 | winner |"), "one interval per seed: {md}");
     assert!(md.contains("Each strategy minus Gaussian on the same secrets"), "strategies have intervals: {md}");
     assert!(md.contains("| low-frequency | to completion |") && md.contains("| rademacher | cap "), "{md}");
+    assert!(md.contains("Class recovery difference, points (positive: the strategy"), "{md}");
     for d in &s.datasets {
         let has = |group: &str, variant: &str| d.cells.iter().any(|c| c.group == group && c.variant == variant);
         for st in Strategy::ALL {

@@ -53,6 +53,25 @@ fn is_zero_f32(v: &f32) -> bool {
     *v == 0.0
 }
 
+impl DecoderConfig {
+    /// Refuses a class guide that cannot work: a weight or noise that is negative or not a
+    /// number, and noise without a weight (it would change nothing but the stamp).
+    pub fn validate(&self) -> Result<()> {
+        for (name, v) in [("decoder.class_weight", self.class_weight), ("decoder.class_noise", self.class_noise)] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(Error::invalid(name, format!("{v} is not 0 or more")));
+            }
+        }
+        if self.class_noise > 0.0 && self.class_weight == 0.0 {
+            return Err(Error::invalid(
+                "decoder.class_noise",
+                "noise for the class guide needs decoder.class_weight > 0",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// What the class guide reads: the adversary's own classifier and the class of each training
 /// image, in the order of the decoder's training rows.
 #[derive(Clone, Copy)]
@@ -246,11 +265,7 @@ fn fit_network(
     let input = Shape::flat(dim);
     let mut net = Network::new(input, decoder_layers(image, cfg.width, cfg.hidden), cfg.train.seed)
         .map_err(|e| Error::invalid("decoder", e))?;
-    for (name, v) in [("decoder.class_weight", cfg.class_weight), ("decoder.class_noise", cfg.class_noise)] {
-        if !(v.is_finite() && v >= 0.0) {
-            return Err(Error::invalid(name, format!("{v} is not 0 or more")));
-        }
-    }
+    cfg.validate()?;
     let targets = match (cfg.class_weight > 0.0, critic) {
         (false, _) => Targets::Images(images),
         (true, Some(c)) => {

@@ -58,7 +58,8 @@ pub enum Targets<'a> {
 /// of the adversary's own image, is added to the L2 loss with `weight`. L2 alone is satisfied
 /// by a blur that averages what the features leave uncertain (colours, above all), and a blur
 /// can lose the class that the features do hold; the guide asks for an image that a
-/// classifier reads as that class. The classifier is only read: its weights never change.
+/// classifier reads as that class. The classifier is only read: its weights never change (a
+/// batch-norm layer in it would normalise with the batch's statistics, as in training).
 #[derive(Clone, Copy)]
 pub struct ClassGuide<'a> {
     /// The classifier (the adversary's own model).
@@ -126,8 +127,8 @@ pub fn train(
         }
         _ => {}
     }
-    // a copy: its batch-norm running statistics move with every guided batch, and nobody
-    // else should see that
+    // a copy: `forward_train` takes the network mutably (a batch-norm layer's running statistics
+    // would move with every guided batch), and the caller's classifier must not change
     let mut critic = match &targets {
         Targets::GuidedImages(_, g) => Some((g.critic.clone(), TrainCache::default(), Vec::new())),
         _ => None,
@@ -138,7 +139,9 @@ pub fn train(
     let mut start_epoch = 0;
     let mut fingerprint = format!("{:?}|{:?}|{n}", cfg, net.specs);
     if let Targets::GuidedImages(_, g) = &targets {
-        fingerprint.push_str(&format!("|class guide {} noise {}", g.weight, g.noise));
+        let critic =
+            crate::io::fingerprint_f32(&g.critic.params.iter().flatten().flatten().copied().collect::<Vec<_>>());
+        fingerprint.push_str(&format!("|class guide {} noise {} critic {critic}", g.weight, g.noise));
     }
     if let Some(ck) = checkpoint.filter(|p| p.exists()) {
         start_epoch = restore(ck, net, &mut adam, &fingerprint)?;
@@ -188,9 +191,13 @@ pub fn train(
             let loss = match (&targets, critic.as_mut()) {
                 (Targets::GuidedImages(_, g), Some((net_c, cache_c, grad_c))) => {
                     let y: Vec<u8> = idx.iter().map(|&i| g.labels[i]).collect();
-                    let mut rng = Rng::derive(cfg.seed, &format!("guide-noise-{epoch}-{s}"));
-                    let noisy: Vec<f32> = cache.output().iter().map(|v| v + g.noise * rng.normal()).collect();
-                    net_c.forward_train(&noisy, b, cache_c);
+                    if g.noise > 0.0 {
+                        let mut rng = Rng::derive(cfg.seed, &format!("guide-noise-{epoch}-{s}"));
+                        let noisy: Vec<f32> = cache.output().iter().map(|v| v + g.noise * rng.normal()).collect();
+                        net_c.forward_train(&noisy, b, cache_c);
+                    } else {
+                        net_c.forward_train(cache.output(), b, cache_c);
+                    }
                     let classes = net_c.out_len();
                     grad_c.clear();
                     grad_c.resize(b * classes, 0.0);

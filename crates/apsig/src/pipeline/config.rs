@@ -145,9 +145,10 @@ impl RunConfig {
         }
     }
 
-    /// Refuses signature stages that contradict each other: secrets are never augmented, and
-    /// permuted channels need affine copies to permute.
+    /// Refuses signature stages that contradict each other (secrets are never augmented, and
+    /// permuted channels need affine copies to permute) and a class guide that cannot work.
     pub fn validate(&self) -> Result<()> {
+        self.decoder.validate()?;
         if self.test_signatures.augment > 0 || self.test_signatures.permute_channels {
             return Err(Error::invalid(
                 "run config",

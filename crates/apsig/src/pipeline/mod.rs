@@ -83,7 +83,10 @@ pub fn classifier_stage(
     let classes = data.train.num_classes().max(data.test.num_classes());
     let mut net =
         Network::new(shape, arch.layers(shape, classes, 0), cfg.seed).map_err(|e| Error::invalid(arch.name(), e))?;
-    let ckpt = ckpt_dir.join(format!("{}.ckpt.safetensors", arch.name()));
+    // named after the model's file, not its architecture: the target and a critic are both
+    // TargetNet-S, and a killed run of one must not hand its checkpoint to the other
+    let stem = path.file_stem().map_or_else(|| arch.name().into(), |s| s.to_string_lossy());
+    let ckpt = ckpt_dir.join(format!("{stem}.ckpt.safetensors"));
     let t0 = Instant::now();
     train(&mut net, &data.train.images, Targets::Labels(&data.train.labels), cfg, Some(&ckpt), progress)?;
     let secs = t0.elapsed().as_secs_f64();
@@ -112,7 +115,8 @@ fn supplied_stage(m: &SuppliedModel, data: &Dataset, own_file: &Path) -> Result<
 }
 
 /// Trains (or reuses) the decoder on the training signatures and their images. The file is
-/// stamped with the decoder config and fingerprints of the signatures and images; a file with
+/// stamped with the decoder config and fingerprints of the signatures and images (and of the
+/// class guide's critic, where one guides); a file with
 /// the same stamp is reused, so rerunning a finished run trains nothing (reported as all
 /// epochs resumed and 0 s).
 #[allow(clippy::too_many_arguments)]
@@ -138,6 +142,11 @@ pub fn decoder_stage(
         fingerprint_f32(images)
     );
     meta.insert("training_inputs".to_string(), inputs);
+    // the critic's weights, where one guides: another critic trains another decoder
+    if let (true, Some(c)) = (cfg.class_weight > 0.0, &critic) {
+        let weights: Vec<f32> = c.net.params.iter().flatten().flatten().copied().collect();
+        meta.insert("class_guide_critic".to_string(), fingerprint_f32(&weights));
+    }
     if let Ok(f) = TensorFile::read(path) {
         let same = meta.iter().all(|(k, v)| f.metadata.get(k) == Some(v));
         let loss = f.metadata.get("final_loss").and_then(|l| l.parse().ok());
@@ -317,7 +326,8 @@ pub fn run_loaded_with(
     };
 
     // the class guide's critic: the adversary owns M, so M when apsig trained it; with the
-    // user's target (no gradients through a foreign runtime) a TargetNet-S of its own
+    // user's target (no gradients through a foreign runtime) a TargetNet-S that the adversary
+    // trains on its data, the training split, as apsig trains M
     let own_critic = match (&own_target, cfg.decoder.class_weight > 0.0) {
         (None, true) => {
             progress.message("training the adversary's critic for the class guide");

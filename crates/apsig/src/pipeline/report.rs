@@ -215,7 +215,7 @@ fn guide_note(d: &crate::decoder::DecoderConfig, user_target: bool) -> String {
         ),
         (true, true) => format!(
             " The decoder was trained with a class guide ({how}): a TargetNet-S the adversary trained \
-             on its own images (`critic.safetensors`) read each reconstruction of those images during training."
+             on its data, the training split (`critic.safetensors`), read each reconstruction of those images during training."
         ),
     }
 }

@@ -231,6 +231,7 @@ impl StudyConfig {
     pub fn validate(&self) -> Result<()> {
         self.train_search.validate()?;
         self.secret_search.validate()?;
+        self.decoder.validate()?;
         let bad = |msg: &str| Err(Error::invalid("study config", msg.to_string()));
         if self.datasets.is_empty() || self.strategies.is_empty() {
             return bad("needs at least one data set and one strategy");

@@ -122,6 +122,12 @@ fn verdict(s: &StudySummary) -> String {
             );
         }
     }
+    if s.datasets.iter().any(|d| rows(d, "strategy").any(|c| c.per_secret.is_some())) {
+        out.push_str(
+            "\nThese are one seed's figures. Which differences hold is decided by the paired intervals over secrets \
+             (and seeds, where the study has more) under each data set's strategy table.\n",
+        );
+    }
     out
 }
 
@@ -293,13 +299,15 @@ fn strategy_differences(md: &mut String, d: &DatasetSummary, c: &StudyConfig) {
     };
     let mse = |p: &PerSecret| p.mse.clone();
     let ident = |p: &PerSecret| p.identified.iter().map(|&v| f64::from(u8::from(v))).collect::<Vec<f64>>();
-    let (Some(mse_table), Some(ident_table)) = (table(&mse, true, 1.0, 4), table(&ident, false, 100.0, 1)) else {
+    let class = |p: &PerSecret| p.class_recovered.iter().map(|&v| f64::from(u8::from(v))).collect::<Vec<f64>>();
+    let (Some(mse_table), Some(ident_table), Some(class_table)) =
+        (table(&mse, true, 1.0, 4), table(&ident, false, 100.0, 1), table(&class, false, 100.0, 1))
+    else {
         return;
     };
     let _ = writeln!(
         md,
-        "
-Each strategy minus Gaussian on the same secrets, with 95% paired bootstrap intervals over secrets ({} \
+        "\nEach strategy minus Gaussian on the same secrets, with 95% paired bootstrap intervals over secrets ({} \
          resamples), at {} seed{} (each seed draws the target, evaluator, directions and decoders anew). A winner \
          is named only where every seed's interval leaves zero out on the same side.\n\nMSE difference \
          (negative: the strategy's reconstructions are nearer):\n",
@@ -310,6 +318,9 @@ Each strategy minus Gaussian on the same secrets, with 95% paired bootstrap inte
     md.push_str(&mse_table);
     let _ = writeln!(md, "\nIdentified difference, points (positive: the strategy identifies more secrets):\n");
     md.push_str(&ident_table);
+    let _ =
+        writeln!(md, "\nClass recovery difference, points (positive: the strategy recovers the class more often):\n");
+    md.push_str(&class_table);
 }
 
 /// apsig's best search (the predicted one where measured) minus each baseline, per budget and
