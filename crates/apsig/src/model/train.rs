@@ -139,8 +139,7 @@ pub fn train(
     let mut start_epoch = 0;
     let mut fingerprint = format!("{:?}|{:?}|{n}", cfg, net.specs);
     if let Targets::GuidedImages(_, g) = &targets {
-        let critic =
-            crate::io::fingerprint_f32(&g.critic.params.iter().flatten().flatten().copied().collect::<Vec<_>>());
+        let critic = crate::model::Classifier::identity(g.critic).unwrap_or_default();
         fingerprint.push_str(&format!("|class guide {} noise {} critic {critic}", g.weight, g.noise));
     }
     if let Some(ck) = checkpoint.filter(|p| p.exists()) {

@@ -387,10 +387,9 @@ mod tests {
     use crate::rng::Rng;
     use LayerSpec::*;
 
-    /// Finite differences against the hand-written backward pass, through every layer kind.
-    #[test]
-    fn gradients_match_finite_differences() {
-        let specs = vec![
+    /// One layer of every kind, for a 6x6x2 input: the finite-difference checks go through all.
+    fn every_layer_kind() -> Vec<LayerSpec> {
+        vec![
             Conv { cout: 3, k: 3, stride: 1, pad: 1 },
             BatchNorm,
             Relu,
@@ -400,19 +399,27 @@ mod tests {
             ConvT { cout: 2, k: 4, stride: 2, pad: 1 },
             Crop { top: 1, left: 0, h: 4, w: 5 },
             Sigmoid,
-        ];
-        let mut net = Network::new(Shape::new(6, 6, 2), specs, 3).unwrap();
+        ]
+    }
+
+    /// The mean squared error of a training pass of (a copy of) `net` on `x` against `target`.
+    fn mse_of(net: &Network, x: &[f32], n: usize, target: &[f32]) -> f64 {
+        let mut copy = net.clone();
+        let mut c = TrainCache::default();
+        copy.forward_train(x, n, &mut c);
+        let mut g = vec![0.0; c.output().len()];
+        mse(c.output(), target, &mut g) as f64
+    }
+
+    /// Finite differences against the hand-written backward pass, through every layer kind.
+    #[test]
+    fn gradients_match_finite_differences() {
+        let mut net = Network::new(Shape::new(6, 6, 2), every_layer_kind(), 3).unwrap();
         let n = 3;
         let mut rng = Rng::new(9);
         let x: Vec<f32> = (0..n * 72).map(|_| rng.normal()).collect();
         let target: Vec<f32> = (0..n * net.out_len()).map(|_| rng.uniform()).collect();
-        let loss_of = |net: &Network| -> f64 {
-            let mut copy = net.clone();
-            let mut c = TrainCache::default();
-            copy.forward_train(&x, n, &mut c);
-            let mut g = vec![0.0; c.output().len()];
-            mse(c.output(), &target, &mut g) as f64
-        };
+        let loss_of = |net: &Network| mse_of(net, &x, n, &target);
         let mut cache = TrainCache::default();
         net.forward_train(&x, n, &mut cache);
         let mut g = vec![0.0; cache.output().len()];
@@ -482,29 +489,12 @@ mod tests {
     /// (a weighted first layer included), and leaves its parameter gradients at zero.
     #[test]
     fn input_gradient_matches_finite_differences_and_learns_nothing() {
-        let specs = vec![
-            Conv { cout: 3, k: 3, stride: 1, pad: 1 },
-            BatchNorm,
-            Relu,
-            MaxPool2,
-            Linear { out: 18 },
-            Reshape { h: 3, w: 3, c: 2 },
-            ConvT { cout: 2, k: 4, stride: 2, pad: 1 },
-            Crop { top: 1, left: 0, h: 4, w: 5 },
-            Sigmoid,
-        ];
-        let net = Network::new(Shape::new(6, 6, 2), specs, 4).unwrap();
+        let net = Network::new(Shape::new(6, 6, 2), every_layer_kind(), 4).unwrap();
         let n = 3;
         let mut rng = Rng::new(12);
         let x: Vec<f32> = (0..n * 72).map(|_| rng.normal()).collect();
         let target: Vec<f32> = (0..n * net.out_len()).map(|_| rng.uniform()).collect();
-        let loss_at = |x: &[f32]| -> f64 {
-            let mut copy = net.clone();
-            let mut c = TrainCache::default();
-            copy.forward_train(x, n, &mut c);
-            let mut g = vec![0.0; c.output().len()];
-            mse(c.output(), &target, &mut g) as f64
-        };
+        let loss_at = |x: &[f32]| mse_of(&net, x, n, &target);
         let mut frozen = net.clone();
         let mut cache = TrainCache::default();
         frozen.forward_train(&x, n, &mut cache);

@@ -144,8 +144,7 @@ pub fn decoder_stage(
     meta.insert("training_inputs".to_string(), inputs);
     // the critic's weights, where one guides: another critic trains another decoder
     if let (true, Some(c)) = (cfg.class_weight > 0.0, &critic) {
-        let weights: Vec<f32> = c.net.params.iter().flatten().flatten().copied().collect();
-        meta.insert("class_guide_critic".to_string(), fingerprint_f32(&weights));
+        meta.insert("class_guide_critic".to_string(), c.net.identity().unwrap_or_default());
     }
     if let Ok(f) = TensorFile::read(path) {
         let same = meta.iter().all(|(k, v)| f.metadata.get(k) == Some(v));

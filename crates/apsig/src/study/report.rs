@@ -225,6 +225,38 @@ fn baselines_section(md: &mut String, d: &DatasetSummary, c: &StudyConfig) {
     differences(md, d, c, &present);
 }
 
+/// The study's own seed and each replicate's, with the cells measured at it.
+fn seeds_of<'a>(d: &'a DatasetSummary, c: &StudyConfig) -> Vec<(u64, &'a [Cell])> {
+    let mut seeds: Vec<(u64, &[Cell])> = vec![(c.seed, &d.cells)];
+    seeds.extend(d.replicates.iter().map(|r| (r.seed, r.cells.as_slice())));
+    seeds
+}
+
+/// Each secret's MSE, the value the MSE intervals resample.
+fn mse_each(p: &PerSecret) -> Vec<f64> {
+    p.mse.clone()
+}
+
+/// Each secret identified (1) or not (0).
+fn identified_each(p: &PerSecret) -> Vec<f64> {
+    p.identified.iter().map(|&v| f64::from(u8::from(v))).collect()
+}
+
+/// Each secret's class recovered (1) or not (0).
+fn recovered_each(p: &PerSecret) -> Vec<f64> {
+    p.class_recovered.iter().map(|&v| f64::from(u8::from(v))).collect()
+}
+
+/// A table of `interval_row`s: the two label columns, one column per seed, the winner; none
+/// without rows.
+fn interval_table(labels: [&str; 2], seeds: &[(u64, &[Cell])], rows: &[Vec<String>]) -> Option<String> {
+    let mut header: Vec<String> = labels.iter().map(|l| l.to_string()).collect();
+    header.extend(seeds.iter().map(|(s, _)| format!("seed {s}")));
+    header.push("winner".into());
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    (!rows.is_empty()).then(|| markdown_table(&header, rows))
+}
+
 /// `label`, then each seed's interval (`n/a` where a seed lacks a cell), then the winner: `names.0`
 /// where every seed's interval leaves zero out on its side, `names.1` where every one does on the
 /// other, else nobody.
@@ -262,11 +294,10 @@ fn interval_row(
 }
 
 /// Each direction strategy minus Gaussian (the paper's) on the same secrets, run to completion
-/// and under the common query cap, per seed: MSE and identification with 95% paired bootstrap
-/// intervals over the secrets; a winner only where every seed agrees.
+/// and under the common query cap, per seed: MSE, identification and class recovery with 95%
+/// paired bootstrap intervals over the secrets; a winner only where every seed agrees.
 fn strategy_differences(md: &mut String, d: &DatasetSummary, c: &StudyConfig) {
-    let mut seeds: Vec<(u64, &[Cell])> = vec![(c.seed, &d.cells)];
-    seeds.extend(d.replicates.iter().map(|r| (r.seed, r.cells.as_slice())));
+    let seeds = seeds_of(d, c);
     let find = |cells: &'_ [Cell], group: &str, variant: &str| -> Option<PerSecret> {
         cells.iter().find(|x| x.group == group && x.variant == variant)?.per_secret.clone()
     };
@@ -291,18 +322,13 @@ fn strategy_differences(md: &mut String, d: &DatasetSummary, c: &StudyConfig) {
                 rows.push(interval_row(label, &found, scale, digits, lower_is_better, (s, "gaussian")));
             }
         }
-        let mut header = vec!["strategy".to_string(), "search".to_string()];
-        header.extend(seeds.iter().map(|(s, _)| format!("seed {s}")));
-        header.push("winner".into());
-        let header: Vec<&str> = header.iter().map(String::as_str).collect();
-        (!rows.is_empty()).then(|| markdown_table(&header, &rows))
+        interval_table(["strategy", "search"], &seeds, &rows)
     };
-    let mse = |p: &PerSecret| p.mse.clone();
-    let ident = |p: &PerSecret| p.identified.iter().map(|&v| f64::from(u8::from(v))).collect::<Vec<f64>>();
-    let class = |p: &PerSecret| p.class_recovered.iter().map(|&v| f64::from(u8::from(v))).collect::<Vec<f64>>();
-    let (Some(mse_table), Some(ident_table), Some(class_table)) =
-        (table(&mse, true, 1.0, 4), table(&ident, false, 100.0, 1), table(&class, false, 100.0, 1))
-    else {
+    let (Some(mse_table), Some(ident_table), Some(class_table)) = (
+        table(&mse_each, true, 1.0, 4),
+        table(&identified_each, false, 100.0, 1),
+        table(&recovered_each, false, 100.0, 1),
+    ) else {
         return;
     };
     let _ = writeln!(
@@ -330,10 +356,7 @@ fn differences(md: &mut String, d: &DatasetSummary, c: &StudyConfig, present: &[
     let find = |variant: &str| present.iter().find(|m| m.2 == variant).copied();
     let Some(ours) = find("predicted-search").or_else(|| find("query-budget")) else { return };
     let theirs: Vec<_> = present.iter().filter(|m| m.1 == "baseline" && m.2 != "predicted-search").collect();
-    let mut seeds: Vec<(u64, &[Cell])> = vec![(c.seed, &d.cells)];
-    seeds.extend(d.replicates.iter().map(|r| (r.seed, r.cells.as_slice())));
-    let mse = |p: &PerSecret| p.mse.clone();
-    let ident = |p: &PerSecret| p.identified.iter().map(|&v| f64::from(u8::from(v))).collect::<Vec<f64>>();
+    let seeds = seeds_of(d, c);
     let interval = |cells: &[Cell], m: &Attack, b: u64, value: &dyn Fn(&PerSecret) -> Vec<f64>| {
         let a = compared_in(cells, ours, b as f64)?.per_secret.as_ref()?;
         let t = compared_in(cells, m, b as f64)?.per_secret.as_ref()?;
@@ -352,13 +375,11 @@ fn differences(md: &mut String, d: &DatasetSummary, c: &StudyConfig, present: &[
                 rows.push(interval_row(label, &found, scale, digits, lower_is_better, ("apsig", "baseline")));
             }
         }
-        let mut header = vec!["budget".to_string(), "baseline".to_string()];
-        header.extend(seeds.iter().map(|(s, _)| format!("seed {s}")));
-        header.push("winner".into());
-        let header: Vec<&str> = header.iter().map(String::as_str).collect();
-        (!rows.is_empty()).then(|| markdown_table(&header, &rows))
+        interval_table(["budget", "baseline"], &seeds, &rows)
     };
-    let (Some(mse_table), Some(ident_table)) = (table(&mse, true, 1.0, 4), table(&ident, false, 100.0, 1)) else {
+    let (Some(mse_table), Some(ident_table)) =
+        (table(&mse_each, true, 1.0, 4), table(&identified_each, false, 100.0, 1))
+    else {
         return;
     };
     let _ = writeln!(
