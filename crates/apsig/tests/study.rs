@@ -23,6 +23,10 @@ fn smoke_study_has_every_row_and_resumes() {
     assert!(md.contains("Each strategy minus Gaussian on the same secrets"), "strategies have intervals: {md}");
     assert!(md.contains("| low-frequency | to completion |") && md.contains("| rademacher | cap "), "{md}");
     assert!(md.contains("Class recovery difference, points (positive: the strategy"), "{md}");
+    // the oracles and the defences have intervals too, each against its undefended reference
+    assert!(md.contains("Each oracle minus the change bit") && md.contains("| label | change-bit |"), "{md}");
+    assert!(md.contains("Each defended attack minus the undefended one"), "{md}");
+    assert!(md.contains("| random-answers 0.1, 3 votes | none |") && md.contains("| round-scores 1 | score-vector |"));
     for d in &s.datasets {
         let has = |group: &str, variant: &str| d.cells.iter().any(|c| c.group == group && c.variant == variant);
         for st in Strategy::ALL {
@@ -64,8 +68,8 @@ fn smoke_study_has_every_row_and_resumes() {
         let boundary: Vec<_> =
             d.cells.iter().filter(|c| c.group == "baseline" && c.variant == "boundary-distance").collect();
         assert_eq!(boundary.len(), cfg.budgets.len());
-        for c in d.cells.iter().filter(|c| apsig::study::Cell::compared(&c.group, &c.variant)) {
-            if !c.group.starts_with("strategy") {
+        for c in d.cells.iter().filter(|c| apsig::study::Cell::compared(&c.group)) {
+            if c.group == "baseline" || c.variant == "query-budget" {
                 assert!(c.queries_per_image <= c.knob, "{c:?}");
             }
             let p = c.per_secret.as_ref().unwrap_or_else(|| panic!("no per-secret outcomes: {c:?}"));
@@ -74,7 +78,7 @@ fn smoke_study_has_every_row_and_resumes() {
             let recovered = p.class_recovered.iter().filter(|&&b| b).count() as f64 / c.secrets as f64;
             assert!((recovered - c.quality.class_recovery).abs() < 1e-6, "{c:?}");
         }
-        assert!(d.cells.iter().filter(|c| c.group == "oracle").all(|c| c.per_secret.is_none()));
+        assert!(d.cells.iter().filter(|c| c.group == "k" || c.group == "train-size").all(|c| c.per_secret.is_none()));
         // the predicted search names its tolerance, one of the ladder, never coarser at a larger budget
         let tols: Vec<f32> = d
             .cells
@@ -97,7 +101,8 @@ fn smoke_study_has_every_row_and_resumes() {
             cells.iter().filter(|c| c.per_secret.is_some()).map(|c| (c.variant.clone(), c.knob)).collect::<Vec<_>>()
         };
         assert_eq!(compared(&r.cells), compared(&d.cells));
-        assert_eq!(r.cells.len(), compared(&r.cells).len() + 1, "the budget block's undefended row, and nothing else");
+        assert_eq!(r.cells.len(), compared(&r.cells).len(), "a replicate holds compared cells only");
+        assert!(r.cells.iter().any(|c| c.group == "oracle") && r.cells.iter().any(|c| c.variant == "random-answers"));
         assert_ne!(r.target_accuracy, d.target_accuracy);
         let score = d.cells.iter().find(|c| c.variant == "score-vector").unwrap();
         assert_eq!(score.queries_per_image, 1.0);

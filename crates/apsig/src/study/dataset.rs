@@ -93,15 +93,8 @@ impl<'a> DatasetStudy<'a> {
     pub fn run_all(&self) -> Result<DatasetSummary> {
         let cfg = self.cfg;
         let mut cells = Vec::new();
-        cells.extend(self.block("oracles", || self.oracle_block())?);
         cells.extend(self.block("k-sweep", || self.k_block())?);
         cells.extend(self.block("train-size", || self.size_block())?);
-        cells.extend(self.block("defence-random-answers", || self.random_answer_block())?);
-        cells.extend(self.block("defence-input-noise", || self.input_noise_block())?);
-        for &sigma in &cfg.smooth_training {
-            cells.extend(self.block(&format!("defence-smooth-{sigma}"), || self.smooth_block(sigma))?);
-        }
-        cells.extend(self.block("defence-round-scores", || self.round_scores_block())?);
         cells.extend(self.run_comparison()?);
         self.progress.message(&format!("{}: attributes from signatures", self.data.name));
         let g = self.gaussian()?;
@@ -136,11 +129,18 @@ impl<'a> DatasetStudy<'a> {
     }
 
     /// The blocks that are compared with intervals, alone (what `comparison_seeds` repeat): the
-    /// direction strategies, the search under each query cap, the label-only baselines and the
-    /// predicted search.
+    /// oracle variants, the defences, the direction strategies, the search under each query cap,
+    /// the label-only baselines and the predicted search.
     pub fn run_comparison(&self) -> Result<Vec<Cell>> {
         let cfg = self.cfg;
         let mut cells = Vec::new();
+        cells.extend(self.block("oracles", || self.oracle_block())?);
+        cells.extend(self.block("defence-random-answers", || self.random_answer_block())?);
+        cells.extend(self.block("defence-input-noise", || self.input_noise_block())?);
+        for &sigma in &cfg.smooth_training {
+            cells.extend(self.block(&format!("defence-smooth-{sigma}"), || self.smooth_block(sigma))?);
+        }
+        cells.extend(self.block("defence-round-scores", || self.round_scores_block())?);
         for &s in &cfg.strategies {
             cells.extend(self.block(&format!("strategy-{}", s.name()), || self.strategy_block(s))?);
         }
@@ -173,7 +173,7 @@ impl<'a> DatasetStudy<'a> {
         if let Ok(text) = std::fs::read_to_string(&path) {
             match serde_json::from_str::<Vec<Cell>>(&text) {
                 // rows written before per-secret outcomes were kept cannot enter the intervals
-                Ok(cells) if cells.iter().any(|c| Cell::compared(&c.group, &c.variant) && c.per_secret.is_none()) => {
+                Ok(cells) if cells.iter().any(|c| Cell::compared(&c.group) && c.per_secret.is_none()) => {
                     tracing::warn!("{}: no per-secret outcomes, measuring again", path.display())
                 }
                 Ok(cells) => {
@@ -732,7 +732,7 @@ impl<'a> DatasetStudy<'a> {
             quality,
             clean_accuracy: self.target_accuracy,
             latency_ratio: 1.0,
-            per_secret: Cell::compared(group, variant).then_some(per_secret),
+            per_secret: Cell::compared(group).then_some(per_secret),
             rel_tol: None,
         })
     }

@@ -63,10 +63,11 @@ pub struct Cell {
 }
 
 impl Cell {
-    /// Whether a comparison with intervals uses this cell (the direction strategies, the
-    /// capped search and the label-only baselines), so its per-secret outcomes are kept.
-    pub fn compared(group: &str, variant: &str) -> bool {
-        group == "baseline" || variant == "query-budget" || group == "strategy" || group == "strategy@budget"
+    /// Whether a comparison with intervals uses this cell (the oracle variants, the defences,
+    /// the direction strategies, the capped search and the label-only baselines), so its
+    /// per-secret outcomes are kept. The sweeps over K and training size are not compared.
+    pub fn compared(group: &str) -> bool {
+        !matches!(group, "k" | "train-size")
     }
 }
 
@@ -87,7 +88,8 @@ pub struct DatasetSummary {
     pub cells: Vec<Cell>,
     /// Class and style read off the signatures.
     pub attributes: AttributeReport,
-    /// The comparisons (strategies, baselines) again at each of the config's `comparison_seeds`.
+    /// The comparisons (oracles, defences, strategies, baselines) again at each of the config's
+    /// `comparison_seeds`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub replicates: Vec<Replicate>,
 }

@@ -293,60 +293,157 @@ fn interval_row(
     label
 }
 
+/// Which cell a row of an interval table reads: its group and variant, and its knob and votes
+/// where the group holds several of one variant (the defences).
+struct Key {
+    group: String,
+    variant: String,
+    knob_votes: Option<(f64, usize)>,
+}
+
+impl Key {
+    fn of(group: &str, variant: &str) -> Self {
+        Key { group: group.into(), variant: variant.into(), knob_votes: None }
+    }
+
+    fn exactly(c: &Cell) -> Self {
+        Key { group: c.group.clone(), variant: c.variant.clone(), knob_votes: Some((c.knob, c.votes)) }
+    }
+
+    fn find<'a>(&self, cells: &'a [Cell]) -> Option<&'a PerSecret> {
+        cells
+            .iter()
+            .find(|c| {
+                c.group == self.group
+                    && c.variant == self.variant
+                    && self.knob_votes.is_none_or(|(knob, votes)| c.knob == knob && c.votes == votes)
+            })?
+            .per_secret
+            .as_ref()
+    }
+}
+
+/// One row of a paired interval table: a cell minus its reference on the same secrets, the
+/// row's label columns, and the names `interval_row` gives the winner.
+struct Pairing {
+    label: [String; 2],
+    cell: Key,
+    reference: Key,
+    names: (String, String),
+}
+
+/// The MSE, identification and class-recovery tables of `pairings` at every seed, each
+/// bootstrap seeded by its seed and `salt`; none where no row was measured.
+fn paired_tables(seeds: &[(u64, &[Cell])], pairings: &[Pairing], labels: [&str; 2], salt: u64) -> Option<[String; 3]> {
+    let table = |value: &dyn Fn(&PerSecret) -> Vec<f64>, lower_is_better: bool, scale: f64, digits: usize| {
+        let mut rows = Vec::new();
+        for p in pairings {
+            let found: Vec<Option<Interval>> = seeds
+                .iter()
+                .map(|(seed, cells)| {
+                    let (a, b) = (p.cell.find(cells)?, p.reference.find(cells)?);
+                    paired_bootstrap(&value(a), &value(b), RESAMPLES, seed ^ salt)
+                })
+                .collect();
+            if found.iter().all(Option::is_none) {
+                continue;
+            }
+            let names = (p.names.0.as_str(), p.names.1.as_str());
+            rows.push(interval_row(p.label.to_vec(), &found, scale, digits, lower_is_better, names));
+        }
+        interval_table(labels, seeds, &rows)
+    };
+    Some([
+        table(&mse_each, true, 1.0, 4)?,
+        table(&identified_each, false, 100.0, 1)?,
+        table(&recovered_each, false, 100.0, 1)?,
+    ])
+}
+
+/// The three tables of `paired_tables` under their headings; `what` says what is subtracted
+/// from what, `side` which side a positive difference favours.
+fn write_paired(md: &mut String, seeds: usize, what: &str, side: &str, [mse, ident, class]: [String; 3]) {
+    let _ = writeln!(
+        md,
+        "\n{what} on the same secrets, with 95% paired bootstrap intervals over secrets ({} resamples), at {} \
+         seed{} (each seed draws the target, evaluator, directions and decoders anew). A winner is named only \
+         where every seed's interval leaves zero out on the same side.\n\nMSE difference (negative: {side}'s \
+         reconstructions are nearer):\n",
+        RESAMPLES,
+        seeds,
+        if seeds == 1 { "" } else { "s" }
+    );
+    md.push_str(&mse);
+    let _ = writeln!(md, "\nIdentified difference, points (positive: {side} identifies more secrets):\n");
+    md.push_str(&ident);
+    let _ = writeln!(md, "\nClass recovery difference, points (positive: {side} recovers the class more often):\n");
+    md.push_str(&class);
+}
+
 /// Each direction strategy minus Gaussian (the paper's) on the same secrets, run to completion
 /// and under the common query cap, per seed: MSE, identification and class recovery with 95%
 /// paired bootstrap intervals over the secrets; a winner only where every seed agrees.
 fn strategy_differences(md: &mut String, d: &DatasetSummary, c: &StudyConfig) {
     let seeds = seeds_of(d, c);
-    let find = |cells: &'_ [Cell], group: &str, variant: &str| -> Option<PerSecret> {
-        cells.iter().find(|x| x.group == group && x.variant == variant)?.per_secret.clone()
-    };
-    let others: Vec<&str> = c.strategies.iter().map(|s| s.name()).filter(|&n| n != "gaussian").collect();
     let settings =
         [("strategy", "to completion".to_string()), ("strategy@budget", format!("cap {}", c.strategy_budget))];
-    let table = |value: &dyn Fn(&PerSecret) -> Vec<f64>, lower_is_better: bool, scale: f64, digits: usize| {
-        let mut rows = Vec::new();
-        for (group, setting) in &settings {
-            for &s in &others {
-                let found: Vec<Option<Interval>> = seeds
-                    .iter()
-                    .map(|(seed, cells)| {
-                        let (a, g) = (find(cells, group, s)?, find(cells, group, "gaussian")?);
-                        paired_bootstrap(&value(&a), &value(&g), RESAMPLES, seed ^ 0x5747)
-                    })
-                    .collect();
-                if found.iter().all(Option::is_none) {
-                    continue;
-                }
-                let label = vec![s.to_string(), setting.clone()];
-                rows.push(interval_row(label, &found, scale, digits, lower_is_better, (s, "gaussian")));
-            }
+    let mut pairings = Vec::new();
+    for (group, setting) in &settings {
+        for s in c.strategies.iter().map(|s| s.name()).filter(|&n| n != "gaussian") {
+            pairings.push(Pairing {
+                label: [s.to_string(), setting.clone()],
+                cell: Key::of(group, s),
+                reference: Key::of(group, "gaussian"),
+                names: (s.to_string(), "gaussian".into()),
+            });
         }
-        interval_table(["strategy", "search"], &seeds, &rows)
-    };
-    let (Some(mse_table), Some(ident_table), Some(class_table)) = (
-        table(&mse_each, true, 1.0, 4),
-        table(&identified_each, false, 100.0, 1),
-        table(&recovered_each, false, 100.0, 1),
-    ) else {
-        return;
-    };
-    let _ = writeln!(
-        md,
-        "\nEach strategy minus Gaussian on the same secrets, with 95% paired bootstrap intervals over secrets ({} \
-         resamples), at {} seed{} (each seed draws the target, evaluator, directions and decoders anew). A winner \
-         is named only where every seed's interval leaves zero out on the same side.\n\nMSE difference \
-         (negative: the strategy's reconstructions are nearer):\n",
-        RESAMPLES,
-        seeds.len(),
-        if seeds.len() == 1 { "" } else { "s" }
-    );
-    md.push_str(&mse_table);
-    let _ = writeln!(md, "\nIdentified difference, points (positive: the strategy identifies more secrets):\n");
-    md.push_str(&ident_table);
-    let _ =
-        writeln!(md, "\nClass recovery difference, points (positive: the strategy recovers the class more often):\n");
-    md.push_str(&class_table);
+    }
+    if let Some(tables) = paired_tables(&seeds, &pairings, ["strategy", "search"], 0x5747) {
+        write_paired(md, seeds.len(), "Each strategy minus Gaussian", "the strategy", tables);
+    }
+}
+
+/// Each stronger oracle minus the change bit, and each defended oracle minus the same oracle
+/// undefended (the score vector for rounded scores), on the same secrets and per seed.
+fn oracle_differences(md: &mut String, d: &DatasetSummary, c: &StudyConfig) {
+    let seeds = seeds_of(d, c);
+    let pairings: Vec<Pairing> = rows(d, "oracle")
+        .filter(|o| o.variant != "change-bit")
+        .map(|o| Pairing {
+            label: [o.variant.clone(), "change-bit".into()],
+            cell: Key::of("oracle", &o.variant),
+            reference: Key::of("oracle", "change-bit"),
+            names: (o.variant.clone(), "change-bit".into()),
+        })
+        .collect();
+    if let Some(tables) = paired_tables(&seeds, &pairings, ["oracle", "against"], 0x0ac1e) {
+        write_paired(md, seeds.len(), "Each oracle minus the change bit", "the stronger oracle", tables);
+    }
+}
+
+/// Each defence's attack minus the undefended attack on the same secrets (see
+/// `oracle_differences`); the winner is the side whose reconstructions are better, so
+/// `undefended` is where the defence measurably hurts the attack.
+fn defence_differences(md: &mut String, d: &DatasetSummary, c: &StudyConfig) {
+    let seeds = seeds_of(d, c);
+    let pairings: Vec<Pairing> = rows(d, "defence")
+        .filter(|x| x.variant != "none" && x.variant != "query-budget")
+        .map(|x| {
+            let reference = if x.variant == "round-scores" { ("oracle", "score-vector") } else { ("defence", "none") };
+            let votes = if x.votes > 1 { format!(", {} votes", x.votes) } else { String::new() };
+            let knob = fmt_num(x.knob, 3);
+            let knob = knob.trim_end_matches('0').trim_end_matches('.');
+            Pairing {
+                label: [format!("{} {knob}{votes}", x.variant), reference.1.into()],
+                cell: Key::exactly(x),
+                reference: Key::of(reference.0, reference.1),
+                names: ("defended".into(), "undefended".into()),
+            }
+        })
+        .collect();
+    if let Some(tables) = paired_tables(&seeds, &pairings, ["defence", "undefended oracle"], 0xdef) {
+        write_paired(md, seeds.len(), "Each defended attack minus the undefended one", "the defended attack", tables);
+    }
 }
 
 /// apsig's best search (the predicted one where measured) minus each baseline, per budget and
@@ -455,6 +552,7 @@ fn dataset_section(md: &mut String, d: &DatasetSummary, c: &StudyConfig) -> Resu
         })
         .collect();
     md.push_str(&markdown_table(&["oracle", "queries/img", "MSE", "SSIM", "class rec.", "identified"], &table));
+    oracle_differences(md, d, c);
 
     let _ = writeln!(md, "\n### Defences (attack quality against the defender's cost)\n");
     let table: Vec<Vec<String>> = rows(d, "defence")
@@ -485,6 +583,7 @@ fn dataset_section(md: &mut String, d: &DatasetSummary, c: &StudyConfig) -> Resu
         ],
         &table,
     ));
+    defence_differences(md, d, c);
 
     baselines_section(md, d, c);
 
