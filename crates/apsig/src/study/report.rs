@@ -52,7 +52,11 @@ fn q(c: &Cell) -> [String; 5] {
 
 /// The study's answer to "does any strategy beat Gaussian directions at equal K and queries?",
 /// with the sampling error of class recovery so small differences are not over-read.
+/// Empty where the study compares fewer than two strategies.
 fn verdict(s: &StudySummary) -> String {
+    if s.config.strategies.len() < 2 {
+        return String::new();
+    }
     let mut out = String::from("## Verdict: direction strategies at equal K and equal queries\n\n");
     for d in &s.datasets {
         let capped: Vec<&Cell> = rows(d, "strategy@budget").collect();
