@@ -407,8 +407,8 @@ fn strategy_differences(md: &mut String, d: &DatasetSummary, c: &StudyConfig) {
     }
 }
 
-/// Each stronger oracle minus the change bit, and each defended oracle minus the same oracle
-/// undefended (the score vector for rounded scores), on the same secrets and per seed.
+/// Each stronger oracle (the label of every query, the score vector) minus the change bit, on
+/// the same secrets and per seed.
 fn oracle_differences(md: &mut String, d: &DatasetSummary, c: &StudyConfig) {
     let seeds = seeds_of(d, c);
     let pairings: Vec<Pairing> = rows(d, "oracle")
@@ -425,9 +425,9 @@ fn oracle_differences(md: &mut String, d: &DatasetSummary, c: &StudyConfig) {
     }
 }
 
-/// Each defence's attack minus the undefended attack on the same secrets (see
-/// `oracle_differences`); the winner is the side whose reconstructions are better, so
-/// `undefended` is where the defence measurably hurts the attack.
+/// Each defence's attack minus the undefended attack on the same secrets and per seed (rounded
+/// scores against the plain score vector); the winner is the side whose reconstructions are
+/// better, so `undefended` is where the defence measurably hurts the attack.
 fn defence_differences(md: &mut String, d: &DatasetSummary, c: &StudyConfig) {
     let seeds = seeds_of(d, c);
     let pairings: Vec<Pairing> = rows(d, "defence")
