@@ -1,6 +1,6 @@
 """Type stubs of the native module (Rust, PyO3). Use the package ``apsig``, which wraps it."""
 
-from typing import Any, Callable, Dict, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Literal, Optional, Tuple, Union
 
 import numpy as np
 
@@ -123,6 +123,7 @@ class Decoder:
         critic: Optional[Model] = ...,
         class_weight: float = ...,
         class_noise: float = ...,
+        loss: Literal["l2", "l1"] = ...,
         progress: Union[bool, None, Callable[[str, int, int], Any]] = ...,
     ) -> Decoder: ...
     @staticmethod

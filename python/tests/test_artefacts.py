@@ -56,6 +56,10 @@ def test_model_signatures_and_decoder_round_trip(images, tmp_path, model_file, d
     guided = fit(hidden=512, labels=labels, critic=model, class_weight=0.5).reconstruct(sigs)
     assert guided.shape == r.shape and not np.array_equal(guided, r)
     np.testing.assert_array_equal(fit(hidden=512, labels=labels, critic=model, class_weight=0.0).reconstruct(sigs), r)
+    # the L1 loss paints other images; a loss it does not know is refused by name
+    assert not np.array_equal(fit(hidden=512, loss="l1").reconstruct(sigs), r)
+    with pytest.raises(apsig.ApsigError, match="l3"):
+        fit(loss="l3")
     with pytest.raises(apsig.ApsigError, match="needs both"):
         fit(critic=model, class_weight=0.5)
     with pytest.raises(apsig.ApsigError, match="class_weight"):

@@ -223,7 +223,14 @@ fn decoder_train_rate(d: &TrainingData, secs: f64) -> Result<f64> {
     let mnist = Shape::new(28, 28, 1);
     let net =
         Network::new(input, apsig::model::Arch::Decoder.layers(mnist, 0, cfg.width), 1).map_err(anyhow::Error::msg)?;
-    train_rate(net, &d.decoder_inputs, apsig::model::Targets::Images(&d.images), &cfg.train, d.n, secs)
+    train_rate(
+        net,
+        &d.decoder_inputs,
+        apsig::model::Targets::Images(&d.images, Default::default()),
+        &cfg.train,
+        d.n,
+        secs,
+    )
 }
 
 /// Writes the model and inputs for the peer, runs it, and returns its JSON report.

@@ -6,6 +6,7 @@ use apsig::data::DataOptions;
 use apsig::decoder::{Critic, Decoder};
 use apsig::directions::{DirectionConfig, Directions, Strategy};
 use apsig::model::{load_network, Arch, TrainConfig};
+use apsig::nn::PixelLoss;
 use apsig::pipeline::{self, files, RunConfig, UserModels};
 use apsig::signature::{extract, ExtractConfig, Method, OwnedPrior, SearchConfig, Shard, SignatureSet};
 use clap::{Args, Subcommand, ValueEnum};
@@ -237,6 +238,9 @@ pub struct DecArgs {
     /// reads it (the guide follows a smoothed critic, which carries over to other classifiers).
     #[arg(long, default_value_t = 0.0, requires = "critic")]
     class_noise: f32,
+    /// The per-pixel loss (`decoder.loss`).
+    #[arg(long, value_enum, default_value_t = LossArg::L2)]
+    loss: LossArg,
     /// The adversary's own classifier that reads the reconstructions for the class guide: a
     /// model file apsig saved (e.g. a run's `target.safetensors`). Read only with
     /// `--class-weight` above 0.
@@ -345,6 +349,25 @@ impl From<ArchArg> for Arch {
         match a {
             ArchArg::TargetnetS => Arch::TargetNetS,
             ArchArg::Evalnet => Arch::EvalNet,
+        }
+    }
+}
+
+/// The decoder's per-pixel loss.
+#[derive(Clone, Copy, ValueEnum)]
+enum LossArg {
+    /// Mean squared error, the paper's: paints the mean of what the signature leaves open.
+    L2,
+    /// Mean absolute error: paints the likelier value (sharper strokes, purer colours) at some
+    /// cost in MSE.
+    L1,
+}
+
+impl From<LossArg> for PixelLoss {
+    fn from(l: LossArg) -> PixelLoss {
+        match l {
+            LossArg::L2 => PixelLoss::L2,
+            LossArg::L1 => PixelLoss::L1,
         }
     }
 }
@@ -476,6 +499,7 @@ fn train_decoder(a: DecArgs, opts: &DataOptions, bars: &Bars) -> Result<()> {
     cfg.train.seed = a.seed;
     cfg.class_weight = a.class_weight;
     cfg.class_noise = a.class_noise;
+    cfg.loss = a.loss.into();
     let images = pipeline::images_of(&data.train, &sigs).with_context(|| format!("{}", a.signatures.display()))?;
     let labels = pipeline::labels_of(&data.train, &sigs);
     let critic = a.critic.as_deref().map(|p| load_network(p, None)).transpose()?;

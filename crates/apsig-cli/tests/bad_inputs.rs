@@ -173,7 +173,7 @@ fn signature_file_with_nan_eps() {
 }
 
 #[test]
-fn unknown_presets_are_refused_with_the_choices() {
+fn unknown_presets_and_losses_are_refused_with_the_choices() {
     let t = tempfile::tempdir().unwrap();
     for (cmd, choices) in [("run", "quick, paper, smoke"), ("study", "small, full, smoke")] {
         let out = apsig(t.path()).args([cmd, "--preset", "huge", "--out"]).arg(t.path().join("o")).output().unwrap();
@@ -182,4 +182,11 @@ fn unknown_presets_are_refused_with_the_choices() {
         assert!(err.contains("invalid value 'huge'") && err.contains(choices), "{cmd}: {err}");
         assert!(!t.path().join("o").exists());
     }
+    let out = apsig(t.path())
+        .args(["train-decoder", "--signatures", "s.safetensors", "--loss", "l3", "--out"])
+        .arg(t.path().join("d.safetensors"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.code() == Some(2) && err.contains("invalid value 'l3'") && err.contains("l2, l1"), "{err}");
 }

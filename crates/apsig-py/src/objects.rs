@@ -342,8 +342,10 @@ impl Decoder {
     /// `critic` (a `Model` of the adversary's, e.g. the target) reads each reconstruction and
     /// its cross-entropy against `labels` (the images' classes) is added to the L2 loss;
     /// `class_noise` is the Gaussian noise added to each reconstruction before it is read.
+    /// `loss` is the per-pixel loss: "l2" (the paper's) or "l1" (the likelier value where the
+    /// signature leaves a pixel open, instead of the average).
     #[staticmethod]
-    #[pyo3(signature = (signatures, images, width=64, use_mask=true, epochs=20, batch=128, lr=2e-3, seed=2000, hidden=None, labels=None, critic=None, class_weight=0.0, class_noise=0.0, progress=None))]
+    #[pyo3(signature = (signatures, images, width=64, use_mask=true, epochs=20, batch=128, lr=2e-3, seed=2000, hidden=None, labels=None, critic=None, class_weight=0.0, class_noise=0.0, loss="l2", progress=None))]
     #[allow(clippy::too_many_arguments)]
     fn fit(
         py: Python<'_>,
@@ -360,8 +362,14 @@ impl Decoder {
         critic: Option<PyRef<'_, Model>>,
         class_weight: f32,
         class_noise: f32,
+        loss: &str,
         progress: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
+        let loss = match loss {
+            "l2" => apsig::nn::PixelLoss::L2,
+            "l1" => apsig::nn::PixelLoss::L1,
+            other => return Err(invalid(format!("loss: {other:?} is not \"l2\" or \"l1\""))),
+        };
         let image = image_shape(images.shape())?;
         let labels = labels.map(|l| l.as_array().to_vec());
         let guide = match (&critic, &labels) {
@@ -382,6 +390,7 @@ impl Decoder {
             use_mask,
             class_weight,
             class_noise,
+            loss,
             train: TrainConfig::new(epochs, batch, lr, seed),
         };
         let progress = PyProgress::new(py, progress)?;

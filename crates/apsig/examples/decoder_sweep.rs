@@ -3,13 +3,14 @@
 //! it on its secrets, so a decoder change is measured without rerunning the oracle. HIDDEN,
 //! INPUT_NOISE, CLASS_WEIGHT and CLASS_NOISE (the class guide, with the run's target as the
 //! critic) default to 0 (the paper's decoder, not the presets' hidden 512), the rest is the quick preset's
-//! decoder:
-//! `APSIG_DATA_DIR=... cargo run --release -p apsig --example decoder_sweep -- RUN DATASET N:WIDTH:EPOCHS[:HIDDEN[:INPUT_NOISE[:CLASS_WEIGHT[:CLASS_NOISE]]]]...`
-//! (e.g. `runs/colour data/colour-mnist-32.npz 12000:64:20 60000:64:10`).
+//! decoder; a spec ending in `:l1` trains with the L1 loss (`decoder.loss`):
+//! `APSIG_DATA_DIR=... cargo run --release -p apsig --example decoder_sweep -- RUN DATASET N:WIDTH:EPOCHS[:HIDDEN[:INPUT_NOISE[:CLASS_WEIGHT[:CLASS_NOISE]]]][:l1]...`
+//! (e.g. `runs/colour data/colour-mnist-32.npz 12000:64:20 60000:64:10 12000:64:20:512:0:0.03:0.4:l1`).
 use apsig::data::Split;
 use apsig::decoder::{Critic, Decoder};
 use apsig::eval::{colour, quality};
 use apsig::model::load_network;
+use apsig::nn::PixelLoss;
 use apsig::pipeline::{augment, image_shape, images_of, labels_of, RunConfig};
 use apsig::signature::SignatureSet;
 use std::path::Path;
@@ -32,7 +33,11 @@ fn main() {
     let labels = labels_of(&data.test, &test);
     let mean = colour::mean_colours(&data.train.images, image);
     for spec in &a[3..] {
-        let v: Vec<f64> = spec.split(':').map(|s| s.parse().unwrap()).collect();
+        let (numbers, loss) = match spec.strip_suffix(":l1") {
+            Some(rest) => (rest, PixelLoss::L1),
+            None => (spec.as_str(), PixelLoss::L2),
+        };
+        let v: Vec<f64> = numbers.split(':').map(|s| s.parse().unwrap()).collect();
         let sigs = train.prefix(train.k, v[0] as usize);
         let mut cfg = RunConfig::quick(1).decoder;
         cfg.width = v[1] as usize;
@@ -41,6 +46,7 @@ fn main() {
         cfg.train.input_noise = v.get(4).copied().unwrap_or(0.0) as f32;
         cfg.class_weight = v.get(5).copied().unwrap_or(0.0) as f32;
         cfg.class_noise = v.get(6).copied().unwrap_or(0.0) as f32;
+        cfg.loss = loss;
         let split = own_images(run, &data.train);
         let images = images_of(&split, &sigs).unwrap();
         let train_labels = labels_of(&split, &sigs);

@@ -17,7 +17,7 @@ fn main() {
     let (mut net, x, targets, tc) = if which == "decoder" {
         let x: Vec<f32> = (0..n * 200).map(|_| rng.normal()).collect();
         let net = Network::new(Shape::flat(200), Arch::Decoder.layers(mnist, 0, cfg.decoder.width), 1).unwrap();
-        (net, x, Targets::Images(&images), cfg.decoder.train.clone())
+        (net, x, Targets::Images(&images, Default::default()), cfg.decoder.train.clone())
     } else {
         let net = Network::new(mnist, Arch::TargetNetS.layers(mnist, 10, 0), 1).unwrap();
         (net, images.clone(), Targets::Labels(&labels), cfg.target.clone())

@@ -249,6 +249,7 @@ fn decoder_cfg() -> DecoderConfig {
         use_mask: true,
         class_weight: 0.0,
         class_noise: 0.0,
+        loss: Default::default(),
         train: TrainConfig::new(EPOCHS, BATCH, 2e-3, 11),
     }
 }

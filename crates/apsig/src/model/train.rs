@@ -1,9 +1,9 @@
 //! One training loop for every model here (classifiers with cross-entropy, the decoder with
-//! L2), with per-epoch atomic checkpoints so a killed run resumes exactly where it stopped.
+//! L2 or L1), with per-epoch atomic checkpoints so a killed run resumes exactly where it stopped.
 
 use crate::error::{Error, Result};
 use crate::io::{write_tensors, TensorFile, TensorOut};
-use crate::nn::{mse, softmax_cross_entropy, Adam, Network, TrainCache};
+use crate::nn::{softmax_cross_entropy, Adam, Network, PixelLoss, TrainCache};
 use crate::rng::Rng;
 use crate::Progress;
 use serde::{Deserialize, Serialize};
@@ -47,15 +47,15 @@ impl TrainConfig {
 pub enum Targets<'a> {
     /// Class labels (softmax cross-entropy).
     Labels(&'a [u8]),
-    /// Images (sigmoid outputs, mean squared error).
-    Images(&'a [f32]),
-    /// Images, and a frozen classifier's cross-entropy on each output against its label (see
-    /// [`ClassGuide`]).
-    GuidedImages(&'a [f32], ClassGuide<'a>),
+    /// Images (sigmoid outputs) and the per-pixel loss.
+    Images(&'a [f32], PixelLoss),
+    /// Images and the per-pixel loss, and a frozen classifier's cross-entropy on each output
+    /// against its label (see [`ClassGuide`]).
+    GuidedImages(&'a [f32], PixelLoss, ClassGuide<'a>),
 }
 
 /// A frozen classifier whose softmax cross-entropy on the decoder's output, against the class
-/// of the adversary's own image, is added to the L2 loss with `weight`. L2 alone is satisfied
+/// of the adversary's own image, is added to the per-pixel loss with `weight`. L2 alone is satisfied
 /// by a blur that averages what the features leave uncertain (colours, above all), and a blur
 /// can lose the class that the features do hold; the guide asks for an image that a
 /// classifier reads as that class. The classifier is only read: its weights never change (a
@@ -108,10 +108,10 @@ pub fn train(
         Targets::Labels(l) if l.len() != n => {
             return Err(Error::invalid("labels", format!("{} labels for {n} inputs", l.len())))
         }
-        Targets::Images(t) | Targets::GuidedImages(t, _) if t.len() != n * net.out_len() => {
+        Targets::Images(t, _) | Targets::GuidedImages(t, _, _) if t.len() != n * net.out_len() => {
             return Err(Error::invalid("targets", "length does not match the inputs"))
         }
-        Targets::GuidedImages(_, g) if g.labels.len() != n || g.critic.in_len() != net.out_len() => {
+        Targets::GuidedImages(_, _, g) if g.labels.len() != n || g.critic.in_len() != net.out_len() => {
             return Err(Error::invalid(
                 "class guide",
                 format!(
@@ -122,7 +122,7 @@ pub fn train(
                 ),
             ))
         }
-        Targets::GuidedImages(_, g) if g.labels.iter().any(|&y| y as usize >= g.critic.out_len()) => {
+        Targets::GuidedImages(_, _, g) if g.labels.iter().any(|&y| y as usize >= g.critic.out_len()) => {
             return Err(Error::invalid("class guide", "a label is outside the classifier's classes"))
         }
         _ => {}
@@ -130,7 +130,7 @@ pub fn train(
     // a copy: `forward_train` takes the network mutably (a batch-norm layer's running statistics
     // would move with every guided batch), and the caller's classifier must not change
     let mut critic = match &targets {
-        Targets::GuidedImages(_, g) => Some((g.critic.clone(), TrainCache::default(), Vec::new())),
+        Targets::GuidedImages(_, _, g) => Some((g.critic.clone(), TrainCache::default(), Vec::new())),
         _ => None,
     };
     let steps_per_epoch = n.div_ceil(cfg.batch);
@@ -138,7 +138,13 @@ pub fn train(
     let mut adam = Adam::new(cfg.lr);
     let mut start_epoch = 0;
     let mut fingerprint = format!("{:?}|{:?}|{n}", cfg, net.specs);
-    if let Targets::GuidedImages(_, g) = &targets {
+    if let Targets::Images(_, loss) | Targets::GuidedImages(_, loss, _) = &targets {
+        // L2 adds nothing, so checkpoints of runs made before the choice existed still resume
+        if !loss.is_l2() {
+            fingerprint.push_str(&format!("|pixel loss {loss:?}"));
+        }
+    }
+    if let Targets::GuidedImages(_, _, g) = &targets {
         let critic = crate::model::Classifier::identity(g.critic).unwrap_or_default();
         fingerprint.push_str(&format!("|class guide {} noise {} critic {critic}", g.weight, g.noise));
     }
@@ -179,16 +185,16 @@ pub fn train(
                     let y: Vec<u8> = idx.iter().map(|&i| l[i]).collect();
                     softmax_cross_entropy(cache.output(), &y, out_len, &mut grad).0
                 }
-                Targets::Images(t) | Targets::GuidedImages(t, _) => {
+                Targets::Images(t, loss) | Targets::GuidedImages(t, loss, _) => {
                     want.clear();
                     for &i in idx {
                         want.extend_from_slice(&t[i * out_len..(i + 1) * out_len]);
                     }
-                    mse(cache.output(), &want, &mut grad)
+                    loss.apply(cache.output(), &want, &mut grad)
                 }
             };
             let loss = match (&targets, critic.as_mut()) {
-                (Targets::GuidedImages(_, g), Some((net_c, cache_c, grad_c))) => {
+                (Targets::GuidedImages(_, _, g), Some((net_c, cache_c, grad_c))) => {
                     let y: Vec<u8> = idx.iter().map(|&i| g.labels[i]).collect();
                     if g.noise > 0.0 {
                         let mut rng = Rng::derive(cfg.seed, &format!("guide-noise-{epoch}-{s}"));

@@ -97,6 +97,7 @@ impl RunConfig {
                 use_mask: true,
                 class_weight: 0.0,
                 class_noise: 0.0,
+                loss: Default::default(),
                 train: train(20, 128, 2e-3, seed.wrapping_add(2000)),
             },
         }

@@ -197,9 +197,21 @@ fn markdown(cfg: &RunConfig, m: &Metrics, data: &Dataset) -> String {
         seed = cfg.directions.seed,
         n = m.test_signatures.images,
         agree = 100.0 * m.target_agreement,
-        guide = guide_note(&cfg.decoder, m.models.target.user_supplied),
+        guide = guide_note(&cfg.decoder, m.models.target.user_supplied) + loss_note(&cfg.decoder),
         total = m.total_seconds,
     )
+}
+
+/// Says when the decoder was not trained with the paper's L2: its MSE is then not what it
+/// minimised.
+fn loss_note(d: &crate::decoder::DecoderConfig) -> &'static str {
+    match d.loss {
+        crate::nn::PixelLoss::L2 => "",
+        crate::nn::PixelLoss::L1 => {
+            " The decoder was trained with the L1 loss (`decoder.loss = \"l1\"`): it paints each pixel's likelier \
+             value where L2 would paint the average, so its MSE is not what it minimised."
+        }
+    }
 }
 
 /// Says which classifier guided the decoder's training, if one did, and what that does to the

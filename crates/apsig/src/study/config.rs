@@ -135,6 +135,7 @@ impl StudyConfig {
                 use_mask: true,
                 class_weight: 0.0,
                 class_noise: 0.0,
+                loss: Default::default(),
                 train: TrainConfig::new(15, 64, 2e-3, seed.wrapping_add(2000)),
             },
             strategies: Strategy::ALL.to_vec(),
