@@ -332,6 +332,7 @@ fn readme_colour_benchmarks_agree_with_the_committed_outputs() {
     renderings(&read("docs/results/decoder-hidden-ab.txt"), &mut known);
     renderings(&read("docs/results/ab/colour-directions.txt"), &mut known);
     renderings(&read("docs/results/ab/class-guide.txt"), &mut known);
+    renderings(&read("docs/results/ab/colour-loss.txt"), &mut known);
     for file in ["metrics.json", "config.toml", "run.txt"] {
         renderings(&read(&format!("docs/results/colour-mnist-32/earlier/quick-gaussian/{file}")), &mut known);
         renderings(&read(&format!("docs/results/colour-fashion-32/{file}")), &mut known);

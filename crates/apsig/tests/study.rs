@@ -20,6 +20,9 @@ fn smoke_study_has_every_row_and_resumes() {
     assert!(md.contains("HopSkipJump") && md.contains("| boundary distance |"), "{md}");
     assert!(md.contains("95% paired bootstrap intervals"), "the comparison has intervals: {md}");
     assert!(md.contains("| seed 3 | seed 4 | winner |"), "one interval per seed: {md}");
+    // against the baselines too, on all three measures
+    assert!(md.contains("minus each baseline on the same secrets") && md.contains("| 30 | flip-rate |"), "{md}");
+    assert!(md.contains("Class recovery difference, points (positive: apsig recovers"), "{md}");
     assert!(md.contains("Each strategy minus Gaussian on the same secrets"), "strategies have intervals: {md}");
     assert!(md.contains("| low-frequency | to completion |") && md.contains("| rademacher | cap "), "{md}");
     assert!(md.contains("Class recovery difference, points (positive: the strategy"), "{md}");

@@ -151,11 +151,7 @@ const RESAMPLES: usize = 2000;
 
 /// The cell of attack `m` (an entry of `COMPARED`) at per-secret budget `budget`.
 fn compared<'a>(d: &'a DatasetSummary, m: &Attack, budget: f64) -> Option<&'a Cell> {
-    compared_in(&d.cells, m, budget)
-}
-
-fn compared_in<'a>(cells: &'a [Cell], m: &Attack, budget: f64) -> Option<&'a Cell> {
-    cells.iter().find(|c| c.group == m.1 && c.variant == m.2 && c.knob == budget)
+    d.cells.iter().find(|c| c.group == m.1 && c.variant == m.2 && c.knob == budget)
 }
 
 /// apsig's search under a per-secret query cap against the label-only baselines at the same
@@ -226,7 +222,7 @@ fn baselines_section(md: &mut String, d: &DatasetSummary, c: &StudyConfig) {
     md.push_str(&measure("budget", &|c| c.quality.identified_cells()[0].clone()));
     let _ = writeln!(md, "\nClass recovery:\n");
     md.push_str(&measure("budget", &|c| format!("{}%", fmt_num(100.0 * c.quality.class_recovery, 1))));
-    differences(md, d, c, &present);
+    baseline_differences(md, d, c, &present);
 }
 
 /// The study's own seed and each replicate's, with the cells measured at it.
@@ -297,21 +293,27 @@ fn interval_row(
     label
 }
 
-/// Which cell a row of an interval table reads: its group and variant, and its knob and votes
-/// where the group holds several of one variant (the defences).
+/// Which cell a row of an interval table reads: its group and variant, its knob where the
+/// group holds one variant at several (the defences, the budgets of the baselines), and its
+/// votes where they differ too (the defences).
 struct Key {
     group: String,
     variant: String,
-    knob_votes: Option<(f64, usize)>,
+    knob: Option<f64>,
+    votes: Option<usize>,
 }
 
 impl Key {
     fn of(group: &str, variant: &str) -> Self {
-        Key { group: group.into(), variant: variant.into(), knob_votes: None }
+        Key { group: group.into(), variant: variant.into(), knob: None, votes: None }
+    }
+
+    fn at(group: &str, variant: &str, knob: f64) -> Self {
+        Key { knob: Some(knob), ..Key::of(group, variant) }
     }
 
     fn exactly(c: &Cell) -> Self {
-        Key { group: c.group.clone(), variant: c.variant.clone(), knob_votes: Some((c.knob, c.votes)) }
+        Key { votes: Some(c.votes), ..Key::at(&c.group, &c.variant, c.knob) }
     }
 
     fn find<'a>(&self, cells: &'a [Cell]) -> Option<&'a PerSecret> {
@@ -320,7 +322,8 @@ impl Key {
             .find(|c| {
                 c.group == self.group
                     && c.variant == self.variant
-                    && self.knob_votes.is_none_or(|(knob, votes)| c.knob == knob && c.votes == votes)
+                    && self.knob.is_none_or(|knob| c.knob == knob)
+                    && self.votes.is_none_or(|votes| c.votes == votes)
             })?
             .per_secret
             .as_ref()
@@ -369,10 +372,10 @@ fn paired_tables(seeds: &[(u64, &[Cell])], pairings: &[Pairing], labels: [&str; 
 fn write_paired(md: &mut String, seeds: usize, what: &str, side: &str, [mse, ident, class]: [String; 3]) {
     let _ = writeln!(
         md,
-        "\n{what} on the same secrets, with 95% paired bootstrap intervals over secrets ({} resamples), at {} \
-         seed{} (each seed draws the target, evaluator, directions and decoders anew). A winner is named only \
-         where every seed's interval leaves zero out on the same side.\n\nMSE difference (negative: {side}'s \
-         reconstructions are nearer):\n",
+        "\n{what} on the same secrets, with 95% paired bootstrap intervals over secrets ({} resamples; \
+         identification is resampled per secret, its competitors held fixed), at {} seed{} (each seed draws the \
+         target, evaluator, directions and decoders anew). A winner is named only where every seed's interval \
+         leaves zero out on the same side.\n\nMSE difference (negative: {side}'s reconstructions are nearer):\n",
         RESAMPLES,
         seeds,
         if seeds == 1 { "" } else { "s" }
@@ -451,53 +454,25 @@ fn defence_differences(md: &mut String, d: &DatasetSummary, c: &StudyConfig) {
 }
 
 /// apsig's best search (the predicted one where measured) minus each baseline, per budget and
-/// seed: MSE and identification with 95% paired bootstrap intervals over the secrets. A winner
-/// is named only where every seed's interval leaves zero out on the same side.
-fn differences(md: &mut String, d: &DatasetSummary, c: &StudyConfig, present: &[&Attack]) {
+/// seed, on the same secrets.
+fn baseline_differences(md: &mut String, d: &DatasetSummary, c: &StudyConfig, present: &[&Attack]) {
     let find = |variant: &str| present.iter().find(|m| m.2 == variant).copied();
     let Some(ours) = find("predicted-search").or_else(|| find("query-budget")) else { return };
-    let theirs: Vec<_> = present.iter().filter(|m| m.1 == "baseline" && m.2 != "predicted-search").collect();
-    let seeds = seeds_of(d, c);
-    let interval = |cells: &[Cell], m: &Attack, b: u64, value: &dyn Fn(&PerSecret) -> Vec<f64>| {
-        let a = compared_in(cells, ours, b as f64)?.per_secret.as_ref()?;
-        let t = compared_in(cells, m, b as f64)?.per_secret.as_ref()?;
-        paired_bootstrap(&value(a), &value(t), RESAMPLES, c.seed ^ b)
-    };
-    let table = |value: &dyn Fn(&PerSecret) -> Vec<f64>, lower_is_better: bool, scale: f64, digits: usize| {
-        let mut rows = Vec::new();
-        for &b in &c.budgets {
-            for m in &theirs {
-                let found: Vec<Option<Interval>> =
-                    seeds.iter().map(|(_, cells)| interval(cells, m, b, value)).collect();
-                if found.iter().all(Option::is_none) {
-                    continue;
-                }
-                let label = vec![fmt_num(b as f64, 0), m.0.to_string()];
-                rows.push(interval_row(label, &found, scale, digits, lower_is_better, ("apsig", "baseline")));
-            }
+    let mut pairings = Vec::new();
+    for &b in &c.budgets {
+        for m in present.iter().filter(|m| m.1 == "baseline" && m.2 != "predicted-search") {
+            pairings.push(Pairing {
+                label: [fmt_num(b as f64, 0), m.0.to_string()],
+                cell: Key::at(ours.1, ours.2, b as f64),
+                reference: Key::at(m.1, m.2, b as f64),
+                names: ("apsig".into(), "baseline".into()),
+            });
         }
-        interval_table(["budget", "baseline"], &seeds, &rows)
-    };
-    let (Some(mse_table), Some(ident_table)) =
-        (table(&mse_each, true, 1.0, 4), table(&identified_each, false, 100.0, 1))
-    else {
-        return;
-    };
-    let _ = writeln!(
-        md,
-        "\n{} minus each baseline on the same secrets, with 95% paired bootstrap intervals over secrets ({} \
-         resamples; identification is resampled per secret, its competitors held fixed), at {} seed{} (each seed \
-         draws the target, evaluator, directions and decoders anew). A winner is named only where every seed's \
-         interval leaves zero out on the same side.\n\nMSE difference (negative: apsig's reconstructions are \
-         nearer):\n",
-        ours.0,
-        RESAMPLES,
-        seeds.len(),
-        if seeds.len() == 1 { "" } else { "s" }
-    );
-    md.push_str(&mse_table);
-    let _ = writeln!(md, "\nIdentified difference, points (positive: apsig identifies more secrets):\n");
-    md.push_str(&ident_table);
+    }
+    let seeds = seeds_of(d, c);
+    if let Some(tables) = paired_tables(&seeds, &pairings, ["budget", "baseline"], 0xba5e) {
+        write_paired(md, seeds.len(), &format!("{} minus each baseline", ours.0), "apsig", tables);
+    }
 }
 
 fn dataset_section(md: &mut String, d: &DatasetSummary, c: &StudyConfig) -> Result<()> {
