@@ -223,6 +223,7 @@ fn the_class_guide_reads_m_or_a_critic_of_the_adversarys_own() {
     let m = run_loaded(&cfg, dataset("colour-16", image), Instant::now(), own.path(), &apsig::NoProgress).unwrap();
     assert!(m.decoder.mse < m.global_mean_baseline.mse, "{m:?}");
     assert!(!own.path().join("critic.safetensors").exists());
+    assert!(m.models.critic.is_none() && m.critic_test_accuracy.is_none());
     assert!(report(own.path()).contains("class guide (weight 0.05, noise 0): M, which the adversary owns"));
     // the user's target has no gradients here: the adversary trains a critic of its own
     let net = load_network(&own.path().join("target.safetensors"), None).unwrap().net;
@@ -238,7 +239,16 @@ fn the_class_guide_reads_m_or_a_critic_of_the_adversarys_own() {
     let m = run_loaded_with(&cfg, &models, data(), Instant::now(), user.path(), &apsig::NoProgress).unwrap();
     assert!(user.path().join("critic.safetensors").exists());
     assert!(m.stage_seconds.iter().any(|t| t.stage == "train critic"), "{:?}", m.stage_seconds);
-    assert!(report(user.path()).contains("`critic.safetensors`"));
+    // metrics.json and the report's model table name the critic, its file and its accuracy
+    let critic = m.models.critic.as_ref().expect("the critic's record");
+    let bytes = std::fs::read(user.path().join("critic.safetensors")).unwrap();
+    assert_eq!(critic.sha256, apsig::io::sha256_hex(&bytes));
+    assert!(!critic.user_supplied && critic.description.starts_with("targetnet-s"), "{critic:?}");
+    let accuracy = m.critic_test_accuracy.expect("the critic's accuracy");
+    assert!((0.0..=1.0).contains(&accuracy));
+    let text = report(user.path());
+    assert!(text.contains(&format!("`critic.safetensors`, test accuracy {:.2}%", 100.0 * accuracy)), "{text}");
+    assert!(text.contains("| class guide's critic | trained by apsig |") && text.contains(&critic.sha256), "{text}");
     // without the guide the critic guided nothing, and goes
     cfg.decoder.class_weight = 0.0;
     run_loaded_with(&cfg, &models, data(), Instant::now(), user.path(), &apsig::NoProgress).unwrap();

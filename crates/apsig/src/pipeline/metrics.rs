@@ -19,6 +19,9 @@ pub struct Metrics {
     pub target_test_accuracy: f32,
     /// Test accuracy of the independent evaluator.
     pub evaluator_test_accuracy: f32,
+    /// Test accuracy of the class guide's critic, where the run trained one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub critic_test_accuracy: Option<f32>,
     /// Directions per signature.
     pub k: usize,
     /// The adversary's training signatures.
@@ -48,13 +51,17 @@ pub struct Metrics {
     pub machine: String,
 }
 
-/// The two classifiers of a run.
+/// The classifiers of a run.
 #[derive(Clone, Debug, Serialize)]
 pub struct Models {
     /// The target M, the model attacked.
     pub target: ModelRecord,
     /// The independent evaluator of class recovery.
     pub evaluator: ModelRecord,
+    /// The class guide's critic, where the run trained one (a guided decoder against the
+    /// user's target; against apsig's own M, M is the critic).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub critic: Option<ModelRecord>,
 }
 
 /// Which model played a role, and where it came from.

@@ -327,13 +327,15 @@ pub fn run_loaded_with(
     // the class guide's critic: the adversary owns M, so M when apsig trained it; with the
     // user's target (no gradients through a foreign runtime) a TargetNet-S that the adversary
     // trains on its data, the training split, as apsig trains M
+    let mut critic_record = None;
     let own_critic = match (&own_target, cfg.decoder.class_weight > 0.0) {
         (None, true) => {
             progress.message("training the adversary's critic for the class guide");
             let critic_cfg = TrainConfig { seed: cfg.target.seed.wrapping_add(3000), ..cfg.target.clone() };
             let path = dir.join(files::CRITIC);
-            let (net, _, s) = classifier_stage(Arch::TargetNetS, &data, &critic_cfg, &path, &ckpt, progress)?;
+            let (net, acc, s) = classifier_stage(Arch::TargetNetS, &data, &critic_cfg, &path, &ckpt, progress)?;
             timed("train critic", s);
+            critic_record = Some((ModelRecord::trained(Arch::TargetNetS, &path)?, acc));
             Some(Arc::new(net))
         }
         _ => {
@@ -426,9 +428,11 @@ pub fn run_loaded_with(
     timed("evaluate", t0.elapsed().as_secs_f64());
     let _ = std::fs::remove_dir(&ckpt);
 
+    let (critic, critic_test_accuracy) = critic_record.map_or((None, None), |(r, acc)| (Some(r), Some(acc)));
     let metrics = Metrics {
         dataset: data.name.clone(),
-        models: Models { target: target_record, evaluator: eval_record },
+        models: Models { target: target_record, evaluator: eval_record, critic },
+        critic_test_accuracy,
         target_test_accuracy: target_acc,
         evaluator_test_accuracy: eval_acc,
         k: dirs.k(),

@@ -170,10 +170,9 @@ fn markdown(cfg: &RunConfig, m: &Metrics, data: &Dataset) -> String {
             format!("`{}`", r.sha256),
         ]
     };
-    let models = markdown_table(
-        &["role", "source", "model", "file", "SHA-256"],
-        &[model("target M", &m.models.target), model("evaluator", &m.models.evaluator)],
-    );
+    let mut rows = vec![model("target M", &m.models.target), model("evaluator", &m.models.evaluator)];
+    rows.extend(m.models.critic.as_ref().map(|r| model("class guide's critic", r)));
+    let models = markdown_table(&["role", "source", "model", "file", "SHA-256"], &rows);
     format!(
         "# apsig run report: {ds}\n\n\
          Data: {source}; images {h}x{w}x{c}. Target M test accuracy: **{ta:.2}%**; independent evaluator: {ea:.2}%. K = {k} directions ({strategy:?}, seed {seed}).\n\n\
@@ -197,7 +196,7 @@ fn markdown(cfg: &RunConfig, m: &Metrics, data: &Dataset) -> String {
         seed = cfg.directions.seed,
         n = m.test_signatures.images,
         agree = 100.0 * m.target_agreement,
-        guide = guide_note(&cfg.decoder, m.models.target.user_supplied) + loss_note(&cfg.decoder),
+        guide = guide_note(&cfg.decoder, m) + loss_note(&cfg.decoder),
         total = m.total_seconds,
     )
 }
@@ -216,9 +215,11 @@ fn loss_note(d: &crate::decoder::DecoderConfig) -> &'static str {
 
 /// Says which classifier guided the decoder's training, if one did, and what that does to the
 /// agreement with M.
-fn guide_note(d: &crate::decoder::DecoderConfig, user_target: bool) -> String {
+fn guide_note(d: &crate::decoder::DecoderConfig, m: &Metrics) -> String {
     let how = format!("weight {}, noise {}", d.class_weight, d.class_noise);
-    match (d.class_weight > 0.0, user_target) {
+    let critic_accuracy =
+        m.critic_test_accuracy.map(|a| format!(", test accuracy {:.2}%", 100.0 * a)).unwrap_or_default();
+    match (d.class_weight > 0.0, m.models.target.user_supplied) {
         (false, _) => String::new(),
         (true, false) => format!(
             " The decoder was trained with a class guide ({how}): M, which the adversary owns, read \
@@ -227,7 +228,7 @@ fn guide_note(d: &crate::decoder::DecoderConfig, user_target: bool) -> String {
         ),
         (true, true) => format!(
             " The decoder was trained with a class guide ({how}): a TargetNet-S the adversary trained \
-             on its data, the training split (`critic.safetensors`), read each reconstruction of those images during training."
+             on its data, the training split (`critic.safetensors`{critic_accuracy}), read each reconstruction of those images during training."
         ),
     }
 }
