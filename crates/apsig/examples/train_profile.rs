@@ -1,13 +1,15 @@
 //! Profiling harness: trains the decoder (or TargetNet-S with `targetnet`) on synthetic data
 //! for a number of epochs and prints images/s and a hash of the weights (a change that should
 //! keep the bits must keep the hash): `cargo run --release -p apsig --example train_profile --
-//! decoder 3`, under `perf record` to see where the time goes.
+//! decoder 3 [HIDDEN]`, under `perf record` to see where the time goes. HIDDEN is the decoder's
+//! dense hidden layer (`decoder.hidden`, default 0: the paper's decoder).
 use apsig::model::{train, Arch, Targets, TrainConfig};
 use apsig::nn::{Network, Shape};
 
 fn main() {
     let which = std::env::args().nth(1).unwrap_or_else(|| "decoder".into());
     let epochs: usize = std::env::args().nth(2).and_then(|s| s.parse().ok()).unwrap_or(3);
+    let hidden: usize = std::env::args().nth(3).and_then(|s| s.parse().ok()).unwrap_or(0);
     let n = 4096;
     let mut rng = apsig::rng::Rng::new(3);
     let images: Vec<f32> = (0..n * 784).map(|_| rng.uniform()).collect();
@@ -16,7 +18,8 @@ fn main() {
     let cfg = apsig::pipeline::RunConfig::quick(1);
     let (mut net, x, targets, tc) = if which == "decoder" {
         let x: Vec<f32> = (0..n * 200).map(|_| rng.normal()).collect();
-        let net = Network::new(Shape::flat(200), Arch::Decoder.layers(mnist, 0, cfg.decoder.width), 1).unwrap();
+        let net =
+            Network::new(Shape::flat(200), apsig::model::decoder_layers(mnist, cfg.decoder.width, hidden), 1).unwrap();
         (net, x, Targets::Images(&images, Default::default()), cfg.decoder.train.clone())
     } else {
         let net = Network::new(mnist, Arch::TargetNetS.layers(mnist, 10, 0), 1).unwrap();
