@@ -43,35 +43,37 @@ pub fn softmax_cross_entropy(logits: &[f32], labels: &[u8], classes: usize, grad
 
 /// Mean squared error over all elements; returns the mean loss.
 pub fn mse(pred: &[f32], target: &[f32], grad: &mut [f32]) -> f32 {
-    assert_eq!(pred.len(), target.len());
-    let scale = 2.0 / pred.len() as f32;
-    let mut loss = 0.0f64;
-    for ((g, p), t) in grad.iter_mut().zip(pred).zip(target) {
-        let d = p - t;
-        loss += (d * d) as f64;
-        *g = scale * d;
-    }
-    (loss / pred.len() as f64) as f32
+    mean_of_terms(pred, target, grad, |d| (d * d, 2.0 * d))
 }
 
 /// Mean absolute error over all elements; returns the mean loss. Its minimiser is the
 /// per-value median, where L2's is the mean: where the features leave a pixel uncertain
 /// between a few values (two colours, stroke or background), L1 picks the likelier one
 /// instead of painting their average.
-pub fn mae(pred: &[f32], target: &[f32], grad: &mut [f32]) -> f32 {
+fn mae(pred: &[f32], target: &[f32], grad: &mut [f32]) -> f32 {
+    let sign = |d: f32| {
+        if d > 0.0 {
+            1.0
+        } else if d < 0.0 {
+            -1.0
+        } else {
+            0.0
+        }
+    };
+    mean_of_terms(pred, target, grad, |d| (d.abs(), sign(d)))
+}
+
+/// The mean over all elements of `term(pred - target)`'s first value; writes the gradient of
+/// that mean, its second value over the element count, into `grad`.
+fn mean_of_terms(pred: &[f32], target: &[f32], grad: &mut [f32], term: impl Fn(f32) -> (f32, f32)) -> f32 {
     assert_eq!(pred.len(), target.len());
+    // 1/n times an exact power of two (2d for L2) rounds as 2/n times d did
     let scale = 1.0 / pred.len() as f32;
     let mut loss = 0.0f64;
     for ((g, p), t) in grad.iter_mut().zip(pred).zip(target) {
-        let d = p - t;
-        loss += d.abs() as f64;
-        *g = if d > 0.0 {
-            scale
-        } else if d < 0.0 {
-            -scale
-        } else {
-            0.0
-        };
+        let (value, slope) = term(p - t);
+        loss += value as f64;
+        *g = scale * slope;
     }
     (loss / pred.len() as f64) as f32
 }

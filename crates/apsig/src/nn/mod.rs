@@ -10,7 +10,7 @@ mod optim;
 mod training;
 
 pub use layer::{LayerSpec, Shape};
-pub use loss::{mae, mse, softmax_cross_entropy, softmax_rows, PixelLoss};
+pub use loss::{mse, softmax_cross_entropy, softmax_rows, PixelLoss};
 pub use network::Network;
 pub use optim::Adam;
 pub use training::TrainCache;
