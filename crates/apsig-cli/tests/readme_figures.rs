@@ -206,35 +206,18 @@ fn readme_results_and_performance_agree_with_the_committed_outputs() {
     let bench_text = read(&name);
     let mut rows = vec![format!("measured peak of {:.1} GFLOP/s", f(&bench, "machine.peak_gflops"))];
     rows.push(format!("{}, {} threads", bench["machine"]["cpu"].as_str().unwrap(), bench["machine"]["cores"]));
-    for (i, batch) in [256, 1024, 4096].into_iter().enumerate() {
-        let ours = bench["forward"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["batch"] == batch && t["what"].as_str().unwrap().starts_with("forward"))
-            .unwrap();
-        let peer = &bench["peer"]["forward"][i];
+    assert_eq!(bench["release_build"], true, "{name}: the README's bench must come from a release build");
+    // the paired rounds: medians of apsig, of the peer and of the per-round ratios, and the range
+    for p in bench["peer"]["paired"].as_array().expect("a bench with paired rounds") {
         rows.push(format!(
-            "| TargetNet-S forward, batch {batch} (images/s) | {} | {:.1} ({:.0}%) | {} ({}) | {:.1}x |",
-            grouped(f(ours, "per_sec"), 0),
-            f(ours, "gflops"),
-            100.0 * f(ours, "share_of_peak"),
-            grouped(f(peer, "images_per_sec"), 0),
-            peer["variant"].as_str().unwrap(),
-            f(ours, "per_sec") / f(peer, "images_per_sec")
-        ));
-    }
-    for (label, ours, key) in [
-        ("training TargetNet-S, batch 128 (images/s)", "targetnet_train_images_per_sec", "train_targetnet"),
-        ("training the decoder, batch 128 (images/s)", "decoder_train_images_per_sec", "train_decoder"),
-    ] {
-        let peer = &bench["peer"][key];
-        rows.push(format!(
-            "| {label} | {} | | {} ({}) | {:.1}x |",
-            grouped(f(&bench, ours), 0),
-            grouped(f(peer, "images_per_sec"), 0),
-            peer["variant"].as_str().unwrap(),
-            f(&bench, ours) / f(peer, "images_per_sec")
+            "| {} (images/s) | {} | {} ({}) | {:.2}x ({:.2}-{:.2}x) |",
+            p["what"].as_str().unwrap(),
+            grouped(f(p, "median_apsig"), 0),
+            grouped(f(p, "median_peer"), 0),
+            p["variant"].as_str().unwrap(),
+            f(p, "median_ratio"),
+            f(p, "min_ratio"),
+            f(p, "max_ratio")
         ));
     }
     assert_all_in(performance, &rows, "bench table");
@@ -270,7 +253,9 @@ fn readme_results_and_performance_agree_with_the_committed_outputs() {
         "docs/results/baselines-small/study.md",
         "docs/results/ab/budget-tolerance.txt",
         "docs/results/ab/budget-decoders.txt",
-        // the bench of the commit before, on the same machine, and the paired training A/B
+        // the AVX-512 EPYC's bench, the bench of the commit before on it, and its training A/B
+        "docs/results/bench-2026-12-02-epyc.txt",
+        "docs/results/bench-2026-12-02-epyc.json",
         "docs/results/bench-2026-12-02-epyc-ce905f5.txt",
         "docs/results/training-ab-2026-12-02-epyc.txt",
         &bench_json,

@@ -167,15 +167,26 @@ pub fn rate(min_secs: f64, mut f: impl FnMut()) -> f64 {
     calls as f64 / t0.elapsed().as_secs_f64()
 }
 
+/// The uniform-noise batch every forward measurement here reads.
+fn bench_images(net: &Network, batch: usize) -> Vec<f32> {
+    let mut rng = Rng::new(5);
+    (0..batch * net.in_len()).map(|_| rng.uniform()).collect()
+}
+
+/// Images/s of the plain forward pass at a batch size, timed over at least `min_secs`.
+pub fn forward_rate(net: &Network, batch: usize, min_secs: f64) -> f64 {
+    let x = bench_images(net, batch);
+    rate(min_secs, || {
+        std::hint::black_box(net.forward(&x, batch));
+    }) * batch as f64
+}
+
 /// TargetNet-S forward throughput at a batch size: the plain forward pass, and the oracle's
 /// probe path (first layer replaced by an AXPY along lifted directions).
 pub fn forward(net: &Network, batch: usize, machine: &Machine, min_secs: f64) -> Vec<Throughput> {
-    let mut rng = Rng::new(5);
-    let x: Vec<f32> = (0..batch * net.in_len()).map(|_| rng.uniform()).collect();
+    let x = bench_images(net, batch);
     let flop_full = 2.0 * net.macs() as f64;
-    let plain = rate(min_secs, || {
-        std::hint::black_box(net.forward(&x, batch));
-    }) * batch as f64;
+    let plain = forward_rate(net, batch, min_secs);
     let dirs = Directions::generate(
         &crate::directions::DirectionConfig { strategy: crate::directions::Strategy::Gaussian, k: 100, seed: 1 },
         net.input,

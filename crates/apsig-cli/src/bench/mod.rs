@@ -1,16 +1,20 @@
 //! `apsig bench`: throughput figures, and the same workload in PyTorch side by side.
 
+mod peer;
+
 use crate::progress::Bars;
 use anyhow::{Context, Result};
-use apsig::bench::{forward, peak_rss_mib, rate, targetnet, Machine};
+use apsig::bench::{forward, forward_rate, peak_rss_mib, rate, targetnet, Machine};
 use apsig::data::DataOptions;
 use apsig::directions::{DirectionConfig, Directions, Strategy};
 use apsig::model::load_network;
 use apsig::signature::{extract, ExtractConfig, Method, SearchConfig};
+use apsig::Progress;
 use clap::Args;
+use peer::Peer;
+use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -28,14 +32,25 @@ pub struct BenchArgs {
     /// Python of the PyTorch peer (default: bench/peers/.venv/bin/python if it exists); `off` to skip.
     #[arg(long)]
     peer: Option<String>,
+    /// Rounds that alternate apsig and the peer on each workload; ratios are per round, and
+    /// their median and range are printed (the machine's rate drifts between rounds).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+    rounds: u32,
     /// Write all figures here as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
 }
 
-pub fn bench(a: BenchArgs, opts: &DataOptions, _bars: &Bars) -> Result<()> {
+pub fn bench(a: BenchArgs, opts: &DataOptions, bars: &Bars) -> Result<()> {
     let machine = Machine::measure(1.0);
     println!("machine: {}, {} threads (cpu MHz {:.0})", machine.cpu, machine.cores, machine.mhz);
+    // the dev profile keeps overflow checks and debug assertions in the kernels: its forward
+    // pass ran at two thirds of the release build's rate
+    if cfg!(debug_assertions) {
+        println!("build: dev profile (debug assertions on); rates understate `cargo build --release`");
+    } else {
+        println!("build: release");
+    }
     println!(
         "measured fp32 peak: {:.1} GFLOP/s (FMA chains on all threads); shares below are of this",
         machine.peak_gflops
@@ -111,6 +126,7 @@ pub fn bench(a: BenchArgs, opts: &DataOptions, _bars: &Bars) -> Result<()> {
     out.insert("targetnet_train_images_per_sec".into(), tn_rate.into());
     out.insert("decoder_train_images_per_sec".into(), dec_rate.into());
     out.insert("machine".into(), serde_json::to_value(&machine)?);
+    out.insert("release_build".into(), (!cfg!(debug_assertions)).into());
 
     let python = a.peer.clone().or_else(|| {
         let p = PathBuf::from("bench/peers/.venv/bin/python");
@@ -118,43 +134,10 @@ pub fn bench(a: BenchArgs, opts: &DataOptions, _bars: &Bars) -> Result<()> {
     });
     match python.filter(|p| p != "off") {
         Some(py) => {
-            let peer = run_peer(&py, &net, &data.test, n, &dirs, &train, a.secs, machine.cores)?;
-            println!(
-                "\nPyTorch peer ({}), {} threads, same inputs; the fastest of its variants counts:",
-                peer["torch_version"], peer["threads"]
-            );
-            for (i, batch) in [256, 1024, 4096].iter().enumerate() {
-                let torch = peer["forward"][i]["images_per_sec"].as_f64().unwrap_or(f64::NAN);
-                let ours = fw
-                    .iter()
-                    .find(|t| t.batch == *batch && t.what.starts_with("forward"))
-                    .map(|t| t.per_sec)
-                    .unwrap_or(f64::NAN);
-                println!(
-                    "  forward batch {batch:>5}: PyTorch {torch:>9.0} images/s ({}), apsig {ours:>9.0}: ratio apsig/PyTorch {:.2}x",
-                    peer["forward"][i]["variant"].as_str().unwrap_or("?"),
-                    ours / torch
-                );
-            }
-            for (what, key, ours) in
-                [("TargetNet-S", "train_targetnet", tn_rate), ("decoder", "train_decoder", dec_rate)]
-            {
-                let torch = peer[key]["images_per_sec"].as_f64().unwrap_or(f64::NAN);
-                println!(
-                    "  training {what:<11}: PyTorch {torch:>9.0} images/s ({}), apsig {ours:>9.0}: ratio apsig/PyTorch {:.2}x",
-                    peer[key]["variant"].as_str().unwrap_or("?"),
-                    ours / torch
-                );
-            }
-            let torch_sig = peer["signatures"]["images_per_sec"].as_f64().unwrap_or(f64::NAN);
-            let ours_sig = sig[0]["images_per_sec"].as_f64().unwrap_or(f64::NAN);
-            println!(
-                "  plain change-bit signatures: PyTorch {torch_sig:.2} images/s ({:.2} queries/eps), apsig {ours_sig:.2}: ratio {:.2}x; eps agree within tolerance for {:.1}% of pairs",
-                peer["signatures"]["queries_per_eps"].as_f64().unwrap_or(f64::NAN),
-                ours_sig / torch_sig,
-                100.0 * peer_agreement(&peer, model.clone(), &dirs, &data.test, n)?
-            );
-            out.insert("peer".into(), peer);
+            let report = against_peer(&py, &a, &net, &data.test, n, &dirs, &train, machine.cores, bars)?;
+            let sig_ours = sig[0]["images_per_sec"].as_f64().unwrap_or(f64::NAN);
+            print_peer(&report, sig_ours);
+            out.insert("peer".into(), serde_json::to_value(&report)?);
         }
         None => println!("\nPyTorch peer: not installed (run bench/peers/setup.sh); ratios not measured"),
     }
@@ -233,23 +216,144 @@ fn decoder_train_rate(d: &TrainingData, secs: f64) -> Result<f64> {
     )
 }
 
-/// Writes the model and inputs for the peer, runs it, and returns its JSON report.
+/// What the peer measured, and the rounds that alternated it with apsig.
+#[derive(Serialize)]
+struct PeerReport {
+    torch_version: String,
+    threads: u64,
+    /// The peer's plain change-bit search: images/s, queries per eps (one measurement; the
+    /// ratio is far from 1).
+    signatures: serde_json::Value,
+    /// Share of (image, direction) pairs where the peer's eps and apsig's agree within the
+    /// search's tolerance.
+    eps_agreement: f64,
+    paired: Vec<Paired>,
+}
+
+/// One workload measured `rounds` times, apsig then the peer each round, seconds apart.
+#[derive(Serialize)]
+struct Paired {
+    what: String,
+    /// The peer's fastest variant, chosen in the first round (which times them all).
+    variant: String,
+    /// Every variant's rate in the first round.
+    variants: serde_json::Value,
+    apsig: Vec<f64>,
+    peer: Vec<f64>,
+    /// apsig / peer, round by round.
+    ratios: Vec<f64>,
+    median_apsig: f64,
+    median_peer: f64,
+    median_ratio: f64,
+    min_ratio: f64,
+    max_ratio: f64,
+}
+
+impl Paired {
+    fn new(what: &str) -> Self {
+        Paired {
+            what: what.into(),
+            variant: String::new(),
+            variants: serde_json::Value::Null,
+            apsig: vec![],
+            peer: vec![],
+            ratios: vec![],
+            median_apsig: f64::NAN,
+            median_peer: f64::NAN,
+            median_ratio: f64::NAN,
+            min_ratio: f64::NAN,
+            max_ratio: f64::NAN,
+        }
+    }
+
+    fn push(&mut self, ours: f64, reply: &serde_json::Value) -> Result<()> {
+        let theirs = reply["images_per_sec"].as_f64().with_context(|| format!("peer's {}: {reply}", self.what))?;
+        if self.variant.is_empty() {
+            self.variant = reply["variant"].as_str().unwrap_or("?").to_string();
+            self.variants = reply["variants"].clone();
+        }
+        self.apsig.push(ours);
+        self.peer.push(theirs);
+        self.ratios.push(ours / theirs);
+        self.median_apsig = median(&self.apsig);
+        self.median_peer = median(&self.peer);
+        self.median_ratio = median(&self.ratios);
+        self.min_ratio = self.ratios.iter().copied().fold(f64::INFINITY, f64::min);
+        self.max_ratio = self.ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        Ok(())
+    }
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    match s.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => s[n / 2],
+        n => (s[n / 2 - 1] + s[n / 2]) / 2.0,
+    }
+}
+
+/// The workloads both sides run, in the order of each round.
+#[derive(Clone, Copy)]
+enum Workload {
+    Forward(usize),
+    TrainTargetNet,
+    TrainDecoder,
+}
+
+impl Workload {
+    const ALL: [Workload; 5] = [
+        Workload::Forward(256),
+        Workload::Forward(1024),
+        Workload::Forward(4096),
+        Workload::TrainTargetNet,
+        Workload::TrainDecoder,
+    ];
+
+    fn name(self) -> String {
+        match self {
+            Workload::Forward(b) => format!("forward batch {b}"),
+            Workload::TrainTargetNet => "training TargetNet-S".into(),
+            Workload::TrainDecoder => "training decoder".into(),
+        }
+    }
+
+    fn request(self, secs: f64) -> serde_json::Value {
+        match self {
+            Workload::Forward(b) => serde_json::json!({"run": "forward", "batch": b, "secs": secs}),
+            Workload::TrainTargetNet => serde_json::json!({"run": "train_targetnet", "secs": secs}),
+            Workload::TrainDecoder => serde_json::json!({"run": "train_decoder", "secs": secs}),
+        }
+    }
+
+    fn apsig_rate(self, net: &apsig::nn::Network, train: &TrainingData, secs: f64) -> Result<f64> {
+        match self {
+            Workload::Forward(b) => Ok(forward_rate(net, b, secs)),
+            Workload::TrainTargetNet => targetnet_train_rate(train, secs),
+            Workload::TrainDecoder => decoder_train_rate(train, secs),
+        }
+    }
+}
+
+/// Starts the peer on the same model and inputs, measures its signature search, then
+/// alternates apsig and the peer on every workload for `a.rounds` rounds.
 #[allow(clippy::too_many_arguments)]
-fn run_peer(
+fn against_peer(
     python: &str,
+    a: &BenchArgs,
     net: &apsig::nn::Network,
     test: &apsig::data::Split,
     n: usize,
     dirs: &Directions,
     train: &TrainingData,
-    secs: f64,
     threads: usize,
-) -> Result<serde_json::Value> {
-    let tmp = std::env::temp_dir().join(format!("apsig-peer-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp)?;
-    let model_path = tmp.join("model.safetensors");
+    bars: &Bars,
+) -> Result<PeerReport> {
+    let tmp = tempfile::Builder::new().prefix("apsig-peer-").tempdir().context("a temporary directory for the peer")?;
+    let model_path = tmp.path().join("model.safetensors");
     apsig::model::save_network(&model_path, apsig::model::Arch::TargetNetS, net, &BTreeMap::new())?;
-    let inputs = tmp.join("inputs.safetensors");
+    let inputs = tmp.path().join("inputs.safetensors");
     apsig::io::write_tensors(
         &inputs,
         &[
@@ -261,36 +365,72 @@ fn run_peer(
         ],
         &BTreeMap::new(),
     )?;
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../bench/peers/torch_peer.py");
-    let o = Command::new(python)
-        .arg(&script)
-        .arg(&model_path)
-        .arg(&inputs)
-        .arg(tmp.join("peer-eps.bin"))
-        .arg(secs.to_string())
-        .env("OMP_NUM_THREADS", threads.to_string())
-        .output()
-        .with_context(|| format!("running the PyTorch peer with {python}"))?;
-    if !o.status.success() {
-        anyhow::bail!("PyTorch peer failed: {}", String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or(""));
+    let mut peer = Peer::start(python, &model_path, &inputs, threads, tmp.path().join("peer-stderr.log"))?;
+    let eps_path = tmp.path().join("peer-eps.bin");
+    let signatures = peer.ask(serde_json::json!({"run": "signatures", "eps_out": eps_path}))?;
+    let eps_agreement = peer_agreement(&eps_path, Arc::new(net.clone()), dirs, test, n)?;
+    let mut paired: Vec<Paired> = Workload::ALL.iter().map(|w| Paired::new(&w.name())).collect();
+    let rounds = a.rounds as usize;
+    bars.begin("bench rounds", (rounds * Workload::ALL.len()) as u64);
+    for _ in 0..rounds {
+        for (w, p) in Workload::ALL.iter().zip(&mut paired) {
+            let ours = w.apsig_rate(net, train, a.secs)?;
+            let reply = peer.ask(w.request(a.secs))?;
+            p.push(ours, &reply)?;
+            bars.advance(1);
+        }
     }
-    let mut v: serde_json::Value = serde_json::from_slice(&o.stdout).context("peer output")?;
-    v["eps_file"] = serde_json::Value::String(tmp.join("peer-eps.bin").display().to_string());
-    Ok(v)
+    bars.end();
+    Ok(PeerReport {
+        torch_version: peer.info["torch_version"].as_str().unwrap_or("?").to_string(),
+        threads: peer.info["threads"].as_u64().unwrap_or(0),
+        signatures,
+        eps_agreement,
+        paired,
+    })
+}
+
+fn print_peer(r: &PeerReport, sig_ours: f64) {
+    let rounds = r.paired.first().map_or(0, |p| p.ratios.len());
+    println!(
+        "\nPyTorch peer ({}), {} threads, same inputs; {rounds} rounds, each timing apsig then the peer on every \
+         workload; the peer's fastest variant (chosen in the first round, which times them all) counts:",
+        r.torch_version, r.threads
+    );
+    println!(
+        "{:<22} {:>12} {:>12}  {:<28} {:>7}  ratio range",
+        "images/s (median)", "apsig", "PyTorch", "variant", "ratio"
+    );
+    for p in &r.paired {
+        println!(
+            "{:<22} {:>12.0} {:>12.0}  {:<28} {:>6.2}x  {:.2}-{:.2}x",
+            p.what, p.median_apsig, p.median_peer, p.variant, p.median_ratio, p.min_ratio, p.max_ratio
+        );
+    }
+    let sig_theirs = r.signatures["images_per_sec"].as_f64().unwrap_or(f64::NAN);
+    println!(
+        "plain change-bit signatures: PyTorch {sig_theirs:.2} images/s ({:.2} queries/eps), apsig {sig_ours:.2}: ratio {:.2}x; eps agree within tolerance for {:.1}% of pairs",
+        r.signatures["queries_per_eps"].as_f64().unwrap_or(f64::NAN),
+        sig_ours / sig_theirs,
+        100.0 * r.eps_agreement
+    );
 }
 
 /// Fraction of (image, direction) pairs where the peer's eps and ours agree to 1e-3 (x2 for rounding).
 fn peer_agreement(
-    peer: &serde_json::Value,
+    eps_file: &std::path::Path,
     model: Arc<apsig::nn::Network>,
     dirs: &Directions,
     test: &apsig::data::Split,
     n: usize,
 ) -> Result<f64> {
-    let bytes = std::fs::read(peer["eps_file"].as_str().unwrap_or_default())?;
+    let bytes = std::fs::read(eps_file).with_context(|| format!("reading {}", eps_file.display()))?;
     let theirs: Vec<f32> = bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
     let cfg = ExtractConfig { method: Method::ChangeBit, search: SearchConfig::plain(64.0) };
     let ours = extract(model, dirs, test, &BTreeMap::new(), 0..n, None, None, &cfg, None, &apsig::NoProgress)?;
+    if theirs.len() != ours.eps.len() {
+        anyhow::bail!("the peer wrote {} eps, apsig measured {}", theirs.len(), ours.eps.len());
+    }
     let agree = ours.eps.iter().zip(&theirs).filter(|(a, b)| ((**a / **b) - 1.0).abs() <= 2e-3).count();
     Ok(agree as f64 / ours.eps.len().max(1) as f64)
 }
