@@ -121,10 +121,19 @@ pub fn bench(a: BenchArgs, opts: &DataOptions, bars: &Bars) -> Result<()> {
     let tn_rate = targetnet_train_rate(&train, a.secs)?;
     let dec_rate = decoder_train_rate(&train, a.secs)?;
     println!("\ntraining, Adam, batch 128, {} MNIST training images", train.n);
-    println!("  TargetNet-S: {tn_rate:.0} images/s");
-    println!("  decoder (K = 100 with mask, width 64): {dec_rate:.0} images/s");
-    out.insert("targetnet_train_images_per_sec".into(), tn_rate.into());
-    out.insert("decoder_train_images_per_sec".into(), dec_rate.into());
+    for (what, key, rate, macs) in [
+        ("TargetNet-S", "targetnet", tn_rate, targetnet(1).train_macs()),
+        ("decoder (K = 100 with mask, width 64)", "decoder", dec_rate, decoder_net()?.train_macs()),
+    ] {
+        let gflops = rate * 2.0 * macs as f64 / 1e9;
+        println!(
+            "  {what}: {rate:.0} images/s, {:.1} MFLOP each: {gflops:.1} GFLOP/s, {:.1}% of peak",
+            2.0 * macs as f64 / 1e6,
+            100.0 * gflops / machine.peak_gflops
+        );
+        out.insert(format!("{key}_train_images_per_sec"), rate.into());
+        out.insert(format!("{key}_train_gflops"), gflops.into());
+    }
     out.insert("machine".into(), serde_json::to_value(&machine)?);
     out.insert("release_build".into(), (!cfg!(debug_assertions)).into());
 
@@ -199,15 +208,19 @@ fn targetnet_train_rate(d: &TrainingData, secs: f64) -> Result<f64> {
     train_rate(targetnet(1), &d.images, apsig::model::Targets::Labels(&d.labels), &cfg, d.n, secs)
 }
 
-fn decoder_train_rate(d: &TrainingData, secs: f64) -> Result<f64> {
+/// The paper's decoder (no hidden layer) for the bench's decoder inputs.
+fn decoder_net() -> Result<apsig::nn::Network> {
     use apsig::nn::{Network, Shape};
-    let cfg = apsig::pipeline::RunConfig::quick(1).decoder;
+    let width = apsig::pipeline::RunConfig::quick(1).decoder.width;
     let input = Shape::flat(TrainingData::DECODER_IN);
     let mnist = Shape::new(28, 28, 1);
-    let net =
-        Network::new(input, apsig::model::Arch::Decoder.layers(mnist, 0, cfg.width), 1).map_err(anyhow::Error::msg)?;
+    Network::new(input, apsig::model::Arch::Decoder.layers(mnist, 0, width), 1).map_err(anyhow::Error::msg)
+}
+
+fn decoder_train_rate(d: &TrainingData, secs: f64) -> Result<f64> {
+    let cfg = apsig::pipeline::RunConfig::quick(1).decoder;
     train_rate(
-        net,
+        decoder_net()?,
         &d.decoder_inputs,
         apsig::model::Targets::Images(&d.images, Default::default()),
         &cfg.train,

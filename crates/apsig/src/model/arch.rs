@@ -140,6 +140,21 @@ mod tests {
     }
 
     #[test]
+    fn a_training_step_counts_three_passes_less_the_first_input_gradient() {
+        // the bench's decoder: 200 inputs -> 7x7x128 -> 14x14x64 -> 28x28x1
+        let mnist = Shape::new(28, 28, 1);
+        let dec = Network::new(Shape::flat(200), Arch::Decoder.layers(mnist, 0, 64), 1).unwrap();
+        let (linear, convt1, convt2) = (200 * 6272, 49 * 128 * 16 * 64, 196 * 64 * 16);
+        assert_eq!(dec.macs(), linear + convt1 + convt2);
+        assert_eq!(dec.train_macs(), 3 * (linear + convt1 + convt2) - linear);
+        // TargetNet-S: its first convolution's input gradient is never made
+        let tn = Network::new(mnist, Arch::TargetNetS.layers(mnist, 10, 0), 1).unwrap();
+        let conv1 = 24 * 24 * 16 * 25;
+        assert_eq!(tn.macs(), conv1 + 8 * 8 * 32 * 400 + 512 * 128 + 128 * 10);
+        assert_eq!(tn.train_macs(), 3 * tn.macs() - conv1);
+    }
+
+    #[test]
     fn a_hidden_layer_goes_between_the_features_and_the_projection() {
         let image = Shape::new(32, 32, 3);
         let plain = decoder_layers(image, 8, 0);

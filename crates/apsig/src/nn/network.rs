@@ -101,6 +101,13 @@ impl Network {
     pub fn macs(&self) -> u64 {
         self.specs.iter().zip(&self.shapes).map(|(l, s)| l.macs(*s)).sum()
     }
+    /// Multiply-accumulates per sample of a training step: the forward pass, and a backward
+    /// pass of twice its work (weight and input gradients), less the input gradient of a first
+    /// layer with weights, which the backward pass never makes.
+    pub fn train_macs(&self) -> u64 {
+        let first = self.specs.first().map_or(0, |l| l.macs(self.shapes[0]));
+        3 * self.macs() - first
+    }
     /// Trainable parameters in all layers.
     pub fn num_params(&self) -> usize {
         self.params.iter().flatten().map(|t| t.len()).sum()
