@@ -22,7 +22,8 @@ pub struct TrainCache {
     n: usize,
     /// Input of every layer, then the output.
     acts: Vec<Vec<f32>>,
-    /// Per layer: im2col matrix (conv; scratch for a transposed conv), normalised input (BN).
+    /// Per layer: im2col matrix (a convolution off the direct kernel; a transposed
+    /// convolution's chunk scratch), normalised input (BN).
     extra: Vec<Vec<f32>>,
     pool_idx: Vec<Vec<u32>>,
     bn_inv_std: Vec<Vec<f32>>,
@@ -30,6 +31,10 @@ pub struct TrainCache {
     grads: [Vec<f32>; 2],
     /// Backward: a column matrix.
     dcols: Vec<f32>,
+    /// Backward of a convolution: its input's column matrix, made a block of images at a time.
+    cols: Vec<f32>,
+    /// Backward of a convolution: each block's weight gradient, added in block order.
+    partial_dw: Vec<f32>,
 }
 
 impl TrainCache {
@@ -49,10 +54,26 @@ fn sized<T: Copy + Default>(v: &mut Vec<T>, len: usize) -> &mut [T] {
     v
 }
 
+/// The first `len` values of `v`, which grows when it must and never shrinks: scratch that
+/// layers of different sizes share. `sized` would refill it with zeros at every change of
+/// length, twice a step (14% of TargetNet-S's step when the two convolutions shared it).
+/// Callers write all `len` values before they read any.
+fn scratch(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if v.len() < len {
+        v.resize(len, 0.0);
+    }
+    &mut v[..len]
+}
+
 /// Column matrices of a transposed convolution are made and used a chunk of images at a time,
 /// at most this many values, so that they stay in cache between the GEMM that writes them and
 /// the one (or the scatter) that reads them: at batch 128 the decoder's first one is 25 MB.
 const CACHED_COLS: usize = 1 << 20;
+
+/// A convolution's backward pass works blocks of images of at most this many column-matrix
+/// values each (1 MiB), one block per task. Fixed by the layer's shape, not the thread count,
+/// so that the weight gradient's block sums give the same bits on any number of threads.
+const CONV_BLOCK_COLS: usize = 1 << 18;
 
 /// Images per chunk of a column matrix with `per_image` values per image.
 fn cached_chunk(n: usize, per_image: usize) -> usize {
@@ -116,9 +137,6 @@ impl Network {
                 LayerSpec::Conv { k, stride, pad, .. } => {
                     let g = ConvGeom { big_h: s.h, big_w: s.w, channels: s.c, k, stride, pad };
                     let rows = n * o.h * o.w;
-                    // the column matrix is kept for the weight gradient
-                    let cols = sized(extra, rows * g.patch());
-                    im2col_nhwc(&g, n, x, cols, true);
                     let direct = (stride, pad) == (1, 0);
                     match direct.then(|| PackedConv::new(&p[0], Some(&p[1]), k, s.c, o.c)).flatten() {
                         // inference's direct kernel, a few images per task: these layers are
@@ -127,7 +145,11 @@ impl Network {
                             .par_chunks(4 * s.len())
                             .zip(y.par_chunks_mut(4 * o.len()))
                             .for_each(|(xc, yc)| pc.forward(xc, xc.len() / s.len(), s.h, s.w, yc)),
-                        None => affine(cols, rows, g.patch(), &p[0], &p[1], o.c, y, Threads::All, true),
+                        None => {
+                            let cols = sized(extra, rows * g.patch());
+                            im2col_nhwc(&g, n, x, cols, true);
+                            affine(cols, rows, g.patch(), &p[0], &p[1], o.c, y, Threads::All, true)
+                        }
                     }
                 }
                 LayerSpec::ConvT { k, stride, pad, .. } => {
@@ -214,26 +236,59 @@ impl Network {
             match self.specs[i] {
                 LayerSpec::Conv { k, stride, pad, .. } => {
                     let g = ConvGeom { big_h: s.h, big_w: s.w, channels: s.c, k, stride, pad };
-                    let rows = n * o.h * o.w;
-                    let cols = &cache.extra[i];
+                    let (per_rows, patch) = (o.h * o.w, g.patch());
+                    // blocks of images across threads, each GEMM on one thread: the weight
+                    // gradient's GEMMs are skinny (25 x 16 or 400 x 32 outputs over thousands
+                    // of rows), which the GEMM itself splits poorly; each block's column
+                    // matrices are made and used while they are in cache
+                    let block = (CONV_BLOCK_COLS / (per_rows * patch).max(1)).clamp(1, n.max(1));
+                    let (blocks, block_cols) = (n.div_ceil(block), block * per_rows * patch);
+                    // every buffer has one chunk per block, used or not, so the zip below
+                    // runs all blocks (the first layer makes no input gradient)
+                    let cols = scratch(&mut cache.cols, n * per_rows * patch);
+                    let dcols = scratch(&mut cache.dcols, n * per_rows * patch);
+                    let partial = scratch(&mut cache.partial_dw, blocks * patch * o.c);
+                    let d = sized(&mut dx, x.len());
+                    (
+                        x.par_chunks(block * s.len()),
+                        dy.par_chunks(block * o.len()),
+                        cols.par_chunks_mut(block_cols),
+                        dcols.par_chunks_mut(block_cols),
+                        partial.par_chunks_mut(patch * o.c),
+                        d.par_chunks_mut(block * s.len()),
+                    )
+                        .into_par_iter()
+                        .for_each(|(xb, dyb, cb, dcb, pb, db)| {
+                            let images = xb.len() / s.len();
+                            im2col_nhwc(&g, images, xb, cb, false);
+                            if learn {
+                                let rows = images * per_rows;
+                                matmul(patch, o.c, rows, cb, Trans::Yes, dyb, Trans::No, pb, false, Threads::One);
+                            }
+                            if !first {
+                                let rows = images * per_rows;
+                                matmul(rows, patch, o.c, dyb, Trans::No, &p[0], Trans::Yes, dcb, false, Threads::One);
+                                col2im_nhwc(&g, images, dcb, db);
+                            }
+                        });
                     if learn {
-                        matmul(g.patch(), o.c, rows, cols, Trans::Yes, &dy, Trans::No, &mut gr[0], true, Threads::All);
+                        // the blocks' sums in block order: the same bits for any thread count
+                        for pb in partial.chunks(patch * o.c) {
+                            gr[0].iter_mut().zip(pb).for_each(|(w, v)| *w += v);
+                        }
                         add_col_sums(&dy, o.c, &mut gr[1]);
                     }
                     if first {
                         dy.clear();
                         break;
                     }
-                    let dcols = sized(&mut cache.dcols, rows * g.patch());
-                    matmul(rows, g.patch(), o.c, &dy, Trans::No, &p[0], Trans::Yes, dcols, false, Threads::All);
-                    col2im_nhwc(&g, n, dcols, sized(&mut dx, x.len()));
                     std::mem::swap(&mut dy, &mut dx);
                 }
                 LayerSpec::ConvT { k, stride, pad, .. } => {
                     let g = ConvGeom { big_h: o.h, big_w: o.w, channels: o.c, k, stride, pad };
                     let (per_rows, patch) = (s.h * s.w, g.patch());
                     let chunk = cached_chunk(n, per_rows * patch);
-                    let dcols = sized(&mut cache.dcols, chunk * per_rows * patch);
+                    let dcols = scratch(&mut cache.dcols, chunk * per_rows * patch);
                     let d = sized(&mut dx, if first { 0 } else { x.len() });
                     for (b, (dyc, xc)) in dy.chunks(chunk * o.len()).zip(x.chunks(chunk * s.len())).enumerate() {
                         let rows = xc.len() / s.len() * per_rows;
@@ -453,6 +508,57 @@ mod tests {
     }
 
     /// A cache reused across steps of other batch sizes gives the bits a fresh one gives.
+    /// One backward pass of a TargetNet-S-like convolution (12x12x16 -> 8x8x32, 10 images per
+    /// block) over 23 images, three blocks, on `threads` threads: the weight and input gradients.
+    fn blocked_conv_gradients(threads: usize) -> (Vec<f32>, Vec<f32>, Network, Vec<f32>, Vec<f32>) {
+        let specs = vec![Reshape { h: 12, w: 12, c: 16 }, Conv { cout: 32, k: 5, stride: 1, pad: 0 }];
+        let mut net = Network::new(Shape::new(12, 12, 16), specs, 3).unwrap();
+        let n = 23;
+        assert!(CONV_BLOCK_COLS / (64 * 400) < n / 2, "the batch must span several blocks");
+        let mut rng = Rng::new(8);
+        let x: Vec<f32> = (0..n * net.in_len()).map(|_| rng.normal()).collect();
+        let dout: Vec<f32> = (0..n * net.out_len()).map(|_| rng.normal()).collect();
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let dx = pool.install(|| {
+            let mut cache = TrainCache::default();
+            net.forward_train(&x, n, &mut cache);
+            net.backward(&mut cache, &dout).to_vec()
+        });
+        (net.grads[1][0].clone(), dx, net, x, dout)
+    }
+
+    #[test]
+    fn blocked_convolution_gradients_are_exact_and_the_same_on_any_thread_count() {
+        let (dw, dx, net, x, dout) = blocked_conv_gradients(1);
+        for threads in [2, 3] {
+            let (dw_t, dx_t, ..) = blocked_conv_gradients(threads);
+            assert_eq!(dw, dw_t, "weight gradient bits on {threads} threads");
+            assert_eq!(dx, dx_t, "input gradient bits on {threads} threads");
+        }
+        // against the convolution's gradients summed directly
+        let (n, c, o, k) = (23, 16, 32, 5);
+        let w = &net.params[1][0];
+        let mut want_dw = vec![0.0f64; k * k * c * o];
+        let mut want_dx = vec![0.0f64; n * 12 * 12 * c];
+        for b in 0..n {
+            for (oy, ox) in (0..8).flat_map(|oy| (0..8).map(move |ox| (oy, ox))) {
+                for (ky, kx, ci) in (0..k).flat_map(|ky| (0..k).flat_map(move |kx| (0..c).map(move |ci| (ky, kx, ci))))
+                {
+                    let xi = ((b * 12 + oy + ky) * 12 + ox + kx) * c + ci;
+                    let row = (ky * k + kx) * c + ci;
+                    for oc in 0..o {
+                        let g = dout[((b * 8 + oy) * 8 + ox) * o + oc] as f64;
+                        want_dw[row * o + oc] += x[xi] as f64 * g;
+                        want_dx[xi] += w[row * o + oc] as f64 * g;
+                    }
+                }
+            }
+        }
+        for (got, want) in dw.iter().zip(&want_dw).chain(dx.iter().zip(&want_dx)) {
+            assert!((*got as f64 - want).abs() < 1e-3 * (1.0 + want.abs()), "{got} vs {want}");
+        }
+    }
+
     #[test]
     fn a_reused_cache_changes_nothing() {
         let specs = vec![
