@@ -27,8 +27,9 @@ pub struct TrainCache {
     extra: Vec<Vec<f32>>,
     pool_idx: Vec<Vec<u32>>,
     bn_inv_std: Vec<Vec<f32>>,
-    /// Backward: the gradient flowing down and the one being made, swapped at each layer.
-    grads: [Vec<f32>; 2],
+    /// Backward: the gradient of the loss w.r.t. the output, then w.r.t. each layer's input.
+    out_grad: Vec<f32>,
+    layer_grads: Vec<Vec<f32>>,
     /// Backward: a column matrix.
     dcols: Vec<f32>,
     /// Backward of a convolution: its input's column matrix, made a block of images at a time.
@@ -224,10 +225,19 @@ impl Network {
     /// parameters; without, skips them and always reaches the input.
     fn backward_pass<'c>(&mut self, cache: &'c mut TrainCache, dout: &[f32], learn: bool) -> &'c [f32] {
         let n = cache.n;
-        let [mut dy, mut dx] = std::mem::take(&mut cache.grads);
+        let layers = self.specs.len();
+        cache.layer_grads.resize_with(layers, Vec::new);
+        let mut dy = std::mem::take(&mut cache.out_grad);
         dy.clear();
         dy.extend_from_slice(dout);
-        for i in (0..self.specs.len()).rev() {
+        // where dy's buffer goes back when a layer replaces it: the slot of the layer that made
+        // it (None: the output's). Each buffer returns to its own slot, so every slot keeps
+        // one length from step to step and is never refilled with zeros.
+        let mut dy_slot = None;
+        let mut reached_input = true;
+        for i in (0..layers).rev() {
+            let mut dx = std::mem::take(&mut cache.layer_grads[i]);
+            let mut swapped = false;
             let (s, o) = (self.shapes[i], self.shapes[i + 1]);
             let x = &cache.acts[i];
             let p = &self.params[i];
@@ -279,10 +289,12 @@ impl Network {
                         add_col_sums(&dy, o.c, &mut gr[1]);
                     }
                     if first {
-                        dy.clear();
+                        reached_input = false;
+                        cache.layer_grads[i] = dx;
                         break;
                     }
                     std::mem::swap(&mut dy, &mut dx);
+                    swapped = true;
                 }
                 LayerSpec::ConvT { k, stride, pad, .. } => {
                     let g = ConvGeom { big_h: o.h, big_w: o.w, channels: o.c, k, stride, pad };
@@ -306,10 +318,12 @@ impl Network {
                         add_col_sums(&dy, o.c, &mut gr[1]);
                     }
                     if first {
-                        dy.clear();
+                        reached_input = false;
+                        cache.layer_grads[i] = dx;
                         break;
                     }
                     std::mem::swap(&mut dy, &mut dx);
+                    swapped = true;
                 }
                 LayerSpec::Linear { out } => {
                     let inp = s.len();
@@ -318,12 +332,14 @@ impl Network {
                         add_col_sums(&dy, out, &mut gr[1]);
                     }
                     if first {
-                        dy.clear();
+                        reached_input = false;
+                        cache.layer_grads[i] = dx;
                         break;
                     }
                     let d = sized(&mut dx, n * inp);
                     matmul(n, inp, out, &dy, Trans::No, &p[0], Trans::Yes, d, false, Threads::All);
                     std::mem::swap(&mut dy, &mut dx);
+                    swapped = true;
                 }
                 LayerSpec::BatchNorm => {
                     let c = s.c;
@@ -367,6 +383,7 @@ impl Network {
                             }
                         });
                     std::mem::swap(&mut dy, &mut dx);
+                    swapped = true;
                 }
                 LayerSpec::Crop { top, left, .. } => {
                     let d = sized(&mut dx, x.len());
@@ -378,12 +395,31 @@ impl Network {
                         }
                     }
                     std::mem::swap(&mut dy, &mut dx);
+                    swapped = true;
                 }
                 LayerSpec::Reshape { .. } => {}
             }
+            if swapped {
+                // dx holds the gradient this layer read: back to the slot it came from
+                match dy_slot {
+                    None => cache.out_grad = dx,
+                    Some(j) => cache.layer_grads[j] = dx,
+                }
+                dy_slot = Some(i);
+            } else {
+                cache.layer_grads[i] = dx;
+            }
         }
-        cache.grads = [dy, dx];
-        &cache.grads[0]
+        let slot = match dy_slot {
+            None => &mut cache.out_grad,
+            Some(j) => &mut cache.layer_grads[j],
+        };
+        *slot = dy;
+        if reached_input {
+            slot
+        } else {
+            &[]
+        }
     }
 }
 
