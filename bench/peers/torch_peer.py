@@ -252,12 +252,11 @@ class Peer:
         self.dec_x, self.dec_y = inputs["decoder_inputs"], inputs["train_images"]
         self.chosen = {}  # workload -> name of its fastest variant
 
-    def measure(self, workload, variants, measure):
+    def measure(self, workload, variants, rate_of):
         if workload in self.chosen:
             name = self.chosen[workload]
-            v = dict(variants)[name]
-            return {"images_per_sec": measure(v), "variant": name}
-        rate, name, rates = best_of(variants, measure)
+            return {"images_per_sec": rate_of(dict(variants)[name]), "variant": name}
+        rate, name, rates = best_of(variants, rate_of)
         self.chosen[workload] = name
         return {"images_per_sec": rate, "variant": name, "variants": rates}
 

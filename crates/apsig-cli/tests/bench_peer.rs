@@ -33,20 +33,23 @@ fn script(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
     p
 }
 
-fn bench(home: &Path, peer: &Path, rounds: &str, json: &Path) -> std::process::Output {
-    apsig(home)
+/// `apsig bench` at the smallest sizes against the stand-in peer `peer_text`; returns the
+/// directory (holding the peer script), where the JSON was asked for, and the outcome.
+fn bench(peer_text: &str, rounds: &str) -> (tempfile::TempDir, std::path::PathBuf, std::process::Output) {
+    let t = tempfile::tempdir().unwrap();
+    let peer = script(t.path(), "peer.sh", peer_text);
+    let json = t.path().join("bench.json");
+    let out = apsig(t.path())
         .args(["-q", "--data-dir", s(&data_dir()), "bench", "--secs", "0.01", "--images", "2", "--rounds", rounds])
-        .args(["--peer", s(peer), "--json", s(json)])
+        .args(["--peer", s(&peer), "--json", s(&json)])
         .output()
-        .unwrap()
+        .unwrap();
+    (t, json, out)
 }
 
 #[test]
 fn rounds_alternate_with_the_peer_and_every_round_is_on_record() {
-    let t = tempfile::tempdir().unwrap();
-    let peer = script(t.path(), "peer.sh", STEADY_PEER);
-    let json = t.path().join("bench.json");
-    let out = bench(t.path(), &peer, "2", &json);
+    let (_dir, json, out) = bench(STEADY_PEER, "2");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("2 rounds"), "{stdout}");
@@ -76,10 +79,7 @@ fn rounds_alternate_with_the_peer_and_every_round_is_on_record() {
 
 #[test]
 fn a_peer_that_dies_is_one_error_line_with_its_last_words() {
-    let t = tempfile::tempdir().unwrap();
-    let peer = script(t.path(), "peer.sh", DYING_PEER);
-    let json = t.path().join("bench.json");
-    let out = bench(t.path(), &peer, "1", &json);
+    let (_dir, json, out) = bench(DYING_PEER, "1");
     assert_clean_failure(&out, &["PyTorch peer stopped", "no module named torch"]);
     assert!(!json.exists(), "no JSON from a failed bench");
 }

@@ -95,6 +95,8 @@ pub fn bench(a: BenchArgs, opts: &DataOptions, bars: &Bars) -> Result<()> {
         ),
     ];
     let mut sig = Vec::new();
+    // the first search's eps, which the peer's search is checked against
+    let mut plain_eps = Vec::new();
     for (name, method, search) in configs {
         let cfg = ExtractConfig { method, search };
         let t0 = Instant::now();
@@ -114,6 +116,9 @@ pub fn bench(a: BenchArgs, opts: &DataOptions, bars: &Bars) -> Result<()> {
         let eps_s = (n * 100) as f64 / secs;
         println!("{name:<44} {eps_s:>9.0} {:>9.1} {:>11.2}", n as f64 / secs, set.queries_per_eps());
         sig.push(serde_json::json!({"search": name, "eps_per_sec": eps_s, "images_per_sec": n as f64 / secs, "queries_per_eps": set.queries_per_eps()}));
+        if plain_eps.is_empty() {
+            plain_eps = set.eps;
+        }
     }
     out.insert("signatures".into(), serde_json::Value::Array(sig.clone()));
 
@@ -143,7 +148,7 @@ pub fn bench(a: BenchArgs, opts: &DataOptions, bars: &Bars) -> Result<()> {
     });
     match python.filter(|p| p != "off") {
         Some(py) => {
-            let report = against_peer(&py, &a, &net, &data.test, n, &dirs, &train, machine.cores, bars)?;
+            let report = against_peer(&py, &a, &net, &data.test, &plain_eps, &dirs, &train, machine.cores, bars)?;
             let sig_ours = sig[0]["images_per_sec"].as_f64().unwrap_or(f64::NAN);
             print_peer(&report, sig_ours);
             out.insert("peer".into(), serde_json::to_value(&report)?);
@@ -255,6 +260,7 @@ struct Paired {
     peer: Vec<f64>,
     /// apsig / peer, round by round.
     ratios: Vec<f64>,
+    /// Filled by `summarise` after the last round.
     median_apsig: f64,
     median_peer: f64,
     median_ratio: f64,
@@ -288,12 +294,16 @@ impl Paired {
         self.apsig.push(ours);
         self.peer.push(theirs);
         self.ratios.push(ours / theirs);
+        Ok(())
+    }
+
+    /// The medians and the range of the ratios, once every round is in.
+    fn summarise(&mut self) {
         self.median_apsig = median(&self.apsig);
         self.median_peer = median(&self.peer);
         self.median_ratio = median(&self.ratios);
         self.min_ratio = self.ratios.iter().copied().fold(f64::INFINITY, f64::min);
         self.max_ratio = self.ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        Ok(())
     }
 }
 
@@ -349,7 +359,8 @@ impl Workload {
     }
 }
 
-/// Starts the peer on the same model and inputs, measures its signature search, then
+/// Starts the peer on the same model and inputs, measures its signature search (checked
+/// against `plain_eps`, apsig's plain change-bit search of the first test images), then
 /// alternates apsig and the peer on every workload for `a.rounds` rounds.
 #[allow(clippy::too_many_arguments)]
 fn against_peer(
@@ -357,12 +368,13 @@ fn against_peer(
     a: &BenchArgs,
     net: &apsig::nn::Network,
     test: &apsig::data::Split,
-    n: usize,
+    plain_eps: &[f32],
     dirs: &Directions,
     train: &TrainingData,
     threads: usize,
     bars: &Bars,
 ) -> Result<PeerReport> {
+    let n = plain_eps.len() / dirs.k();
     let tmp = tempfile::Builder::new().prefix("apsig-peer-").tempdir().context("a temporary directory for the peer")?;
     let model_path = tmp.path().join("model.safetensors");
     apsig::model::save_network(&model_path, apsig::model::Arch::TargetNetS, net, &BTreeMap::new())?;
@@ -381,7 +393,7 @@ fn against_peer(
     let mut peer = Peer::start(python, &model_path, &inputs, threads, tmp.path().join("peer-stderr.log"))?;
     let eps_path = tmp.path().join("peer-eps.bin");
     let signatures = peer.ask(serde_json::json!({"run": "signatures", "eps_out": eps_path}))?;
-    let eps_agreement = peer_agreement(&eps_path, Arc::new(net.clone()), dirs, test, n)?;
+    let eps_agreement = peer_agreement(&eps_path, plain_eps)?;
     let mut paired: Vec<Paired> = Workload::ALL.iter().map(|w| Paired::new(&w.name())).collect();
     let rounds = a.rounds as usize;
     bars.begin("bench rounds", (rounds * Workload::ALL.len()) as u64);
@@ -394,6 +406,7 @@ fn against_peer(
         }
     }
     bars.end();
+    paired.iter_mut().for_each(Paired::summarise);
     Ok(PeerReport {
         torch_version: peer.info["torch_version"].as_str().unwrap_or("?").to_string(),
         threads: peer.info["threads"].as_u64().unwrap_or(0),
@@ -430,20 +443,12 @@ fn print_peer(r: &PeerReport, sig_ours: f64) {
 }
 
 /// Fraction of (image, direction) pairs where the peer's eps and ours agree to 1e-3 (x2 for rounding).
-fn peer_agreement(
-    eps_file: &std::path::Path,
-    model: Arc<apsig::nn::Network>,
-    dirs: &Directions,
-    test: &apsig::data::Split,
-    n: usize,
-) -> Result<f64> {
+fn peer_agreement(eps_file: &std::path::Path, ours: &[f32]) -> Result<f64> {
     let bytes = std::fs::read(eps_file).with_context(|| format!("reading {}", eps_file.display()))?;
     let theirs: Vec<f32> = bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-    let cfg = ExtractConfig { method: Method::ChangeBit, search: SearchConfig::plain(64.0) };
-    let ours = extract(model, dirs, test, &BTreeMap::new(), 0..n, None, None, &cfg, None, &apsig::NoProgress)?;
-    if theirs.len() != ours.eps.len() {
-        anyhow::bail!("the peer wrote {} eps, apsig measured {}", theirs.len(), ours.eps.len());
+    if theirs.len() != ours.len() {
+        anyhow::bail!("the peer wrote {} eps, apsig measured {}", theirs.len(), ours.len());
     }
-    let agree = ours.eps.iter().zip(&theirs).filter(|(a, b)| ((**a / **b) - 1.0).abs() <= 2e-3).count();
-    Ok(agree as f64 / ours.eps.len().max(1) as f64)
+    let agree = ours.iter().zip(&theirs).filter(|(a, b)| ((**a / **b) - 1.0).abs() <= 2e-3).count();
+    Ok(agree as f64 / ours.len().max(1) as f64)
 }
