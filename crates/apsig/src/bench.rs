@@ -185,7 +185,7 @@ pub fn forward_rate(net: &Network, batch: usize, min_secs: f64) -> f64 {
 /// probe path (first layer replaced by an AXPY along lifted directions).
 pub fn forward(net: &Network, batch: usize, machine: &Machine, min_secs: f64) -> Vec<Throughput> {
     let x = bench_images(net, batch);
-    let flop_full = 2.0 * net.macs() as f64;
+    let flop_full = net.infer_flops() as f64;
     let plain = forward_rate(net, batch, min_secs);
     let dirs = Directions::generate(
         &crate::directions::DirectionConfig { strategy: crate::directions::Strategy::Gaussian, k: 100, seed: 1 },

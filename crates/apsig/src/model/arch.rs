@@ -152,6 +152,15 @@ mod tests {
         let conv1 = 24 * 24 * 16 * 25;
         assert_eq!(tn.macs(), conv1 + 8 * 8 * 32 * 400 + 512 * 128 + 128 * 10);
         assert_eq!(tn.train_macs(), 3 * tn.macs() - conv1);
+        // inference as performed: the second convolution by Winograd's F(2x2, 5x5) where this
+        // build has it (16 tiles of 36 products per channel pair, 12 input transforms of 22
+        // operations per input channel, 8 output transforms of 9 per output channel)
+        let conv2 = if crate::kernels::WinogradConv::applies(5, 16, 32) {
+            16 * (2 * 36 * 16 * 32 + 12 * 22 * 16 + 8 * 9 * 32)
+        } else {
+            2 * 8 * 8 * 32 * 400
+        };
+        assert_eq!(tn.infer_flops(), 2 * conv1 + conv2 + 2 * (512 * 128 + 128 * 10));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! millions of times; general frameworks spend most of their time on dispatch here
 //! (see the performance section of the README for the measurements that led to this).
 
+mod kernel_cache;
 mod layer;
 mod loss;
 mod network;

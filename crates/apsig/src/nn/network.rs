@@ -1,8 +1,11 @@
 //! A sequential network: its weights, and inference (parallel over images, one small GEMM per
 //! task). Training passes are in `training.rs`.
 
+use super::kernel_cache::KernelCache;
 use super::layer::{LayerSpec, Shape};
-use crate::kernels::{col2im_nhwc, im2col_nhwc, matmul, maxpool2_nhwc_infer, ConvGeom, PackedConv, Threads, Trans};
+use crate::kernels::{
+    col2im_nhwc, im2col_nhwc, matmul, maxpool2_nhwc_infer, ConvGeom, PackedConv, Threads, Trans, WinogradConv,
+};
 use crate::rng::Rng;
 use rayon::prelude::*;
 
@@ -25,6 +28,8 @@ pub struct Network {
     pub(super) grads: Vec<Vec<Vec<f32>>>,
     /// Per batch-norm layer: running mean and variance.
     pub buffers: Vec<Vec<Vec<f32>>>,
+    /// Inference kernels built from the weights (see `kernel_cache`).
+    kernels: KernelCache,
 }
 
 impl Network {
@@ -78,7 +83,7 @@ impl Network {
             });
         }
         let grads = params.iter().map(|p| p.iter().map(|t| vec![0.0; t.len()]).collect()).collect();
-        Ok(Network { input, specs, shapes, params, grads, buffers })
+        Ok(Network { input, specs, shapes, params, grads, buffers, kernels: KernelCache::default() })
     }
 
     /// Shape of one output.
@@ -100,6 +105,19 @@ impl Network {
     /// Forward multiply-accumulates per sample.
     pub fn macs(&self) -> u64 {
         self.specs.iter().zip(&self.shapes).map(|(l, s)| l.macs(*s)).sum()
+    }
+    /// Floating-point operations per sample of inference as performed: twice the
+    /// multiply-accumulates, except for the convolutions that Winograd's F(2x2, 5x5) serves
+    /// (see `kernels::WinogradConv`), which count its products and transforms.
+    pub fn infer_flops(&self) -> u64 {
+        (self.specs.iter().zip(self.shapes.windows(2)))
+            .map(|(l, io)| match *l {
+                LayerSpec::Conv { k, stride: 1, pad: 0, .. } if WinogradConv::applies(k, io[0].c, io[1].c) => {
+                    WinogradConv::flops(io[1].h, io[1].w, io[0].c, io[1].c)
+                }
+                _ => 2 * l.macs(io[0]),
+            })
+            .sum()
     }
     /// Multiply-accumulates per sample of a training step: the forward pass, and a backward
     /// pass of twice its work (weight and input gradients), less the input gradient of a first
@@ -168,6 +186,11 @@ impl Network {
                 let rows = n * o.h * o.w;
                 if stride == 1 && pad == 0 && threads == Threads::One {
                     let bias = with_bias.then_some(&p[1][..]);
+                    if let Some(built) = self.kernels.winograd(i, &p[0], bias, k, s.c, o.c) {
+                        let mut y = vec![0.0; rows * o.c];
+                        built.conv.forward(x, n, s.h, s.w, &mut y);
+                        return y;
+                    }
                     if let Some(pc) = PackedConv::new(&p[0], bias, k, s.c, o.c) {
                         let mut y = vec![0.0; rows * o.c];
                         pc.forward(x, n, s.h, s.w, &mut y);
@@ -311,5 +334,27 @@ pub(super) fn crop_into(x: &[f32], y: &mut [f32], s: Shape, o: Shape, top: usize
             let start = ((top + r) * s.w + left) * s.c;
             row.copy_from_slice(&img[start..start + o.w * s.c]);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Weights changed in place after a forward pass are the ones the next pass uses (see
+    /// `kernel_cache`): the same bits as a network that never cached anything (a clone starts
+    /// empty).
+    #[test]
+    fn a_kernel_is_rebuilt_when_its_weights_change_in_place() {
+        let specs = vec![LayerSpec::Conv { cout: 16, k: 5, stride: 1, pad: 0 }];
+        let mut net = Network::new(Shape::new(9, 9, 8), specs, 3).unwrap();
+        let x: Vec<f32> = (0..2 * 9 * 9 * 8).map(|i| ((i * 7 % 23) as f32 - 11.0) / 11.0).collect();
+        let before = net.forward(&x, 2);
+        assert_eq!(before, net.clone().forward(&x, 2), "a cached kernel gives other bits than a fresh one");
+        net.params[0][0][5] += 0.5;
+        net.params[0][1][2] -= 0.25;
+        let after = net.forward(&x, 2);
+        assert_ne!(before, after, "the old kernel was used");
+        assert_eq!(after, net.clone().forward(&x, 2));
     }
 }

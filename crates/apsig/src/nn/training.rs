@@ -9,7 +9,10 @@
 
 use super::layer::LayerSpec;
 use super::network::{add_channel_bias, affine, crop_into, sigmoid, Network, BN_EPS, BN_MOMENTUM};
-use crate::kernels::{col2im_nhwc, im2col_nhwc, matmul, maxpool2_nhwc, ConvGeom, PackedConv, Threads, Trans};
+use crate::kernels::{
+    col2im_nhwc, conv_weight_grad, conv_weight_grad_applies, im2col_nhwc, matmul, maxpool2_nhwc, ConvGeom, PackedConv,
+    Threads, Trans, WinogradConv,
+};
 use rayon::prelude::*;
 
 /// Elementwise work is split into pieces of at least this many values (smaller ones are not
@@ -139,14 +142,20 @@ impl Network {
                     let g = ConvGeom { big_h: s.h, big_w: s.w, channels: s.c, k, stride, pad };
                     let rows = n * o.h * o.w;
                     let direct = (stride, pad) == (1, 0);
-                    match direct.then(|| PackedConv::new(&p[0], Some(&p[1]), k, s.c, o.c)).flatten() {
-                        // inference's direct kernel, a few images per task: these layers are
-                        // too narrow (16 or 32 outputs) for the GEMM to run near its peak
-                        Some(pc) => x
+                    let winograd = direct.then(|| WinogradConv::new(&p[0], Some(&p[1]), k, s.c, o.c)).flatten();
+                    let packed = || direct.then(|| PackedConv::new(&p[0], Some(&p[1]), k, s.c, o.c)).flatten();
+                    match (winograd, packed()) {
+                        // inference's kernels, a few images per task: these layers are too
+                        // narrow (16 or 32 outputs) for the GEMM to run near its peak
+                        (Some(wc), _) => x
+                            .par_chunks(4 * s.len())
+                            .zip(y.par_chunks_mut(4 * o.len()))
+                            .for_each(|(xc, yc)| wc.forward(xc, xc.len() / s.len(), s.h, s.w, yc)),
+                        (None, Some(pc)) => x
                             .par_chunks(4 * s.len())
                             .zip(y.par_chunks_mut(4 * o.len()))
                             .for_each(|(xc, yc)| pc.forward(xc, xc.len() / s.len(), s.h, s.w, yc)),
-                        None => {
+                        (None, None) => {
                             let cols = sized(extra, rows * g.patch());
                             im2col_nhwc(&g, n, x, cols, true);
                             affine(cols, rows, g.patch(), &p[0], &p[1], o.c, y, Threads::All, true)
@@ -253,16 +262,21 @@ impl Network {
                     // matrices are made and used while they are in cache
                     let block = (CONV_BLOCK_COLS / (per_rows * patch).max(1)).clamp(1, n.max(1));
                     let (blocks, block_cols) = (n.div_ceil(block), block * per_rows * patch);
+                    // the weight gradient read in place where the kernel applies, else
+                    // from the block's column matrix
+                    let direct = (stride, pad) == (1, 0) && conv_weight_grad_applies(k, s.c, o.c);
                     // every buffer has one chunk per block, used or not, so the zip below
-                    // runs all blocks (the first layer makes no input gradient)
-                    let cols = scratch(&mut cache.cols, n * per_rows * patch);
+                    // runs all blocks (the first layer makes no input gradient; a direct
+                    // weight gradient needs no columns, so they get one unused float a block)
+                    let col_chunk = if direct { 1 } else { block_cols };
+                    let cols = scratch(&mut cache.cols, blocks * col_chunk);
                     let dcols = scratch(&mut cache.dcols, n * per_rows * patch);
                     let partial = scratch(&mut cache.partial_dw, blocks * patch * o.c);
                     let d = sized(&mut dx, x.len());
                     (
                         x.par_chunks(block * s.len()),
                         dy.par_chunks(block * o.len()),
-                        cols.par_chunks_mut(block_cols),
+                        cols.par_chunks_mut(col_chunk),
                         dcols.par_chunks_mut(block_cols),
                         partial.par_chunks_mut(patch * o.c),
                         d.par_chunks_mut(block * s.len()),
@@ -270,8 +284,10 @@ impl Network {
                         .into_par_iter()
                         .for_each(|(xb, dyb, cb, dcb, pb, db)| {
                             let images = xb.len() / s.len();
-                            im2col_nhwc(&g, images, xb, cb, false);
-                            if learn {
+                            if learn && direct {
+                                conv_weight_grad(xb, dyb, images, s.h, s.w, s.c, k, o.c, pb);
+                            } else if learn {
+                                im2col_nhwc(&g, images, xb, cb, false);
                                 let rows = images * per_rows;
                                 matmul(patch, o.c, rows, cb, Trans::Yes, dyb, Trans::No, pb, false, Threads::One);
                             }
