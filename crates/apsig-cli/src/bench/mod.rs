@@ -130,14 +130,14 @@ pub fn bench(a: BenchArgs, opts: &DataOptions, bars: &Bars) -> Result<()> {
     let tn_rate = targetnet_train_rate(&train, a.secs)?;
     let dec_rate = decoder_train_rate(&train, a.secs)?;
     println!("\ntraining, Adam, batch 128, {} MNIST training images", train.n);
-    for (what, key, rate, macs) in [
-        ("TargetNet-S", "targetnet", tn_rate, targetnet(1).train_macs()),
-        ("decoder (K = 100 with mask, width 64)", "decoder", dec_rate, decoder_net()?.train_macs()),
+    for (what, key, rate, flops) in [
+        ("TargetNet-S", "targetnet", tn_rate, targetnet(1).train_flops()),
+        ("decoder (K = 100 with mask, width 64)", "decoder", dec_rate, decoder_net()?.train_flops()),
     ] {
-        let gflops = rate * 2.0 * macs as f64 / 1e9;
+        let gflops = rate * flops as f64 / 1e9;
         println!(
             "  {what}: {rate:.0} images/s, {:.1} MFLOP each: {gflops:.1} GFLOP/s, {:.1}% of peak",
-            2.0 * macs as f64 / 1e6,
+            flops as f64 / 1e6,
             100.0 * gflops / machine.peak_gflops
         );
         out.insert(format!("{key}_train_images_per_sec"), rate.into());

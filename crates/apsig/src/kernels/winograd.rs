@@ -6,7 +6,7 @@
 //! With `B`, `G`, `A` the Toom-Cook matrices of the points 0, 1, -1, 2, -2 and infinity, one tile
 //! is `A^T [ (G w G^T) . (B^T d B) ] A`, summed over input channels inside the product: the
 //! transformed input `B^T d B` is a `[36][cin]` matrix per tile, the transformed weights
-//! `G w G^T` a `[36][cin][cout]` array, and the 36 products are small GEMMs over blocks of six
+//! `G w G^T` a `[36][cin][cout]` array, and the 36 products are small GEMMs over blocks of 12
 //! tiles. The order of every sum is fixed by the layer's shape alone, so the output does not
 //! depend on the batch or the thread count. It differs from the direct convolution's in the
 //! last bits (the transforms round differently), which is why inference alone uses it.
@@ -25,8 +25,19 @@ const G: [[f64; 5]; 6] = [
 const M: usize = 2;
 const R: usize = 5;
 const T: usize = M + R - 1;
-/// Tiles per block: the rows of the GEMM micro-kernel.
-const BLOCK: usize = 6;
+/// Tiles per micro-kernel call: its rows.
+const ROWS: usize = 6;
+/// Tiles per block: the transformed weights of one point stay in L1 while two groups of six
+/// tiles pass over them (95k images/s against 80k for one group and 86k for four, in
+/// `examples/conv_kernels.rs`).
+const BLOCK: usize = 2 * ROWS;
+/// The distance between two points' rows of a block holding `channels` values per tile: one
+/// cache line more than the rows take, so that the 36 points' rows of one tile, read together,
+/// spread over more L1 sets (2-3% in `examples/conv_kernels.rs`, alternated A/B).
+fn point_stride(channels: usize) -> usize {
+    BLOCK * channels + 16
+}
+
 /// Channels per vector.
 const LANES: usize = 8;
 
@@ -112,9 +123,10 @@ impl WinogradConv {
         assert_eq!(y.len(), n * oh * ow * cout);
         let (th, tw) = (oh.div_ceil(M), ow.div_ceil(M));
         let tiles = n * th * tw;
-        // per block: transformed inputs [36][6][cin], products [36][6][cout]
-        let mut v = vec![0.0f32; T * T * cin * BLOCK];
-        let mut prod = vec![0.0f32; T * T * BLOCK * cout];
+        // per block: transformed inputs [36][12][cin], products [36][12][cout], each point's
+        // rows padded (see `point_stride`)
+        let mut v = vec![0.0f32; T * T * point_stride(cin)];
+        let mut prod = vec![0.0f32; T * T * point_stride(cout)];
         let origin = |t: usize| {
             let (img, rest) = (t / (th * tw), t % (th * tw));
             (img, (rest / tw) * M, (rest % tw) * M)
@@ -122,14 +134,12 @@ impl WinogradConv {
         let mut t0 = 0;
         while t0 < tiles {
             let count = BLOCK.min(tiles - t0);
-            if count < BLOCK {
-                v.fill(0.0);
-            }
             for s in 0..count {
                 let (img, y0, x0) = origin(t0 + s);
                 self.transform_input(x, img, y0, x0, h, w, s, &mut v);
             }
-            self.products(&v, &mut prod);
+            // a short last block's spare slots hold earlier tiles: their products go unread
+            self.products(&v, &mut prod, count.div_ceil(ROWS));
             for s in 0..count {
                 let (img, y0, x0) = origin(t0 + s);
                 self.transform_output(&prod, s, img, y0, x0, oh, ow, y);
@@ -139,7 +149,7 @@ impl WinogradConv {
     }
 
     /// `B^T d B` of the 6x6 tile at `(y0, x0)` of image `img`, into slot `s` of `v`
-    /// (`[36][6][cin]`); rows and columns past the input's edge read as zeros.
+    /// (`[36][12][cin]`); rows and columns past the input's edge read as zeros.
     #[allow(clippy::too_many_arguments)]
     fn transform_input(
         &self,
@@ -156,7 +166,7 @@ impl WinogradConv {
         let (rows, cols) = (h.saturating_sub(y0).min(T), w.saturating_sub(x0).min(T));
         let first = ((img * h + y0) * w + x0) * cin;
         assert!(rows > 0 && cols > 0 && first + ((rows - 1) * w + cols - 1) * cin + cin <= x.len());
-        assert!(v.len() >= T * T * BLOCK * cin);
+        assert!(v.len() >= T * T * point_stride(cin));
         for c0 in (0..cin).step_by(LANES) {
             // SAFETY: the tile's last pixel's channels end inside `x` and slot `s`'s 36 runs of
             // `cin` inside `v` (asserted above); AVX2/FMA are compiled in wherever a
@@ -169,30 +179,35 @@ impl WinogradConv {
                     rows,
                     cols,
                     v.as_mut_ptr().add(s * cin + c0),
-                    BLOCK * cin,
+                    point_stride(cin),
                 )
             };
         }
     }
 
-    /// The 36 products of a block: `prod[p][s][o] = sum_c v[p][s][c] * u[p][c][o]`.
-    fn products(&self, v: &[f32], prod: &mut [f32]) {
+    /// The 36 products of the first `groups` groups of six tiles of a block:
+    /// `prod[p][s][o] = sum_c v[p][s][c] * u[p][c][o]`.
+    fn products(&self, v: &[f32], prod: &mut [f32], groups: usize) {
         let (cin, cout) = (self.cin, self.cout);
         let panels = cout / 16;
-        assert!(v.len() >= T * T * BLOCK * cin && prod.len() >= T * T * BLOCK * cout);
+        let (vs, ps) = (point_stride(cin), point_stride(cout));
+        assert!(groups * ROWS <= BLOCK && v.len() >= T * T * vs && prod.len() >= T * T * ps);
         for p in 0..T * T {
             for q in 0..panels {
-                // SAFETY: product `p`'s block of `v` and panel `q` of its weights are in bounds
-                // (asserted above and by construction of `u`), as are the six rows of 16 of `prod`.
-                unsafe {
-                    simd::products(
-                        cin,
-                        v.as_ptr().add(p * BLOCK * cin),
-                        self.u.as_ptr().add((p * panels + q) * cin * 16),
-                        prod.as_mut_ptr().add(p * BLOCK * cout + q * 16),
-                        cout,
-                    )
-                };
+                for g in 0..groups {
+                    let s = g * ROWS;
+                    // SAFETY: rows s..s + 6 of `v` and `prod` lie inside point `p`'s rows
+                    // (asserted above) and panel `q` of its weights inside `u` (by construction).
+                    unsafe {
+                        simd::products(
+                            cin,
+                            v.as_ptr().add(p * vs + s * cin),
+                            self.u.as_ptr().add((p * panels + q) * cin * 16),
+                            prod.as_mut_ptr().add(p * ps + s * cout + q * 16),
+                            cout,
+                        )
+                    };
+                }
             }
         }
     }
@@ -215,14 +230,14 @@ impl WinogradConv {
         let (rows, cols) = ((oh - y0).min(M), (ow - x0).min(M));
         let first = ((img * oh + y0) * ow + x0) * cout;
         assert!(first + ((rows - 1) * ow + cols - 1) * cout + cout <= y.len());
-        assert!(prod.len() >= T * T * BLOCK * cout);
+        assert!(prod.len() >= T * T * point_stride(cout));
         for o0 in (0..cout).step_by(LANES) {
             // SAFETY: slot `s`'s 36 products and the tile's output pixels are in bounds
             // (asserted above); AVX2/FMA as in `transform_input`.
             unsafe {
                 simd::output_tile(
                     prod.as_ptr().add(s * cout + o0),
-                    BLOCK * cout,
+                    point_stride(cout),
                     self.bias.as_ptr().add(o0),
                     y.as_mut_ptr().add(first + o0),
                     ow * cout,
@@ -239,7 +254,7 @@ impl WinogradConv {
 /// same operations in the same order on every machine of an AVX2/FMA build.
 #[cfg(all(target_arch = "x86_64", target_feature = "avx2", target_feature = "fma"))]
 mod simd {
-    use super::{BLOCK, M, T};
+    use super::{M, ROWS, T};
     use std::arch::x86_64::*;
 
     /// `B^T d` for six vectors: rows `4 0 -5 0 1 0`, `0 -4 -4 1 1 0`, `0 4 -4 -1 1 0`,
@@ -271,18 +286,24 @@ mod simd {
     /// `i < rows`, `j < cols`, zero beyond; output `(i, j)` to `v + (6 i + j) * vs`.
     #[inline(always)]
     pub unsafe fn input_tile(x: *const f32, row: usize, col: usize, rows: usize, cols: usize, v: *mut f32, vs: usize) {
-        // per column j, B^T of its six pixels; then per row i, B^T of that row across the columns
-        let columns: [[__m256; T]; T] = std::array::from_fn(|j| {
-            bt(std::array::from_fn(|i| {
+        // per column j, B^T of its six pixels; then per row i, B^T of that row across the
+        // columns (index loops: the array adaptors cost a third of the kernel's speed here)
+        let mut t = [[_mm256_setzero_ps(); T]; T];
+        #[allow(clippy::needless_range_loop)]
+        for j in 0..T {
+            let column: [__m256; T] = std::array::from_fn(|i| {
                 if i < rows && j < cols {
                     _mm256_loadu_ps(x.add(i * row + j * col))
                 } else {
                     _mm256_setzero_ps()
                 }
-            }))
-        });
-        for i in 0..T {
-            for (j, r) in bt(columns.map(|c| c[i])).into_iter().enumerate() {
+            });
+            for (i, r) in bt(column).into_iter().enumerate() {
+                t[i][j] = r;
+            }
+        }
+        for (i, ti) in t.into_iter().enumerate() {
+            for (j, r) in bt(ti).into_iter().enumerate() {
                 _mm256_storeu_ps(v.add((i * T + j) * vs), r);
             }
         }
@@ -303,11 +324,16 @@ mod simd {
         cols: usize,
     ) {
         // per column b, A^T of its six products; then per output row r, A^T across the columns
-        let columns: [[__m256; M]; T] =
-            std::array::from_fn(|b| at(std::array::from_fn(|a| _mm256_loadu_ps(p.add((a * T + b) * ps)))));
+        let mut t = [[_mm256_setzero_ps(); T]; M];
+        #[allow(clippy::needless_range_loop)]
+        for b in 0..T {
+            let [r0, r1] = at(std::array::from_fn(|a| _mm256_loadu_ps(p.add((a * T + b) * ps))));
+            t[0][b] = r0;
+            t[1][b] = r1;
+        }
         let bias = _mm256_loadu_ps(bias);
-        for r in 0..rows {
-            for (c, v) in at(columns.map(|col| col[r])).into_iter().enumerate().take(cols) {
+        for (r, tr) in t.into_iter().enumerate().take(rows) {
+            for (c, v) in at(tr).into_iter().enumerate().take(cols) {
                 _mm256_storeu_ps(y.add(r * row + c * col), _mm256_add_ps(v, bias));
             }
         }
@@ -317,17 +343,17 @@ mod simd {
     /// `cin`; `a` is `[6][cin]`, `b` `[cin][16]`, row `s` of `out` at `out + s * os`.
     #[inline(always)]
     pub unsafe fn products(cin: usize, a: *const f32, b: *const f32, out: *mut f32, os: usize) {
-        let mut acc = [_mm256_setzero_ps(); 2 * BLOCK];
+        let mut acc = [_mm256_setzero_ps(); 2 * ROWS];
         for c in 0..cin {
             let b0 = _mm256_loadu_ps(b.add(c * 16));
             let b1 = _mm256_loadu_ps(b.add(c * 16 + 8));
-            for s in 0..BLOCK {
+            for s in 0..ROWS {
                 let av = _mm256_broadcast_ss(&*a.add(s * cin + c));
                 acc[2 * s] = _mm256_fmadd_ps(av, b0, acc[2 * s]);
                 acc[2 * s + 1] = _mm256_fmadd_ps(av, b1, acc[2 * s + 1]);
             }
         }
-        for s in 0..BLOCK {
+        for s in 0..ROWS {
             _mm256_storeu_ps(out.add(s * os), acc[2 * s]);
             _mm256_storeu_ps(out.add(s * os + 8), acc[2 * s + 1]);
         }

@@ -146,12 +146,11 @@ mod tests {
         let dec = Network::new(Shape::flat(200), Arch::Decoder.layers(mnist, 0, 64), 1).unwrap();
         let (linear, convt1, convt2) = (200 * 6272, 49 * 128 * 16 * 64, 196 * 64 * 16);
         assert_eq!(dec.macs(), linear + convt1 + convt2);
-        assert_eq!(dec.train_macs(), 3 * (linear + convt1 + convt2) - linear);
+        assert_eq!(dec.train_flops(), 2 * (3 * (linear + convt1 + convt2) - linear));
         // TargetNet-S: its first convolution's input gradient is never made
         let tn = Network::new(mnist, Arch::TargetNetS.layers(mnist, 10, 0), 1).unwrap();
         let conv1 = 24 * 24 * 16 * 25;
         assert_eq!(tn.macs(), conv1 + 8 * 8 * 32 * 400 + 512 * 128 + 128 * 10);
-        assert_eq!(tn.train_macs(), 3 * tn.macs() - conv1);
         // inference as performed: the second convolution by Winograd's F(2x2, 5x5) where this
         // build has it (16 tiles of 36 products per channel pair, 12 input transforms of 22
         // operations per input channel, 8 output transforms of 9 per output channel)
@@ -161,6 +160,7 @@ mod tests {
             2 * 8 * 8 * 32 * 400
         };
         assert_eq!(tn.infer_flops(), 2 * conv1 + conv2 + 2 * (512 * 128 + 128 * 10));
+        assert_eq!(tn.train_flops(), tn.infer_flops() + 2 * (2 * tn.macs() - conv1));
     }
 
     #[test]

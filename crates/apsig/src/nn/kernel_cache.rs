@@ -1,48 +1,72 @@
-//! Inference kernels built from a layer's weights (Winograd's transformed weights), kept per
-//! layer and reused while the weights are unchanged. The weights are public and trained in
-//! place, so every use compares them with those the kernel was built from (a few microseconds
-//! against the hundreds a chunk of images takes): no path that changes them can leave a stale
-//! kernel behind.
+//! Inference kernels built from a layer's weights (Winograd's transformed weights, the direct
+//! kernel's packed panels), kept per layer and reused while the weights are unchanged. The
+//! weights are public and trained in place, so every use compares them with those the kernel
+//! was built from (a few microseconds against the hundreds a chunk of images takes): no path
+//! that changes them can leave a stale kernel behind.
 
-use crate::kernels::WinogradConv;
+use crate::kernels::{PackedConv, WinogradConv};
 use std::sync::{Arc, RwLock};
+
+/// A layer's inference kernel.
+pub(super) enum Kernel {
+    /// Winograd's F(2x2, 5x5).
+    Winograd(WinogradConv),
+    /// The direct 6x16 kernel.
+    Packed(PackedConv),
+}
+
+impl Kernel {
+    /// The fastest kernel for a valid stride-1 convolution, if any applies.
+    pub(super) fn conv(weight: &[f32], bias: Option<&[f32]>, k: usize, cin: usize, cout: usize) -> Option<Kernel> {
+        WinogradConv::new(weight, bias, k, cin, cout)
+            .map(Kernel::Winograd)
+            .or_else(|| PackedConv::new(weight, bias, k, cin, cout).map(Kernel::Packed))
+    }
+
+    /// `x` is `[n, h, w, cin]`; `y` receives the convolution's `[n, h-k+1, w-k+1, cout]`.
+    pub(super) fn forward(&self, x: &[f32], n: usize, h: usize, w: usize, y: &mut [f32]) {
+        match self {
+            Kernel::Winograd(c) => c.forward(x, n, h, w, y),
+            Kernel::Packed(c) => c.forward(x, n, h, w, y),
+        }
+    }
+}
 
 /// A kernel and the weights it was built from.
 pub(super) struct Built {
     weight: Vec<f32>,
     bias: Option<Vec<f32>>,
-    pub(super) conv: WinogradConv,
+    pub(super) kernel: Kernel,
 }
 
-/// One slot per layer; a clone starts empty.
+/// Two slots per layer (with and without its bias: the oracle lifts directions through the
+/// first layer without it); a clone starts empty.
 #[derive(Default)]
 pub(super) struct KernelCache(RwLock<Vec<Option<Arc<Built>>>>);
 
 impl KernelCache {
-    /// The Winograd kernel of layer `layer` for these weights, built (and kept) when the slot is
-    /// empty or holds other weights; `None` where Winograd does not apply to the layer.
-    pub(super) fn winograd(
+    /// Layer `layer`'s kernel for these weights: the kept one, or one `build` makes (and the
+    /// cache keeps) when the slot is empty or holds other weights; `None` where `build` has
+    /// no kernel for the layer.
+    pub(super) fn get(
         &self,
         layer: usize,
         weight: &[f32],
         bias: Option<&[f32]>,
-        k: usize,
-        cin: usize,
-        cout: usize,
+        build: impl FnOnce() -> Option<Kernel>,
     ) -> Option<Arc<Built>> {
-        let fresh = |b: &Built| b.weight == weight && b.bias.as_deref() == bias;
-        if let Some(Some(b)) = self.0.read().unwrap_or_else(|e| e.into_inner()).get(layer) {
-            if fresh(b) {
+        let slot = 2 * layer + bias.is_some() as usize;
+        if let Some(Some(b)) = self.0.read().unwrap_or_else(|e| e.into_inner()).get(slot) {
+            if b.weight == weight && b.bias.as_deref() == bias {
                 return Some(b.clone());
             }
         }
-        let conv = WinogradConv::new(weight, bias, k, cin, cout)?;
-        let built = Arc::new(Built { weight: weight.to_vec(), bias: bias.map(<[f32]>::to_vec), conv });
+        let built = Arc::new(Built { weight: weight.to_vec(), bias: bias.map(<[f32]>::to_vec), kernel: build()? });
         let mut slots = self.0.write().unwrap_or_else(|e| e.into_inner());
-        if slots.len() <= layer {
-            slots.resize(layer + 1, None);
+        if slots.len() <= slot {
+            slots.resize(slot + 1, None);
         }
-        slots[layer] = Some(built.clone());
+        slots[slot] = Some(built.clone());
         Some(built)
     }
 }

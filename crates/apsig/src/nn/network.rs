@@ -1,11 +1,9 @@
 //! A sequential network: its weights, and inference (parallel over images, one small GEMM per
 //! task). Training passes are in `training.rs`.
 
-use super::kernel_cache::KernelCache;
+use super::kernel_cache::{Kernel, KernelCache};
 use super::layer::{LayerSpec, Shape};
-use crate::kernels::{
-    col2im_nhwc, im2col_nhwc, matmul, maxpool2_nhwc_infer, ConvGeom, PackedConv, Threads, Trans, WinogradConv,
-};
+use crate::kernels::{col2im_nhwc, im2col_nhwc, matmul, maxpool2_nhwc_infer, ConvGeom, Threads, Trans, WinogradConv};
 use crate::rng::Rng;
 use rayon::prelude::*;
 
@@ -119,12 +117,13 @@ impl Network {
             })
             .sum()
     }
-    /// Multiply-accumulates per sample of a training step: the forward pass, and a backward
-    /// pass of twice its work (weight and input gradients), less the input gradient of a first
-    /// layer with weights, which the backward pass never makes.
-    pub fn train_macs(&self) -> u64 {
+    /// Floating-point operations per sample of a training step as performed: the forward pass
+    /// as inference computes it ([`Network::infer_flops`]), and a backward pass of twice the
+    /// forward's multiply-adds (weight and input gradients), less the input gradient of a
+    /// first layer with weights, which the backward pass never makes.
+    pub fn train_flops(&self) -> u64 {
         let first = self.specs.first().map_or(0, |l| l.macs(self.shapes[0]));
-        3 * self.macs() - first
+        self.infer_flops() + 2 * (2 * self.macs() - first)
     }
     /// Trainable parameters in all layers.
     pub fn num_params(&self) -> usize {
@@ -186,14 +185,9 @@ impl Network {
                 let rows = n * o.h * o.w;
                 if stride == 1 && pad == 0 && threads == Threads::One {
                     let bias = with_bias.then_some(&p[1][..]);
-                    if let Some(built) = self.kernels.winograd(i, &p[0], bias, k, s.c, o.c) {
+                    if let Some(built) = self.kernels.get(i, &p[0], bias, || Kernel::conv(&p[0], bias, k, s.c, o.c)) {
                         let mut y = vec![0.0; rows * o.c];
-                        built.conv.forward(x, n, s.h, s.w, &mut y);
-                        return y;
-                    }
-                    if let Some(pc) = PackedConv::new(&p[0], bias, k, s.c, o.c) {
-                        let mut y = vec![0.0; rows * o.c];
-                        pc.forward(x, n, s.h, s.w, &mut y);
+                        built.kernel.forward(x, n, s.h, s.w, &mut y);
                         return y;
                     }
                 }
