@@ -1,8 +1,11 @@
 //! Compute kernels, kept apart from the code that decides what to compute.
 //!
 //! Everything here works on plain `f32` slices in row-major order. Convolutions use the
-//! channels-last (NHWC) layout so that a whole batch of convolutions is one tall GEMM
-//! (`rows = batch * out_h * out_w`), which is where the FLOP/s are on this small CNN.
+//! channels-last (NHWC) layout, so that a batch of convolutions is one tall GEMM
+//! (`rows = batch * out_h * out_w`) where nothing better applies. Valid stride-1 convolutions
+//! have their own kernels, which read patches in place: the direct 6x16 kernel
+//! (`direct_conv`), Winograd's F(2x2, 5x5) (`winograd`) and the weight gradient
+//! (`conv_weight_grad`).
 
 mod conv;
 mod conv_weight_grad;
