@@ -253,7 +253,10 @@ fn readme_results_and_performance_agree_with_the_committed_outputs() {
         "docs/results/baselines-small/study.md",
         "docs/results/ab/budget-tolerance.txt",
         "docs/results/ab/budget-decoders.txt",
-        // this day's AVX2 EPYC: the paired bench before the training changes, and their A/Bs
+        // the AVX2 EPYC: the paired benches before the kernel changes of 2026-12-05 and before
+        // the training changes of 2026-12-04, and their A/Bs
+        "docs/results/bench-2026-12-04-epyc-avx2.txt",
+        "docs/results/ab/winograd-weight-gradient.txt",
         "docs/results/bench-2026-12-04-epyc-avx2-eee1aa8.txt",
         "docs/results/ab/conv-backward-blocks.txt",
         // the AVX-512 EPYC's bench, the bench of the commit before on it, and its training A/B
