@@ -16,7 +16,8 @@ pub(super) enum Kernel {
 }
 
 impl Kernel {
-    /// The fastest kernel for a valid stride-1 convolution, if any applies.
+    /// The fastest kernel for a valid stride-1 convolution, if any applies (inference's and
+    /// training's forward pass choose the same, so a network trains on what inference computes).
     pub(super) fn conv(weight: &[f32], bias: Option<&[f32]>, k: usize, cin: usize, cout: usize) -> Option<Kernel> {
         WinogradConv::new(weight, bias, k, cin, cout)
             .map(Kernel::Winograd)

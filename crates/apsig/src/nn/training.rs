@@ -7,11 +7,12 @@
 //! bias gradients) run across rayon's threads; reductions sum fixed blocks and add the block
 //! sums in order, so a seed gives the same bits whatever the thread count.
 
+use super::kernel_cache::Kernel;
 use super::layer::LayerSpec;
 use super::network::{add_channel_bias, affine, crop_into, sigmoid, Network, BN_EPS, BN_MOMENTUM};
 use crate::kernels::{
-    col2im_nhwc, conv_weight_grad, conv_weight_grad_applies, im2col_nhwc, matmul, maxpool2_nhwc, ConvGeom, PackedConv,
-    Threads, Trans, WinogradConv,
+    col2im_nhwc, conv_weight_grad, conv_weight_grad_applies, im2col_nhwc, matmul, maxpool2_nhwc, ConvGeom, Threads,
+    Trans,
 };
 use rayon::prelude::*;
 
@@ -142,20 +143,14 @@ impl Network {
                     let g = ConvGeom { big_h: s.h, big_w: s.w, channels: s.c, k, stride, pad };
                     let rows = n * o.h * o.w;
                     let direct = (stride, pad) == (1, 0);
-                    let winograd = direct.then(|| WinogradConv::new(&p[0], Some(&p[1]), k, s.c, o.c)).flatten();
-                    let packed = || direct.then(|| PackedConv::new(&p[0], Some(&p[1]), k, s.c, o.c)).flatten();
-                    match (winograd, packed()) {
-                        // inference's kernels, a few images per task: these layers are too
+                    match direct.then(|| Kernel::conv(&p[0], Some(&p[1]), k, s.c, o.c)).flatten() {
+                        // inference's kernel, a few images per task: these layers are too
                         // narrow (16 or 32 outputs) for the GEMM to run near its peak
-                        (Some(wc), _) => x
+                        Some(kernel) => x
                             .par_chunks(4 * s.len())
                             .zip(y.par_chunks_mut(4 * o.len()))
-                            .for_each(|(xc, yc)| wc.forward(xc, xc.len() / s.len(), s.h, s.w, yc)),
-                        (None, Some(pc)) => x
-                            .par_chunks(4 * s.len())
-                            .zip(y.par_chunks_mut(4 * o.len()))
-                            .for_each(|(xc, yc)| pc.forward(xc, xc.len() / s.len(), s.h, s.w, yc)),
-                        (None, None) => {
+                            .for_each(|(xc, yc)| kernel.forward(xc, xc.len() / s.len(), s.h, s.w, yc)),
+                        None => {
                             let cols = sized(extra, rows * g.patch());
                             im2col_nhwc(&g, n, x, cols, true);
                             affine(cols, rows, g.patch(), &p[0], &p[1], o.c, y, Threads::All, true)
