@@ -68,7 +68,7 @@ impl Classifier for Network {
         self.out_len()
     }
     fn logits(&self, x: &[f32], n: usize) -> Vec<f32> {
-        self.infer_serial(0, x.to_vec(), n)
+        self.infer_serial(0, x, n)
     }
     fn batch_logits(&self, x: &[f32], n: usize) -> Vec<f32> {
         self.forward(x, n)
@@ -97,7 +97,7 @@ impl Classifier for Network {
     }
     fn logits_from_lifted(&self, z: &[f32], n: usize) -> Vec<f32> {
         let start = if affine_first(self) { 1 } else { 0 };
-        self.infer_serial(start, z.to_vec(), n)
+        self.infer_serial(start, z, n)
     }
     fn probe_logits(&self, base: &[f32], dirs: &[&[f32]], eps: &[f32]) -> Vec<f32> {
         if !affine_first(self) || self.specs.get(1) != Some(&LayerSpec::MaxPool2) {
@@ -115,7 +115,7 @@ impl Classifier for Network {
         for ((d, &e), out) in dirs.iter().zip(eps).zip(pooled.chunks_mut(oh * ow * c)) {
             crate::kernels::axpy_maxpool2(base, d, e, s.h, s.w, c, out);
         }
-        self.infer_serial(2, pooled, dirs.len())
+        self.infer_serial(2, &pooled, dirs.len())
     }
 }
 

@@ -6,11 +6,18 @@ use super::layer::{LayerSpec, Shape};
 use crate::kernels::{col2im_nhwc, im2col_nhwc, matmul, maxpool2_nhwc_infer, ConvGeom, Threads, Trans, WinogradConv};
 use crate::rng::Rng;
 use rayon::prelude::*;
+use std::cell::RefCell;
 
 pub(super) const BN_EPS: f32 = 1e-5;
 pub(super) const BN_MOMENTUM: f32 = 0.1;
 /// Images per inference task: small enough that a task's activations stay in L2.
 const INFER_CHUNK: usize = 16;
+
+thread_local! {
+    /// Each thread's two inference activation buffers, reused from call to call: fresh ones
+    /// per layer cost a zero fill and page faults (5% of TargetNet-S's forward pass).
+    static SCRATCH: RefCell<[Vec<f32>; 2]> = RefCell::default();
+}
 
 /// Weights, running statistics and gradients of a sequential network.
 #[derive(Clone, Debug)]
@@ -141,43 +148,79 @@ impl Network {
         assert_eq!(x.len(), n * il, "input length");
         let mut out = vec![0.0f32; n * ol];
         out.par_chunks_mut(INFER_CHUNK * ol).zip(x.par_chunks(INFER_CHUNK * il)).for_each(|(o, xi)| {
-            let m = xi.len() / il;
-            o.copy_from_slice(&self.infer_serial(start, xi.to_vec(), m));
+            self.infer_serial_into(start, xi, xi.len() / il, o);
         });
         out
     }
 
     /// Single-threaded inference of layers `start..` on a small batch (the oracle's hot path).
-    pub fn infer_serial(&self, start: usize, mut x: Vec<f32>, n: usize) -> Vec<f32> {
+    pub fn infer_serial(&self, start: usize, x: &[f32], n: usize) -> Vec<f32> {
+        let mut out = vec![0.0; n * self.out_len()];
+        self.infer_serial_into(start, x, n, &mut out);
+        out
+    }
+
+    /// [`Network::infer_serial`] into `out`. The activations live in this thread's two
+    /// scratch buffers, each layer reading one and writing the other.
+    fn infer_serial_into(&self, start: usize, x: &[f32], n: usize, out: &mut [f32]) {
+        assert_eq!(x.len(), n * self.shapes[start].len(), "input length");
+        let [mut a, mut b] = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
+        // where the current activations are (`None`: still in `x`) and how many there are
+        let (mut cur, mut len) = (None::<bool>, x.len());
         let mut i = start;
         while i < self.specs.len() {
+            if self.specs[i] == LayerSpec::Relu && cur.is_some() {
+                let own = if cur == Some(true) { &mut a[..len] } else { &mut b[..len] };
+                own.iter_mut().for_each(|v| *v = v.max(0.0));
+                i += 1;
+                continue;
+            }
+            let into_a = cur != Some(true);
+            let (src, dst): (&[f32], &mut Vec<f32>) = match cur {
+                None => (x, &mut a),
+                Some(true) => (&a[..len], &mut b),
+                Some(false) => (&b[..len], &mut a),
+            };
+            let next = n * self.shapes[i + 1].len();
+            if dst.len() < next {
+                dst.resize(next, 0.0);
+            }
+            let y = &mut dst[..next];
             match self.specs[i] {
                 // a ReLU after a max-pool is folded into the pool (one pass instead of two)
                 LayerSpec::MaxPool2 => {
                     let relu = self.specs.get(i + 1) == Some(&LayerSpec::Relu);
                     let s = self.shapes[i];
-                    let mut y = vec![0.0; n * self.shapes[i + 1].len()];
-                    maxpool2_nhwc_infer(n, s.h, s.w, s.c, &x, &mut y, relu);
-                    x = y;
+                    maxpool2_nhwc_infer(n, s.h, s.w, s.c, src, y, relu);
                     i += 1 + relu as usize;
                 }
-                LayerSpec::Relu => {
-                    x.iter_mut().for_each(|v| *v = v.max(0.0));
-                    i += 1;
-                }
                 _ => {
-                    x = self.apply_infer(i, &x, n, Threads::One, true);
+                    self.apply_infer_into(i, src, n, Threads::One, true, y);
                     i += 1;
                 }
             }
+            (cur, len) = (Some(into_a), next);
         }
-        x
+        out.copy_from_slice(match cur {
+            None => x,
+            Some(true) => &a[..len],
+            Some(false) => &b[..len],
+        });
+        SCRATCH.with(|s| *s.borrow_mut() = [a, b]);
     }
 
     /// Layer `i` in inference mode; `with_bias == false` gives the linear part of an affine
     /// layer (used to push perturbation directions through the first layer).
     pub fn apply_infer(&self, i: usize, x: &[f32], n: usize, threads: Threads, with_bias: bool) -> Vec<f32> {
+        let mut y = vec![0.0; n * self.shapes[i + 1].len()];
+        self.apply_infer_into(i, x, n, threads, with_bias, &mut y);
+        y
+    }
+
+    /// [`Network::apply_infer`] into `y`, whose old contents are ignored.
+    fn apply_infer_into(&self, i: usize, x: &[f32], n: usize, threads: Threads, with_bias: bool, y: &mut [f32]) {
         let (s, o) = (self.shapes[i], self.shapes[i + 1]);
+        assert_eq!(y.len(), n * o.len(), "output length");
         let p = &self.params[i];
         match self.specs[i] {
             LayerSpec::Conv { k, stride, pad, .. } => {
@@ -186,59 +229,40 @@ impl Network {
                 if stride == 1 && pad == 0 && threads == Threads::One {
                     let bias = with_bias.then_some(&p[1][..]);
                     if let Some(built) = self.kernels.get(i, &p[0], bias, || Kernel::conv(&p[0], bias, k, s.c, o.c)) {
-                        let mut y = vec![0.0; rows * o.c];
-                        built.kernel.forward(x, n, s.h, s.w, &mut y);
-                        return y;
+                        built.kernel.forward(x, n, s.h, s.w, y);
+                        return;
                     }
                 }
                 let mut cols = vec![0.0; rows * g.patch()];
                 im2col_nhwc(&g, n, x, &mut cols, threads == Threads::All);
-                let mut y = vec![0.0; rows * o.c];
-                affine(&cols, rows, g.patch(), &p[0], &p[1], o.c, &mut y, threads, with_bias);
-                y
+                affine(&cols, rows, g.patch(), &p[0], &p[1], o.c, y, threads, with_bias);
             }
             LayerSpec::ConvT { k, stride, pad, .. } => {
                 let g = ConvGeom { big_h: o.h, big_w: o.w, channels: o.c, k, stride, pad };
                 let rows = n * s.h * s.w;
                 let mut cols = vec![0.0; rows * g.patch()];
                 matmul(rows, g.patch(), s.c, x, Trans::No, &p[0], Trans::Yes, &mut cols, false, threads);
-                let mut y = vec![0.0; n * o.len()];
-                col2im_nhwc(&g, n, &cols, &mut y);
+                col2im_nhwc(&g, n, &cols, y);
                 if with_bias {
-                    add_channel_bias(&mut y, &p[1]);
+                    add_channel_bias(y, &p[1]);
                 }
-                y
             }
-            LayerSpec::Linear { out } => {
-                let mut y = vec![0.0; n * out];
-                affine(x, n, s.len(), &p[0], &p[1], out, &mut y, threads, with_bias);
-                y
-            }
+            LayerSpec::Linear { out } => affine(x, n, s.len(), &p[0], &p[1], out, y, threads, with_bias),
             LayerSpec::BatchNorm => {
                 let (mean, var) = (&self.buffers[i][0], &self.buffers[i][1]);
                 let scale: Vec<f32> = p[0].iter().zip(var).map(|(g, v)| g / (v + BN_EPS).sqrt()).collect();
                 let shift: Vec<f32> = (0..s.c).map(|c| p[1][c] - mean[c] * scale[c]).collect();
-                let mut y = x.to_vec();
-                for row in y.chunks_mut(s.c) {
+                for (yr, xr) in y.chunks_mut(s.c).zip(x.chunks(s.c)) {
                     for c in 0..s.c {
-                        row[c] = row[c] * scale[c] + shift[c];
+                        yr[c] = xr[c] * scale[c] + shift[c];
                     }
                 }
-                y
             }
-            LayerSpec::Relu => x.iter().map(|v| v.max(0.0)).collect(),
-            LayerSpec::Sigmoid => x.iter().map(|v| sigmoid(*v)).collect(),
-            LayerSpec::MaxPool2 => {
-                let mut y = vec![0.0; n * o.len()];
-                maxpool2_nhwc_infer(n, s.h, s.w, s.c, x, &mut y, false);
-                y
-            }
-            LayerSpec::Crop { top, left, .. } => {
-                let mut y = vec![0.0; n * o.len()];
-                crop_into(x, &mut y, s, o, top, left);
-                y
-            }
-            LayerSpec::Reshape { .. } => x.to_vec(),
+            LayerSpec::Relu => y.iter_mut().zip(x).for_each(|(o, v)| *o = v.max(0.0)),
+            LayerSpec::Sigmoid => y.iter_mut().zip(x).for_each(|(o, v)| *o = sigmoid(*v)),
+            LayerSpec::MaxPool2 => maxpool2_nhwc_infer(n, s.h, s.w, s.c, x, y, false),
+            LayerSpec::Crop { top, left, .. } => crop_into(x, y, s, o, top, left),
+            LayerSpec::Reshape { .. } => y.copy_from_slice(x),
         }
     }
 
