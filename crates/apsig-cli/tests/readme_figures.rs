@@ -176,9 +176,13 @@ fn readme_results_and_performance_agree_with_the_committed_outputs() {
 
     let paper = json("docs/results/paper/metrics.json");
     let quick = json("docs/results/quick/metrics.json");
+    let paper10 = json("docs/results/paper-10min/metrics.json");
     let paper_part = &results[..results.find("### The default run").expect("quick-run subsection")];
+    let paper10_part =
+        &paper_part[paper_part.find("### Paper scale in under 10 minutes").expect("10-minute subsection")..];
     let quick_part = &results[results.find("### The default run").unwrap()..];
     assert_all_in(paper_part, &run_figures(&paper, "10,000"), "paper-scale results");
+    assert_all_in(paper10_part, &run_figures(&paper10, "10,000"), "10-minute paper-scale results");
     assert_all_in(quick_part, &run_figures(&quick, "2,000"), "quick-run results");
 
     // the query curve
@@ -227,6 +231,9 @@ fn readme_results_and_performance_agree_with_the_committed_outputs() {
     for rel in [
         "docs/results/paper/metrics.json",
         "docs/results/paper/config.toml",
+        "docs/results/paper-10min/metrics.json",
+        "docs/results/paper-10min/config.toml",
+        "docs/results/paper-10min/run.txt",
         "docs/results/quick/metrics.json",
         "docs/results/quick/config.toml",
         "docs/results/quick/quality-vs-queries.json",
@@ -253,8 +260,10 @@ fn readme_results_and_performance_agree_with_the_committed_outputs() {
         "docs/results/baselines-small/study.md",
         "docs/results/ab/budget-tolerance.txt",
         "docs/results/ab/budget-decoders.txt",
-        // the AVX2 EPYC: the paired benches before the kernel changes of 2026-12-05 and before
-        // the training changes of 2026-12-04, and their A/Bs
+        // the AVX2 EPYC: the paired benches before inference's buffers and the kernels of
+        // 2026-12-05 and before the training changes of 2026-12-04, and their A/Bs
+        "docs/results/bench-2026-12-05-epyc-avx2.txt",
+        "docs/results/ab/inference-buffers.txt",
         "docs/results/bench-2026-12-04-epyc-avx2.txt",
         "docs/results/ab/winograd-weight-gradient.txt",
         "docs/results/bench-2026-12-04-epyc-avx2-eee1aa8.txt",
