@@ -234,6 +234,7 @@ fn readme_results_and_performance_agree_with_the_committed_outputs() {
         "docs/results/paper-10min/metrics.json",
         "docs/results/paper-10min/config.toml",
         "docs/results/paper-10min/run.txt",
+        "docs/results/ab/white-box-refinement.txt",
         "docs/results/quick/metrics.json",
         "docs/results/quick/config.toml",
         "docs/results/quick/quality-vs-queries.json",
