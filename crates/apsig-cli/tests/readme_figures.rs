@@ -231,6 +231,8 @@ fn readme_results_and_performance_agree_with_the_committed_outputs() {
     for rel in [
         "docs/results/paper/metrics.json",
         "docs/results/paper/config.toml",
+        "docs/results/paper/run.txt",
+        "docs/results/paper/earlier/xeon-c28395c.metrics.json",
         "docs/results/paper-10min/metrics.json",
         "docs/results/paper-10min/config.toml",
         "docs/results/paper-10min/run.txt",

@@ -18,6 +18,9 @@ thread_local! {
     /// per layer cost a zero fill and page faults (5% of TargetNet-S's forward pass).
     static SCRATCH: RefCell<[Vec<f32>; 2]> = RefCell::default();
 }
+/// Scratch a thread keeps after a call (floats; 64 MiB): a one-off large batch through
+/// `infer_serial` gets its buffers back to the allocator instead of holding them for good.
+const SCRATCH_KEEP: usize = 1 << 24;
 
 /// Weights, running statistics and gradients of a sequential network.
 #[derive(Clone, Debug)]
@@ -206,7 +209,9 @@ impl Network {
             Some(true) => &a[..len],
             Some(false) => &b[..len],
         });
-        SCRATCH.with(|s| *s.borrow_mut() = [a, b]);
+        if a.capacity() + b.capacity() <= SCRATCH_KEEP {
+            SCRATCH.with(|s| *s.borrow_mut() = [a, b]);
+        }
     }
 
     /// Layer `i` in inference mode; `with_bias == false` gives the linear part of an affine
@@ -374,5 +379,48 @@ mod tests {
         let after = net.forward(&x, 2);
         assert_ne!(before, after, "the old kernel was used");
         assert_eq!(after, net.clone().forward(&x, 2));
+    }
+
+    /// Inference through the reused scratch buffers, left dirty by other networks and batch
+    /// sizes, gives the bits of a layer-by-layer pass on fresh zero-filled vectors: no layer
+    /// may depend on what its output buffer held (col2im, for one, adds into it).
+    #[test]
+    fn reused_scratch_gives_the_bits_of_fresh_buffers() {
+        use LayerSpec::*;
+        let decoder = vec![
+            Linear { out: 4 * 4 * 8 },
+            BatchNorm,
+            Relu,
+            Reshape { h: 4, w: 4, c: 8 },
+            ConvT { cout: 4, k: 4, stride: 2, pad: 1 },
+            Relu,
+            ConvT { cout: 2, k: 4, stride: 2, pad: 1 },
+            Crop { top: 1, left: 2, h: 14, w: 13 },
+            Sigmoid,
+        ];
+        let classifier = vec![
+            Conv { cout: 16, k: 5, stride: 1, pad: 0 },
+            MaxPool2,
+            Relu,
+            Conv { cout: 16, k: 3, stride: 1, pad: 1 },
+            Relu,
+            Linear { out: 10 },
+        ];
+        let nets = [
+            Network::new(Shape::new(1, 1, 12), decoder, 4).unwrap(),
+            Network::new(Shape::new(12, 12, 3), classifier, 5).unwrap(),
+        ];
+        let input = |net: &Network, n: usize| -> Vec<f32> {
+            (0..n * net.in_len()).map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0).collect()
+        };
+        let fresh = |net: &Network, n: usize| -> Vec<f32> {
+            (0..net.specs.len()).fold(input(net, n), |x, i| net.apply_infer(i, &x, n, Threads::One, true))
+        };
+        // each network after the other, on batch sizes that grow and shrink the buffers
+        for n in [3, 1, 5, 2] {
+            for net in &nets {
+                assert_eq!(net.infer_serial(0, &input(net, n), n), fresh(net, n), "batch {n}");
+            }
+        }
     }
 }
