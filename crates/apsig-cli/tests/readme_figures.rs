@@ -250,6 +250,7 @@ fn readme_results_and_performance_agree_with_the_committed_outputs() {
         "docs/results/paper/earlier/xeon-c85d763-loaded.metrics.json",
         "docs/results/quick/earlier/amd-epyc-c85d763.metrics.json",
         "docs/results/quick/earlier/amd-epyc-c85d763.quality-vs-queries.json",
+        "docs/results/quick/earlier/xeon-94062cc.metrics.json",
         // the decoder's hidden layer, measured on the signatures of the run without it
         "docs/results/decoder-hidden-ab.txt",
         // predicted brackets and affine copies, each measured against the run before
