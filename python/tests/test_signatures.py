@@ -36,10 +36,16 @@ def test_a_numpy_model_through_the_callable_gives_the_in_process_signatures(imag
             same(viacall, inproc)  # bit for bit: the secrets' route sees only decisions
         else:
             # margins are real numbers from two implementations (NumPy in float64, apsig in
-            # float32): the interpolated flip points agree to rounding, the probes exactly
-            np.testing.assert_array_equal(viacall.queries, inproc.queries)
+            # float32), and refinement branches on them (a bracket end within tolerance of the
+            # interpolated zero gets one probe, else two): where rounding tips a branch, the
+            # search spends a probe more or less and lands elsewhere within its 1% tolerance
+            # above the same flip point; everywhere else it agrees to rounding
+            differ = viacall.queries != inproc.queries
+            assert differ.mean() <= 0.05, differ.mean()
+            assert np.abs(viacall.queries.astype(int) - inproc.queries.astype(int)).max() <= 2
             np.testing.assert_array_equal(viacall.censored, inproc.censored)
-            np.testing.assert_allclose(viacall.eps, inproc.eps, rtol=1e-4)
+            np.testing.assert_allclose(viacall.eps, inproc.eps, rtol=0.0101)
+            np.testing.assert_allclose(viacall.eps[~differ], inproc.eps[~differ], rtol=1e-4)
         assert viacall.censored_fraction < 1.0 and inproc.eps.min() < 256
         # lockstep: one call for the images' classes, then about one per search round
         rounds = int(inproc.queries.max())
