@@ -1,8 +1,8 @@
 //! Inference kernels built from a layer's weights (Winograd's transformed weights, the direct
 //! kernel's packed panels), kept per layer and reused while the weights are unchanged. The
-//! weights are public and trained in place, so every use compares them with those the kernel
-//! was built from, bit for bit (a few microseconds against the hundreds a chunk of images takes): no path
-//! that changes them can leave a stale kernel behind.
+//! weights are public and trained in place, so every use compares them, bit for bit, with
+//! those the kernel was built from (a few microseconds against the hundreds a chunk of images
+//! takes): no path that changes them can leave a stale kernel behind.
 
 use crate::kernels::{PackedConv, WinogradConv};
 use std::sync::{Arc, RwLock};

@@ -164,31 +164,26 @@ impl Network {
     }
 
     /// [`Network::infer_serial`] into `out`. The activations live in this thread's two
-    /// scratch buffers, each layer reading one and writing the other.
+    /// scratch buffers: each layer reads `a` (or `x`, before the first) and writes `b`, and
+    /// the two swap.
     fn infer_serial_into(&self, start: usize, x: &[f32], n: usize, out: &mut [f32]) {
         assert_eq!(x.len(), n * self.shapes[start].len(), "input length");
         let [mut a, mut b] = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
-        // where the current activations are (`None`: still in `x`) and how many there are
-        let (mut cur, mut len) = (None::<bool>, x.len());
+        // whether the activations are still the input, and how many there are
+        let (mut in_x, mut len) = (true, x.len());
         let mut i = start;
         while i < self.specs.len() {
-            if self.specs[i] == LayerSpec::Relu && cur.is_some() {
-                let own = if cur == Some(true) { &mut a[..len] } else { &mut b[..len] };
-                own.iter_mut().for_each(|v| *v = v.max(0.0));
+            if self.specs[i] == LayerSpec::Relu && !in_x {
+                a[..len].iter_mut().for_each(|v| *v = v.max(0.0));
                 i += 1;
                 continue;
             }
-            let into_a = cur != Some(true);
-            let (src, dst): (&[f32], &mut Vec<f32>) = match cur {
-                None => (x, &mut a),
-                Some(true) => (&a[..len], &mut b),
-                Some(false) => (&b[..len], &mut a),
-            };
+            let src = if in_x { x } else { &a[..len] };
             let next = n * self.shapes[i + 1].len();
-            if dst.len() < next {
-                dst.resize(next, 0.0);
+            if b.len() < next {
+                b.resize(next, 0.0);
             }
-            let y = &mut dst[..next];
+            let y = &mut b[..next];
             match self.specs[i] {
                 // a ReLU after a max-pool is folded into the pool (one pass instead of two)
                 LayerSpec::MaxPool2 => {
@@ -202,13 +197,10 @@ impl Network {
                     i += 1;
                 }
             }
-            (cur, len) = (Some(into_a), next);
+            std::mem::swap(&mut a, &mut b);
+            (in_x, len) = (false, next);
         }
-        out.copy_from_slice(match cur {
-            None => x,
-            Some(true) => &a[..len],
-            Some(false) => &b[..len],
-        });
+        out.copy_from_slice(if in_x { x } else { &a[..len] });
         if a.capacity() + b.capacity() <= SCRATCH_KEEP {
             SCRATCH.with(|s| *s.borrow_mut() = [a, b]);
         }
