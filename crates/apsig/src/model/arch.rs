@@ -146,7 +146,16 @@ mod tests {
         let dec = Network::new(Shape::flat(200), Arch::Decoder.layers(mnist, 0, 64), 1).unwrap();
         let (linear, convt1, convt2) = (200 * 6272, 49 * 128 * 16 * 64, 196 * 64 * 16);
         assert_eq!(dec.macs(), linear + convt1 + convt2);
-        assert_eq!(dec.train_flops(), 2 * (3 * (linear + convt1 + convt2) - linear));
+        // the first transposed convolution as Winograd's phases perform it: per phase, one
+        // 8x8-point tile of 7x7 outputs (F(7, 2)) whose products are 64 GEMM rows
+        let wino = crate::kernels::WinogradConvT::new(7, 7, 128, 64, 4, 2, 1).unwrap();
+        let products = 2 * 4 * 64 * 128 * 64;
+        assert!(wino.forward_flops() > products && wino.forward_flops() < products * 5 / 4);
+        // backward: the same transforms (adjoints) and two products, one without the input's
+        assert_eq!(wino.backward_flops(false), wino.forward_flops() + products);
+        assert!(wino.backward_flops(true) < wino.forward_flops());
+        assert_eq!(dec.infer_flops(), 2 * linear + wino.forward_flops() + 2 * convt2);
+        assert_eq!(dec.train_flops(), dec.infer_flops() + 2 * linear + wino.backward_flops(false) + 4 * convt2);
         // TargetNet-S: its first convolution's input gradient is never made
         let tn = Network::new(mnist, Arch::TargetNetS.layers(mnist, 10, 0), 1).unwrap();
         let conv1 = 24 * 24 * 16 * 25;

@@ -4,7 +4,8 @@
 //! those the kernel was built from (a few microseconds against the hundreds a chunk of images
 //! takes): no path that changes them can leave a stale kernel behind.
 
-use crate::kernels::{PackedConv, WinogradConv};
+use super::layer::Shape;
+use crate::kernels::{PackedConv, WinogradConv, WinogradConvT};
 use std::sync::{Arc, RwLock};
 
 /// A layer's inference kernel.
@@ -13,6 +14,9 @@ pub(super) enum Kernel {
     Winograd(WinogradConv),
     /// The direct 6x16 kernel.
     Packed(PackedConv),
+    /// Winograd's phases of a 4x4 stride-2 transposed convolution, with its transformed
+    /// weights and bias.
+    ConvT(Box<(WinogradConvT, Vec<f32>, Vec<f32>)>),
 }
 
 impl Kernel {
@@ -24,11 +28,31 @@ impl Kernel {
             .or_else(|| PackedConv::new(weight, bias, k, cin, cout).map(Kernel::Packed))
     }
 
-    /// `x` is `[n, h, w, cin]`; `y` receives the convolution's `[n, h-k+1, w-k+1, cout]`.
+    /// The Winograd kernel of a transposed convolution from an `input`-shaped tensor, where it
+    /// applies (training's forward pass uses the same).
+    pub(super) fn conv_t(
+        weight: &[f32],
+        bias: Option<&[f32]>,
+        input: Shape,
+        cout: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+    ) -> Option<Kernel> {
+        let conv = WinogradConvT::new(input.h, input.w, input.c, cout, k, stride, pad)?;
+        let mut u = vec![0.0; conv.weight_len()];
+        conv.transform_weights(weight, &mut u);
+        let bias = bias.map_or_else(|| vec![0.0; cout], <[f32]>::to_vec);
+        Some(Kernel::ConvT(Box::new((conv, u, bias))))
+    }
+
+    /// `x` is `[n, h, w, cin]`; `y` receives the convolution's `[n, h-k+1, w-k+1, cout]`, or the
+    /// transposed convolution's `[n, 2h, 2w, cout]`.
     pub(super) fn forward(&self, x: &[f32], n: usize, h: usize, w: usize, y: &mut [f32]) {
         match self {
             Kernel::Winograd(c) => c.forward(x, n, h, w, y),
             Kernel::Packed(c) => c.forward(x, n, h, w, y),
+            Kernel::ConvT(c) => c.0.forward(x, n, &c.1, &c.2, y),
         }
     }
 }

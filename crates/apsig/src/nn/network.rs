@@ -3,7 +3,9 @@
 
 use super::kernel_cache::{Kernel, KernelCache};
 use super::layer::{LayerSpec, Shape};
-use crate::kernels::{col2im_nhwc, im2col_nhwc, matmul, maxpool2_nhwc_infer, ConvGeom, Threads, Trans, WinogradConv};
+use crate::kernels::{
+    col2im_nhwc, im2col_nhwc, matmul, maxpool2_nhwc_infer, ConvGeom, Threads, Trans, WinogradConv, WinogradConvT,
+};
 use crate::rng::Rng;
 use rayon::prelude::*;
 use std::cell::RefCell;
@@ -116,12 +118,19 @@ impl Network {
     }
     /// Floating-point operations per sample of inference as performed: twice the
     /// multiply-accumulates, except for the convolutions that Winograd's F(2x2, 5x5) serves
-    /// (see `kernels::WinogradConv`), which count its products and transforms.
+    /// (see `kernels::WinogradConv`) and the transposed convolutions that Winograd's phases
+    /// serve (`kernels::WinogradConvT`), which count their products and transforms.
     pub fn infer_flops(&self) -> u64 {
         (self.specs.iter().zip(self.shapes.windows(2)))
             .map(|(l, io)| match *l {
                 LayerSpec::Conv { k, stride: 1, pad: 0, .. } if WinogradConv::applies(k, io[0].c, io[1].c) => {
                     WinogradConv::flops(io[1].h, io[1].w, io[0].c, io[1].c)
+                }
+                LayerSpec::ConvT { k, stride, pad, .. } => {
+                    match WinogradConvT::new(io[0].h, io[0].w, io[0].c, io[1].c, k, stride, pad) {
+                        Some(conv) => conv.forward_flops(),
+                        None => 2 * l.macs(io[0]),
+                    }
                 }
                 _ => 2 * l.macs(io[0]),
             })
@@ -130,10 +139,24 @@ impl Network {
     /// Floating-point operations per sample of a training step as performed: the forward pass
     /// as inference computes it ([`Network::infer_flops`]), and a backward pass of twice the
     /// forward's multiply-adds (weight and input gradients), less the input gradient of a
-    /// first layer with weights, which the backward pass never makes.
+    /// first layer with weights, which the backward pass never makes; Winograd's transposed
+    /// convolutions count their own.
     pub fn train_flops(&self) -> u64 {
-        let first = self.specs.first().map_or(0, |l| l.macs(self.shapes[0]));
-        self.infer_flops() + 2 * (2 * self.macs() - first)
+        let backward: u64 = (self.specs.iter().zip(self.shapes.windows(2)).enumerate())
+            .map(|(i, (l, io))| {
+                let first = i == 0;
+                match *l {
+                    LayerSpec::ConvT { k, stride, pad, .. } => {
+                        match WinogradConvT::new(io[0].h, io[0].w, io[0].c, io[1].c, k, stride, pad) {
+                            Some(conv) => conv.backward_flops(first),
+                            None => 2 * l.macs(io[0]) * if first { 1 } else { 2 },
+                        }
+                    }
+                    _ => 2 * l.macs(io[0]) * if first { 1 } else { 2 },
+                }
+            })
+            .sum();
+        self.infer_flops() + backward
     }
     /// Trainable parameters in all layers.
     pub fn num_params(&self) -> usize {
@@ -235,6 +258,12 @@ impl Network {
                 affine(&cols, rows, g.patch(), &p[0], &p[1], o.c, y, threads, with_bias);
             }
             LayerSpec::ConvT { k, stride, pad, .. } => {
+                let bias = with_bias.then_some(&p[1][..]);
+                let build = || Kernel::conv_t(&p[0], bias, s, o.c, k, stride, pad);
+                if let Some(built) = self.kernels.get(i, &p[0], bias, build) {
+                    built.kernel.forward(x, n, s.h, s.w, y);
+                    return;
+                }
                 let g = ConvGeom { big_h: o.h, big_w: o.w, channels: o.c, k, stride, pad };
                 let rows = n * s.h * s.w;
                 let mut cols = vec![0.0; rows * g.patch()];

@@ -12,7 +12,7 @@ use super::layer::LayerSpec;
 use super::network::{add_channel_bias, affine, crop_into, sigmoid, Network, BN_EPS, BN_MOMENTUM};
 use crate::kernels::{
     col2im_nhwc, conv_weight_grad, conv_weight_grad_applies, im2col_nhwc, matmul, maxpool2_nhwc, ConvGeom, Threads,
-    Trans,
+    Trans, WinogradConvT,
 };
 use rayon::prelude::*;
 
@@ -27,7 +27,8 @@ pub struct TrainCache {
     /// Input of every layer, then the output.
     acts: Vec<Vec<f32>>,
     /// Per layer: im2col matrix (a convolution off the direct kernel; a transposed
-    /// convolution's chunk scratch), normalised input (BN).
+    /// convolution's chunk scratch), Winograd's transformed input (a transposed convolution
+    /// it serves), normalised input (BN).
     extra: Vec<Vec<f32>>,
     pool_idx: Vec<Vec<u32>>,
     bn_inv_std: Vec<Vec<f32>>,
@@ -38,8 +39,12 @@ pub struct TrainCache {
     dcols: Vec<f32>,
     /// Backward of a convolution: its input's column matrix, made a block of images at a time.
     cols: Vec<f32>,
-    /// Backward of a convolution: each block's weight gradient, added in block order.
+    /// Backward of a convolution: each block's weight gradient, added in block order; of a
+    /// Winograd transposed convolution: the transformed weights' gradient.
     partial_dw: Vec<f32>,
+    /// Per layer: a Winograd transposed convolution's transformed weights, made by the
+    /// forward pass and read by the backward pass.
+    transformed_w: Vec<Vec<f32>>,
 }
 
 impl TrainCache {
@@ -70,20 +75,21 @@ fn scratch(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
     &mut v[..len]
 }
 
-/// Column matrices of a transposed convolution are made and used a chunk of images at a time,
-/// at most this many values, so that they stay in cache between the GEMM that writes them and
-/// the one (or the scatter) that reads them: at batch 128 the decoder's first one is 25 MB.
-const CACHED_COLS: usize = 1 << 20;
-
 /// A convolution's backward pass works blocks of images of at most this many column-matrix
 /// values each (1 MiB), one block per task. Fixed by the layer's shape, not the thread count,
 /// so that the weight gradient's block sums give the same bits on any number of threads.
 const CONV_BLOCK_COLS: usize = 1 << 18;
 
-/// Images per chunk of a column matrix with `per_image` values per image.
-fn cached_chunk(n: usize, per_image: usize) -> usize {
-    (CACHED_COLS / per_image.max(1)).clamp(1, n.max(1))
+/// Images per block of a transposed convolution's column route: column matrices of at most
+/// [`CONVT_BLOCK_COLS`] values, so that a block's stay in cache between the GEMM and the
+/// scatter, and several blocks per batch for the threads to share. Fixed by the layer's shape
+/// and the batch, not the thread count.
+fn convt_block(n: usize, per_image: usize) -> usize {
+    (CONVT_BLOCK_COLS / per_image.max(1)).clamp(1, n.max(1))
 }
+
+/// See [`convt_block`]: 256 KiB.
+const CONVT_BLOCK_COLS: usize = 1 << 16;
 
 /// `y[j] = f(x[j])` across threads.
 fn map_into(x: &[f32], y: &mut [f32], f: impl Fn(f32) -> f32 + Sync) {
@@ -124,7 +130,7 @@ impl Network {
         let layers = self.specs.len();
         cache.n = n;
         cache.acts.resize_with(layers + 1, Vec::new);
-        for v in [&mut cache.extra, &mut cache.bn_inv_std] {
+        for v in [&mut cache.extra, &mut cache.bn_inv_std, &mut cache.transformed_w] {
             v.resize_with(layers, Vec::new);
         }
         cache.pool_idx.resize_with(layers, Vec::new);
@@ -158,16 +164,44 @@ impl Network {
                     }
                 }
                 LayerSpec::ConvT { k, stride, pad, .. } => {
+                    if let Some(wino) = WinogradConvT::new(s.h, s.w, s.c, o.c, k, stride, pad) {
+                        let u = sized(&mut cache.transformed_w[i], wino.weight_len());
+                        wino.transform_weights(&p[0], u);
+                        let v = sized(extra, wino.input_len(n));
+                        wino.transform_inputs(x, n, v);
+                        let m = scratch(&mut cache.dcols, wino.product_len(n));
+                        wino.products(v, u, n, m);
+                        wino.transform_outputs(m, n, &p[1], y);
+                        continue;
+                    }
+                    // the column route, a block of images per task: this layer is narrow
+                    // (one output channel) and its GEMMs too skinny to split well themselves
                     let g = ConvGeom { big_h: o.h, big_w: o.w, channels: o.c, k, stride, pad };
                     let (per_rows, patch) = (s.h * s.w, g.patch());
-                    let chunk = cached_chunk(n, per_rows * patch);
-                    let cols = sized(extra, chunk * per_rows * patch);
-                    for (xc, yc) in x.chunks(chunk * s.len()).zip(y.chunks_mut(chunk * o.len())) {
-                        let nb = xc.len() / s.len();
-                        let cols = &mut cols[..nb * per_rows * patch];
-                        matmul(nb * per_rows, patch, s.c, xc, Trans::No, &p[0], Trans::Yes, cols, false, Threads::All);
-                        col2im_nhwc(&g, nb, cols, yc);
-                    }
+                    let block = convt_block(n, per_rows * patch);
+                    let cols = sized(extra, n * per_rows * patch);
+                    (
+                        x.par_chunks(block * s.len()),
+                        y.par_chunks_mut(block * o.len()),
+                        cols.par_chunks_mut(block * per_rows * patch),
+                    )
+                        .into_par_iter()
+                        .for_each(|(xb, yb, cb)| {
+                            let images = xb.len() / s.len();
+                            matmul(
+                                images * per_rows,
+                                patch,
+                                s.c,
+                                xb,
+                                Trans::No,
+                                &p[0],
+                                Trans::Yes,
+                                cb,
+                                false,
+                                Threads::One,
+                            );
+                            col2im_nhwc(&g, images, cb, yb);
+                        });
                     add_channel_bias(y, &p[1]);
                 }
                 LayerSpec::Linear { out } => affine(x, n, s.len(), &p[0], &p[1], out, y, Threads::All, true),
@@ -308,21 +342,51 @@ impl Network {
                     swapped = true;
                 }
                 LayerSpec::ConvT { k, stride, pad, .. } => {
-                    let g = ConvGeom { big_h: o.h, big_w: o.w, channels: o.c, k, stride, pad };
-                    let (per_rows, patch) = (s.h * s.w, g.patch());
-                    let chunk = cached_chunk(n, per_rows * patch);
-                    let dcols = scratch(&mut cache.dcols, chunk * per_rows * patch);
-                    let d = sized(&mut dx, if first { 0 } else { x.len() });
-                    for (b, (dyc, xc)) in dy.chunks(chunk * o.len()).zip(x.chunks(chunk * s.len())).enumerate() {
-                        let rows = xc.len() / s.len() * per_rows;
-                        let dcols = &mut dcols[..rows * patch];
-                        im2col_nhwc(&g, rows / per_rows, dyc, dcols, true);
+                    // the full length even for a first layer: the block route zips one chunk
+                    // of it per block
+                    let d = sized(&mut dx, x.len());
+                    if let Some(wino) = WinogradConvT::new(s.h, s.w, s.c, o.c, k, stride, pad) {
+                        let dm = scratch(&mut cache.dcols, wino.product_len(n));
+                        wino.transform_output_grads(&dy, n, dm);
                         if learn {
-                            matmul(patch, s.c, rows, dcols, Trans::Yes, xc, Trans::No, &mut gr[0], true, Threads::All);
+                            let du = scratch(&mut cache.partial_dw, wino.weight_len());
+                            wino.weight_grads(&cache.extra[i], dm, n, du, &mut gr[0]);
                         }
                         if !first {
-                            let dc = &mut d[b * chunk * s.len()..][..xc.len()];
-                            matmul(rows, s.c, patch, dcols, Trans::No, &p[0], Trans::No, dc, false, Threads::All);
+                            let dv = scratch(&mut cache.cols, wino.input_len(n));
+                            wino.input_grad_products(dm, &cache.transformed_w[i], n, dv);
+                            wino.transform_input_grads(dv, n, d);
+                        }
+                    } else {
+                        let g = ConvGeom { big_h: o.h, big_w: o.w, channels: o.c, k, stride, pad };
+                        let (per_rows, patch) = (s.h * s.w, g.patch());
+                        let block = convt_block(n, per_rows * patch);
+                        let blocks = n.div_ceil(block);
+                        let dcols = scratch(&mut cache.dcols, n * per_rows * patch);
+                        let partial = scratch(&mut cache.partial_dw, blocks * patch * s.c);
+                        (
+                            x.par_chunks(block * s.len()),
+                            dy.par_chunks(block * o.len()),
+                            dcols.par_chunks_mut(block * per_rows * patch),
+                            partial.par_chunks_mut(patch * s.c),
+                            d.par_chunks_mut(block * s.len()),
+                        )
+                            .into_par_iter()
+                            .for_each(|(xb, dyb, dcb, pb, db)| {
+                                let rows = xb.len() / s.len() * per_rows;
+                                im2col_nhwc(&g, rows / per_rows, dyb, dcb, false);
+                                if learn {
+                                    matmul(patch, s.c, rows, dcb, Trans::Yes, xb, Trans::No, pb, false, Threads::One);
+                                }
+                                if !first {
+                                    matmul(rows, s.c, patch, dcb, Trans::No, &p[0], Trans::No, db, false, Threads::One);
+                                }
+                            });
+                        if learn {
+                            // the blocks' sums in block order: the same bits for any thread count
+                            for pb in partial.chunks(patch * s.c) {
+                                gr[0].iter_mut().zip(pb).for_each(|(w, v)| *w += v);
+                            }
                         }
                     }
                     if learn {
@@ -516,10 +580,55 @@ mod tests {
     /// Finite differences against the hand-written backward pass, through every layer kind.
     #[test]
     fn gradients_match_finite_differences() {
-        let mut net = Network::new(Shape::new(6, 6, 2), every_layer_kind(), 3).unwrap();
+        check_gradients(Network::new(Shape::new(6, 6, 2), every_layer_kind(), 3).unwrap());
+    }
+
+    /// The same through transposed convolutions on Winograd's route: one first (no input
+    /// gradient), one behind batch norm, on grids of 3 and 6 (one and two tiles per side).
+    #[test]
+    fn winograd_transposed_convolutions_match_finite_differences() {
+        let specs = vec![
+            ConvT { cout: 8, k: 4, stride: 2, pad: 1 },
+            BatchNorm,
+            Relu,
+            ConvT { cout: 8, k: 4, stride: 2, pad: 1 },
+            Crop { top: 2, left: 1, h: 3, w: 4 },
+            Sigmoid,
+        ];
+        let net = Network::new(Shape::new(3, 3, 8), specs, 4).unwrap();
+        assert!(WinogradConvT::new(6, 6, 8, 8, 4, 2, 1).is_some(), "the route under test");
+        check_gradients(net);
+    }
+
+    /// Inference and training's forward pass compute a transposed convolution with the same
+    /// kernel, so a decoder is evaluated on what it was trained on, to the bit.
+    #[test]
+    fn transposed_convolutions_infer_what_they_train_on() {
+        for cout in [8, 2] {
+            let specs = vec![ConvT { cout, k: 4, stride: 2, pad: 1 }, Sigmoid];
+            let mut net = Network::new(Shape::new(7, 7, 16), specs, 5).unwrap();
+            let n = 6;
+            let mut rng = Rng::new(3);
+            let x: Vec<f32> = (0..n * net.in_len()).map(|_| rng.normal()).collect();
+            let mut cache = TrainCache::default();
+            net.forward_train(&x, n, &mut cache);
+            let inferred = net.forward_from(0, &x, n);
+            if cout == 8 {
+                assert!(cache.output().iter().zip(&inferred).all(|(a, b)| a.to_bits() == b.to_bits()));
+            } else {
+                // the column route: the same products, summed in another order
+                assert!(cache.output().iter().zip(&inferred).all(|(a, b)| (a - b).abs() < 1e-5));
+            }
+        }
+    }
+
+    /// Finite differences of the loss in a sample of every parameter against `net`'s backward
+    /// pass, on three inputs of its shape.
+    fn check_gradients(mut net: Network) {
         let n = 3;
+        let len = net.in_len();
         let mut rng = Rng::new(9);
-        let x: Vec<f32> = (0..n * 72).map(|_| rng.normal()).collect();
+        let x: Vec<f32> = (0..n * len).map(|_| rng.normal()).collect();
         let target: Vec<f32> = (0..n * net.out_len()).map(|_| rng.uniform()).collect();
         let loss_of = |net: &Network| mse_of(net, &x, n, &target);
         let mut cache = TrainCache::default();
