@@ -236,6 +236,8 @@ fn readme_results_and_performance_agree_with_the_committed_outputs() {
         "docs/results/paper-10min/metrics.json",
         "docs/results/paper-10min/config.toml",
         "docs/results/paper-10min/run.txt",
+        "docs/results/paper-10min/earlier/5268490/metrics.json",
+        "docs/results/paper-10min/earlier/5268490/run.txt",
         "docs/results/ab/white-box-refinement.txt",
         "docs/results/quick/metrics.json",
         "docs/results/quick/config.toml",
@@ -251,6 +253,7 @@ fn readme_results_and_performance_agree_with_the_committed_outputs() {
         "docs/results/quick/earlier/amd-epyc-c85d763.metrics.json",
         "docs/results/quick/earlier/amd-epyc-c85d763.quality-vs-queries.json",
         "docs/results/quick/earlier/xeon-94062cc.metrics.json",
+        "docs/results/quick/earlier/amd-epyc-avx2-5268490.metrics.json",
         // the decoder's hidden layer, measured on the signatures of the run without it
         "docs/results/decoder-hidden-ab.txt",
         // predicted brackets and affine copies, each measured against the run before
@@ -264,8 +267,11 @@ fn readme_results_and_performance_agree_with_the_committed_outputs() {
         "docs/results/baselines-small/study.md",
         "docs/results/ab/budget-tolerance.txt",
         "docs/results/ab/budget-decoders.txt",
-        // the AVX2 EPYC: the paired benches before inference's buffers and the kernels of
-        // 2026-12-05 and before the training changes of 2026-12-04, and their A/Bs
+        // the AVX2 EPYC: the paired benches before Winograd's transposed convolutions, before
+        // inference's buffers and the kernels of 2026-12-05 and before the training changes of
+        // 2026-12-04, and their A/Bs
+        "docs/results/bench-2026-12-05b-epyc-avx2.txt",
+        "docs/results/ab/winograd-transposed.txt",
         "docs/results/bench-2026-12-05-epyc-avx2.txt",
         "docs/results/ab/inference-buffers.txt",
         "docs/results/bench-2026-12-04-epyc-avx2.txt",
