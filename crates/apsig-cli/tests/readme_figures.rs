@@ -233,6 +233,8 @@ fn readme_results_and_performance_agree_with_the_committed_outputs() {
         "docs/results/paper/config.toml",
         "docs/results/paper/run.txt",
         "docs/results/paper/earlier/xeon-c28395c.metrics.json",
+        "docs/results/paper/earlier/amd-epyc-avx2-5268490.metrics.json",
+        "docs/results/paper/earlier/amd-epyc-avx2-5268490.run.txt",
         "docs/results/paper-10min/metrics.json",
         "docs/results/paper-10min/config.toml",
         "docs/results/paper-10min/run.txt",

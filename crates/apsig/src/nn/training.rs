@@ -601,13 +601,14 @@ mod tests {
     }
 
     /// Inference and training's forward pass compute a transposed convolution with the same
-    /// kernel, so a decoder is evaluated on what it was trained on, to the bit.
+    /// kernel, so a decoder is evaluated on what it was trained on, to the bit, although
+    /// inference works chunks of 16 images and training the whole batch (40 here).
     #[test]
     fn transposed_convolutions_infer_what_they_train_on() {
         for cout in [8, 2] {
             let specs = vec![ConvT { cout, k: 4, stride: 2, pad: 1 }, Sigmoid];
             let mut net = Network::new(Shape::new(7, 7, 16), specs, 5).unwrap();
-            let n = 6;
+            let n = 40;
             let mut rng = Rng::new(3);
             let x: Vec<f32> = (0..n * net.in_len()).map(|_| rng.normal()).collect();
             let mut cache = TrainCache::default();
