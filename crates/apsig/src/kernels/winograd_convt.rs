@@ -254,6 +254,11 @@ impl WinogradConvT {
         })
     }
 
+    /// Output channels.
+    pub fn cout(&self) -> usize {
+        self.cout
+    }
+
     /// Points per phase.
     fn points(&self) -> usize {
         self.ay.points * self.ax.points

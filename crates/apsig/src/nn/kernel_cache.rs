@@ -4,7 +4,6 @@
 //! those the kernel was built from (a few microseconds against the hundreds a chunk of images
 //! takes): no path that changes them can leave a stale kernel behind.
 
-use super::layer::Shape;
 use crate::kernels::{PackedConv, WinogradConv, WinogradConvT};
 use std::sync::{Arc, RwLock};
 
@@ -28,22 +27,13 @@ impl Kernel {
             .or_else(|| PackedConv::new(weight, bias, k, cin, cout).map(Kernel::Packed))
     }
 
-    /// The Winograd kernel of a transposed convolution from an `input`-shaped tensor, where it
-    /// applies (training's forward pass uses the same).
-    pub(super) fn conv_t(
-        weight: &[f32],
-        bias: Option<&[f32]>,
-        input: Shape,
-        cout: usize,
-        k: usize,
-        stride: usize,
-        pad: usize,
-    ) -> Option<Kernel> {
-        let conv = WinogradConvT::new(input.h, input.w, input.c, cout, k, stride, pad)?;
+    /// Winograd's kernel of a transposed convolution with these weights (training's forward
+    /// pass uses the same).
+    pub(super) fn conv_t(conv: WinogradConvT, weight: &[f32], bias: Option<&[f32]>) -> Kernel {
         let mut u = vec![0.0; conv.weight_len()];
         conv.transform_weights(weight, &mut u);
-        let bias = bias.map_or_else(|| vec![0.0; cout], <[f32]>::to_vec);
-        Some(Kernel::ConvT(Box::new((conv, u, bias))))
+        let bias = bias.map_or_else(|| vec![0.0; conv.cout()], <[f32]>::to_vec);
+        Kernel::ConvT(Box::new((conv, u, bias)))
     }
 
     /// `x` is `[n, h, w, cin]`; `y` receives the convolution's `[n, h-k+1, w-k+1, cout]`, or the

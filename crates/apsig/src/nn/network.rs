@@ -121,18 +121,12 @@ impl Network {
     /// (see `kernels::WinogradConv`) and the transposed convolutions that Winograd's phases
     /// serve (`kernels::WinogradConvT`), which count their products and transforms.
     pub fn infer_flops(&self) -> u64 {
-        (self.specs.iter().zip(self.shapes.windows(2)))
-            .map(|(l, io)| match *l {
+        (self.specs.iter().zip(self.shapes.windows(2)).enumerate())
+            .map(|(i, (l, io))| match *l {
                 LayerSpec::Conv { k, stride: 1, pad: 0, .. } if WinogradConv::applies(k, io[0].c, io[1].c) => {
                     WinogradConv::flops(io[1].h, io[1].w, io[0].c, io[1].c)
                 }
-                LayerSpec::ConvT { k, stride, pad, .. } => {
-                    match WinogradConvT::new(io[0].h, io[0].w, io[0].c, io[1].c, k, stride, pad) {
-                        Some(conv) => conv.forward_flops(),
-                        None => 2 * l.macs(io[0]),
-                    }
-                }
-                _ => 2 * l.macs(io[0]),
+                _ => self.winograd_convt(i).map_or(2 * l.macs(io[0]), |conv| conv.forward_flops()),
             })
             .sum()
     }
@@ -145,18 +139,21 @@ impl Network {
         let backward: u64 = (self.specs.iter().zip(self.shapes.windows(2)).enumerate())
             .map(|(i, (l, io))| {
                 let first = i == 0;
-                match *l {
-                    LayerSpec::ConvT { k, stride, pad, .. } => {
-                        match WinogradConvT::new(io[0].h, io[0].w, io[0].c, io[1].c, k, stride, pad) {
-                            Some(conv) => conv.backward_flops(first),
-                            None => 2 * l.macs(io[0]) * if first { 1 } else { 2 },
-                        }
-                    }
-                    _ => 2 * l.macs(io[0]) * if first { 1 } else { 2 },
-                }
+                let plain = 2 * l.macs(io[0]) * if first { 1 } else { 2 };
+                self.winograd_convt(i).map_or(plain, |conv| conv.backward_flops(first))
             })
             .sum();
         self.infer_flops() + backward
+    }
+
+    /// Winograd's kernel for layer `i`, where it is a transposed convolution that the kernel
+    /// serves: the one place that decides, for training, inference and the FLOP counts.
+    pub(super) fn winograd_convt(&self, i: usize) -> Option<WinogradConvT> {
+        let (s, o) = (self.shapes[i], self.shapes[i + 1]);
+        match self.specs[i] {
+            LayerSpec::ConvT { k, stride, pad, .. } => WinogradConvT::new(s.h, s.w, s.c, o.c, k, stride, pad),
+            _ => None,
+        }
     }
     /// Trainable parameters in all layers.
     pub fn num_params(&self) -> usize {
@@ -259,7 +256,7 @@ impl Network {
             }
             LayerSpec::ConvT { k, stride, pad, .. } => {
                 let bias = with_bias.then_some(&p[1][..]);
-                let build = || Kernel::conv_t(&p[0], bias, s, o.c, k, stride, pad);
+                let build = || self.winograd_convt(i).map(|conv| Kernel::conv_t(conv, &p[0], bias));
                 if let Some(built) = self.kernels.get(i, &p[0], bias, build) {
                     built.kernel.forward(x, n, s.h, s.w, y);
                     return;

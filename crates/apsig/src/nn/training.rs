@@ -12,7 +12,7 @@ use super::layer::LayerSpec;
 use super::network::{add_channel_bias, affine, crop_into, sigmoid, Network, BN_EPS, BN_MOMENTUM};
 use crate::kernels::{
     col2im_nhwc, conv_weight_grad, conv_weight_grad_applies, im2col_nhwc, matmul, maxpool2_nhwc, ConvGeom, Threads,
-    Trans, WinogradConvT,
+    Trans,
 };
 use rayon::prelude::*;
 
@@ -164,7 +164,7 @@ impl Network {
                     }
                 }
                 LayerSpec::ConvT { k, stride, pad, .. } => {
-                    if let Some(wino) = WinogradConvT::new(s.h, s.w, s.c, o.c, k, stride, pad) {
+                    if let Some(wino) = self.winograd_convt(i) {
                         let u = sized(&mut cache.transformed_w[i], wino.weight_len());
                         wino.transform_weights(&p[0], u);
                         let v = sized(extra, wino.input_len(n));
@@ -279,6 +279,7 @@ impl Network {
             let (s, o) = (self.shapes[i], self.shapes[i + 1]);
             let x = &cache.acts[i];
             let p = &self.params[i];
+            let winograd = self.winograd_convt(i);
             let gr = &mut self.grads[i];
             let first = learn && i == 0;
             match self.specs[i] {
@@ -345,7 +346,7 @@ impl Network {
                     // the full length even for a first layer: the block route zips one chunk
                     // of it per block
                     let d = sized(&mut dx, x.len());
-                    if let Some(wino) = WinogradConvT::new(s.h, s.w, s.c, o.c, k, stride, pad) {
+                    if let Some(wino) = winograd {
                         let dm = scratch(&mut cache.dcols, wino.product_len(n));
                         wino.transform_output_grads(&dy, n, dm);
                         if learn {
@@ -549,6 +550,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::WinogradConvT;
     use crate::nn::{mse, Shape};
     use crate::rng::Rng;
     use LayerSpec::*;
