@@ -402,18 +402,35 @@ impl WinogradConvT {
     /// `m[.., phase, point] = v[.., phase, point] u[phase, point]`: one GEMM per phase and
     /// point, each reading and writing its rows of every image.
     pub fn products(&self, v: &[f32], u: &[f32], n: usize, m: &mut [f32]) {
-        let (cin, cout, qps) = (self.cin, self.cout, PHASES * self.points());
         assert_eq!(v.len(), self.input_len(n));
-        assert_eq!(u.len(), self.weight_len());
         assert_eq!(m.len(), self.product_len(n));
-        let dst = RowsOf(m.as_mut_ptr());
+        self.point_products(n, (v, self.cin), u, Trans::No, (m, self.cout));
+    }
+
+    /// For each phase and point, `out[.., qp] = lhs[.., qp] op(u[qp])` over the batch: `lhs`
+    /// and `out` image-major with `lhs_width` and `out_width` values per image and point, `u`
+    /// the transformed weights (`[cin][cout]` per point), as stored or transposed.
+    fn point_products(
+        &self,
+        n: usize,
+        (lhs, lhs_width): (&[f32], usize),
+        u: &[f32],
+        tu: Trans,
+        (out, out_width): (&mut [f32], usize),
+    ) {
+        let (cc, qps) = (self.cin * self.cout, PHASES * self.points());
+        assert_eq!(u.len(), self.weight_len());
+        assert_eq!(lhs.len(), n * qps * lhs_width);
+        assert_eq!(out.len(), n * qps * out_width);
+        let dst = RowsOf(out.as_mut_ptr());
         (0..qps).into_par_iter().for_each(|qp| {
-            let a = (&v[qp * cin..], qps * cin, Trans::No);
-            let b = (&u[qp * cin * cout..][..cin * cout], cout, Trans::No);
-            // SAFETY: `m` holds n rows of qps * cout values (asserted above); this task alone
-            // writes columns qp * cout .. (qp + 1) * cout of them, and `m` stays borrowed
-            // mutably until every task has ended
-            unsafe { matmul_strided_to(n, cout, cin, a, b, (dst.at(qp * cout), qps * cout), false, Threads::One) };
+            let a = (&lhs[qp * lhs_width..], qps * lhs_width, Trans::No);
+            let b = (&u[qp * cc..][..cc], self.cout, tu);
+            // SAFETY: `out` holds n rows of qps * out_width values (asserted above); this task
+            // alone writes columns qp * out_width .. (qp + 1) * out_width of them, and `out`
+            // stays borrowed mutably until every task has ended
+            let c = (dst.at(qp * out_width), qps * out_width);
+            unsafe { matmul_strided_to(n, out_width, lhs_width, a, b, c, false, Threads::One) };
         });
     }
 
@@ -486,18 +503,9 @@ impl WinogradConvT {
     /// `dv[.., phase, point] = dm[.., phase, point] u[phase, point]^T`: the products' gradient
     /// with respect to the transformed inputs, laid out as they are.
     pub fn input_grad_products(&self, dm: &[f32], u: &[f32], n: usize, dv: &mut [f32]) {
-        let (cin, cout, qps) = (self.cin, self.cout, PHASES * self.points());
         assert_eq!(dm.len(), self.product_len(n));
-        assert_eq!(u.len(), self.weight_len());
         assert_eq!(dv.len(), self.input_len(n));
-        let dst = RowsOf(dv.as_mut_ptr());
-        (0..qps).into_par_iter().for_each(|qp| {
-            let a = (&dm[qp * cout..], qps * cout, Trans::No);
-            let b = (&u[qp * cin * cout..][..cin * cout], cout, Trans::Yes);
-            // SAFETY: as in `products`: this task alone writes columns qp * cin .. (qp + 1) * cin
-            // of the n rows of `dv`
-            unsafe { matmul_strided_to(n, cin, cout, a, b, (dst.at(qp * cin), qps * cin), false, Threads::One) };
-        });
+        self.point_products(n, (dm, self.cout), u, Trans::Yes, (dv, self.cin));
     }
 
     /// The input transform's adjoint: `dx = sum over phases of B dv B^T`, each phase's window
