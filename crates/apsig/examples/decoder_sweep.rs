@@ -3,9 +3,7 @@
 //! it on its secrets, so a decoder change is measured without rerunning the oracle. HIDDEN,
 //! INPUT_NOISE, CLASS_WEIGHT and CLASS_NOISE (the class guide, with the run's target as the
 //! critic) default to 0 (the paper's decoder, not the presets' hidden 512), the rest is the quick preset's
-//! decoder; a spec ending in `:l1` trains with the L1 loss (`decoder.loss`), one ending in
-//! `:replay` on the training signatures as the run's secrets' search would have measured them
-//! (`train_signatures.replay_secret_search`):
+//! decoder; a spec ending in `:l1` trains with the L1 loss (`decoder.loss`):
 //! `APSIG_DATA_DIR=... cargo run --release -p apsig --example decoder_sweep -- RUN DATASET N:WIDTH:EPOCHS[:HIDDEN[:INPUT_NOISE[:CLASS_WEIGHT[:CLASS_NOISE]]]][:l1]...`
 //! (e.g. `runs/colour data/colour-mnist-32.npz 12000:64:20 60000:64:10 12000:64:20:512:0:0.03:0.4:l1`).
 use apsig::data::Split;
@@ -14,7 +12,7 @@ use apsig::eval::{colour, quality};
 use apsig::model::load_network;
 use apsig::nn::PixelLoss;
 use apsig::pipeline::{augment, image_shape, images_of, labels_of, RunConfig};
-use apsig::signature::{replay_search, SignatureSet};
+use apsig::signature::SignatureSet;
 use std::path::Path;
 use std::time::Instant;
 
@@ -34,34 +32,13 @@ fn main() {
     let originals = images_of(&data.test, &test).unwrap();
     let labels = labels_of(&data.test, &test);
     let mean = colour::mean_colours(&data.train.images, image);
-    let run_cfg: RunConfig = toml::from_str(&std::fs::read_to_string(run.join("config.toml")).unwrap()).unwrap();
-    let mut replayed = None;
     for spec in &a[3..] {
-        let (spec, replay) = match spec.strip_suffix(":replay") {
-            Some(rest) => (rest, true),
-            None => (spec.as_str(), false),
-        };
         let (numbers, loss) = match spec.strip_suffix(":l1") {
             Some(rest) => (rest, PixelLoss::L1),
-            None => (spec, PixelLoss::L2),
+            None => (spec.as_str(), PixelLoss::L2),
         };
         let v: Vec<f64> = numbers.split(':').map(|s| s.parse().unwrap()).collect();
-        let source = if replay {
-            replayed.get_or_insert_with(|| {
-                let prior = train.search_prior(run_cfg.predict_group).unwrap();
-                let search = &run_cfg.test_signatures.extract.search;
-                let r = replay_search(&train, search, prior.as_prior()).unwrap();
-                println!(
-                    "replayed: {:.2} queries per eps (measured {:.2})",
-                    r.queries_per_eps(),
-                    train.queries_per_eps()
-                );
-                r
-            })
-        } else {
-            &train
-        };
-        let sigs = source.prefix(source.k, v[0] as usize);
+        let sigs = train.prefix(train.k, v[0] as usize);
         let mut cfg = RunConfig::quick(1).decoder;
         cfg.width = v[1] as usize;
         cfg.train.epochs = v[2] as usize;

@@ -27,13 +27,7 @@ fn main() {
     let p = BTreeMap::new();
     let np = apsig::NoProgress;
     // the run's own starts: the median eps of a white-box pilot on the first training images
-    let stage = SignatureStage {
-        count: 0,
-        augment: 0,
-        permute_channels: false,
-        replay_secret_search: false,
-        extract: wb.clone(),
-    };
+    let stage = SignatureStage { count: 0, augment: 0, permute_channels: false, extract: wb.clone() };
     let starts = pilot_starts(model.clone(), &dirs, &data.train, &stage).unwrap();
     let r = 1000..1000 + n;
     let t = std::time::Instant::now();

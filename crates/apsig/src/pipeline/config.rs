@@ -56,11 +56,6 @@ pub struct SignatureStage {
     /// blue swapped), so the decoder sees each shape in more colours. Needs `augment`.
     #[serde(default, skip_serializing_if = "is_false")]
     pub permute_channels: bool,
-    /// The decoder learns from these (the adversary's own) signatures as the secrets' search
-    /// would have measured them: that search replayed on each image against its exact eps
-    /// (`signature::replay_search`), no query spent. The adversary's own images only.
-    #[serde(default, skip_serializing_if = "is_false")]
-    pub replay_secret_search: bool,
     /// How eps is measured.
     pub extract: ExtractConfig,
 }
@@ -85,7 +80,6 @@ impl RunConfig {
                 count: 12_000,
                 augment: 0,
                 permute_channels: false,
-                replay_secret_search: false,
                 // the decoder needs eps to about 1% (`apsig query-curve`), not the plain 0.1%
                 extract: ExtractConfig { method: Method::WhiteBox, search: SearchConfig::decoder_grade(256.0) },
             },
@@ -93,7 +87,6 @@ impl RunConfig {
                 count: 2_000,
                 augment: 0,
                 permute_channels: false,
-                replay_secret_search: false,
                 extract: ExtractConfig { method: Method::ChangeBit, search: SearchConfig::predicted(256.0) },
             },
             decoder: DecoderConfig {
@@ -161,18 +154,6 @@ impl RunConfig {
             return Err(Error::invalid(
                 "run config",
                 "test_signatures.augment / permute_channels: secrets cannot be augmented (set them to 0 and false)",
-            ));
-        }
-        if self.test_signatures.replay_secret_search {
-            return Err(Error::invalid(
-                "run config",
-                "test_signatures.replay_secret_search: the secrets are measured by their search, not replayed (set it on train_signatures)",
-            ));
-        }
-        if self.train_signatures.replay_secret_search && self.test_signatures.extract.method != Method::ChangeBit {
-            return Err(Error::invalid(
-                "run config",
-                "train_signatures.replay_secret_search replays a change-bit search: the secrets' method must be change-bit",
             ));
         }
         if self.train_signatures.permute_channels && self.train_signatures.augment == 0 {

@@ -6,7 +6,7 @@ use super::{image_shape, SignatureStage};
 use crate::directions::{DirectionConfig, DirectionContext, Directions};
 use crate::error::Result;
 use crate::model::Classifier;
-use crate::signature::{extract, replay_search, OwnedPrior, Prior, SignatureSet};
+use crate::signature::{extract, OwnedPrior, Prior, SignatureSet};
 use crate::Progress;
 use apsig_data::{Dataset, Split};
 use std::collections::BTreeMap;
@@ -54,17 +54,8 @@ pub struct Measured {
     pub train: SignatureSet,
     /// The secrets' signatures.
     pub test: SignatureSet,
-    /// With `replay_secret_search`: `train` as the secrets' search would have measured it.
-    pub replayed: Option<SignatureSet>,
-    /// Seconds spent measuring each set (0 when reused), the replay counted with `train`.
+    /// Seconds spent measuring each set (0 when reused).
     pub seconds: [f64; 2],
-}
-
-impl Measured {
-    /// What the decoder learns from: the replayed training signatures where there are any.
-    pub fn decoder_train(&self) -> &SignatureSet {
-        self.replayed.as_ref().unwrap_or(&self.train)
-    }
 }
 
 /// The images a measurement reads: the adversary's own (`train`, with any affine copies) and
@@ -119,18 +110,7 @@ pub fn measure(
     progress.message("test signatures (secrets, change bit only)");
     let f = &plan.test_files;
     let (test, test_secs) = signature_stage(model, &dirs, data, "test", plan.test, prior, &f.set, &f.parts, progress)?;
-    let t0 = Instant::now();
-    let replayed = plan
-        .train
-        .replay_secret_search
-        .then(|| {
-            progress.message("replaying the secrets' search on the training signatures");
-            let starts = vec![plan.test.extract.search.start; dirs.k()];
-            replay_search(&train, &plan.test.extract.search, prior.unwrap_or(Prior::Starts(&starts)))
-        })
-        .transpose()?;
-    let train_secs = train_secs + t0.elapsed().as_secs_f64();
-    Ok(Measured { dirs, train, test, replayed, seconds: [train_secs, test_secs] })
+    Ok(Measured { dirs, train, test, seconds: [train_secs, test_secs] })
 }
 
 /// Measures (or reuses) signatures for the first `stage.count` images of a split (with

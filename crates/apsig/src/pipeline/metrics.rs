@@ -26,10 +26,6 @@ pub struct Metrics {
     pub k: usize,
     /// The adversary's training signatures.
     pub train_signatures: SignatureStats,
-    /// With `train_signatures.replay_secret_search`: the training signatures as the secrets'
-    /// search would have measured them (what the decoder learned from; no query spent).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub replayed_signatures: Option<SignatureStats>,
     /// The secrets' signatures.
     pub test_signatures: SignatureStats,
     /// The decoder's training.
@@ -114,7 +110,7 @@ pub struct StageTime {
 }
 
 /// The cost and shape of a signature set.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct SignatureStats {
     /// Images in the set.
     pub images: usize,

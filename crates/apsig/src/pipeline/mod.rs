@@ -378,21 +378,20 @@ pub fn run_loaded_with(
         train_files: SetFiles { set: dir.join(files::SIG_TRAIN), parts: dir.join("parts-train") },
         test_files: SetFiles { set: dir.join(files::SIG_TEST), parts: dir.join("parts-test") },
     };
-    let measured = measure(target.clone(), sig_data, &plan, progress)?;
-    timed("train signatures", measured.seconds[0]);
-    timed("test signatures", measured.seconds[1]);
-    let Measured { dirs, train: train_sigs, test: test_sigs, replayed, .. } = measured;
-    let decoder_sigs = replayed.as_ref().unwrap_or(&train_sigs);
+    let Measured { dirs, train: train_sigs, test: test_sigs, seconds } =
+        measure(target.clone(), sig_data, &plan, progress)?;
+    timed("train signatures", seconds[0]);
+    timed("test signatures", seconds[1]);
 
     progress.message("training the decoder");
-    let train_images = images_of(own_images, decoder_sigs)?;
-    let train_labels = labels_of(own_images, decoder_sigs);
+    let train_images = images_of(own_images, &train_sigs)?;
+    let train_labels = labels_of(own_images, &train_sigs);
     drop(augmented);
     let critic = own_critic.as_deref().map(|net| Critic { net, labels: &train_labels });
     let (decoder, dec_report, s) = decoder_stage(
         &cfg.decoder,
         &data.name,
-        decoder_sigs,
+        &train_sigs,
         &train_images,
         critic,
         image_shape(&data.train),
@@ -438,7 +437,6 @@ pub fn run_loaded_with(
         evaluator_test_accuracy: eval_acc,
         k: dirs.k(),
         train_signatures: SignatureStats::of(&train_sigs),
-        replayed_signatures: replayed.as_ref().map(SignatureStats::of),
         test_signatures: SignatureStats::of(&test_sigs),
         decoder_train: dec_report,
         decoder: q_dec,

@@ -130,14 +130,7 @@ fn markdown(cfg: &RunConfig, m: &Metrics, data: &Dataset) -> String {
     };
     let sigs = markdown_table(
         &["signatures", "images", "method", "queries/eps", "queries/image", "censored", "median eps"],
-        &[
-            Some(s("train (adversary's data)", &m.train_signatures)),
-            m.replayed_signatures.as_ref().map(|r| s("train, secrets' search replayed (the decoder's input)", r)),
-            Some(s("test (secrets)", &m.test_signatures)),
-        ]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>(),
+        &[s("train (adversary's data)", &m.train_signatures), s("test (secrets)", &m.test_signatures)],
     );
     let colour = m.colour.as_ref().map_or(String::new(), |c| {
         let table = markdown_table(

@@ -557,7 +557,6 @@ impl<'a> DatasetStudy<'a> {
             count,
             augment: 0,
             permute_channels: false,
-            replay_secret_search: false,
             extract: ExtractConfig { method, search: search.clone() },
         };
         let (train, test) = (
