@@ -137,4 +137,15 @@ fn smoke_study_has_every_row_and_resumes() {
         let fresh: serde_json::Value = serde_json::from_str(&serde_json::to_string(&a.replicates).unwrap()).unwrap();
         assert_eq!(fresh, serde_json::to_value(&b.replicates).unwrap(), "the seeds' blocks are reused too");
     }
+
+    // a resume may drop or add strategies, but not change what the finished rows measured:
+    // that is refused before anything is trained, naming the rows
+    let mut fewer = cfg.clone();
+    fewer.strategies.truncate(2);
+    let resumed = study::run(&fewer, dir.path(), &data, &apsig::NoProgress).unwrap();
+    assert_eq!(resumed.datasets[0].target_accuracy, s.datasets[0].target_accuracy);
+    let mut other = cfg.clone();
+    other.secrets += 1;
+    let err = study::run(&other, dir.path(), &data, &apsig::NoProgress).unwrap_err().to_string();
+    assert!(err.contains("cells") && err.contains("measured under another study config"), "{err}");
 }

@@ -215,6 +215,18 @@ impl StudyConfig {
         }
     }
 
+    /// What a finished block's rows depend on: the config without the lists that only add
+    /// blocks or data sets (`strategies`, `datasets`, `comparison_seeds`), so a study can grow by
+    /// those and keep its rows, while any other change (secrets, budgets, the decoder, a seed)
+    /// would mix rows of two configs.
+    pub fn rows_fingerprint(&self) -> String {
+        let mut c = self.clone();
+        c.strategies.clear();
+        c.datasets.clear();
+        c.comparison_seeds.clear();
+        crate::io::sha256_hex(c.to_toml().as_bytes())
+    }
+
     /// This config with every seed moved by `seed - self.seed` (so each keeps its offset from
     /// `seed`), for one of `comparison_seeds`.
     pub fn reseeded(&self, seed: u64) -> Self {
