@@ -272,6 +272,7 @@ fn readme_results_and_performance_agree_with_the_committed_outputs() {
         // the same comparison on all 10,000 test secrets
         "docs/results/baselines-paper/README.md",
         "docs/results/baselines-paper/fashion-mnist/study.md",
+        "docs/results/baselines-paper/mnist/study.md",
         // the AVX2 EPYC: the paired benches before Winograd's transposed convolutions, before
         // inference's buffers and the kernels of 2026-12-05 and before the training changes of
         // 2026-12-04, and their A/Bs
