@@ -144,8 +144,13 @@ fn smoke_study_has_every_row_and_resumes() {
     fewer.strategies.truncate(2);
     let resumed = study::run(&fewer, dir.path(), &data, &apsig::NoProgress).unwrap();
     assert_eq!(resumed.datasets[0].target_accuracy, s.datasets[0].target_accuracy);
+    let toml_before = std::fs::read_to_string(dir.path().join("study.toml")).unwrap();
     let mut other = cfg.clone();
     other.secrets += 1;
     let err = study::run(&other, dir.path(), &data, &apsig::NoProgress).unwrap_err().to_string();
-    assert!(err.contains("cells") && err.contains("measured under another study config"), "{err}");
+    assert!(
+        err.contains(&dir.path().display().to_string()) && err.contains("measured under another study config"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(dir.path().join("study.toml")).unwrap(), toml_before, "study.toml rewritten");
 }

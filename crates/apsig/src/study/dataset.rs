@@ -46,7 +46,7 @@ pub struct DatasetStudy<'a> {
 impl<'a> DatasetStudy<'a> {
     /// Trains (or reuses) the target and the evaluator.
     pub fn prepare(cfg: &'a StudyConfig, data: Dataset, dir: &Path, progress: &'a dyn Progress) -> Result<Self> {
-        check_rows_config(cfg, &dir.join("cells"))?;
+        std::fs::create_dir_all(dir.join("cells")).map_err(|e| Error::io(dir, e))?;
         let classifier_data = classifier_data(&data, cfg.classifier_images);
         progress.message(&format!("{}: training the target", data.name));
         let (target, acc, _) = classifier_stage(
@@ -791,28 +791,6 @@ impl<'a> DatasetStudy<'a> {
 const COST_SAMPLE: usize = 50;
 
 /// The data the target and evaluator are trained on: the first `limit` training images.
-/// Refuses to resume into `cells` when its rows were measured under another config (a finished
-/// block is reused by name, so its rows would silently sit beside rows of the new config);
-/// stamps a fresh directory with the config its rows will have. A directory of rows without a
-/// stamp (written before stamps) is stamped as it is.
-fn check_rows_config(cfg: &StudyConfig, cells: &Path) -> Result<()> {
-    std::fs::create_dir_all(cells).map_err(|e| Error::io(cells, e))?;
-    let stamp = cells.join(ROWS_STAMP);
-    let want = cfg.rows_fingerprint();
-    match std::fs::read_to_string(&stamp) {
-        Ok(had) if had.trim() == want => Ok(()),
-        Ok(_) => Err(Error::invalid(
-            cells.display().to_string(),
-            "these rows were measured under another study config (only strategies, datasets and comparison_seeds may change on a resume): use a fresh --out, or the config in study.toml",
-        )),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => crate::io::atomic_write(&stamp, want.as_bytes()),
-        Err(e) => Err(Error::io(&stamp, e)),
-    }
-}
-
-/// The file in a `cells` directory naming the config its rows were measured under.
-const ROWS_STAMP: &str = "config.sha256";
-
 fn classifier_data(data: &Dataset, limit: usize) -> Dataset {
     let mut d = data.clone();
     if limit > 0 && limit < d.train.n {

@@ -124,6 +124,7 @@ pub fn run(cfg: &StudyConfig, dir: &Path, data_opts: &DataOptions, progress: &dy
     cfg.validate()?;
     let t0 = Instant::now();
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    check_rows_config(cfg, dir)?;
     crate::io::atomic_write(&dir.join("study.toml"), cfg.to_toml().as_bytes())?;
     let mut datasets = Vec::new();
     for name in &cfg.datasets {
@@ -156,6 +157,28 @@ pub fn run(cfg: &StudyConfig, dir: &Path, data_opts: &DataOptions, progress: &dy
     write_report(dir, &summary)?;
     Ok(summary)
 }
+
+/// Refuses to resume into `dir` when its rows were measured under another config (a finished
+/// block is reused by its name, so its rows would sit beside rows of the new config), before
+/// anything is written; stamps a fresh directory with the config its rows will have. Each data
+/// set's rows and each comparison seed's (a config derived from this one) are covered. A
+/// directory of rows without a stamp (written before stamps) is stamped as it is.
+fn check_rows_config(cfg: &StudyConfig, dir: &Path) -> Result<()> {
+    let stamp = dir.join(ROWS_STAMP);
+    let want = cfg.rows_fingerprint();
+    match std::fs::read_to_string(&stamp) {
+        Ok(had) if had.trim() == want => Ok(()),
+        Ok(_) => Err(Error::invalid(
+            dir.display().to_string(),
+            "these rows were measured under another study config (only strategies, datasets and comparison_seeds may change on a resume): use a fresh --out, or the config in its study.toml",
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => crate::io::atomic_write(&stamp, want.as_bytes()),
+        Err(e) => Err(Error::io(&stamp, e)),
+    }
+}
+
+/// The file in a study directory naming the config its rows were measured under.
+const ROWS_STAMP: &str = "rows-config.sha256";
 
 /// Renders `study.md` and the figures again from a finished study's `study.json` (to change
 /// the report without measuring anything again).
