@@ -32,6 +32,8 @@ impl StudyPreset {
 #[derive(Args)]
 pub struct StudyArgs {
     /// Output directory; rerunning into it resumes (finished blocks and signatures are reused).
+    /// A resume whose measured rows' config differs from the one stamped there is refused:
+    /// change only strategies, data sets or comparison seeds, or use a fresh directory.
     #[arg(long, short, default_value = "runs/study")]
     out: PathBuf,
     /// Preset to start from.
@@ -43,6 +45,7 @@ pub struct StudyArgs {
     /// Only these data sets (comma-separated names or IDX directories).
     #[arg(long, value_delimiter = ',')]
     datasets: Vec<String>,
+    /// Seed of the preset (directions, initialisation, data order); a --config sets its own.
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Only render study.md and the figures again from <out>/study.json (no measurement).

@@ -1,10 +1,11 @@
 //! Decoder variants on the signatures of a finished run: trains one decoder per (training
-//! pairs, width, epochs, hidden width, input noise) on the run's training signatures and scores
-//! it on its secrets, so a decoder change is measured without rerunning the oracle. HIDDEN,
-//! INPUT_NOISE, CLASS_WEIGHT and CLASS_NOISE (the class guide, with the run's target as the
-//! critic) default to 0 (the paper's decoder, not the presets' hidden 512), the rest is the quick preset's
-//! decoder; a spec ending in `:l1` trains with the L1 loss (`decoder.loss`):
-//! `APSIG_DATA_DIR=... cargo run --release -p apsig --example decoder_sweep -- RUN DATASET N:WIDTH:EPOCHS[:HIDDEN[:INPUT_NOISE[:CLASS_WEIGHT[:CLASS_NOISE]]]][:l1]...`
+//! pairs, width, epochs, hidden width, input noise, ...) on the run's training signatures and
+//! scores it on its secrets, so a decoder change is measured without rerunning the oracle.
+//! HIDDEN, INPUT_NOISE, CLASS_WEIGHT and CLASS_NOISE (the class guide, with the run's target as
+//! the critic) and WEIGHT_DECAY (AdamW, `decoder.train.weight_decay`) default to 0 (the paper's
+//! decoder, not the presets' hidden 512), the rest is the quick preset's decoder; a spec ending
+//! in `:l1` trains with the L1 loss (`decoder.loss`):
+//! `APSIG_DATA_DIR=... cargo run --release -p apsig --example decoder_sweep -- RUN DATASET N:WIDTH:EPOCHS[:HIDDEN[:INPUT_NOISE[:CLASS_WEIGHT[:CLASS_NOISE[:WEIGHT_DECAY]]]]]][:l1]...`
 //! (e.g. `runs/colour data/colour-mnist-32.npz 12000:64:20 60000:64:10 12000:64:20:512:0:0.03:0.4:l1`).
 use apsig::data::Split;
 use apsig::decoder::{Critic, Decoder};
@@ -46,6 +47,7 @@ fn main() {
         cfg.train.input_noise = v.get(4).copied().unwrap_or(0.0) as f32;
         cfg.class_weight = v.get(5).copied().unwrap_or(0.0) as f32;
         cfg.class_noise = v.get(6).copied().unwrap_or(0.0) as f32;
+        cfg.train.weight_decay = v.get(7).copied().unwrap_or(0.0) as f32;
         cfg.loss = loss;
         let split = own_images(run, &data.train);
         let images = images_of(&split, &sigs).unwrap();
@@ -58,7 +60,7 @@ fn main() {
         let q = quality(&recons, &originals, &labels, image, &eval);
         let c = mean.as_ref().map(|m| colour::colour_fidelity(&recons, &originals, image, m));
         println!(
-            "{spec}: pairs {} loss {:.4} | test MSE {:.4} SSIM {:.3} class {:.1}% ident {:?} | colour {} | {secs:.0} s",
+            "{spec}: pairs {} loss {:.4} | test MSE {:.6} SSIM {:.3} class {:.1}% ident {:?} | colour {} | {secs:.0} s",
             sigs.n(),
             rep.final_loss,
             q.mse,

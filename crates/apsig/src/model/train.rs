@@ -29,6 +29,10 @@ pub struct TrainConfig {
     /// smoothing defence, a target trained to be stable under perturbation.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub input_noise: f32,
+    /// Decoupled weight decay (AdamW) on the weights of dense and convolution layers; 0 (the
+    /// default, left out of configs) for plain Adam.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub weight_decay: f32,
 }
 
 fn is_zero(v: &f32) -> bool {
@@ -38,7 +42,7 @@ fn is_zero(v: &f32) -> bool {
 impl TrainConfig {
     /// A config with the defaults for the rest.
     pub fn new(epochs: usize, batch: usize, lr: f32, seed: u64) -> Self {
-        TrainConfig { epochs, batch, lr, final_lr_frac: 0.02, seed, input_noise: 0.0 }
+        TrainConfig { epochs, batch, lr, final_lr_frac: 0.02, seed, input_noise: 0.0, weight_decay: 0.0 }
     }
 }
 
@@ -135,9 +139,14 @@ pub fn train(
     };
     let steps_per_epoch = n.div_ceil(cfg.batch);
     let total_steps = (steps_per_epoch * cfg.epochs).max(1);
-    let mut adam = Adam::new(cfg.lr);
+    let mut adam = Adam::new(cfg.lr).with_weight_decay(cfg.weight_decay, net.weight_mask());
     let mut start_epoch = 0;
-    let mut fingerprint = format!("{:?}|{:?}|{n}", cfg, net.specs);
+    // without the decay, so checkpoints of runs made before it existed still resume
+    let plain = TrainConfig { weight_decay: 0.0, ..cfg.clone() };
+    let mut fingerprint = format!("{:?}|{:?}|{n}", plain, net.specs).replace(", weight_decay: 0.0", "");
+    if cfg.weight_decay != 0.0 {
+        fingerprint.push_str(&format!("|weight decay {}", cfg.weight_decay));
+    }
     if let Targets::Images(_, loss) | Targets::GuidedImages(_, loss, _) = &targets {
         // L2 adds nothing, so checkpoints of runs made before the choice existed still resume
         if !loss.is_l2() {

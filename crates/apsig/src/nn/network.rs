@@ -289,6 +289,19 @@ impl Network {
         }
     }
 
+    /// Which of `params_and_grads` are weights of a dense or convolution layer (the tensors
+    /// weight decay applies to; biases and batch norm's scale and shift are left alone).
+    pub fn weight_mask(&self) -> Vec<bool> {
+        self.specs
+            .iter()
+            .zip(&self.params)
+            .flat_map(|(spec, ps)| {
+                let weights = !matches!(spec, LayerSpec::BatchNorm);
+                (0..ps.len()).map(move |j| weights && j == 0)
+            })
+            .collect()
+    }
+
     /// Parameters paired with their gradients, in a fixed order (for the optimiser).
     pub fn params_and_grads(&mut self) -> Vec<(&mut [f32], &mut [f32])> {
         self.params
@@ -381,6 +394,19 @@ pub(super) fn crop_into(x: &[f32], y: &mut [f32], s: Shape, o: Shape, top: usize
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_weight_mask_marks_dense_and_convolution_weights_only() {
+        let specs = vec![
+            LayerSpec::Conv { cout: 4, k: 3, stride: 1, pad: 1 },
+            LayerSpec::BatchNorm,
+            LayerSpec::Relu,
+            LayerSpec::Linear { out: 3 },
+        ];
+        let net = Network::new(Shape::new(5, 5, 2), specs, 1).unwrap();
+        // conv weight, conv bias, gamma, beta, linear weight, linear bias
+        assert_eq!(net.weight_mask(), vec![true, false, false, false, true, false]);
+    }
 
     /// Weights changed in place after a forward pass are the ones the next pass uses (see
     /// `kernel_cache`): the same bits as a network that never cached anything (a clone starts
