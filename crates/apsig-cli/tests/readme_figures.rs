@@ -273,6 +273,14 @@ fn readme_results_and_performance_agree_with_the_committed_outputs() {
         "docs/results/baselines-paper/README.md",
         "docs/results/baselines-paper/fashion-mnist/study.md",
         "docs/results/baselines-paper/mnist/study.md",
+        // Fashion-MNIST at paper scale: the run that meets its bars, the run before it and the A/Bs
+        "docs/results/fashion-paper/weight-decay/README.md",
+        "docs/results/fashion-paper/weight-decay/metrics.json",
+        "docs/results/fashion-paper/weight-decay/config.toml",
+        "docs/results/fashion-paper/weight-decay/run.txt",
+        "docs/results/fashion-paper/real-only-28/README.md",
+        "docs/results/ab/weight-decay.txt",
+        "docs/results/ab/fashion-copies.txt",
         // the AVX2 EPYC: the paired benches before Winograd's transposed convolutions, before
         // inference's buffers and the kernels of 2026-12-05 and before the training changes of
         // 2026-12-04, and their A/Bs

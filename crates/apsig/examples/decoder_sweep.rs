@@ -3,9 +3,9 @@
 //! scores it on its secrets, so a decoder change is measured without rerunning the oracle.
 //! HIDDEN, INPUT_NOISE, CLASS_WEIGHT and CLASS_NOISE (the class guide, with the run's target as
 //! the critic) and WEIGHT_DECAY (AdamW, `decoder.train.weight_decay`) default to 0 (the paper's
-//! decoder, not the presets' hidden 512), the rest is the quick preset's decoder; a spec ending
-//! in `:l1` trains with the L1 loss (`decoder.loss`):
-//! `APSIG_DATA_DIR=... cargo run --release -p apsig --example decoder_sweep -- RUN DATASET N:WIDTH:EPOCHS[:HIDDEN[:INPUT_NOISE[:CLASS_WEIGHT[:CLASS_NOISE[:WEIGHT_DECAY]]]]]][:l1]...`
+//! decoder, not the presets' hidden 512), SEED (initialisation and order) to 2001, the rest is
+//! the quick preset's decoder; a spec ending in `:l1` trains with the L1 loss (`decoder.loss`):
+//! `APSIG_DATA_DIR=... cargo run --release -p apsig --example decoder_sweep -- RUN DATASET N:WIDTH:EPOCHS[:HIDDEN[:INPUT_NOISE[:CLASS_WEIGHT[:CLASS_NOISE[:WEIGHT_DECAY[:SEED]]]]]][:l1]...`
 //! (e.g. `runs/colour data/colour-mnist-32.npz 12000:64:20 60000:64:10 12000:64:20:512:0:0.03:0.4:l1`).
 use apsig::data::Split;
 use apsig::decoder::{Critic, Decoder};
@@ -48,6 +48,9 @@ fn main() {
         cfg.class_weight = v.get(5).copied().unwrap_or(0.0) as f32;
         cfg.class_noise = v.get(6).copied().unwrap_or(0.0) as f32;
         cfg.train.weight_decay = v.get(7).copied().unwrap_or(0.0) as f32;
+        if let Some(&seed) = v.get(8) {
+            cfg.train.seed = seed as u64;
+        }
         cfg.loss = loss;
         let split = own_images(run, &data.train);
         let images = images_of(&split, &sigs).unwrap();

@@ -102,7 +102,7 @@ mod tests {
         assert!(w.iter().all(|&v| (v - 0.95).abs() < 1e-7), "{w:?}");
         assert_eq!(b, vec![1.0; 2]);
         let mut plain = vec![1.0f32; 4];
-        Adam::new(0.1).step(vec![(&mut plain, &mut vec![0.0; 4])]);
+        Adam::new(0.1).step(vec![(&mut plain, &mut [0.0; 4])]);
         assert_eq!(plain, vec![1.0; 4]);
     }
 }
