@@ -387,7 +387,6 @@ impl Decoder {
         let cfg = apsig::decoder::DecoderConfig {
             width,
             hidden,
-            residual: false,
             use_mask,
             class_weight,
             class_noise,

@@ -4,11 +4,9 @@
 //! HIDDEN, INPUT_NOISE, CLASS_WEIGHT and CLASS_NOISE (the class guide, with the run's target as
 //! the critic) and WEIGHT_DECAY (AdamW, `decoder.train.weight_decay`) default to 0 (the paper's
 //! decoder, not the presets' hidden 512), SEED (initialisation and order) to 2001, the rest is
-//! the quick preset's decoder; a spec ending in `:l1` trains with the L1 loss (`decoder.loss`),
-//! one ending in `:res` adds each up-sampling stage's input back (`decoder.residual`; WIDTH a
-//! multiple of the image's channels), in either order when both:
-//! `APSIG_DATA_DIR=... cargo run --release -p apsig --example decoder_sweep -- RUN DATASET N:WIDTH:EPOCHS[:HIDDEN[:INPUT_NOISE[:CLASS_WEIGHT[:CLASS_NOISE[:WEIGHT_DECAY[:SEED]]]]]][:l1][:res]...`
-//! (e.g. `runs/colour data/colour-mnist-32.npz 12000:64:20 60000:64:10 12000:64:20:512:0:0.03:0.4:l1 12000:48:20:res`).
+//! the quick preset's decoder; a spec ending in `:l1` trains with the L1 loss (`decoder.loss`):
+//! `APSIG_DATA_DIR=... cargo run --release -p apsig --example decoder_sweep -- RUN DATASET N:WIDTH:EPOCHS[:HIDDEN[:INPUT_NOISE[:CLASS_WEIGHT[:CLASS_NOISE[:WEIGHT_DECAY[:SEED]]]]]][:l1]...`
+//! (e.g. `runs/colour data/colour-mnist-32.npz 12000:64:20 60000:64:10 12000:64:20:512:0:0.03:0.4:l1`).
 use apsig::data::Split;
 use apsig::decoder::{Critic, Decoder};
 use apsig::eval::{colour, quality};
@@ -36,18 +34,11 @@ fn main() {
     let labels = labels_of(&data.test, &test);
     let mean = colour::mean_colours(&data.train.images, image);
     for spec in &a[3..] {
-        // the printed line starts with the spec, so `:l1` and `:res` show there
-        let mut parts: Vec<&str> = spec.split(':').collect();
-        let (mut loss, mut residual) = (PixelLoss::L2, false);
-        while let Some(flag) = parts.last() {
-            match *flag {
-                "l1" => loss = PixelLoss::L1,
-                "res" => residual = true,
-                _ => break,
-            }
-            parts.pop();
-        }
-        let v: Vec<f64> = parts.iter().map(|s| s.parse().unwrap()).collect();
+        let (numbers, loss) = match spec.strip_suffix(":l1") {
+            Some(rest) => (rest, PixelLoss::L1),
+            None => (spec.as_str(), PixelLoss::L2),
+        };
+        let v: Vec<f64> = numbers.split(':').map(|s| s.parse().unwrap()).collect();
         let sigs = train.prefix(train.k, v[0] as usize);
         let mut cfg = RunConfig::quick(1).decoder;
         cfg.width = v[1] as usize;
@@ -61,7 +52,6 @@ fn main() {
             cfg.train.seed = seed as u64;
         }
         cfg.loss = loss;
-        cfg.residual = residual;
         let split = own_images(run, &data.train);
         let images = images_of(&split, &sigs).unwrap();
         let train_labels = labels_of(&split, &sigs);

@@ -19,8 +19,7 @@ fn main() {
     let (mut net, x, targets, tc) = if which == "decoder" {
         let x: Vec<f32> = (0..n * 200).map(|_| rng.normal()).collect();
         let net =
-            Network::new(Shape::flat(200), apsig::model::decoder_layers(mnist, cfg.decoder.width, hidden, false), 1)
-                .unwrap();
+            Network::new(Shape::flat(200), apsig::model::decoder_layers(mnist, cfg.decoder.width, hidden), 1).unwrap();
         (net, x, Targets::Images(&images, Default::default()), cfg.decoder.train.clone())
     } else {
         let net = Network::new(mnist, Arch::TargetNetS.layers(mnist, 10, 0), 1).unwrap();

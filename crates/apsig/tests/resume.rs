@@ -246,7 +246,6 @@ fn decoder_cfg() -> DecoderConfig {
     DecoderConfig {
         width: 8,
         hidden: 0,
-        residual: false,
         use_mask: true,
         class_weight: 0.0,
         class_noise: 0.0,

@@ -121,7 +121,6 @@ pub fn tiny_decoder(path: &Path, k: usize, directions: &str) {
     let cfg = DecoderConfig {
         width: 4,
         hidden: 0,
-        residual: false,
         use_mask: false,
         class_weight: 0.0,
         class_noise: 0.0,

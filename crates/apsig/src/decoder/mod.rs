@@ -30,11 +30,6 @@ pub struct DecoderConfig {
     /// when 0, so runs made before it existed keep their stamps.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub hidden: usize,
-    /// Add each up-sampling stage's input back to its output (see `model::decoder_layers`);
-    /// `width` must then be a multiple of the image's channels. Left out of configs and decoder
-    /// stamps when false, so runs made before it existed keep their stamps.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub residual: bool,
     /// Feed the censoring mask as K extra inputs (censored eps carry less information).
     pub use_mask: bool,
     /// Weight of the class guide (`model::ClassGuide`): a frozen classifier's cross-entropy on
@@ -273,7 +268,7 @@ fn fit_network(
         ));
     }
     let input = Shape::flat(dim);
-    let mut net = Network::new(input, decoder_layers(image, cfg.width, cfg.hidden, cfg.residual), cfg.train.seed)
+    let mut net = Network::new(input, decoder_layers(image, cfg.width, cfg.hidden), cfg.train.seed)
         .map_err(|e| Error::invalid("decoder", e))?;
     cfg.validate()?;
     let targets = match (cfg.class_weight > 0.0, critic) {
@@ -365,7 +360,6 @@ mod tests {
         let plain = DecoderConfig {
             width: 4,
             hidden: 0,
-            residual: false,
             use_mask: false,
             class_weight: 0.0,
             class_noise: 0.0,
@@ -401,7 +395,6 @@ mod tests {
         let cfg = |loss| DecoderConfig {
             width: 4,
             hidden: 0,
-            residual: false,
             use_mask: false,
             class_weight: 0.0,
             class_noise: 0.0,
@@ -423,7 +416,6 @@ mod tests {
         assert_eq!(serde_json::from_str::<DecoderConfig>(&l1_text).unwrap().loss, PixelLoss::L1);
     }
 
-    /// With and without skips (width 6: the last skip averages it in groups of 3 channels).
     #[test]
     fn a_decoder_with_a_hidden_layer_trains_saves_and_loads() {
         let image = Shape::new(6, 5, 3);
@@ -431,46 +423,29 @@ mod tests {
         let mut rng = crate::rng::Rng::derive(3, "hidden-test");
         let features: Vec<f32> = (0..n * dim).map(|_| rng.normal()).collect();
         let images: Vec<f32> = (0..n * image.len()).map(|_| rng.uniform()).collect();
-        for residual in [false, true] {
-            let cfg = DecoderConfig {
-                width: 6,
-                hidden: 6,
-                residual,
-                use_mask: false,
-                class_weight: 0.0,
-                class_noise: 0.0,
-                loss: PixelLoss::L2,
-                train: TrainConfig::new(2, 8, 2e-3, 1),
-            };
-            let (net, _) = fit_network(&features, dim, &images, image, &cfg, None, None, &crate::NoProgress).unwrap();
-            use crate::nn::LayerSpec::{AddSkip, BatchNorm, Linear, Relu};
-            assert_eq!(net.specs[..3], [Linear { out: 6 }, BatchNorm, Relu]);
-            assert_eq!(net.specs.iter().any(|s| matches!(s, AddSkip { .. })), residual);
-            let scale = Standardiser::from_parts(vec![0.0; dim], vec![1.0; dim], "test").unwrap();
-            let input = InputKind::Signature { k: dim, use_mask: false };
-            let d = Decoder { net, input, scale, directions: "d".into() };
-            let dir = tempfile::tempdir().unwrap();
-            let path = dir.path().join("hidden.safetensors");
-            d.save(&path, &BTreeMap::new()).unwrap();
-            let back = Decoder::load(&path).unwrap();
-            assert_eq!(back.net.specs, d.net.specs);
-            assert_eq!(back.net.forward(&features, n), d.net.forward(&features, n));
-            let text = serde_json::to_string(&cfg).unwrap();
-            assert_eq!(text.contains(r#""residual":true"#), residual, "{text}");
-            assert_eq!(serde_json::from_str::<DecoderConfig>(&text).unwrap(), cfg);
-        }
-        // 0 and false are the paper's decoder and stay out of configs (and so out of old runs' stamps)
-        let plain = DecoderConfig {
+        let cfg = DecoderConfig {
             width: 4,
-            hidden: 0,
-            residual: false,
+            hidden: 6,
             use_mask: false,
             class_weight: 0.0,
             class_noise: 0.0,
             loss: PixelLoss::L2,
             train: TrainConfig::new(2, 8, 2e-3, 1),
         };
-        let text = serde_json::to_string(&plain).unwrap();
-        assert!(!text.contains("hidden") && !text.contains("residual"), "{text}");
+        let (net, _) = fit_network(&features, dim, &images, image, &cfg, None, None, &crate::NoProgress).unwrap();
+        use crate::nn::LayerSpec::{BatchNorm, Linear, Relu};
+        assert_eq!(net.specs[..3], [Linear { out: 6 }, BatchNorm, Relu]);
+        let scale = Standardiser::from_parts(vec![0.0; dim], vec![1.0; dim], "test").unwrap();
+        let input = InputKind::Signature { k: dim, use_mask: false };
+        let d = Decoder { net, input, scale, directions: "d".into() };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hidden.safetensors");
+        d.save(&path, &BTreeMap::new()).unwrap();
+        let back = Decoder::load(&path).unwrap();
+        assert_eq!(back.net.specs, d.net.specs);
+        assert_eq!(back.net.forward(&features, n), d.net.forward(&features, n));
+        // 0 is the paper's decoder and stays out of configs (and so out of old runs' stamps)
+        let plain = DecoderConfig { hidden: 0, ..cfg };
+        assert!(!serde_json::to_string(&plain).unwrap().contains("hidden"));
     }
 }

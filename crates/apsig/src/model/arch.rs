@@ -30,7 +30,7 @@ impl Arch {
     /// The layers for images of shape `image` (H x W x C): the classifiers' input, the
     /// decoder's output (its input, a flat signature, needs no layer of its own). `classes`
     /// is the classifier output width; `width` the decoder's base width. The decoder here has no
-    /// hidden layer and no skips (the paper's); `decoder_layers` builds them.
+    /// hidden layer (the paper's); `decoder_layers` builds one with it.
     ///
     /// Classifiers keep their two convolution blocks whatever the image; on images larger
     /// than about 40x40 extra 2x2 max-pools follow until at most 8x8 positions feed the dense
@@ -65,7 +65,7 @@ impl Arch {
                 l.extend([Linear { out: 64 }, Relu, Linear { out: classes }]);
                 l
             }
-            Arch::Decoder => decoder_layers(image, width, 0, false),
+            Arch::Decoder => decoder_layers(image, width, 0),
         }
     }
 }
@@ -93,10 +93,7 @@ const DECODER_MAX_START: usize = 8;
 /// centred crop (the extra row or column going to the bottom/right) keeps `H x W`.
 /// 28x28x1: 7x7 with `2 * width` channels, 14x14x`width`, 28x28x1, no crop: the paper's decoder.
 /// With `hidden > 0` a dense hidden layer of that width (batch norm, ReLU) comes first.
-/// With `residual` every up-sampling stage adds its input back (`AddSkip`, up-sampled and its
-/// channels averaged in groups): after the batch norm of an intermediate stage, straight after
-/// the last transposed convolution (so `width` must be a multiple of the image's channels).
-pub fn decoder_layers(image: Shape, width: usize, hidden: usize, residual: bool) -> Vec<LayerSpec> {
+pub fn decoder_layers(image: Shape, width: usize, hidden: usize) -> Vec<LayerSpec> {
     let mut stages = 2;
     while image.h.max(image.w).div_ceil(1 << stages) > DECODER_MAX_START && stages < 8 {
         stages += 1;
@@ -109,18 +106,9 @@ pub fn decoder_layers(image: Shape, width: usize, hidden: usize, residual: bool)
     }
     l.extend([Linear { out: start_c * h0 * w0 }, BatchNorm, Relu, Reshape { h: h0, w: w0, c: start_c }]);
     for s in 1..stages {
-        let from = l.len();
-        l.extend([ConvT { cout: start_c >> s, k: 4, stride: 2, pad: 1 }, BatchNorm]);
-        if residual {
-            l.push(AddSkip { from });
-        }
-        l.push(Relu);
+        l.extend([ConvT { cout: start_c >> s, k: 4, stride: 2, pad: 1 }, BatchNorm, Relu]);
     }
-    let from = l.len();
     l.push(ConvT { cout: image.c, k: 4, stride: 2, pad: 1 });
-    if residual {
-        l.push(AddSkip { from });
-    }
     let (ph, pw) = (h0 << stages, w0 << stages);
     if (ph, pw) != (image.h, image.w) {
         l.push(Crop { top: (ph - image.h) / 2, left: (pw - image.w) / 2, h: image.h, w: image.w });
@@ -187,8 +175,8 @@ mod tests {
     #[test]
     fn a_hidden_layer_goes_between_the_features_and_the_projection() {
         let image = Shape::new(32, 32, 3);
-        let plain = decoder_layers(image, 8, 0, false);
-        let deep = decoder_layers(image, 8, 40, false);
+        let plain = decoder_layers(image, 8, 0);
+        let deep = decoder_layers(image, 8, 40);
         assert_eq!(&deep[..3], &[Linear { out: 40 }, BatchNorm, Relu]);
         assert_eq!(&deep[3..], &plain[..]);
         let net = Network::new(Shape::flat(10), deep, 1).unwrap();
@@ -206,43 +194,6 @@ mod tests {
             let net = Network::new(Shape::flat(10), specs, 1).unwrap();
             assert_eq!(net.output_shape(), image);
         }
-    }
-
-    #[test]
-    fn residual_decoders_paint_every_image_shape() {
-        // width 6: the last skip averages the 6 channels in groups of 1 or 3
-        for (h, w, c, stages) in [(28, 28, 1, 2), (32, 32, 3, 2), (30, 26, 1, 2), (64, 64, 3, 3)] {
-            let image = Shape::new(h, w, c);
-            let specs = decoder_layers(image, 6, 0, true);
-            let skips = specs.iter().filter(|s| matches!(s, AddSkip { .. })).count();
-            assert_eq!(skips, stages, "{h}x{w}x{c}");
-            let net = Network::new(Shape::flat(10), specs, 1).unwrap();
-            assert_eq!(net.output_shape(), image, "{h}x{w}x{c}");
-        }
-        // a width the image's channels do not divide: refused, not a panic
-        assert!(Network::new(Shape::flat(10), decoder_layers(Shape::new(32, 32, 3), 4, 0, true), 1).is_err());
-    }
-
-    #[test]
-    fn the_residual_mnist_decoder_adds_each_stages_input_back() {
-        let w = 8;
-        let want = vec![
-            Linear { out: 2 * w * 7 * 7 },
-            BatchNorm,
-            Relu,
-            Reshape { h: 7, w: 7, c: 2 * w },
-            ConvT { cout: w, k: 4, stride: 2, pad: 1 },
-            BatchNorm,
-            AddSkip { from: 4 },
-            Relu,
-            ConvT { cout: 1, k: 4, stride: 2, pad: 1 },
-            AddSkip { from: 8 },
-            Sigmoid,
-        ];
-        assert_eq!(decoder_layers(Shape::new(28, 28, 1), w, 0, true), want);
-        // behind a hidden layer the sources move with the stages
-        let deep = decoder_layers(Shape::new(28, 28, 1), w, 5, true);
-        assert_eq!((&deep[9], &deep[12]), (&AddSkip { from: 7 }, &AddSkip { from: 11 }));
     }
 
     #[test]

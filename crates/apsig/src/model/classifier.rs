@@ -56,10 +56,8 @@ pub trait Classifier: Send + Sync {
     }
 }
 
-/// Whether the first layer is affine and the rest can run without it (no skip adds back the
-/// input, which the lifted inputs have not kept).
 fn affine_first(net: &Network) -> bool {
-    matches!(net.specs.first(), Some(LayerSpec::Conv { .. } | LayerSpec::Linear { .. })) && net.can_start_at(1)
+    matches!(net.specs.first(), Some(LayerSpec::Conv { .. } | LayerSpec::Linear { .. }))
 }
 
 impl Classifier for Network {
@@ -102,7 +100,7 @@ impl Classifier for Network {
         self.infer_serial(start, z, n)
     }
     fn probe_logits(&self, base: &[f32], dirs: &[&[f32]], eps: &[f32]) -> Vec<f32> {
-        if !affine_first(self) || self.specs.get(1) != Some(&LayerSpec::MaxPool2) || !self.can_start_at(2) {
+        if !affine_first(self) || self.specs.get(1) != Some(&LayerSpec::MaxPool2) {
             let z: Vec<f32> = dirs
                 .iter()
                 .zip(eps)
@@ -126,21 +124,6 @@ mod tests {
     use super::*;
     use crate::model::Arch;
     use crate::rng::Rng;
-
-    /// A skip that adds back the input leaves nothing to lift: the rest of the network needs
-    /// the input itself.
-    #[test]
-    fn a_skip_from_the_input_keeps_the_input_unlifted() {
-        let specs = vec![
-            LayerSpec::Conv { cout: 2, k: 1, stride: 1, pad: 0 },
-            LayerSpec::AddSkip { from: 0 },
-            LayerSpec::Linear { out: 3 },
-        ];
-        let net = Network::new(Shape::new(4, 4, 2), specs, 1).unwrap();
-        let x: Vec<f32> = (0..32).map(|i| i as f32 / 10.0).collect();
-        assert_eq!(net.lifted_len(), 32);
-        assert_eq!(net.logits_from_lifted(&net.lift(&x, 1, true), 1), net.logits(&x, 1));
-    }
 
     #[test]
     fn lifted_forward_equals_plain_forward() {

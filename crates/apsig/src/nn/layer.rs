@@ -93,15 +93,6 @@ pub enum LayerSpec {
         /// Channels.
         c: usize,
     },
-    /// Adds back the input of the earlier layer `from` (a residual connection): the source is
-    /// brought to this layer's input shape by nearest-neighbour up-sampling by the integer
-    /// factors `h / src.h` and `w / src.w` (each source pixel fills a block) and, where it has
-    /// `m = src.c / c` times the channels, the mean of each group of `m` consecutive ones.
-    /// `Network::new` checks the factors, which the input shape alone cannot tell.
-    AddSkip {
-        /// The layer whose input is added (before this one).
-        from: usize,
-    },
 }
 
 impl LayerSpec {
@@ -140,7 +131,7 @@ impl LayerSpec {
                 ok(Shape::new(h - 2 * pad, w - 2 * pad, cout))
             }
             LayerSpec::Linear { out } => ok(Shape::flat(out)),
-            LayerSpec::BatchNorm | LayerSpec::Relu | LayerSpec::Sigmoid | LayerSpec::AddSkip { .. } => Ok(s),
+            LayerSpec::BatchNorm | LayerSpec::Relu | LayerSpec::Sigmoid => Ok(s),
             LayerSpec::MaxPool2 => {
                 if s.h < 2 || s.w < 2 {
                     return Err("max-pool on an input smaller than 2x2".into());

@@ -16,10 +16,9 @@ pub(super) const BN_MOMENTUM: f32 = 0.1;
 const INFER_CHUNK: usize = 16;
 
 thread_local! {
-    /// Each thread's two inference activation buffers and the copies of the inputs that skips
-    /// add back, reused from call to call: fresh ones per layer cost a zero fill and page
-    /// faults (5% of TargetNet-S's forward pass).
-    static SCRATCH: RefCell<[Vec<f32>; 3]> = RefCell::default();
+    /// Each thread's two inference activation buffers, reused from call to call: fresh ones
+    /// per layer cost a zero fill and page faults (5% of TargetNet-S's forward pass).
+    static SCRATCH: RefCell<[Vec<f32>; 2]> = RefCell::default();
 }
 /// Scratch a thread keeps after a call (floats; 64 MiB): a one-off large batch through
 /// `infer_serial` gets its buffers back to the allocator instead of holding them for good.
@@ -53,9 +52,6 @@ impl Network {
         let mut shapes = vec![input];
         for (i, s) in specs.iter().enumerate() {
             let next = s.out_shape(*shapes.last().unwrap()).map_err(|e| format!("layer {i}: {e}"))?;
-            if let LayerSpec::AddSkip { from } = *s {
-                skip_fits(i, from, &shapes).map_err(|e| format!("layer {i}: {e}"))?;
-            }
             shapes.push(next);
         }
         // refuse before allocating: a file may describe an absurdly large network
@@ -159,16 +155,6 @@ impl Network {
             _ => None,
         }
     }
-    /// Whether a skip adds back the input of layer `i`.
-    fn feeds_skip(&self, i: usize) -> bool {
-        self.specs.contains(&LayerSpec::AddSkip { from: i })
-    }
-    /// Whether inference can start at layer `start`: no skip from there on adds back the
-    /// input of a layer before it, which such a pass never sees.
-    pub fn can_start_at(&self, start: usize) -> bool {
-        !self.specs[start..].iter().any(|s| matches!(*s, LayerSpec::AddSkip { from } if from < start))
-    }
-
     /// Trainable parameters in all layers.
     pub fn num_params(&self) -> usize {
         self.params.iter().flatten().map(|t| t.len()).sum()
@@ -179,8 +165,7 @@ impl Network {
         self.forward_from(0, x, n)
     }
 
-    /// Inference starting at layer `start`, with `x` the input of that layer. Panics where
-    /// [`Network::can_start_at`] says it cannot start there.
+    /// Inference starting at layer `start`, with `x` the input of that layer.
     pub fn forward_from(&self, start: usize, x: &[f32], n: usize) -> Vec<f32> {
         let (il, ol) = (self.shapes[start].len(), self.out_len());
         assert_eq!(x.len(), n * il, "input length");
@@ -192,7 +177,6 @@ impl Network {
     }
 
     /// Single-threaded inference of layers `start..` on a small batch (the oracle's hot path).
-    /// Panics where [`Network::can_start_at`] says it cannot start there.
     pub fn infer_serial(&self, start: usize, x: &[f32], n: usize) -> Vec<f32> {
         let mut out = vec![0.0; n * self.out_len()];
         self.infer_serial_into(start, x, n, &mut out);
@@ -201,37 +185,18 @@ impl Network {
 
     /// [`Network::infer_serial`] into `out`. The activations live in this thread's two
     /// scratch buffers: each layer reads `a` (or `x`, before the first) and writes `b`, and
-    /// the two swap; the input of a layer that a skip adds back is copied to `saved` first.
+    /// the two swap.
     fn infer_serial_into(&self, start: usize, x: &[f32], n: usize, out: &mut [f32]) {
         assert_eq!(x.len(), n * self.shapes[start].len(), "input length");
-        assert!(self.can_start_at(start), "inference from layer {start} misses the input of a skip before it");
-        let [mut a, mut b, mut saved] = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
-        saved.clear();
-        // per saved input: its layer and where it starts in `saved`
-        let mut kept: Vec<(usize, usize)> = Vec::new();
+        let [mut a, mut b] = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
         // whether the activations are still the input, and how many there are
         let (mut in_x, mut len) = (true, x.len());
         let mut i = start;
         while i < self.specs.len() {
-            if self.feeds_skip(i) {
-                kept.push((i, saved.len()));
-                saved.extend_from_slice(if in_x { x } else { &a[..len] });
-            }
-            match self.specs[i] {
-                LayerSpec::Relu if !in_x => {
-                    a[..len].iter_mut().for_each(|v| *v = v.max(0.0));
-                    i += 1;
-                    continue;
-                }
-                // in place; `can_start_at` put the source, and so a layer, before it
-                LayerSpec::AddSkip { from } if !in_x => {
-                    let at = kept.iter().find(|k| k.0 == from).expect("a skip's input is kept").1;
-                    let src = self.shapes[from];
-                    add_skip(&saved[at..at + n * src.len()], src, &mut a[..len], self.shapes[i]);
-                    i += 1;
-                    continue;
-                }
-                _ => {}
+            if self.specs[i] == LayerSpec::Relu && !in_x {
+                a[..len].iter_mut().for_each(|v| *v = v.max(0.0));
+                i += 1;
+                continue;
             }
             let src = if in_x { x } else { &a[..len] };
             let next = n * self.shapes[i + 1].len();
@@ -240,10 +205,9 @@ impl Network {
             }
             let y = &mut b[..next];
             match self.specs[i] {
-                // a ReLU after a max-pool is folded into the pool (one pass instead of two),
-                // unless a skip needs the pool's output
+                // a ReLU after a max-pool is folded into the pool (one pass instead of two)
                 LayerSpec::MaxPool2 => {
-                    let relu = self.specs.get(i + 1) == Some(&LayerSpec::Relu) && !self.feeds_skip(i + 1);
+                    let relu = self.specs.get(i + 1) == Some(&LayerSpec::Relu);
                     let s = self.shapes[i];
                     maxpool2_nhwc_infer(n, s.h, s.w, s.c, src, y, relu);
                     i += 1 + relu as usize;
@@ -257,14 +221,13 @@ impl Network {
             (in_x, len) = (false, next);
         }
         out.copy_from_slice(if in_x { x } else { &a[..len] });
-        if a.capacity() + b.capacity() + saved.capacity() <= SCRATCH_KEEP {
-            SCRATCH.with(|s| *s.borrow_mut() = [a, b, saved]);
+        if a.capacity() + b.capacity() <= SCRATCH_KEEP {
+            SCRATCH.with(|s| *s.borrow_mut() = [a, b]);
         }
     }
 
     /// Layer `i` in inference mode; `with_bias == false` gives the linear part of an affine
-    /// layer (used to push perturbation directions through the first layer). Panics on a skip,
-    /// which needs an earlier layer's input besides its own.
+    /// layer (used to push perturbation directions through the first layer).
     pub fn apply_infer(&self, i: usize, x: &[f32], n: usize, threads: Threads, with_bias: bool) -> Vec<f32> {
         let mut y = vec![0.0; n * self.shapes[i + 1].len()];
         self.apply_infer_into(i, x, n, threads, with_bias, &mut y);
@@ -323,9 +286,6 @@ impl Network {
             LayerSpec::MaxPool2 => maxpool2_nhwc_infer(n, s.h, s.w, s.c, x, y, false),
             LayerSpec::Crop { top, left, .. } => crop_into(x, y, s, o, top, left),
             LayerSpec::Reshape { .. } => y.copy_from_slice(x),
-            LayerSpec::AddSkip { from } => {
-                panic!("layer {i} adds back the input of layer {from}: run it within forward or infer_serial")
-            }
         }
     }
 
@@ -388,39 +348,6 @@ impl Network {
     }
 }
 
-/// Why layer `i` cannot add back the input of layer `from`, given the input shapes of the
-/// layers up to `i` (see [`LayerSpec::AddSkip`]).
-fn skip_fits(i: usize, from: usize, shapes: &[Shape]) -> Result<(), String> {
-    if from >= i {
-        return Err(format!("skip from layer {from}, which does not come before it"));
-    }
-    let (src, s) = (shapes[from], shapes[i]);
-    if s.h % src.h != 0 || s.w % src.w != 0 || src.c % s.c != 0 {
-        return Err(format!(
-            "skip from layer {from} cannot bring {}x{}x{} to {}x{}x{} (whole side factors, channel groups)",
-            src.h, src.w, src.c, s.h, s.w, s.c
-        ));
-    }
-    Ok(())
-}
-
-/// Adds to each `s`-shaped image of `y` the matching `src`-shaped image of `skip`, brought to
-/// `s` as [`LayerSpec::AddSkip`] says (the shapes checked by `skip_fits`).
-pub(super) fn add_skip(skip: &[f32], src: Shape, y: &mut [f32], s: Shape) {
-    let (fh, fw, m) = (s.h / src.h, s.w / src.w, src.c / s.c);
-    for (img, sk) in y.chunks_exact_mut(s.len()).zip(skip.chunks_exact(src.len())) {
-        for (r, row) in img.chunks_exact_mut(s.w * s.c).enumerate() {
-            let srow = &sk[r / fh * src.w * src.c..][..src.w * src.c];
-            for (col, px) in row.chunks_exact_mut(s.c).enumerate() {
-                let spx = &srow[col / fw * src.c..][..src.c];
-                for (v, group) in px.iter_mut().zip(spx.chunks_exact(m)) {
-                    *v += group.iter().sum::<f32>() / m as f32;
-                }
-            }
-        }
-    }
-}
-
 /// `y[rows, out] = x[rows, inp] * w[inp, out] (+ b)`.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn affine(
@@ -479,32 +406,6 @@ mod tests {
         let net = Network::new(Shape::new(5, 5, 2), specs, 1).unwrap();
         // conv weight, conv bias, gamma, beta, linear weight, linear bias
         assert_eq!(net.weight_mask(), vec![true, false, false, false, true, false]);
-    }
-
-    /// Skip layers that cannot work are refused with the layer's index, never a panic: model
-    /// files are untrusted.
-    #[test]
-    fn impossible_skips_are_refused() {
-        use LayerSpec::*;
-        let convt = ConvT { cout: 2, k: 4, stride: 2, pad: 1 };
-        let cases = [
-            // 3x3x4 -> 6x6x2 after the transposed convolution
-            (vec![convt.clone(), AddSkip { from: 1 }], "does not come before"),
-            (vec![convt.clone(), AddSkip { from: 9 }], "does not come before"),
-            (vec![AddSkip { from: 0 }], "does not come before"),
-            // 5x5 is not a multiple of 3x3
-            (vec![convt.clone(), Crop { top: 0, left: 0, h: 5, w: 5 }, AddSkip { from: 0 }], "cannot bring"),
-            // 3 channels are not groups for 2, nor 2 for 4
-            (vec![Conv { cout: 3, k: 1, stride: 1, pad: 0 }, convt.clone(), AddSkip { from: 1 }], "cannot bring"),
-            (vec![convt.clone(), Conv { cout: 4, k: 1, stride: 1, pad: 0 }, AddSkip { from: 1 }], "cannot bring"),
-            // up-sampling only: 6x6 does not go into 3x3
-            (vec![convt, Conv { cout: 4, k: 4, stride: 2, pad: 1 }, AddSkip { from: 1 }], "cannot bring"),
-        ];
-        for (specs, why) in cases {
-            let layer = specs.len() - 1;
-            let e = Network::new(Shape::new(3, 3, 4), specs.clone(), 1).err().unwrap_or_default();
-            assert!(e.starts_with(&format!("layer {layer}: ")) && e.contains(why), "{specs:?}: {e}");
-        }
     }
 
     /// Weights changed in place after a forward pass are the ones the next pass uses (see

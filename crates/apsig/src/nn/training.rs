@@ -8,8 +8,8 @@
 //! sums in order, so a seed gives the same bits whatever the thread count.
 
 use super::kernel_cache::Kernel;
-use super::layer::{LayerSpec, Shape};
-use super::network::{add_channel_bias, add_skip, affine, crop_into, sigmoid, Network, BN_EPS, BN_MOMENTUM};
+use super::layer::LayerSpec;
+use super::network::{add_channel_bias, affine, crop_into, sigmoid, Network, BN_EPS, BN_MOMENTUM};
 use crate::kernels::{
     col2im_nhwc, conv_weight_grad, conv_weight_grad_applies, im2col_nhwc, matmul, maxpool2_nhwc, ConvGeom, Threads,
     Trans,
@@ -35,8 +35,6 @@ pub struct TrainCache {
     /// Backward: the gradient of the loss w.r.t. the output, then w.r.t. each layer's input.
     out_grad: Vec<f32>,
     layer_grads: Vec<Vec<f32>>,
-    /// Backward, per skip layer: the gradient it passes to its source's input, added there.
-    skip_grads: Vec<Vec<f32>>,
     /// Backward: a column matrix.
     dcols: Vec<f32>,
     /// Backward of a convolution: its input's column matrix, made a block of images at a time.
@@ -221,25 +219,6 @@ impl Network {
                 LayerSpec::Sigmoid => map_into(x, y, sigmoid),
                 LayerSpec::Crop { top, left, .. } => crop_into(x, y, s, o, top, left),
                 LayerSpec::Reshape { .. } => y.copy_from_slice(x),
-                LayerSpec::AddSkip { from } => {
-                    y.copy_from_slice(x);
-                    let src = self.shapes[from];
-                    // a block of images per task: no sums across images, so any thread count
-                    let block = (PAR_MIN / s.len()).max(1);
-                    y.par_chunks_mut(block * s.len())
-                        .zip(done[from].par_chunks(block * src.len()))
-                        .for_each(|(yb, sb)| add_skip(sb, src, yb, s));
-                }
-            }
-        }
-    }
-
-    /// Adds to `dy`, the gradient w.r.t. the input of layer `src`, what the skips from it
-    /// passed back (in layer order: the same bits every time).
-    fn add_skip_grads(&self, src: usize, skip_grads: &[Vec<f32>], dy: &mut [f32]) {
-        for (spec, ds) in self.specs.iter().zip(skip_grads) {
-            if *spec == (LayerSpec::AddSkip { from: src }) {
-                update_with(dy, ds, |d, g| d + g);
             }
         }
     }
@@ -286,7 +265,6 @@ impl Network {
         let n = cache.n;
         let layers = self.specs.len();
         cache.layer_grads.resize_with(layers, Vec::new);
-        cache.skip_grads.resize_with(layers, Vec::new);
         let mut dy = std::mem::take(&mut cache.out_grad);
         dy.clear();
         dy.extend_from_slice(dout);
@@ -296,8 +274,6 @@ impl Network {
         let mut dy_slot = None;
         let mut reached_input = true;
         for i in (0..layers).rev() {
-            // dy is now the gradient w.r.t. the input of layer i + 1: the skips from there add theirs
-            self.add_skip_grads(i + 1, &cache.skip_grads, &mut dy);
             let mut dx = std::mem::take(&mut cache.layer_grads[i]);
             let mut swapped = false;
             let (s, o) = (self.shapes[i], self.shapes[i + 1]);
@@ -498,15 +474,6 @@ impl Network {
                     swapped = true;
                 }
                 LayerSpec::Reshape { .. } => {}
-                // the main path passes dy through unchanged
-                LayerSpec::AddSkip { from } => {
-                    let src = self.shapes[from];
-                    let ds = sized(&mut cache.skip_grads[i], n * src.len());
-                    let block = (PAR_MIN / s.len()).max(1);
-                    ds.par_chunks_mut(block * src.len())
-                        .zip(dy.par_chunks(block * s.len()))
-                        .for_each(|(db, dyb)| skip_grad(dyb, s, db, src));
-                }
             }
             if swapped {
                 // dx holds the gradient this layer read: back to the slot it came from
@@ -519,9 +486,6 @@ impl Network {
                 cache.layer_grads[i] = dx;
             }
         }
-        if reached_input {
-            self.add_skip_grads(0, &cache.skip_grads, &mut dy);
-        }
         let slot = match dy_slot {
             None => &mut cache.out_grad,
             Some(j) => &mut cache.layer_grads[j],
@@ -531,25 +495,6 @@ impl Network {
             slot
         } else {
             &[]
-        }
-    }
-}
-
-/// The gradient [`add_skip`] passes back to its `src`-shaped skip from `dy`, the gradient
-/// w.r.t. its `s`-shaped output: each source value gets its block's sum of `dy` on its
-/// group's channel, over the group's size.
-fn skip_grad(dy: &[f32], s: Shape, ds: &mut [f32], src: Shape) {
-    let (fh, fw, m) = (s.h / src.h, s.w / src.w, src.c / s.c);
-    ds.fill(0.0);
-    for (img, dsi) in dy.chunks_exact(s.len()).zip(ds.chunks_exact_mut(src.len())) {
-        for (r, row) in img.chunks_exact(s.w * s.c).enumerate() {
-            let srow = &mut dsi[r / fh * src.w * src.c..][..src.w * src.c];
-            for (col, px) in row.chunks_exact(s.c).enumerate() {
-                let spx = &mut srow[col / fw * src.c..][..src.c];
-                for (&d, group) in px.iter().zip(spx.chunks_exact_mut(m)) {
-                    group.iter_mut().for_each(|g| *g += d / m as f32);
-                }
-            }
         }
     }
 }
@@ -611,101 +556,18 @@ mod tests {
     use LayerSpec::*;
 
     /// One layer of every kind, for a 6x6x2 input: the finite-difference checks go through all.
-    /// The skips: one from the transposed convolution's input (half the sides, twice the
-    /// channels), one from the network's input (the same shape; its gradient goes to the data).
     fn every_layer_kind() -> Vec<LayerSpec> {
         vec![
             Conv { cout: 3, k: 3, stride: 1, pad: 1 },
             BatchNorm,
             Relu,
             MaxPool2,
-            Linear { out: 36 },
-            Reshape { h: 3, w: 3, c: 4 },
+            Linear { out: 18 },
+            Reshape { h: 3, w: 3, c: 2 },
             ConvT { cout: 2, k: 4, stride: 2, pad: 1 },
-            AddSkip { from: 6 },
-            AddSkip { from: 0 },
             Crop { top: 1, left: 0, h: 4, w: 5 },
             Sigmoid,
         ]
-    }
-
-    /// Skips without batch norm: two onto one source (the input of a ReLU, which inference
-    /// then does not fold into the max-pool before it), of the same shape and up-sampled, and
-    /// one from the input of the first layer with weights.
-    fn skips() -> Network {
-        let specs = vec![
-            Reshape { h: 4, w: 4, c: 2 },
-            Conv { cout: 4, k: 3, stride: 1, pad: 1 },
-            MaxPool2,
-            Relu,
-            Conv { cout: 4, k: 3, stride: 1, pad: 1 },
-            AddSkip { from: 3 },
-            Relu,
-            ConvT { cout: 2, k: 4, stride: 2, pad: 1 },
-            AddSkip { from: 3 },
-            AddSkip { from: 1 },
-            Sigmoid,
-        ];
-        Network::new(Shape::new(4, 4, 2), specs, 6).unwrap()
-    }
-
-    #[test]
-    fn skips_match_finite_differences() {
-        check_gradients(skips());
-        // what reaches the input from the skips onto it (at the top of the loop's last layer,
-        // and after it), which an MSE's small gradients would hide in the tolerance
-        check_input_gradient(skips());
-        check_input_gradient(Network::new(Shape::new(6, 6, 2), every_layer_kind(), 4).unwrap());
-    }
-
-    /// The input gradient of `sum(output * r)`, for a random `r`, against finite differences.
-    fn check_input_gradient(net: Network) {
-        let n = 2;
-        let mut rng = Rng::new(7);
-        let x: Vec<f32> = (0..n * net.in_len()).map(|_| rng.normal()).collect();
-        let r: Vec<f32> = (0..n * net.out_len()).map(|_| rng.normal()).collect();
-        let loss_at = |x: &[f32]| -> f64 {
-            let (mut copy, mut c) = (net.clone(), TrainCache::default());
-            copy.forward_train(x, n, &mut c);
-            c.output().iter().zip(&r).map(|(o, r)| *o as f64 * *r as f64).sum()
-        };
-        let (mut frozen, mut cache) = (net.clone(), TrainCache::default());
-        frozen.forward_train(&x, n, &mut cache);
-        let analytic = frozen.input_gradient(&mut cache, &r).to_vec();
-        let h = 1e-2f32;
-        for j in 0..x.len() {
-            let (mut up, mut down) = (x.clone(), x.clone());
-            up[j] += h;
-            down[j] -= h;
-            let numeric = (loss_at(&up) - loss_at(&down)) / (2.0 * h as f64);
-            let a = analytic[j] as f64;
-            assert!((numeric - a).abs() < 1e-2 * (1.0 + a.abs()), "input [{j}]: numeric {numeric} analytic {a}");
-        }
-    }
-
-    /// Inference keeps the inputs that skips add back and adds them as training does.
-    #[test]
-    fn skips_infer_what_they_train_on() {
-        let mut net = skips();
-        let n = 40;
-        let mut rng = Rng::new(4);
-        let x: Vec<f32> = (0..n * net.in_len()).map(|_| rng.normal()).collect();
-        let mut cache = TrainCache::default();
-        net.forward_train(&x, n, &mut cache);
-        // the convolutions' GEMMs split the sums otherwise on several threads than on one
-        let close = |got: &[f32]| cache.output().iter().zip(got).all(|(a, b)| (a - b).abs() < 1e-5);
-        assert!(close(&net.forward(&x, n)));
-        assert!(close(&net.infer_serial(0, &x, n)));
-        // from the first layer on, past the Reshape, nothing is skipped
-        assert!(net.can_start_at(1) && !net.can_start_at(2));
-        assert!(close(&net.forward_from(1, &x, n)));
-    }
-
-    #[test]
-    #[should_panic(expected = "misses the input of a skip")]
-    fn inference_refuses_to_start_after_a_skips_source() {
-        let net = skips();
-        net.forward_from(4, &vec![0.0; net.shape_before(4).len()], 1);
     }
 
     /// The mean squared error of a training pass of (a copy of) `net` on `x` against `target`.

@@ -16,7 +16,6 @@
 
 use crate::attributes::cholesky;
 use crate::error::{Error, Result};
-use serde::{Deserialize, Serialize};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -30,26 +29,10 @@ pub struct EpsPredictor {
 struct Model {
     k: usize,
     group: usize,
-    /// `order[position]`: the direction measured at that position. The model's `mu` and
-    /// `chol` are in position order.
-    order: Vec<usize>,
     mu: Vec<f64>,
     /// Row-major lower-triangular `[k, k]` Cholesky factor of the covariance.
     chol: Vec<f64>,
     fingerprint: String,
-}
-
-/// The order in which a predicted search measures the directions.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum DirectionOrder {
-    /// Index order (a strategy's own order: low frequencies first for `low-frequency`).
-    #[default]
-    Index,
-    /// Greedily, the direction whose `ln eps` the ones chosen before explain least (a pivoted
-    /// Cholesky factorisation): each group then carries as much new information as it can, and
-    /// the directions left for later are the best predicted.
-    UncertainFirst,
 }
 
 /// Ridge added to the covariance's diagonal, as a share of its mean variance: keeps the factor
@@ -59,13 +42,8 @@ const SHRINK: f64 = 1e-3;
 impl EpsPredictor {
     /// Fits the model on signatures measured on the adversary's own images: `eps` holds rows
     /// of `k` (a `SignatureSet`'s `k` and `eps`; censored entries count at the `eps_max`
-    /// recorded). `group` directions are measured per round, in index order.
+    /// recorded). `group` directions are measured per round.
     pub fn fit(k: usize, eps: &[f32], group: usize) -> Result<Self> {
-        Self::fit_ordered(k, eps, group, DirectionOrder::Index)
-    }
-
-    /// [`EpsPredictor::fit`], measuring the directions in `order`.
-    pub fn fit_ordered(k: usize, eps: &[f32], group: usize, order: DirectionOrder) -> Result<Self> {
         let n = eps.len().checked_div(k).unwrap_or(0);
         if k == 0 || n < 2 {
             return Err(Error::invalid("eps predictor", format!("needs at least 2 signatures of K >= 1, got {n}")));
@@ -96,55 +74,12 @@ impl EpsPredictor {
         for i in 0..k {
             cov[i * k + i] += SHRINK * mean_var.max(1e-12);
         }
-        for i in 0..k {
-            for j in 0..i {
-                cov[j * k + i] = cov[i * k + j];
-            }
-        }
-        let order = match order {
-            DirectionOrder::Index => (0..k).collect(),
-            DirectionOrder::UncertainFirst => least_explained_first(&cov, k),
-        };
-        let mu: Vec<f64> = order.iter().map(|&i| mu[i]).collect();
-        let cov: Vec<f64> =
-            order.iter().flat_map(|&i| order.iter().map(move |&j| (i, j))).map(|(i, j)| cov[i * k + j]).collect();
         let chol = cholesky(&cov, k)?;
         let mut bytes: Vec<f32> = mu.iter().map(|v| *v as f32).collect();
         bytes.extend(chol.iter().map(|v| *v as f32));
         bytes.push(group as f32);
-        // the index order keeps the fingerprints of the sets made before orders existed
-        if order.iter().enumerate().any(|(p, &d)| p != d) {
-            bytes.extend(order.iter().map(|&d| d as f32));
-        }
         let fingerprint = format!("predicted:{}", crate::io::fingerprint_f32(&bytes));
-        Ok(EpsPredictor { inner: Arc::new(Model { k, group, order, mu, chol, fingerprint }) })
-    }
-
-    /// The direction measured at `position`.
-    pub(crate) fn direction(&self, position: usize) -> usize {
-        self.inner.order[position]
-    }
-
-    /// The directions in the order they are measured.
-    pub fn order(&self) -> &[usize] {
-        &self.inner.order
-    }
-
-    /// A signature whose search stopped after the first `measured` positions: `eps` (direction
-    /// order, all K) with every direction not measured by then replaced by its predicted median
-    /// given those that were, what [`super::EpsSearch::stop`] records at a group's end.
-    pub fn complete(&self, eps: &[f32], measured: usize) -> Vec<f32> {
-        let m = &self.inner;
-        assert_eq!(eps.len(), m.k, "a signature of K eps");
-        let measured = measured.min(m.k);
-        let by_position: Vec<f32> = m.order.iter().map(|&d| eps[d]).collect();
-        let mut w = vec![0f64; m.k];
-        self.whiten(0..measured, &by_position, &mut w);
-        let mut out = eps.to_vec();
-        for (pos, (mean, _)) in (measured..m.k).zip(self.predict(measured..m.k, &w)) {
-            out[m.order[pos]] = mean.exp();
-        }
-        out
+        Ok(EpsPredictor { inner: Arc::new(Model { k, group, mu, chol, fingerprint }) })
     }
 
     /// Number of directions.
@@ -157,8 +92,7 @@ impl EpsPredictor {
         &self.inner.fingerprint
     }
 
-    /// The positions (see [`EpsPredictor::direction`]) of the group measured after the first
-    /// `done`.
+    /// The group of directions measured after the first `done`.
     pub(crate) fn next_group(&self, done: usize) -> Range<usize> {
         done..(done + self.inner.group).min(self.inner.k)
     }
@@ -187,30 +121,6 @@ impl EpsPredictor {
             w[i] = ((eps[i] as f64).ln() - m.mu[i] - known) / row[i];
         }
     }
-}
-
-/// The greedy pivots of a Cholesky factorisation of the full covariance `cov` (`[k, k]`):
-/// at each step the direction with the largest variance left once the chosen ones are known.
-fn least_explained_first(cov: &[f64], k: usize) -> Vec<usize> {
-    let mut rest = cov.to_vec();
-    let mut order = Vec::with_capacity(k);
-    let mut chosen = vec![false; k];
-    for _ in 0..k {
-        let pick = (0..k)
-            .filter(|&i| !chosen[i])
-            .max_by(|&a, &b| rest[a * k + a].total_cmp(&rest[b * k + b]).then(b.cmp(&a)))
-            .expect("a direction is left");
-        chosen[pick] = true;
-        order.push(pick);
-        let pivot = rest[pick * k + pick].max(1e-300);
-        let col: Vec<f64> = (0..k).map(|i| rest[i * k + pick]).collect();
-        for i in 0..k {
-            for j in 0..k {
-                rest[i * k + j] -= col[i] * col[j] / pivot;
-            }
-        }
-    }
-    order
 }
 
 /// The standard normal CDF (Abramowitz & Stegun 7.1.26 for erfc; absolute error below 1e-7,
@@ -306,35 +216,6 @@ mod tests {
         assert!((next[1].0 - 1.5).abs() < 0.15 && (next[1].1 - 0.866).abs() < 0.1, "{:?}", next[1]);
         assert_eq!(p.next_group(2), 2..3);
         assert!(EpsPredictor::fit(3, &eps, 0).is_err());
-    }
-
-    #[test]
-    fn measures_the_least_explained_directions_first() {
-        // eps_0 and eps_1 = 2 * eps_0 move together; eps_2 is independent and twice as wide
-        // in ln eps: it goes first, then eps_1 (the wider of the pair by its noise), and eps_0
-        // last, left with almost nothing to measure
-        let mut rng = Rng::new(5);
-        let mut eps = Vec::new();
-        for _ in 0..2000 {
-            let a = (rng.uniform() * 3.0).exp();
-            let noise = 1.0 + 0.01 * (rng.uniform() - 0.5);
-            eps.extend([a, 2.0 * a * noise, (rng.uniform() * 6.0).exp()]);
-        }
-        let p = EpsPredictor::fit_ordered(3, &eps, 1, DirectionOrder::UncertainFirst).unwrap();
-        assert_eq!(p.order(), &[2, 1, 0]);
-        assert_eq!((p.direction(0), p.direction(2)), (2, 0));
-        assert_ne!(p.fingerprint(), EpsPredictor::fit(3, &eps, 1).unwrap().fingerprint());
-        // positions hold (eps_2, eps_1): eps_1 = 10 predicts eps_0 = 5
-        let mut w = vec![0.0; 3];
-        p.whiten(0..2, &[1.0, 10.0, 0.0], &mut w);
-        let last = p.predict(2..3, &w)[0];
-        assert!((last.0 - 5f32.ln()).abs() < 0.02 && last.1 < 0.08, "{last:?}");
-        assert_eq!(EpsPredictor::fit(3, &eps, 1).unwrap().order(), &[0, 1, 2]);
-        // a search stopped after two positions: eps_0 comes from eps_1, the rest are kept
-        let done = p.complete(&[99.0, 10.0, 1.0], 2);
-        assert_eq!((done[1], done[2]), (10.0, 1.0));
-        assert!((done[0] - 5.0).abs() < 0.1, "{done:?}");
-        assert_eq!(p.complete(&[99.0, 10.0, 1.0], 3), vec![99.0, 10.0, 1.0]);
         assert!(EpsPredictor::fit(3, &eps[..4], 1).is_err());
     }
 }

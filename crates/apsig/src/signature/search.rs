@@ -465,10 +465,6 @@ impl EpsSearch {
                 }
             }
         }
-        // a predicted search keeps its directions in the order it measures them
-        if let Some((p, _)) = &self.predictor {
-            self.pending.iter_mut().for_each(|probe| probe.dir = p.direction(probe.dir as usize) as u32);
-        }
         &self.pending
     }
 
@@ -518,13 +514,9 @@ impl EpsSearch {
         self.dirs.iter().all(|d| d.phase == Phase::Done)
     }
 
-    /// The outcome of each direction, in direction order (call when done).
+    /// The outcome of each direction (call when done).
     pub fn outcomes(&self) -> Vec<EpsOutcome> {
-        let mut out: Vec<EpsOutcome> = self.dirs.iter().map(|d| d.out).collect();
-        if let Some((p, _)) = &self.predictor {
-            self.dirs.iter().enumerate().for_each(|(pos, d)| out[p.direction(pos)] = d.out);
-        }
-        out
+        self.dirs.iter().map(|d| d.out).collect()
     }
 }
 

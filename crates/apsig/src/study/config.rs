@@ -132,7 +132,6 @@ impl StudyConfig {
             decoder: DecoderConfig {
                 width: 16,
                 hidden: 0,
-                residual: false,
                 use_mask: true,
                 class_weight: 0.0,
                 class_noise: 0.0,
