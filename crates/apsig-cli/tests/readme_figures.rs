@@ -281,6 +281,9 @@ fn readme_results_and_performance_agree_with_the_committed_outputs() {
         "docs/results/fashion-paper/real-only-28/README.md",
         "docs/results/ab/weight-decay.txt",
         "docs/results/ab/fashion-copies.txt",
+        // issue 12's last steps, measured at paper scale and dropped
+        "docs/results/ab/residual-decoder.txt",
+        "docs/results/ab/direction-order-and-stopping.txt",
         // the AVX2 EPYC: the paired benches before Winograd's transposed convolutions, before
         // inference's buffers and the kernels of 2026-12-05 and before the training changes of
         // 2026-12-04, and their A/Bs
