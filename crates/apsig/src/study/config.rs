@@ -26,8 +26,9 @@ pub struct StudyConfig {
     pub k: usize,
     /// Training signatures (adversary's own data, white-box route) per cell.
     pub train_signatures: usize,
-    /// Secrets (test images) attacked per cell; the defence and budget cells use the first
-    /// `defence_secrets` of them (each defended query is dearer).
+    /// Secrets (test images) attacked per cell; the defence, budget and label-only baseline
+    /// cells (flip rates, boundary distance, predicted search) use the first `defence_secrets`
+    /// of them (each of their queries is dearer: defended, or one of many per budget).
     pub secrets: usize,
     /// See `secrets`.
     pub defence_secrets: usize,
