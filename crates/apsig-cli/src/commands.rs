@@ -39,6 +39,10 @@ pub enum Command {
     QueryCurve(crate::query_curve::CurveArgs),
     /// Write a target model (safetensors) as ONNX.
     ExportOnnx(ExportOnnxArgs),
+    /// Compare two run configurations on the same secrets, one pair of finished runs per seed:
+    /// MSE, identification and class recovery with paired bootstrap intervals, and a winner
+    /// only where every seed agrees.
+    Compare(crate::compare::CompareArgs),
     /// The study beyond the paper: direction strategies, oracle variants, defences, sweeps over K,
     /// training size and query budget, attributes from signatures; both data sets, one report.
     Study(crate::study::StudyArgs),
@@ -89,9 +93,11 @@ pub struct RunArgs {
     /// A TOML config (see `config.toml` in any run directory); overrides the preset.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Seed for directions, initialisation and data order.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
+    /// Seed for directions, initialisation and data order [default: 1, or the config's]. With
+    /// --config, every seed in it moves by the same step, so `directions.seed` becomes this and
+    /// the others keep their offsets: the same config at another seed.
+    #[arg(long)]
+    seed: Option<u64>,
     /// Data set name (mnist, fashion-mnist, cifar10, cifar100), a directory (IDX files, train/ and
     /// test/ image folders, CIFAR batches) or a .npz file (overrides the config).
     #[arg(long)]
@@ -288,15 +294,19 @@ pub fn dispatch(cmd: Command, opts: &DataOptions, bars: &Bars) -> Result<()> {
         Command::Attack(a) => crate::attack::attack(a, opts),
         Command::QueryCurve(a) => crate::query_curve::query_curve(a, opts),
         Command::ExportOnnx(a) => export_onnx(a),
+        Command::Compare(a) => crate::compare::compare(a, opts, bars),
         Command::Study(a) => crate::study::study(a, opts, bars),
         Command::MakeColour(a) => crate::make_colour::make_colour(a, opts),
     }
 }
 
 fn run(a: RunArgs, opts: &DataOptions, bars: &Bars) -> Result<()> {
-    let mut cfg = match &a.config {
-        Some(p) => apsig::io::read_toml::<RunConfig>(p)?,
-        None => RunConfig::preset(a.preset.name(), a.seed)?,
+    let mut cfg = match (&a.config, a.seed) {
+        (Some(p), seed) => {
+            let cfg = apsig::io::read_toml::<RunConfig>(p)?;
+            seed.map_or(cfg.clone(), |s| cfg.reseeded(s))
+        }
+        (None, seed) => RunConfig::preset(a.preset.name(), seed.unwrap_or(1))?,
     };
     if let Some(d) = a.dataset {
         cfg.dataset = d;
@@ -563,7 +573,7 @@ impl Command {
             Command::Run(a) => match (&a.dataset, &a.config) {
                 (Some(d), _) => Some(d.clone()),
                 (None, Some(p)) => apsig::io::read_toml::<RunConfig>(p).ok().map(|c| c.dataset),
-                (None, None) => RunConfig::preset(a.preset.name(), a.seed).ok().map(|c| c.dataset),
+                (None, None) => RunConfig::preset(a.preset.name(), 1).ok().map(|c| c.dataset),
             },
             Command::TrainTarget(a) => Some(a.dataset.clone()),
             Command::Signatures(a) => Some(a.dataset.clone()),

@@ -6,6 +6,7 @@
 mod attack;
 mod bench;
 mod commands;
+mod compare;
 mod make_colour;
 mod progress;
 mod query_curve;

@@ -5,7 +5,7 @@ use anyhow::{bail, Context, Result};
 use apsig::data::DataOptions;
 use apsig::decoder::Decoder;
 use apsig::directions::Directions;
-use apsig::model::{Arch, Classifier};
+use apsig::model::{Arch, SuppliedModel};
 use apsig::pipeline::{files, images_of, labels_of};
 use apsig::signature::{extract, EpsPredictor, ExtractConfig, Method, Prior, SearchConfig, SignatureSet};
 use apsig_report::{LineChart, Series};
@@ -13,7 +13,6 @@ use clap::Args;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 #[derive(Args)]
 pub struct CurveArgs {
@@ -34,13 +33,13 @@ pub struct CurveArgs {
 /// A run's model for a role: `flag` when given, else the model apsig trained into the run
 /// directory, else the user's file that the run's `metrics.json` records, if its SHA-256 is
 /// still what the run saw.
-fn run_model(run: &Path, flag: Option<&Path>, own: &str, role: &str, arch: Arch) -> Result<Arc<dyn Classifier>> {
+pub(crate) fn run_model(run: &Path, flag: Option<&Path>, own: &str, role: &str, arch: Arch) -> Result<SuppliedModel> {
     if let Some(p) = flag {
-        return Ok(apsig_onnx::load_model(p, arch)?.classifier);
+        return Ok(apsig_onnx::load_model(p, arch)?);
     }
     let own = run.join(own);
     if own.exists() {
-        return Ok(apsig_onnx::load_model(&own, arch)?.classifier);
+        return Ok(apsig_onnx::load_model(&own, arch)?);
     }
     let metrics_path = run.join(files::METRICS);
     let metrics: serde_json::Value = std::fs::read(&metrics_path)
@@ -57,7 +56,7 @@ fn run_model(run: &Path, flag: Option<&Path>, own: &str, role: &str, arch: Arch)
     if m.sha256 != sha256 {
         bail!("{file}: changed since the run in {} (SHA-256 {sha256} then, {} now)", run.display(), m.sha256);
     }
-    Ok(m.classifier)
+    Ok(m)
 }
 
 /// Where a curve point's search starts.
@@ -90,8 +89,8 @@ struct Point {
 
 pub fn query_curve(a: CurveArgs, opts: &DataOptions) -> Result<()> {
     let r = |f: &str| a.run.join(f);
-    let target = run_model(&a.run, a.model.as_deref(), files::TARGET, "target", Arch::TargetNetS)?;
-    let evaluator = run_model(&a.run, a.evaluator.as_deref(), files::EVALUATOR, "evaluator", Arch::EvalNet)?;
+    let target = run_model(&a.run, a.model.as_deref(), files::TARGET, "target", Arch::TargetNetS)?.classifier;
+    let evaluator = run_model(&a.run, a.evaluator.as_deref(), files::EVALUATOR, "evaluator", Arch::EvalNet)?.classifier;
     let dirs = Directions::load(&r(files::DIRECTIONS))?;
     let decoder = Decoder::load(&r(files::DECODER))?;
     let train = SignatureSet::load(&r(files::SIG_TRAIN))?;

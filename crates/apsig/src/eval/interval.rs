@@ -7,6 +7,9 @@
 use crate::rng::Rng;
 use serde::{Deserialize, Serialize};
 
+/// Bootstrap resamples behind every interval apsig reports (the study's and `apsig compare`'s).
+pub const RESAMPLES: usize = 2000;
+
 /// A difference of means with its 95% bootstrap interval.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Interval {
@@ -22,6 +25,35 @@ impl Interval {
     /// Whether the interval leaves zero out (only then is there a winner).
     pub fn excludes_zero(&self) -> bool {
         self.low > 0.0 || self.high < 0.0
+    }
+}
+
+/// Which of two configurations wins across seeds, from the intervals of `a - b` at each seed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// `a` is better at every seed, each interval leaving zero out.
+    First,
+    /// `b` is better at every seed, each interval leaving zero out.
+    Second,
+    /// Some seed's interval holds zero, a seed is missing, or the seeds disagree.
+    NoWinner,
+}
+
+/// The winner of `a` against `b` over `per_seed` intervals of `a - b` (a missing seed counts as
+/// no interval): a side wins only where every seed's interval leaves zero out on its side, so a
+/// verdict does not hang on one draw of directions, models and secrets.
+pub fn winner(per_seed: &[Option<Interval>], lower_is_better: bool) -> Verdict {
+    let first = |i: &Interval| i.excludes_zero() && (i.estimate < 0.0) == lower_is_better;
+    let second = |i: &Interval| i.excludes_zero() && (i.estimate < 0.0) != lower_is_better;
+    let all =
+        |f: &dyn Fn(&Interval) -> bool| !per_seed.is_empty() && per_seed.iter().all(|i| i.as_ref().is_some_and(f));
+    if all(&first) {
+        Verdict::First
+    } else if all(&second) {
+        Verdict::Second
+    } else {
+        Verdict::NoWinner
     }
 }
 
@@ -73,6 +105,21 @@ mod tests {
         let other: Vec<f64> = (0..400).map(|_| rng.normal() as f64).collect();
         assert!(!paired_bootstrap(&same, &other, 2000, 3).unwrap().excludes_zero());
         assert_eq!(paired_bootstrap(&a, &b, 2000, 3), Some(i), "a seed gives the same interval");
+    }
+
+    #[test]
+    fn a_winner_needs_every_seed_on_its_side() {
+        let at = |estimate: f64, low: f64, high: f64| Some(Interval { estimate, low, high });
+        let lower = at(-2.0, -3.0, -1.0);
+        let higher = at(2.0, 1.0, 3.0);
+        let unsure = at(-1.0, -2.0, 0.5);
+        assert_eq!(winner(&[lower, lower], true), Verdict::First, "a lower MSE at both seeds");
+        assert_eq!(winner(&[lower, lower], false), Verdict::Second, "fewer identified at both seeds");
+        assert_eq!(winner(&[higher, higher], true), Verdict::Second);
+        assert_eq!(winner(&[lower, unsure], true), Verdict::NoWinner, "one seed holds zero");
+        assert_eq!(winner(&[lower, higher], true), Verdict::NoWinner, "the seeds disagree");
+        assert_eq!(winner(&[lower, None], true), Verdict::NoWinner, "a seed is missing");
+        assert_eq!(winner(&[], true), Verdict::NoWinner);
     }
 
     #[test]

@@ -10,7 +10,7 @@ mod identification;
 pub use identification::{identification, identified_each, Identification};
 
 mod interval;
-pub use interval::{paired_bootstrap, Interval};
+pub use interval::{paired_bootstrap, winner, Interval, Verdict, RESAMPLES};
 
 use crate::model::Classifier;
 use crate::nn::Shape;
@@ -50,6 +50,49 @@ pub struct PerSecret {
     pub identified: Vec<bool>,
     /// Whether the evaluator gives each the true label of its original.
     pub class_recovered: Vec<bool>,
+}
+
+/// The per-secret measures a difference between two attacks is resampled over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Measure {
+    /// Each reconstruction's MSE (lower is better).
+    Mse,
+    /// Whether each identifies its secret among all (1 or 0).
+    Identified,
+    /// Whether the evaluator gives each its original's class (1 or 0).
+    ClassRecovered,
+}
+
+impl Measure {
+    /// Every measure, in report order.
+    pub const ALL: [Measure; 3] = [Measure::Mse, Measure::Identified, Measure::ClassRecovered];
+
+    /// Whether a smaller value is the better attack.
+    pub fn lower_is_better(self) -> bool {
+        self == Measure::Mse
+    }
+
+    /// Its name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Measure::Mse => "MSE",
+            Measure::Identified => "identified",
+            Measure::ClassRecovered => "class recovery",
+        }
+    }
+}
+
+impl PerSecret {
+    /// Each secret's value of `m` (a share's 1 or 0 as a number, so its mean is the share).
+    pub fn values(&self, m: Measure) -> Vec<f64> {
+        let share = |v: &[bool]| v.iter().map(|&b| f64::from(u8::from(b))).collect();
+        match m {
+            Measure::Mse => self.mse.clone(),
+            Measure::Identified => share(&self.identified),
+            Measure::ClassRecovered => share(&self.class_recovered),
+        }
+    }
 }
 
 /// `quality` and the per-secret outcomes it averages.

@@ -136,6 +136,19 @@ impl RunConfig {
         c
     }
 
+    /// This config at another seed: every seed (directions, target, evaluator, decoder) moves by
+    /// `seed - directions.seed`, so the directions take `seed` and the others keep their
+    /// offsets from it, as the presets lay them out.
+    pub fn reseeded(&self, seed: u64) -> Self {
+        let shift = |s: u64| s.wrapping_add(seed.wrapping_sub(self.directions.seed));
+        let mut c = self.clone();
+        c.directions.seed = seed;
+        c.target.seed = shift(c.target.seed);
+        c.evaluator.seed = shift(c.evaluator.seed);
+        c.decoder.train.seed = shift(c.decoder.train.seed);
+        c
+    }
+
     /// A preset by name: `quick`, `paper` or `smoke`.
     pub fn preset(name: &str, seed: u64) -> Result<Self> {
         match name {
@@ -177,4 +190,20 @@ fn is_zero(v: &usize) -> bool {
 
 fn is_false(v: &bool) -> bool {
     !*v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reseeding_a_config_gives_the_preset_at_that_seed() {
+        assert_eq!(RunConfig::paper(1).reseeded(3), RunConfig::paper(3));
+        assert_eq!(RunConfig::quick(7).reseeded(7), RunConfig::quick(7));
+        // a hand-written config keeps its own offsets
+        let mut c = RunConfig::smoke(1);
+        c.decoder.train.seed = 50;
+        let r = c.reseeded(4);
+        assert_eq!((r.directions.seed, r.target.seed, r.evaluator.seed, r.decoder.train.seed), (4, 4, 1004, 53));
+    }
 }

@@ -3,6 +3,7 @@
 //! interrupted run resumes where it stopped.
 
 pub mod augment;
+pub mod compare;
 mod config;
 mod measure;
 mod metrics;

@@ -2,7 +2,7 @@
 
 use super::{slug, Cell, DatasetSummary, StudyConfig, StudySummary};
 use crate::error::Result;
-use crate::eval::{paired_bootstrap, Interval, PerSecret};
+use crate::eval::{paired_bootstrap, winner, Interval, Measure, PerSecret, Verdict, RESAMPLES};
 use crate::io::atomic_write;
 use apsig_report::{fmt_num, markdown_table, LineChart, Series};
 use std::fmt::Write;
@@ -146,9 +146,6 @@ const COMPARED: [Attack; 4] = [
     ("boundary distance", "baseline", "boundary-distance"),
 ];
 
-/// Bootstrap resamples of every interval in the comparison.
-const RESAMPLES: usize = 2000;
-
 /// The cell of attack `m` (an entry of `COMPARED`) at per-secret budget `budget`.
 fn compared<'a>(d: &'a DatasetSummary, m: &Attack, budget: f64) -> Option<&'a Cell> {
     d.cells.iter().find(|c| c.group == m.1 && c.variant == m.2 && c.knob == budget)
@@ -232,21 +229,6 @@ fn seeds_of<'a>(d: &'a DatasetSummary, c: &StudyConfig) -> Vec<(u64, &'a [Cell])
     seeds
 }
 
-/// Each secret's MSE, the value the MSE intervals resample.
-fn mse_each(p: &PerSecret) -> Vec<f64> {
-    p.mse.clone()
-}
-
-/// Each secret identified (1) or not (0).
-fn identified_each(p: &PerSecret) -> Vec<f64> {
-    p.identified.iter().map(|&v| f64::from(u8::from(v))).collect()
-}
-
-/// Each secret's class recovered (1) or not (0).
-fn recovered_each(p: &PerSecret) -> Vec<f64> {
-    p.class_recovered.iter().map(|&v| f64::from(u8::from(v))).collect()
-}
-
 /// A table of `interval_row`s: the two label columns, one column per seed, the winner; none
 /// without rows.
 fn interval_table(labels: [&str; 2], seeds: &[(u64, &[Cell])], rows: &[Vec<String>]) -> Option<String> {
@@ -277,16 +259,11 @@ fn interval_row(
         ),
         None => "n/a".into(),
     }));
-    let better = |i: &Interval| i.excludes_zero() && (i.estimate < 0.0) == lower_is_better;
-    let worse = |i: &Interval| i.excludes_zero() && (i.estimate < 0.0) != lower_is_better;
-    let all = |f: &dyn Fn(&Interval) -> bool| found.iter().all(|i| i.as_ref().is_some_and(f));
     label.push(
-        if all(&better) {
-            names.0
-        } else if all(&worse) {
-            names.1
-        } else {
-            "no winner"
+        match winner(found, lower_is_better) {
+            Verdict::First => names.0,
+            Verdict::Second => names.1,
+            Verdict::NoWinner => "no winner",
         }
         .into(),
     );
@@ -342,28 +319,28 @@ struct Pairing {
 /// The MSE, identification and class-recovery tables of `pairings` at every seed, each
 /// bootstrap seeded by its seed and `salt`; none where no row was measured.
 fn paired_tables(seeds: &[(u64, &[Cell])], pairings: &[Pairing], labels: [&str; 2], salt: u64) -> Option<[String; 3]> {
-    let table = |value: &dyn Fn(&PerSecret) -> Vec<f64>, lower_is_better: bool, scale: f64, digits: usize| {
+    let table = |m: Measure, scale: f64, digits: usize| {
         let mut rows = Vec::new();
         for p in pairings {
             let found: Vec<Option<Interval>> = seeds
                 .iter()
                 .map(|(seed, cells)| {
                     let (a, b) = (p.cell.find(cells)?, p.reference.find(cells)?);
-                    paired_bootstrap(&value(a), &value(b), RESAMPLES, seed ^ salt)
+                    paired_bootstrap(&a.values(m), &b.values(m), RESAMPLES, seed ^ salt)
                 })
                 .collect();
             if found.iter().all(Option::is_none) {
                 continue;
             }
             let names = (p.names.0.as_str(), p.names.1.as_str());
-            rows.push(interval_row(p.label.to_vec(), &found, scale, digits, lower_is_better, names));
+            rows.push(interval_row(p.label.to_vec(), &found, scale, digits, m.lower_is_better(), names));
         }
         interval_table(labels, seeds, &rows)
     };
     Some([
-        table(&mse_each, true, 1.0, 4)?,
-        table(&identified_each, false, 100.0, 1)?,
-        table(&recovered_each, false, 100.0, 1)?,
+        table(Measure::Mse, 1.0, 4)?,
+        table(Measure::Identified, 100.0, 1)?,
+        table(Measure::ClassRecovered, 100.0, 1)?,
     ])
 }
 
