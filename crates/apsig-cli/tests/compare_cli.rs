@@ -69,6 +69,10 @@ fn a_decoder_change_is_compared_on_the_same_secrets() {
     let pair = &c["pairs"][0];
     assert_eq!(pair["secrets"], 60);
     assert_eq!(pair["same_evaluator"], true);
+    for (side, dir) in [(0, &reference), (1, &candidate)] {
+        let reported = json(&dir.join("metrics.json"))["test_signatures"]["queries_per_image"].as_f64().unwrap();
+        assert!((pair["queries_per_secret"][side].as_f64().unwrap() - reported).abs() < 1e-9, "{pair}");
+    }
     // compare's own scoring gives back what each run reported
     for (side, dir) in [("reference", &reference), ("candidate", &candidate)] {
         let m = json(&dir.join("metrics.json"));

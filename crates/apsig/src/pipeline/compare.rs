@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::eval::{paired_bootstrap, scored, winner, Interval, Measure, PerSecret, Verdict, RESAMPLES};
 use crate::io::TensorFile;
 use crate::model::Classifier;
+use crate::signature::SignatureSet;
 use apsig_data::Dataset;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -41,6 +42,9 @@ pub struct RunOutcomes {
     pub per_secret: PerSecret,
     /// SHA-256 of the evaluator that judged class recovery.
     pub evaluator_sha256: String,
+    /// Mean change-oracle queries per secret, from the run's test signatures (none where the
+    /// run directory no longer holds them).
+    pub queries_per_secret: Option<f64>,
 }
 
 /// Scores the reconstructions of the finished run in `dir` against `data`'s test images, with
@@ -71,12 +75,24 @@ pub fn run_outcomes(
         labels.push(test.labels[i as usize]);
     }
     let (_, per_secret) = scored(&recons, &originals, &labels, image, evaluator);
+    let sigs = dir.join(files::SIG_TEST);
+    let queries_per_secret = match sigs.exists() {
+        true => {
+            let set = SignatureSet::load(&sigs)?;
+            if set.indices != indices {
+                return Err(Error::bad_file(&sigs, format!("covers other secrets than {}", path.display())));
+            }
+            Some(set.total_queries() as f64 / set.n().max(1) as f64)
+        }
+        false => None,
+    };
     Ok(RunOutcomes {
         dir: dir.to_path_buf(),
         dataset: data.name.clone(),
         indices,
         per_secret,
         evaluator_sha256: evaluator_sha256.to_string(),
+        queries_per_secret,
     })
 }
 
@@ -104,6 +120,8 @@ pub struct PairComparison {
     pub secrets: usize,
     /// Whether one evaluator judged both (else class recovery differs by evaluator too).
     pub same_evaluator: bool,
+    /// Mean queries per secret of the reference and the candidate run, where known.
+    pub queries_per_secret: [Option<f64>; 2],
     /// One entry per measure, in `Measure::ALL` order.
     pub differences: Vec<Difference>,
 }
@@ -156,6 +174,7 @@ pub fn compare(pairs: &[(RunOutcomes, RunOutcomes)], seed: u64) -> Result<Compar
             candidate: c.dir.display().to_string(),
             secrets: r.indices.len(),
             same_evaluator: r.evaluator_sha256 == c.evaluator_sha256,
+            queries_per_secret: [r.queries_per_secret, c.queries_per_secret],
             differences,
         });
     }
@@ -180,6 +199,12 @@ impl Comparison {
              only where every pair's interval leaves zero out on its side.\n",
             self.resamples
         );
+        let queries = |q: Option<f64>| q.map_or("n/a".into(), |q| format!("{q:.1}"));
+        md.push_str("\nQueries per secret (the change oracle's, from each run's test signatures):\n\n| reference | candidate | reference | candidate |\n|---|---|---|---|\n");
+        for p in &self.pairs {
+            let [r, c] = p.queries_per_secret;
+            let _ = writeln!(md, "| {} | {} | {} | {} |", p.reference, p.candidate, queries(r), queries(c));
+        }
         for (j, (m, v)) in self.verdicts.iter().enumerate() {
             let (scale, digits, unit) = if *m == Measure::Mse { (1.0, 6, "") } else { (100.0, 2, " (points)") };
             let f = |x: f64| format!("{:.*}", digits, scale * x);
@@ -227,6 +252,7 @@ mod tests {
             indices: (0..n as u32).collect(),
             per_secret: PerSecret { mse, identified, class_recovered: vec![true; n] },
             evaluator_sha256: "e".into(),
+            queries_per_secret: Some(100.0),
         }
     }
 
