@@ -284,6 +284,9 @@ fn readme_results_and_performance_agree_with_the_committed_outputs() {
         // issue 12's last steps, measured at paper scale and dropped
         "docs/results/ab/residual-decoder.txt",
         "docs/results/ab/direction-order-and-stopping.txt",
+        "docs/results/ab/quick-three-seeds/README.md",
+        "docs/results/ab/quick-three-seeds/predicted-search.md",
+        "docs/results/ab/quick-three-seeds/weight-decay.md",
         // the AVX2 EPYC: the paired benches before Winograd's transposed convolutions, before
         // inference's buffers and the kernels of 2026-12-05 and before the training changes of
         // 2026-12-04, and their A/Bs

@@ -69,7 +69,8 @@ impl RunConfig {
             dataset: "mnist".into(),
             test_prior: true,
             // groups of 10 at 10% precision: about half the queries per secret of the
-            // median-started search at 1%, for the same quality (docs/results/quick/quality-vs-queries.json)
+            // median-started search at 1%, for about the same quality (docs/results/quick/quality-vs-queries.json;
+            // at three seeds no winner, one seed 1.9% worse MSE: docs/results/ab/quick-three-seeds)
             predict_group: 10,
             fig3_class: 2,
             train_limit: 0,
