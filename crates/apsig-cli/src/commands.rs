@@ -302,10 +302,8 @@ pub fn dispatch(cmd: Command, opts: &DataOptions, bars: &Bars) -> Result<()> {
 
 fn run(a: RunArgs, opts: &DataOptions, bars: &Bars) -> Result<()> {
     let mut cfg = match (&a.config, a.seed) {
-        (Some(p), seed) => {
-            let cfg = apsig::io::read_toml::<RunConfig>(p)?;
-            seed.map_or(cfg.clone(), |s| cfg.reseeded(s))
-        }
+        (Some(p), None) => apsig::io::read_toml::<RunConfig>(p)?,
+        (Some(p), Some(seed)) => apsig::io::read_toml::<RunConfig>(p)?.reseeded(seed),
         (None, seed) => RunConfig::preset(a.preset.name(), seed.unwrap_or(1))?,
     };
     if let Some(d) = a.dataset {

@@ -4,7 +4,7 @@
 //! stand for seeds (each pair drawn with its own target, directions and decoder seeds); as in
 //! the study, a side wins only where every pair's interval leaves zero out on its side.
 
-use super::{files, image_shape};
+use super::{files, image_shape, SignatureStats};
 use crate::error::{Error, Result};
 use crate::eval::{paired_bootstrap, scored, winner, Interval, Measure, PerSecret, Verdict, RESAMPLES};
 use crate::io::TensorFile;
@@ -65,16 +65,11 @@ pub fn run_outcomes(
             format!("reconstructions are not {}x{}x{} images of {}", image.h, image.w, image.c, data.name),
         ));
     }
-    let mut originals = Vec::with_capacity(recons.len());
-    let mut labels = Vec::with_capacity(indices.len());
-    for &i in &indices {
-        if i as usize >= test.n {
-            return Err(Error::bad_file(&path, format!("index {i} outside {}'s {} test images", data.name, test.n)));
-        }
-        originals.extend_from_slice(test.image(i as usize));
-        labels.push(test.labels[i as usize]);
+    if let Some(i) = indices.iter().find(|&&i| i as usize >= test.n) {
+        return Err(Error::bad_file(&path, format!("index {i} outside {}'s {} test images", data.name, test.n)));
     }
-    let (_, per_secret) = scored(&recons, &originals, &labels, image, evaluator);
+    let secrets = test.subset(&indices.iter().map(|&i| i as usize).collect::<Vec<_>>());
+    let (_, per_secret) = scored(&recons, &secrets.images, &secrets.labels, image, evaluator);
     let sigs = dir.join(files::SIG_TEST);
     let queries_per_secret = match sigs.exists() {
         true => {
@@ -82,7 +77,7 @@ pub fn run_outcomes(
             if set.indices != indices {
                 return Err(Error::bad_file(&sigs, format!("covers other secrets than {}", path.display())));
             }
-            Some(set.total_queries() as f64 / set.n().max(1) as f64)
+            Some(SignatureStats::of(&set).queries_per_image)
         }
         false => None,
     };
