@@ -279,6 +279,11 @@ fn readme_results_and_performance_agree_with_the_committed_outputs() {
         "docs/results/fashion-paper/weight-decay/config.toml",
         "docs/results/fashion-paper/weight-decay/run.txt",
         "docs/results/fashion-paper/real-only-28/README.md",
+        // the same configuration at seeds 1-3 on the Intel Xeon
+        "docs/results/fashion-paper/three-seeds/README.md",
+        "docs/results/fashion-paper/three-seeds/seed-1/metrics.json",
+        "docs/results/fashion-paper/three-seeds/seed-2/metrics.json",
+        "docs/results/fashion-paper/three-seeds/seed-3/metrics.json",
         "docs/results/ab/weight-decay.txt",
         "docs/results/ab/fashion-copies.txt",
         // issue 12's last steps, measured at paper scale and dropped
