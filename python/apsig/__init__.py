@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -39,7 +39,9 @@ __all__ = [
     "Run",
     "SignatureSet",
     "STRATEGIES",
+    "Comparison",
     "baselines",
+    "compare",
     "identification",
     "load_dataset",
     "load_run",
@@ -291,6 +293,57 @@ def study(
     """A study (``apsig study``) into ``out``: a preset name or a config dict. Returns its summary."""
     d = os.fspath(data_dir) if data_dir is not None else None
     return json.loads(_native.study(_config(config, study_config), os.fspath(out), d, download, progress))
+
+
+@dataclass
+class Comparison:
+    """Candidate runs against reference runs on the same secrets (:func:`compare`)."""
+
+    #: Per measure (``"mse"``, ``"identified"``, ``"class-recovered"``): ``"candidate"`` or
+    #: ``"reference"`` where every pair's 95% interval leaves zero out on that side, else
+    #: ``"no winner"``.
+    winners: Dict[str, str]
+    #: One dict per pair of runs (a seed): ``reference``, ``candidate``, ``secrets``,
+    #: ``same_evaluator``, ``queries_per_secret`` and ``differences``, each measure's two means
+    #: and the ``interval`` (``estimate``, ``low``, ``high``) of candidate minus reference.
+    pairs: List[Dict[str, Any]]
+    #: Bootstrap resamples behind each interval.
+    resamples: int
+    #: The comparison as ``apsig compare`` prints it.
+    markdown: str
+
+
+def compare(
+    reference: Union[PathLike, Sequence[PathLike]],
+    candidate: Union[PathLike, Sequence[PathLike]],
+    seed: int = 1,
+    data_dir: Optional[PathLike] = None,
+    download: bool = False,
+    progress: Progress = True,
+) -> Comparison:
+    """Is the candidate configuration better than the reference on the same secrets
+    (``apsig compare``)? Finished run directories, paired by position: one pair per seed, a
+    path alone is one pair. Each run's reconstructions are scored again secret by secret (MSE,
+    identification, class recovery by the run's own evaluator) and each difference gets a 95%
+    paired bootstrap interval over the secrets (resampling seeded by ``seed``). A change to the
+    decoder alone costs only the decoder: copy the reference run's directory and run the changed
+    config into the copy. Runs judged by a user-supplied ONNX evaluator: use the CLI."""
+
+    def dirs(x: Union[PathLike, Sequence[PathLike]]) -> List[str]:
+        if isinstance(x, (str, os.PathLike)):
+            return [os.fspath(x)]
+        return [os.fspath(p) for p in x]
+
+    d = os.fspath(data_dir) if data_dir is not None else None
+    text, markdown = _native.compare(dirs(reference), dirs(candidate), seed, d, download, progress)
+    c = json.loads(text)
+    side = {"first": "candidate", "second": "reference", "no-winner": "no winner"}
+    return Comparison(
+        winners={measure: side[v] for measure, v in c["verdicts"]},
+        pairs=c["pairs"],
+        resamples=c["resamples"],
+        markdown=markdown,
+    )
 
 
 @dataclass

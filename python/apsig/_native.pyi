@@ -1,6 +1,6 @@
 """Type stubs of the native module (Rust, PyO3). Use the package ``apsig``, which wraps it."""
 
-from typing import Any, Callable, Dict, Literal, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Literal, Optional, Tuple, Union
 
 import numpy as np
 
@@ -175,3 +175,11 @@ def study(
     download: bool = ...,
     progress: Union[bool, None, Callable[[str, int, int], Any]] = ...,
 ) -> str: ...
+def compare(
+    reference: List[str],
+    candidate: List[str],
+    seed: int = ...,
+    data_dir: Optional[str] = ...,
+    download: bool = ...,
+    progress: Union[bool, None, Callable[[str, int, int], Any]] = ...,
+) -> Tuple[str, str]: ...

@@ -2,6 +2,7 @@
 whose files (the CLI's) load into Python and back."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -124,3 +125,54 @@ def test_a_run_in_python_writes_the_cli_files_which_load_back(tmp_path):
     run.test_signatures.save(str(out / "signatures-test.safetensors"))
     run.decoder.save(str(out / "decoder.safetensors"))
     assert apsig.run(cfg, out, data_dir=data_dir(), progress=False)["decoder"] == metrics["decoder"]
+
+
+@needs_mnist
+def test_compare_scores_two_runs_on_the_same_secrets(tmp_path):
+    cfg = apsig.run_config("smoke", seed=1)
+    cfg.update(train_limit=600)
+    cfg["target"]["epochs"] = cfg["evaluator"]["epochs"] = 1
+    cfg["directions"]["k"] = 8
+    cfg["train_signatures"]["count"] = 300
+    cfg["test_signatures"]["count"] = 40
+    cfg["decoder"].update(width=4)
+    cfg["decoder"]["train"]["epochs"] = 2
+    reference, candidate = tmp_path / "ref", tmp_path / "cand"
+    ref_metrics = apsig.run(cfg, reference, data_dir=data_dir(), progress=False)
+    # the candidate differs in its decoder only: the earlier stages are copied and reused
+    candidate.mkdir()
+    for f in ["target", "evaluator", "directions", "signatures-train", "signatures-test"]:
+        shutil.copy(reference / f"{f}.safetensors", candidate / f"{f}.safetensors")
+    cfg["decoder"]["train"]["seed"] += 1
+    cand_metrics = apsig.run(cfg, candidate, data_dir=data_dir(), progress=False)
+
+    c = apsig.compare(reference, candidate, data_dir=data_dir(), progress=False)
+    assert set(c.winners) == {"mse", "identified", "class-recovered"}
+    assert set(c.winners.values()) <= {"candidate", "reference", "no winner"}
+    (pair,) = c.pairs
+    assert pair["secrets"] == 40 and pair["same_evaluator"]
+    assert pair["queries_per_secret"][0] == pytest.approx(ref_metrics["test_signatures"]["queries_per_image"])
+    # compare's own scoring gives back what each run reported
+    for side, m in [("reference", ref_metrics), ("candidate", cand_metrics)]:
+        got = [d[side] for d in pair["differences"]]
+        want = [m["decoder"]["mse"], m["decoder"]["identification"]["overall"], m["decoder"]["class_recovery"]]
+        assert got == pytest.approx(want, abs=1e-6)
+    for d in pair["differences"]:
+        i = d["interval"]
+        assert i["low"] <= i["estimate"] <= i["high"]
+        assert i["estimate"] == pytest.approx(d["candidate"] - d["reference"], abs=1e-9)
+    assert "Winner on MSE:" in c.markdown
+    # a run against itself: every difference is zero and nothing wins; lists pair by position
+    same = apsig.compare([reference, candidate], [str(reference), candidate], data_dir=data_dir(), progress=False)
+    assert [d["interval"]["estimate"] for d in same.pairs[0]["differences"]] == [0.0, 0.0, 0.0]
+    assert same.winners == {"mse": "no winner", "identified": "no winner", "class-recovered": "no winner"}
+
+    with pytest.raises(apsig.ApsigError, match="1 reference runs but 2 candidate runs"):
+        apsig.compare(reference, [candidate, candidate], data_dir=data_dir())
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(apsig.ApsigError, match="not a run directory"):
+        apsig.compare(reference, empty, data_dir=data_dir())
+    (candidate / "evaluator.safetensors").unlink()
+    with pytest.raises(apsig.ApsigError, match="evaluator.safetensors: missing"):
+        apsig.compare(reference, candidate, data_dir=data_dir())

@@ -5,13 +5,12 @@
 
 use crate::progress::Bars;
 use crate::query_curve::run_model;
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use apsig::data::DataOptions;
 use apsig::model::Arch;
-use apsig::pipeline::compare::{compare as compare_runs, run_outcomes, RunOutcomes};
-use apsig::pipeline::{files, RunConfig};
+use apsig::pipeline::compare::compare_dirs;
+use apsig::pipeline::files;
 use clap::Args;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Pairs are given by position: `--reference r1 r2 r3 --candidate c1 c2 c3` compares c1 with
@@ -43,30 +42,9 @@ pub struct CompareArgs {
 }
 
 pub fn compare(a: CompareArgs, opts: &DataOptions, bars: &Bars) -> Result<()> {
-    if a.reference.len() != a.candidate.len() {
-        bail!(
-            "compare: {} reference runs but {} candidate runs (they pair by position, one pair per seed)",
-            a.reference.len(),
-            a.candidate.len()
-        );
-    }
-    let mut data = BTreeMap::new();
-    let mut score = |dir: &Path| -> Result<RunOutcomes> {
-        let config = dir.join(files::CONFIG);
-        let cfg: RunConfig =
-            apsig::io::read_toml(&config).with_context(|| format!("{}: not a run directory", dir.display()))?;
-        if !data.contains_key(&cfg.dataset) {
-            data.insert(cfg.dataset.clone(), apsig::data::load(&cfg.dataset, opts)?);
-        }
-        let evaluator = run_model(dir, None, files::EVALUATOR, "evaluator", Arch::EvalNet)?;
-        apsig::Progress::message(bars, &format!("scoring {}", dir.display()));
-        Ok(run_outcomes(dir, &data[&cfg.dataset], evaluator.classifier.as_ref(), &evaluator.sha256)?)
-    };
-    let mut pairs = Vec::with_capacity(a.reference.len());
-    for (r, c) in a.reference.iter().zip(&a.candidate) {
-        pairs.push((score(r)?, score(c)?));
-    }
-    let comparison = compare_runs(&pairs, a.seed)?;
+    let comparison = compare_dirs(&a.reference, &a.candidate, opts, a.seed, bars, |dir: &Path| {
+        run_model(dir, None, files::EVALUATOR, "evaluator", Arch::EvalNet)
+    })?;
     let md = comparison.markdown();
     print!("{md}");
     if let Some(p) = &a.out {

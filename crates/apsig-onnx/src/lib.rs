@@ -296,15 +296,7 @@ pub fn load_model(path: impl AsRef<Path>, arch: Arch) -> Result<SuppliedModel> {
     if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("onnx")) {
         return OnnxClassifier::load_supplied(path);
     }
-    let bytes = std::fs::read(path).map_err(|e| apsig::Error::io(path, e))?;
-    let sha256 = apsig::io::sha256_hex(&bytes);
-    let m = apsig::model::network_from(&apsig::io::TensorFile::parse(path, bytes)?, Some(arch))?;
-    Ok(SuppliedModel {
-        classifier: Arc::new(m.net),
-        file: path.to_path_buf(),
-        sha256,
-        description: format!("apsig {} (safetensors)", arch.name()),
-    })
+    Ok(SuppliedModel::from_apsig_file(path, arch)?)
 }
 
 /// The ONNX graph of an apsig network made of `Conv`, `MaxPool2`, `Relu`, `Sigmoid` and

@@ -50,5 +50,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(pipeline::search_config, m)?)?;
     m.add_function(wrap_pyfunction!(pipeline::run, m)?)?;
     m.add_function(wrap_pyfunction!(pipeline::study, m)?)?;
+    m.add_function(wrap_pyfunction!(pipeline::compare, m)?)?;
     Ok(())
 }

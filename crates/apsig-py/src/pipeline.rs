@@ -188,3 +188,25 @@ pub fn study(
     let s = py.detach(|| apsig::study::run(&cfg, &out, &opts, &progress)).map_err(py_err)?;
     Ok(serde_json::to_string(&s).expect("serialises"))
 }
+
+/// Candidate runs against reference runs on the same secrets (the CLI's `apsig compare`), each
+/// run judged by the evaluator it trained: the comparison as JSON and as Markdown.
+#[pyfunction]
+#[pyo3(signature = (reference, candidate, seed=1, data_dir=None, download=false, progress=None))]
+#[allow(clippy::too_many_arguments)]
+pub fn compare(
+    py: Python<'_>,
+    reference: Vec<PathBuf>,
+    candidate: Vec<PathBuf>,
+    seed: u64,
+    data_dir: Option<PathBuf>,
+    download: bool,
+    progress: Option<Bound<'_, PyAny>>,
+) -> PyResult<(String, String)> {
+    use apsig::pipeline::compare::{compare_dirs, own_evaluator};
+    let opts = data_options(data_dir, download);
+    let progress = PyProgress::new(py, progress)?;
+    let c =
+        py.detach(|| compare_dirs(&reference, &candidate, &opts, seed, &progress, own_evaluator)).map_err(py_err)?;
+    Ok((serde_json::to_string(&c).expect("serialises"), c.markdown()))
+}

@@ -1,10 +1,11 @@
 //! Classifiers the user brings (an ONNX export, say) for the role of the target M or of the
 //! independent evaluator, with what identifies them in reports and reuse checks.
 
-use super::Classifier;
+use super::{network_from, Arch, Classifier};
 use crate::error::{Error, Result};
+use crate::io::{sha256_hex, TensorFile};
 use crate::nn::Shape;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// A classifier loaded from a file apsig did not write.
@@ -31,6 +32,20 @@ impl std::fmt::Debug for SuppliedModel {
 }
 
 impl SuppliedModel {
+    /// An apsig model file (safetensors) of architecture `arch`, as a supplied model: the form
+    /// every role takes whether apsig or the user trained it.
+    pub fn from_apsig_file(path: &Path, arch: Arch) -> Result<SuppliedModel> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let sha256 = sha256_hex(&bytes);
+        let m = network_from(&TensorFile::parse(path, bytes)?, Some(arch))?;
+        Ok(SuppliedModel {
+            classifier: Arc::new(m.net),
+            file: path.to_path_buf(),
+            sha256,
+            description: format!("apsig {} (safetensors)", arch.name()),
+        })
+    }
+
     /// Refuses a model that cannot play `role` on images of `shape` with labels `0..classes`:
     /// one line naming the file.
     pub fn check_fits(&self, role: &str, shape: Shape, classes: usize) -> Result<()> {

@@ -4,15 +4,71 @@
 //! stand for seeds (each pair drawn with its own target, directions and decoder seeds); as in
 //! the study, a side wins only where every pair's interval leaves zero out on its side.
 
-use super::{files, image_shape, SignatureStats};
+use super::{files, image_shape, RunConfig, SignatureStats};
 use crate::error::{Error, Result};
 use crate::eval::{paired_bootstrap, scored, winner, Interval, Measure, PerSecret, Verdict, RESAMPLES};
 use crate::io::TensorFile;
-use crate::model::Classifier;
+use crate::model::{Arch, Classifier, SuppliedModel};
 use crate::signature::SignatureSet;
-use apsig_data::Dataset;
+use crate::Progress;
+use apsig_data::{DataOptions, Dataset};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+/// Scores finished run directories, `reference[i]` paired with `candidate[i]` (one pair per
+/// seed), and compares them as [`compare`] does. Each data set is loaded once; each run is
+/// judged by the evaluator `evaluator_of` gives for its directory: the CLI also reads the ONNX
+/// ones users supplied, [`own_evaluator`] reads the ones apsig trained.
+pub fn compare_dirs<E: From<Error>>(
+    reference: &[PathBuf],
+    candidate: &[PathBuf],
+    data_opts: &DataOptions,
+    seed: u64,
+    progress: &dyn Progress,
+    mut evaluator_of: impl FnMut(&Path) -> std::result::Result<SuppliedModel, E>,
+) -> std::result::Result<Comparison, E> {
+    if reference.len() != candidate.len() {
+        let msg = format!(
+            "{} reference runs but {} candidate runs (they pair by position, one pair per seed)",
+            reference.len(),
+            candidate.len()
+        );
+        return Err(Error::invalid("compare", msg).into());
+    }
+    let mut data = BTreeMap::new();
+    let mut score = |dir: &Path| -> std::result::Result<RunOutcomes, E> {
+        let config = dir.join(files::CONFIG);
+        if !config.is_file() {
+            return Err(Error::bad_file(dir, "not a run directory (no config.toml)").into());
+        }
+        let cfg: RunConfig = crate::io::read_toml(&config)?;
+        if !data.contains_key(&cfg.dataset) {
+            let loaded = apsig_data::load(&cfg.dataset, data_opts).map_err(Error::from)?;
+            data.insert(cfg.dataset.clone(), loaded);
+        }
+        let evaluator = evaluator_of(dir)?;
+        progress.message(&format!("scoring {}", dir.display()));
+        Ok(run_outcomes(dir, &data[&cfg.dataset], evaluator.classifier.as_ref(), &evaluator.sha256)?)
+    };
+    let mut pairs = Vec::with_capacity(reference.len());
+    for (r, c) in reference.iter().zip(candidate) {
+        pairs.push((score(r)?, score(c)?));
+    }
+    Ok(compare(&pairs, seed)?)
+}
+
+/// The evaluator a run trained for itself (`evaluator.safetensors` in its directory).
+pub fn own_evaluator(dir: &Path) -> Result<SuppliedModel> {
+    let path = dir.join(files::EVALUATOR);
+    if !path.exists() {
+        return Err(Error::bad_file(
+            &path,
+            "missing: not a finished run, or one judged by a user-supplied ONNX evaluator (compare those with `apsig compare`, which reads ONNX)",
+        ));
+    }
+    SuppliedModel::from_apsig_file(&path, Arch::EvalNet)
+}
 
 /// The reconstructions of a run directory and the test-split indices of their secrets (as
 /// `write_reconstructions` wrote them).
