@@ -288,6 +288,10 @@ fn readme_results_and_performance_agree_with_the_committed_outputs() {
         "docs/results/fashion-paper/three-seeds/no-decay-seed-1/metrics.json",
         "docs/results/fashion-paper/three-seeds/no-decay-seed-2/metrics.json",
         "docs/results/fashion-paper/three-seeds/no-decay-seed-3/metrics.json",
+        "docs/results/fashion-paper/three-seeds/class-guide.md",
+        "docs/results/fashion-paper/three-seeds/no-guide-seed-1/metrics.json",
+        "docs/results/fashion-paper/three-seeds/no-guide-seed-2/metrics.json",
+        "docs/results/fashion-paper/three-seeds/no-guide-seed-3/metrics.json",
         "docs/results/ab/weight-decay.txt",
         "docs/results/ab/fashion-copies.txt",
         // issue 12's last steps, measured at paper scale and dropped
