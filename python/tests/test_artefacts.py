@@ -84,16 +84,22 @@ def test_metrics(images):
     np.testing.assert_allclose(per_class[1], images[1::2].mean(0), atol=1e-6)
 
 
-@needs_mnist
-def test_a_run_in_python_writes_the_cli_files_which_load_back(tmp_path):
-    cfg = apsig.run_config("smoke", seed=3)
+def tiny_run_config(seed, decoder_epochs):
+    """The smoke preset cut to seconds: 600 adversary images, K = 8, 40 secrets."""
+    cfg = apsig.run_config("smoke", seed=seed)
     cfg.update(train_limit=600)
     cfg["target"]["epochs"] = cfg["evaluator"]["epochs"] = 1
     cfg["directions"]["k"] = 8
     cfg["train_signatures"]["count"] = 300
     cfg["test_signatures"]["count"] = 40
     cfg["decoder"].update(width=4)
-    cfg["decoder"]["train"]["epochs"] = 1
+    cfg["decoder"]["train"]["epochs"] = decoder_epochs
+    return cfg
+
+
+@needs_mnist
+def test_a_run_in_python_writes_the_cli_files_which_load_back(tmp_path):
+    cfg = tiny_run_config(seed=3, decoder_epochs=1)
     out = tmp_path / "run"
     metrics = apsig.run(cfg, out, data_dir=data_dir(), progress=False)
     assert metrics["k"] == 8 and metrics["test_signatures"]["images"] == 40
@@ -129,14 +135,7 @@ def test_a_run_in_python_writes_the_cli_files_which_load_back(tmp_path):
 
 @needs_mnist
 def test_compare_scores_two_runs_on_the_same_secrets(tmp_path):
-    cfg = apsig.run_config("smoke", seed=1)
-    cfg.update(train_limit=600)
-    cfg["target"]["epochs"] = cfg["evaluator"]["epochs"] = 1
-    cfg["directions"]["k"] = 8
-    cfg["train_signatures"]["count"] = 300
-    cfg["test_signatures"]["count"] = 40
-    cfg["decoder"].update(width=4)
-    cfg["decoder"]["train"]["epochs"] = 2
+    cfg = tiny_run_config(seed=1, decoder_epochs=2)
     reference, candidate = tmp_path / "ref", tmp_path / "cand"
     ref_metrics = apsig.run(cfg, reference, data_dir=data_dir(), progress=False)
     # the candidate differs in its decoder only: the earlier stages are copied and reused
