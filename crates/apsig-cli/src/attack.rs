@@ -49,6 +49,10 @@ pub struct AttackArgs {
     /// coarser --rel-tol such as 0.1 with it); 0 searches all directions at once.
     #[arg(long, default_value_t = 0, requires = "prior")]
     predict_group: usize,
+    /// With --predict-group: where a prediction jumps past a direction's median eps in the
+    /// prior, check the median too (about one probe more per censored direction).
+    #[arg(long, requires = "predict_group")]
+    median_checks: bool,
     #[arg(long, default_value_t = 0.5)]
     start: f32,
     #[arg(long, default_value_t = 1.6)]
@@ -114,7 +118,7 @@ pub fn attack(a: AttackArgs, opts: &DataOptions) -> Result<()> {
         }
     }
     let prior = match &prior_set {
-        Some(set) => set.search_prior(a.predict_group)?,
+        Some(set) => set.search_prior(a.predict_group, a.median_checks)?,
         None => OwnedPrior::Starts(vec![search.start; k]),
     };
     let prior = prior.as_prior();

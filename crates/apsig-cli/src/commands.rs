@@ -205,6 +205,11 @@ pub struct SigArgs {
     /// ln eps (fewer queries for the same precision); 0 searches all directions at once.
     #[arg(long, default_value_t = 0, requires = "prior")]
     predict_group: usize,
+    /// With --predict-group: where a prediction jumps past a direction's median eps in the
+    /// prior, check the median too, so the eps found is the crossing a search started there
+    /// finds (about one probe more per censored direction).
+    #[arg(long, requires = "predict_group")]
+    median_checks: bool,
     /// Keep finished blocks here so a killed run resumes (default: <out>.parts).
     #[arg(long)]
     parts: Option<PathBuf>,
@@ -460,7 +465,11 @@ fn signatures(a: SigArgs, opts: &DataOptions, bars: &Bars) -> Result<()> {
     let method = Method::from(a.method);
     let search =
         SearchConfig { start: a.start, growth: a.growth, eps_max: a.eps_max, eps_min: 1e-4, rel_tol: a.rel_tol };
-    let prior = a.prior.as_deref().map(|p| SignatureSet::load(p)?.search_prior(a.predict_group)).transpose()?;
+    let prior = a
+        .prior
+        .as_deref()
+        .map(|p| SignatureSet::load(p)?.search_prior(a.predict_group, a.median_checks))
+        .transpose()?;
     let prior = prior.as_ref().map(OwnedPrior::as_prior);
     let end = if a.count == 0 { split.n } else { (a.from + a.count).min(split.n) };
     let mut prov = BTreeMap::new();

@@ -63,6 +63,29 @@ fn signatures_of_a_foreign_onnx_model() {
         (0..32).filter(|&i| set.censored[i] == 0 && p.censored[i] == 0).map(|i| (set.eps[i], p.eps[i])).collect();
     let agree = both.iter().filter(|(a, b)| b / a > 0.99 && b / a < 1.11).count();
     assert!(both.len() >= 8 && agree * 4 >= both.len() * 3, "{agree} of {both:?}");
+    // the same with median checks: another prior (so another provenance), the same shape
+    let checked = t.join("checked.safetensors");
+    let out = apsig(t)
+        .args(["-q", "signatures", "--model", s(&model), "--directions", s(&dirs), "--out", s(&checked)])
+        .args(["--dataset", s(&data), "--split", "test", "--count", "4", "--prior", s(&own)])
+        .args(["--predict-group", "3", "--rel-tol", "0.1", "--median-checks"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let c = SignatureSet::load(&checked).unwrap();
+    assert!(c.prov("starts").starts_with("predicted-anchored:"), "{:?}", c.provenance);
+    assert_eq!((c.k, c.n()), (8, 4));
+    assert!(c.eps.iter().all(|e| e.is_finite() && *e > 0.0));
+    for args in [&["--median-checks"][..], &["--predict-group", "0", "--median-checks"]] {
+        let out = apsig(t)
+            .args(["-q", "signatures", "--model", s(&model), "--directions", s(&dirs), "--out", s(&t.join("y"))])
+            .args(["--dataset", s(&data), "--count", "2", "--prior", s(&own)])
+            .args(args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains("predict"), "{args:?}: {err}");
+    }
     // a prediction needs the signatures it predicts from
     let out = apsig(t)
         .args(["-q", "signatures", "--model", s(&model), "--directions", s(&dirs), "--out", s(&t.join("z"))])

@@ -13,7 +13,7 @@ use crate::objects::{Directions, Model, SignatureSet};
 use crate::progress::PyProgress;
 use crate::{invalid, py_err};
 use apsig::signature::{
-    extract, in_blocks, lockstep_signatures, signature_provenance, EpsPredictor, ExtractConfig, Method, Outputs, Prior,
+    extract, in_blocks, lockstep_signatures, signature_provenance, ExtractConfig, Method, Outputs, OwnedPrior, Prior,
     SearchConfig,
 };
 use apsig::Progress;
@@ -28,7 +28,7 @@ const BLOCK: usize = 256;
 
 /// See the package's `apsig.signatures` for the parameters.
 #[pyfunction]
-#[pyo3(signature = (classify, images, directions, method, search, starts=None, batch_size=8192, block=BLOCK, layout="nhwc", parts_dir=None, provenance=None, progress=None, predict_from=None, predict_group=10))]
+#[pyo3(signature = (classify, images, directions, method, search, starts=None, batch_size=8192, block=BLOCK, layout="nhwc", parts_dir=None, provenance=None, progress=None, predict_from=None, predict_group=10, median_checks=false))]
 #[allow(clippy::too_many_arguments)]
 pub fn signatures(
     py: Python<'_>,
@@ -46,6 +46,7 @@ pub fn signatures(
     progress: Option<Bound<'_, PyAny>>,
     predict_from: Option<PyRef<'_, SignatureSet>>,
     predict_group: usize,
+    median_checks: bool,
 ) -> PyResult<SignatureSet> {
     let dirs = &directions.inner;
     let layout = Layout::parse(layout)?;
@@ -68,7 +69,7 @@ pub fn signatures(
     if batch_size == 0 || block == 0 {
         return Err(invalid("batch_size and block must be at least 1"));
     }
-    let predictor = match &predict_from {
+    let prior = match &predict_from {
         Some(set) if set.inner.k != dirs.k() => {
             return Err(invalid(format!(
                 "predict_from: signatures of K = {}, the directions have K = {}",
@@ -76,10 +77,11 @@ pub fn signatures(
                 dirs.k()
             )))
         }
-        Some(set) => Some(EpsPredictor::fit(set.inner.k, &set.inner.eps, predict_group).map_err(py_err)?),
+        Some(set) => Some(set.inner.search_prior(predict_group, median_checks).map_err(py_err)?),
+        None if median_checks => return Err(invalid("median_checks: needs predict_from")),
         None => None,
     };
-    let prior = predictor.as_ref().map_or(Prior::Starts(&starts), Prior::Predicted);
+    let prior = prior.as_ref().map_or(Prior::Starts(&starts), OwnedPrior::as_prior);
     let (n, x) = images_in("images", &images, dirs.shape, layout)?;
     let progress = PyProgress::new(py, progress)?;
     let mut prov = provenance.unwrap_or_default();

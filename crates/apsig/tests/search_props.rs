@@ -303,6 +303,65 @@ proptest! {
         }
     }
 
+    /// (vi) checking anchors (`EpsPredictor::with_anchors`, anywhere) changes nothing where
+    /// the ray has one threshold: the same eps and censoring, at most one probe more each.
+    #[test]
+    fn anchored_single_threshold_is_unchanged(
+        cfg in config(),
+        (ts, anchors) in (1usize..9).prop_flat_map(|n| (thresholds(n), starts(n))),
+        group in 1usize..4,
+        seed in 0u64..1000,
+    ) {
+        let p = predictor(ts.len(), group, seed);
+        let anchors: Vec<f32> = anchors.iter().map(|a| a.max(1e-6)).collect();
+        let anchored = p.clone().with_anchors(&anchors).unwrap();
+        let (plain, _) = search_from(&cfg, Prior::Predicted(&p), |d, e| (e >= ts[d], None));
+        let (out, asked) = search_from(&cfg, Prior::Predicted(&anchored), |d, e| (e >= ts[d], None));
+        check_common(&cfg, &[], &out, &asked, true)?;
+        for ((o, q), &t) in out.iter().zip(&plain).zip(&ts) {
+            check_threshold(&cfg, o, t)?;
+            prop_assert_eq!((o.eps, o.censored), (q.eps, q.censored));
+            prop_assert!(o.queries <= q.queries + 1, "{:?} against {:?}", o, q);
+        }
+    }
+
+    /// (vii) on unions of intervals an anchored search still ends on a crossing: its eps is a
+    /// probed flip with a non-flipping probe within the tolerance below it (which crossing is
+    /// the walk's from the anchor, where the prediction jumped past it), or it is censored
+    /// with eps_max probed and not flipping.
+    #[test]
+    fn anchored_multi_interval_ends_on_a_crossing(
+        cfg in config(),
+        (bounds, anchors) in (1usize..6).prop_flat_map(|n| (
+            prop::collection::vec(prop::collection::vec((-6.0f64..4.0).prop_map(pow10), 1..8), n),
+            starts(n),
+        )),
+        group in 1usize..4,
+        seed in 0u64..1000,
+    ) {
+        let anchors: Vec<f32> = anchors.iter().map(|a| a.max(1e-6)).collect();
+        let p = predictor(bounds.len(), group, seed).with_anchors(&anchors).unwrap();
+        let flips = interval_flips(bounds);
+        let (out, asked) = search_from(&cfg, Prior::Predicted(&p), |d, e| (flips(d, e), None));
+        check_common(&cfg, &[], &out, &asked, true)?;
+        let tol = 1.0 + cfg.rel_tol;
+        for (d, o) in out.iter().enumerate() {
+            let mine: Vec<&Asked> = asked.iter().filter(|a| a.dir == d).collect();
+            if o.censored {
+                prop_assert_eq!(o.eps, cfg.eps_max);
+                prop_assert!(mine.iter().any(|a| a.eps == cfg.eps_max && !a.flip), "dir {}: eps_max not seen unflipped", d);
+            } else {
+                prop_assert!(mine.iter().any(|a| a.flip && a.eps == o.eps), "dir {}: eps {} not a probed flip", d, o.eps);
+                if o.eps > cfg.eps_min {
+                    prop_assert!(
+                        mine.iter().any(|a| !a.flip && a.eps < o.eps && o.eps <= a.eps * tol),
+                        "dir {}: no unflipped probe within tol below eps {}", d, o.eps
+                    );
+                }
+            }
+        }
+    }
+
     /// (v) and the first-flip guarantee on unions of intervals.
     #[test]
     fn predicted_multi_interval(
@@ -373,4 +432,44 @@ fn predicted_search_on_a_budget_predicts_what_it_did_not_reach() {
             assert!((o.eps / t).ln().abs() < 1.1, "unreached {o:?} vs {t}");
         }
     }
+}
+
+/// A predictor for one direction that always predicts about `level`.
+fn predictor_at(level: f32) -> EpsPredictor {
+    let mut rng = Rng::new(3);
+    let eps: Vec<f32> = (0..200).map(|_| level * (0.2 * rng.normal()).exp()).collect();
+    EpsPredictor::fit(1, &eps, 1).expect("fits")
+}
+
+/// The stretch a prediction jumps past: a ray that changes its decision on [1.5, 3) only (as
+/// an image of the class that a large eps saturates every image into). Predicted near 100, the
+/// plain predicted search sees no change up to eps_max and reports the direction censored;
+/// with the anchor at 2 (where the adversary's own walk started) it checks 2 and finds 1.5.
+#[test]
+fn anchor_check_finds_the_stretch_a_prediction_jumped_past() {
+    let cfg = SearchConfig::predicted(256.0);
+    let flips = |e: f32| (1.5..3.0).contains(&e);
+    let p = predictor_at(100.0);
+    let (plain, _) = search_from(&cfg, Prior::Predicted(&p), |_, e| (flips(e), None));
+    assert!(plain[0].censored, "{:?}", plain[0]);
+    let anchored = p.with_anchors(&[2.0]).unwrap();
+    let (out, asked) = search_from(&cfg, Prior::Predicted(&anchored), |_, e| (flips(e), None));
+    assert!(!out[0].censored && (1.5..=1.5 * 1.1).contains(&out[0].eps), "{:?}", out[0]);
+    assert!(asked.iter().any(|a| a.eps == 2.0), "the anchor was not probed: {asked:?}");
+    assert!(out[0].queries > plain[0].queries, "{:?} against {:?}", out[0], plain[0]);
+}
+
+/// The other way round: predicted near 0.02, the search meets a change on [0.01, 0.05) that
+/// the walk from the anchor at 2 never reaches; it checks 2, sees no change there, and walks
+/// up from it as the adversary's own search did, to the crossing at 5.
+#[test]
+fn anchor_check_walks_up_from_the_anchor_past_a_low_stretch() {
+    let cfg = SearchConfig::predicted(256.0);
+    let flips = |e: f32| (0.01..0.05).contains(&e) || e >= 5.0;
+    let p = predictor_at(0.02);
+    let (plain, _) = search_from(&cfg, Prior::Predicted(&p), |_, e| (flips(e), None));
+    assert!(plain[0].eps < 0.05, "{:?}", plain[0]);
+    let anchored = p.with_anchors(&[2.0]).unwrap();
+    let (out, _) = search_from(&cfg, Prior::Predicted(&anchored), |_, e| (flips(e), None));
+    assert!(!out[0].censored && (5.0..=5.0 * 1.1).contains(&out[0].eps), "{:?}", out[0]);
 }

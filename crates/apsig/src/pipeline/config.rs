@@ -22,6 +22,11 @@ pub struct RunConfig {
     /// the training median. Needs `test_prior`.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub predict_group: usize,
+    /// With `predict_group`: check each direction's training median where the prediction
+    /// jumped past it, so a secret's eps is the crossing the adversary's own search would have
+    /// found on it (`EpsPredictor::with_anchors`: about one probe per censored direction).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub median_checks: bool,
     /// Class shown in Fig. 3.
     pub fig3_class: u8,
     /// Use only the first N training images for everything (0 = all): for quick checks.
@@ -72,6 +77,7 @@ impl RunConfig {
             // median-started search at 1%, for about the same quality (docs/results/quick/quality-vs-queries.json;
             // at three seeds no winner, one seed 1.9% worse MSE: docs/results/ab/quick-three-seeds)
             predict_group: 10,
+            median_checks: false,
             fig3_class: 2,
             train_limit: 0,
             target: train(5, 128, 2e-3, seed),

@@ -39,6 +39,8 @@ pub struct MeasurePlan<'a> {
     /// With `test_prior`: measure the secrets' directions in groups of this many, each predicted
     /// from the ones before by a model of the training signatures (0: all at once).
     pub predict_group: usize,
+    /// With `predict_group`: check the training medians the predictions jump past.
+    pub median_checks: bool,
     /// Where the training set goes.
     pub train_files: SetFiles,
     /// Where the secrets' set goes.
@@ -105,7 +107,7 @@ pub fn measure(
     if plan.predict_group > 0 && !plan.test_prior {
         return Err(crate::error::Error::invalid("run config", "predict_group needs test_prior = true"));
     }
-    let prior = plan.test_prior.then(|| train.search_prior(plan.predict_group)).transpose()?;
+    let prior = plan.test_prior.then(|| train.search_prior(plan.predict_group, plan.median_checks)).transpose()?;
     let prior = prior.as_ref().map(OwnedPrior::as_prior);
     progress.message("test signatures (secrets, change bit only)");
     let f = &plan.test_files;

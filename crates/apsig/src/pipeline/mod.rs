@@ -376,6 +376,7 @@ pub fn run_loaded_with(
         test: &cfg.test_signatures,
         test_prior: cfg.test_prior,
         predict_group: cfg.predict_group,
+        median_checks: cfg.median_checks,
         train_files: SetFiles { set: dir.join(files::SIG_TRAIN), parts: dir.join("parts-train") },
         test_files: SetFiles { set: dir.join(files::SIG_TEST), parts: dir.join("parts-test") },
     };

@@ -32,6 +32,9 @@ struct Model {
     mu: Vec<f64>,
     /// Row-major lower-triangular `[k, k]` Cholesky factor of the covariance.
     chol: Vec<f64>,
+    /// Where the adversary's own search started each direction (its training signatures'
+    /// median eps), when the search is to check them (see [`EpsPredictor::with_anchors`]).
+    anchors: Option<Vec<f32>>,
     fingerprint: String,
 }
 
@@ -75,11 +78,42 @@ impl EpsPredictor {
             cov[i * k + i] += SHRINK * mean_var.max(1e-12);
         }
         let chol = cholesky(&cov, k)?;
-        let mut bytes: Vec<f32> = mu.iter().map(|v| *v as f32).collect();
-        bytes.extend(chol.iter().map(|v| *v as f32));
-        bytes.push(group as f32);
-        let fingerprint = format!("predicted:{}", crate::io::fingerprint_f32(&bytes));
-        Ok(EpsPredictor { inner: Arc::new(Model { k, group, mu, chol, fingerprint }) })
+        let mut model = Model { k, group, mu, chol, anchors: None, fingerprint: String::new() };
+        model.fingerprint = model.content_fingerprint();
+        Ok(EpsPredictor { inner: Arc::new(model) })
+    }
+
+    /// The same model, with the search checking each direction's `anchors[i]` (where the
+    /// adversary's own search started it: its training signatures' median eps) whenever the
+    /// prediction has jumped past it.
+    ///
+    /// Why: a ray's decision need not change once and for all. Along many directions a large
+    /// eps clips the image to the same saturated pattern whatever the image, so an image of
+    /// that pattern's class changes its decision over a bounded stretch of eps and then comes
+    /// back. The adversary's own walk from the anchor meets the stretch; a prediction that
+    /// starts beyond it does not, and reports the direction censored (or finds another
+    /// crossing), which the decoder, trained on the walk's eps, misreads. The check costs
+    /// one probe where it is made and leaves every ray with a single threshold as it was.
+    pub fn with_anchors(self, anchors: &[f32]) -> Result<Self> {
+        let m = &self.inner;
+        if anchors.len() != m.k || anchors.iter().any(|a| !(*a > 0.0 && a.is_finite())) {
+            return Err(Error::invalid("eps predictor", format!("needs {} positive anchors", m.k)));
+        }
+        let mut model = Model {
+            k: m.k,
+            group: m.group,
+            mu: m.mu.clone(),
+            chol: m.chol.clone(),
+            anchors: Some(anchors.to_vec()),
+            fingerprint: String::new(),
+        };
+        model.fingerprint = model.content_fingerprint();
+        Ok(EpsPredictor { inner: Arc::new(model) })
+    }
+
+    /// The anchor of direction `i`, where the search checks them.
+    pub(crate) fn anchor(&self, i: usize) -> Option<f32> {
+        self.inner.anchors.as_ref().map(|a| a[i])
     }
 
     /// Number of directions.
@@ -119,6 +153,23 @@ impl EpsPredictor {
             let row = &m.chol[i * m.k..i * m.k + i + 1];
             let known = row[..i].iter().zip(&w[..i]).map(|(l, w)| l * w).sum::<f64>();
             w[i] = ((eps[i] as f64).ln() - m.mu[i] - known) / row[i];
+        }
+    }
+}
+
+impl Model {
+    /// A hash of everything that steers the search (a model without anchors hashes as it
+    /// always has, so signatures measured before anchors existed keep their provenance).
+    fn content_fingerprint(&self) -> String {
+        let mut bytes: Vec<f32> = self.mu.iter().map(|v| *v as f32).collect();
+        bytes.extend(self.chol.iter().map(|v| *v as f32));
+        bytes.push(self.group as f32);
+        match &self.anchors {
+            None => format!("predicted:{}", crate::io::fingerprint_f32(&bytes)),
+            Some(a) => {
+                bytes.extend(a);
+                format!("predicted-anchored:{}", crate::io::fingerprint_f32(&bytes))
+            }
         }
     }
 }
@@ -217,5 +268,21 @@ mod tests {
         assert_eq!(p.next_group(2), 2..3);
         assert!(EpsPredictor::fit(3, &eps, 0).is_err());
         assert!(EpsPredictor::fit(3, &eps[..4], 1).is_err());
+    }
+
+    #[test]
+    fn anchors_are_checked_and_change_the_fingerprint() {
+        let eps: Vec<f32> = (0..40).map(|i| 1.0 + (i % 7) as f32).collect();
+        let p = EpsPredictor::fit(2, &eps, 1).unwrap();
+        assert!(p.fingerprint().starts_with("predicted:") && p.anchor(0).is_none());
+        let a = p.clone().with_anchors(&[2.0, 3.0]).unwrap();
+        assert!(a.fingerprint().starts_with("predicted-anchored:"), "{}", a.fingerprint());
+        assert_ne!(a.fingerprint(), p.clone().with_anchors(&[2.0, 4.0]).unwrap().fingerprint());
+        assert_eq!((a.anchor(0), a.anchor(1)), (Some(2.0), Some(3.0)));
+        // the predictions themselves do not move
+        assert_eq!(a.predict(0..2, &[0.0, 0.0]), p.predict(0..2, &[0.0, 0.0]));
+        assert!(p.clone().with_anchors(&[2.0]).is_err());
+        assert!(p.clone().with_anchors(&[2.0, 0.0]).is_err());
+        assert!(p.with_anchors(&[2.0, f32::NAN]).is_err());
     }
 }

@@ -15,6 +15,12 @@
 //! during bracketing did not change. For a classifier with a single flip threshold `t` along
 //! the ray this means `t <= eps <= t * (1 + rel_tol)`. A flip region lying strictly between
 //! two grid points is not seen: that is the bracket's blind spot, bounded by `growth`.
+//!
+//! A predicted search with anchors (`EpsPredictor::with_anchors`) keeps the single-threshold
+//! guarantee to the bit. Where a ray changes its decision more than once, it reports the
+//! crossing that the walk from the anchor finds (where its prediction jumped past the anchor),
+//! which need not be the smallest flip it probed: it still ends on a probed flip with an
+//! unflipped probe within the tolerance below it.
 
 use super::predict::{normal_cdf, normal_quantile, EpsPredictor};
 use crate::error::{Error, Result};
@@ -123,6 +129,9 @@ enum Phase {
     Refine,
     /// Bisecting in probability under a prediction of `ln eps` (see `predict`).
     Guided,
+    /// Probing a guided direction's anchor, where the prediction jumped past it (see
+    /// `EpsPredictor::with_anchors`).
+    Anchor,
     Done,
 }
 
@@ -147,6 +156,11 @@ struct Dir {
     pointed: bool,
     /// The predicted `(mean, sd)` of `ln eps`, on a predicted search.
     guess: Option<(f32, f32)>,
+    /// Where the adversary's own search started this direction, while it is still to be
+    /// checked (NaN otherwise).
+    anchor: f32,
+    /// The smallest eps probed so far.
+    lowest: f32,
     out: EpsOutcome,
 }
 
@@ -178,12 +192,70 @@ impl Dir {
             interpolated_at: 0.0,
             pointed: false,
             guess: None,
+            anchor: f32::NAN,
+            lowest: f32::INFINITY,
             out: EpsOutcome { eps: f32::NAN, censored: false, queries: 0 },
         }
     }
 
-    fn guided(mean: f32, sd: f32) -> Dir {
-        Dir { phase: Phase::Guided, guess: Some((mean, sd)), ..Dir::fresh(mean.exp()) }
+    fn guided(mean: f32, sd: f32, anchor: Option<f32>) -> Dir {
+        let anchor = anchor.unwrap_or(f32::NAN);
+        Dir { phase: Phase::Guided, guess: Some((mean, sd)), anchor, ..Dir::fresh(mean.exp()) }
+    }
+
+    /// After a guided answer, whether the training walk from the anchor could have ended
+    /// elsewhere: no change up to `eps_max` though the walk would have started more than a
+    /// grid step below every probe, or a first change more than two grid steps below it
+    /// (where the walk would have started above a stretch the prediction landed in).
+    fn needs_anchor_check(&self, cfg: &SearchConfig, flip: bool, eps: f32) -> bool {
+        let m = self.anchor;
+        if m.is_nan() {
+            return false;
+        }
+        if flip {
+            self.lo == 0.0 && !self.hi.is_finite() && eps * cfg.growth * cfg.growth < m
+        } else {
+            eps >= cfg.eps_max && m * cfg.growth <= self.lowest
+        }
+    }
+
+    /// The anchor's answer: where it agrees with a single threshold, the guided search goes
+    /// on (or ends censored); where it does not, the direction is walked from the anchor as
+    /// the adversary's own search walked it.
+    fn take_anchor_answer(&mut self, cfg: &SearchConfig, flip: bool, m: f32, margin: f32) {
+        self.anchor = f32::NAN;
+        let censored_so_far = !self.hi.is_finite();
+        match (flip, censored_so_far) {
+            // a change below where the guided probes saw none: walk down from the anchor
+            (true, true) => {
+                *self = Dir { phase: Phase::Down, next: m, guess: self.guess, out: self.out, ..Dir::fresh(m) };
+                self.set_hi(m, margin);
+                if m <= cfg.eps_min {
+                    self.phase = Phase::Done;
+                    self.out.eps = m;
+                } else {
+                    self.next = (m / cfg.growth).max(cfg.eps_min);
+                }
+            }
+            // consistent with one threshold below the first change: go on guided
+            (true, false) if self.hi <= cfg.eps_min => {
+                self.phase = Phase::Done;
+                self.out.eps = self.hi;
+            }
+            (true, false) => self.phase = Phase::Guided,
+            // no change at the anchor either: censored
+            (false, true) => {
+                self.phase = Phase::Done;
+                self.out.eps = cfg.eps_max;
+                self.out.censored = true;
+            }
+            // a change below the anchor but none at it: walk up from the anchor
+            (false, false) => {
+                *self = Dir { phase: Phase::Up, guess: self.guess, out: self.out, ..Dir::fresh(m) };
+                self.set_lo(m, margin);
+                self.next = (m * cfg.growth).min(cfg.eps_max);
+            }
+        }
     }
 }
 
@@ -361,8 +433,8 @@ impl EpsSearch {
         let mut dirs = vec![Dir::fresh(cfg.start); k];
         let w = vec![0f64; k];
         let active = predictor.next_group(0);
-        for (d, (m, s)) in dirs[active.clone()].iter_mut().zip(predictor.predict(active.clone(), &w)) {
-            *d = Dir::guided(m, s);
+        for (i, (m, s)) in active.clone().zip(predictor.predict(active.clone(), &w)) {
+            dirs[i] = Dir::guided(m, s, predictor.anchor(i));
         }
         Ok(EpsSearch {
             cfg: cfg.clone(),
@@ -393,8 +465,8 @@ impl EpsSearch {
             let eps: Vec<f32> = self.dirs.iter().map(|d| d.out.eps).collect();
             p.whiten(self.active.clone(), &eps, w);
             self.active = p.next_group(self.active.end);
-            for (d, (m, s)) in self.dirs[self.active.clone()].iter_mut().zip(p.predict(self.active.clone(), w)) {
-                *d = Dir::guided(m, s);
+            for (i, (m, s)) in self.active.clone().zip(p.predict(self.active.clone(), w)) {
+                self.dirs[i] = Dir::guided(m, s, p.anchor(i));
             }
         }
     }
@@ -414,6 +486,10 @@ impl EpsSearch {
                 Phase::Done => {}
                 Phase::Guided => {
                     self.pending.push(Probe { dir: i as u32, eps: guided_probe(d, cfg) });
+                    self.owners.push(i);
+                }
+                Phase::Anchor => {
+                    self.pending.push(Probe { dir: i as u32, eps: d.anchor.clamp(cfg.eps_min, cfg.eps_max) });
                     self.owners.push(i);
                 }
                 // the bracket that bracketing left is wide (up to `growth`), and a root
@@ -566,6 +642,7 @@ fn update(d: &mut Dir, cfg: &SearchConfig, probes: &[Probe], answers: &[Answer])
     for (p, &(flip, margin)) in probes.iter().zip(answers) {
         let m = margin.unwrap_or(f32::NAN);
         let eps = p.eps;
+        d.lowest = d.lowest.min(eps);
         match d.phase {
             Phase::Up => {
                 if flip {
@@ -604,7 +681,13 @@ fn update(d: &mut Dir, cfg: &SearchConfig, probes: &[Probe], answers: &[Answer])
                 }
             }
             Phase::Guided => {
-                if flip {
+                if d.needs_anchor_check(cfg, flip, eps) {
+                    // the answer stands; the anchor's decides what it means
+                    if flip {
+                        d.set_hi(eps, m);
+                    }
+                    d.phase = Phase::Anchor;
+                } else if flip {
                     d.set_hi(eps, m);
                     if eps <= cfg.eps_min {
                         d.phase = Phase::Done;
@@ -628,6 +711,7 @@ fn update(d: &mut Dir, cfg: &SearchConfig, probes: &[Probe], answers: &[Answer])
                 }
                 d.set_lo(eps, m);
             }
+            Phase::Anchor => d.take_anchor_answer(cfg, flip, eps, m),
             Phase::Done => {}
         }
     }

@@ -98,10 +98,16 @@ impl SignatureSet {
 
     /// The prior these (the adversary's own) signatures give a search on secrets: their median
     /// eps, or with `predict_group > 0` a model that predicts each group of that many
-    /// directions from the ones measured before.
-    pub fn search_prior(&self, predict_group: usize) -> Result<OwnedPrior> {
+    /// directions from the ones measured before; with `median_checks` as well, that model
+    /// checks the median eps where its predictions jump past them
+    /// (`EpsPredictor::with_anchors`).
+    pub fn search_prior(&self, predict_group: usize, median_checks: bool) -> Result<OwnedPrior> {
+        if median_checks && predict_group == 0 {
+            return Err(Error::invalid("search prior", "median checks need predicted brackets (a predict group > 0)"));
+        }
         Ok(if predict_group > 0 {
-            OwnedPrior::Predicted(EpsPredictor::fit(self.k, &self.eps, predict_group)?)
+            let predictor = EpsPredictor::fit(self.k, &self.eps, predict_group)?;
+            OwnedPrior::Predicted(if median_checks { predictor.with_anchors(&self.median_eps())? } else { predictor })
         } else {
             OwnedPrior::Starts(self.median_eps())
         })

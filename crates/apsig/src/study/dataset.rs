@@ -582,6 +582,7 @@ impl<'a> DatasetStudy<'a> {
             test: &test,
             test_prior: true,
             predict_group: 0,
+            median_checks: false,
             train_files: files("train"),
             test_files: files("test"),
         };
