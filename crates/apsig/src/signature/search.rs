@@ -221,40 +221,55 @@ impl Dir {
 
     /// The anchor's answer: where it agrees with a single threshold, the guided search goes
     /// on (or ends censored); where it does not, the direction is walked from the anchor as
-    /// the adversary's own search walked it.
+    /// the adversary's own search walked it, the anchor's answer being that walk's first.
     fn take_anchor_answer(&mut self, cfg: &SearchConfig, flip: bool, m: f32, margin: f32) {
         self.anchor = f32::NAN;
-        let censored_so_far = !self.hi.is_finite();
-        match (flip, censored_so_far) {
-            // a change below where the guided probes saw none: walk down from the anchor
-            (true, true) => {
-                *self = Dir { phase: Phase::Down, next: m, guess: self.guess, out: self.out, ..Dir::fresh(m) };
-                self.set_hi(m, margin);
-                if m <= cfg.eps_min {
-                    self.phase = Phase::Done;
-                    self.out.eps = m;
-                } else {
-                    self.next = (m / cfg.growth).max(cfg.eps_min);
-                }
-            }
+        match (flip, self.hi.is_finite()) {
             // consistent with one threshold below the first change: go on guided
-            (true, false) if self.hi <= cfg.eps_min => {
+            (true, true) if self.hi <= cfg.eps_min => {
                 self.phase = Phase::Done;
                 self.out.eps = self.hi;
             }
-            (true, false) => self.phase = Phase::Guided,
+            (true, true) => self.phase = Phase::Guided,
             // no change at the anchor either: censored
-            (false, true) => {
+            (false, false) => {
                 self.phase = Phase::Done;
                 self.out.eps = cfg.eps_max;
                 self.out.censored = true;
             }
-            // a change below the anchor but none at it: walk up from the anchor
-            (false, false) => {
-                *self = Dir { phase: Phase::Up, guess: self.guess, out: self.out, ..Dir::fresh(m) };
-                self.set_lo(m, margin);
-                self.next = (m * cfg.growth).min(cfg.eps_max);
+            // a change below where the guided probes saw none, or none at the anchor above a
+            // change: walk from the anchor
+            _ => {
+                *self = Dir { guess: self.guess, out: self.out, ..Dir::fresh(m) };
+                self.take_up_answer(cfg, flip, m, margin);
             }
+        }
+    }
+
+    /// An answer while walking up from the start: a first change turns the walk down (or
+    /// into refinement, once a probe without change lies below it); none at `eps_max` is
+    /// censored.
+    fn take_up_answer(&mut self, cfg: &SearchConfig, flip: bool, eps: f32, m: f32) {
+        if flip {
+            self.set_hi(eps, m);
+            if self.lo != 0.0 {
+                self.phase = Phase::Refine;
+            } else if eps <= cfg.eps_min {
+                // floored at the first probe (a start at or below eps_min)
+                self.phase = Phase::Done;
+                self.out.eps = cfg.eps_min;
+            } else {
+                // shrinking never probes below eps_min
+                self.phase = Phase::Down;
+                self.next = (eps / cfg.growth).max(cfg.eps_min);
+            }
+        } else if eps >= cfg.eps_max {
+            self.phase = Phase::Done;
+            self.out.eps = cfg.eps_max;
+            self.out.censored = true;
+        } else {
+            self.set_lo(eps, m);
+            self.next = (eps * cfg.growth).min(cfg.eps_max);
         }
     }
 }
@@ -644,28 +659,7 @@ fn update(d: &mut Dir, cfg: &SearchConfig, probes: &[Probe], answers: &[Answer])
         let eps = p.eps;
         d.lowest = d.lowest.min(eps);
         match d.phase {
-            Phase::Up => {
-                if flip {
-                    d.set_hi(eps, m);
-                    if d.lo != 0.0 {
-                        d.phase = Phase::Refine;
-                    } else if eps <= cfg.eps_min {
-                        // floored at the first probe (a start at or below eps_min)
-                        d.phase = Phase::Done;
-                        d.out.eps = cfg.eps_min;
-                    } else {
-                        // shrinking never probes below eps_min
-                        d.phase = Phase::Down;
-                        d.next = (eps / cfg.growth).max(cfg.eps_min);
-                    }
-                } else if eps >= cfg.eps_max {
-                    d.phase = Phase::Done;
-                    d.out = EpsOutcome { eps: cfg.eps_max, censored: true, queries: d.out.queries };
-                } else {
-                    d.set_lo(eps, m);
-                    d.next = (eps * cfg.growth).min(cfg.eps_max);
-                }
-            }
+            Phase::Up => d.take_up_answer(cfg, flip, eps, m),
             Phase::Down => {
                 if flip {
                     d.set_hi(eps, m);
