@@ -11,7 +11,9 @@
 
 use apsig::oracle::Probe;
 use apsig::rng::Rng;
-use apsig::signature::{run_search, Answer, EpsOutcome, EpsPredictor, EpsSearch, Prior, SearchConfig};
+use apsig::signature::{
+    run_search, Answer, EpsOutcome, EpsPredictor, EpsSearch, Prior, SearchConfig, ANCHOR_WALK_STEPS,
+};
 use proptest::prelude::*;
 
 /// One recorded probe: direction, eps, the classifier's answer.
@@ -304,7 +306,8 @@ proptest! {
     }
 
     /// (vi) checking anchors (`EpsPredictor::with_anchors`, anywhere) changes nothing where
-    /// the ray has one threshold: the same eps and censoring, at most one probe more each.
+    /// the ray has one threshold: the same eps and censoring, at most the anchor and the
+    /// grid steps walked up from it more each.
     #[test]
     fn anchored_single_threshold_is_unchanged(
         cfg in config(),
@@ -321,7 +324,7 @@ proptest! {
         for ((o, q), &t) in out.iter().zip(&plain).zip(&ts) {
             check_threshold(&cfg, o, t)?;
             prop_assert_eq!((o.eps, o.censored), (q.eps, q.censored));
-            prop_assert!(o.queries <= q.queries + 1, "{:?} against {:?}", o, q);
+            prop_assert!(o.queries <= q.queries + 1 + ANCHOR_WALK_STEPS, "{:?} against {:?}", o, q);
         }
     }
 
@@ -472,4 +475,25 @@ fn anchor_check_walks_up_from_the_anchor_past_a_low_stretch() {
     let anchored = p.with_anchors(&[2.0]).unwrap();
     let (out, _) = search_from(&cfg, Prior::Predicted(&anchored), |_, e| (flips(e), None));
     assert!(!out[0].censored && (5.0..=5.0 * 1.1).contains(&out[0].eps), "{:?}", out[0]);
+}
+
+/// A stretch just above an anchor that does not change: predicted near 100, the search sees no
+/// change up to eps_max, checks the anchor at 2 (no change there either) and walks up from it
+/// as the adversary's own search did: 3.2 changes, so it refines down to the crossing at 2.5.
+/// A stretch past the walk's steps (2 x 1.6^2 = 5.12) is not looked for: censored.
+#[test]
+fn anchor_walk_finds_a_stretch_just_above_an_unchanged_anchor() {
+    assert_eq!(ANCHOR_WALK_STEPS, 2, "the stretches below are placed for two steps");
+    let cfg = SearchConfig::predicted(256.0);
+    let p = predictor_at(100.0);
+    let anchored = p.clone().with_anchors(&[2.0]).unwrap();
+    let near = |e: f32| (2.5..4.0).contains(&e);
+    let (out, asked) = search_from(&cfg, Prior::Predicted(&anchored), |_, e| (near(e), None));
+    assert!(!out[0].censored && (2.5..=2.5 * 1.1).contains(&out[0].eps), "{:?}", out[0]);
+    assert!(asked.iter().any(|a| a.eps == 2.0 && !a.flip), "the anchor was not probed: {asked:?}");
+    let far = |e: f32| (6.0..7.0).contains(&e);
+    let (plain, _) = search_from(&cfg, Prior::Predicted(&p), |_, e| (far(e), None));
+    let (out, asked) = search_from(&cfg, Prior::Predicted(&anchored), |_, e| (far(e), None));
+    assert!(plain[0].censored && out[0].censored && out[0].eps == cfg.eps_max, "{:?}", out[0]);
+    assert_eq!(out[0].queries, plain[0].queries + 1 + ANCHOR_WALK_STEPS, "{asked:?}");
 }

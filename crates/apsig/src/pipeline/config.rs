@@ -127,6 +127,10 @@ impl RunConfig {
         // +0.27 to +1.27 points, for 11 to 12 queries more (docs/results/paper/three-seeds)
         c.decoder.train.weight_decay = 0.2;
         c.median_checks = true;
+        // the checks walk two grid steps up from an anchor that does not change either, and
+        // the secrets are measured to 8%: at three seeds, paired, MSE 0.010342/0.010808/0.011225
+        // -> 0.010170/0.010643/0.010984 for 49 to 50 queries more (docs/results/paper/three-seeds)
+        c.test_signatures.extract.search.rel_tol = 0.08;
         c
     }
 

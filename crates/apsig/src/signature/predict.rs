@@ -93,7 +93,9 @@ impl EpsPredictor {
     /// back. The adversary's own walk from the anchor meets the stretch; a prediction that
     /// starts beyond it does not, and reports the direction censored (or finds another
     /// crossing), which the decoder, trained on the walk's eps, misreads. The check costs
-    /// one probe where it is made and leaves every ray with a single threshold as it was.
+    /// one probe where it is made, and where the anchor does not change either, the walk's
+    /// first `ANCHOR_WALK_STEPS` grid steps above it; it leaves the eps of every ray with a
+    /// single threshold as it was.
     pub fn with_anchors(self, anchors: &[f32]) -> Result<Self> {
         let m = &self.inner;
         if anchors.len() != m.k || anchors.iter().any(|a| !(*a > 0.0 && a.is_finite())) {
