@@ -50,7 +50,8 @@ pub struct AttackArgs {
     #[arg(long, default_value_t = 0, requires = "prior")]
     predict_group: usize,
     /// With --predict-group: where a prediction jumps past a direction's median eps in the
-    /// prior, check the median too (about one probe more per censored direction).
+    /// prior, check the median too (one to three probes more per such direction: the check
+    /// and up to two grid steps walked up from it).
     #[arg(long, requires = "predict_group")]
     median_checks: bool,
     #[arg(long, default_value_t = 0.5)]

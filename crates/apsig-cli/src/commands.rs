@@ -207,7 +207,8 @@ pub struct SigArgs {
     predict_group: usize,
     /// With --predict-group: where a prediction jumps past a direction's median eps in the
     /// prior, check the median too, so the eps found is the crossing a search started there
-    /// finds (about one probe more per censored direction).
+    /// finds (one to three probes more per direction the prediction jumped past: the check
+    /// and up to two grid steps walked up from it).
     #[arg(long, requires = "predict_group")]
     median_checks: bool,
     /// Keep finished blocks here so a killed run resumes (default: <out>.parts).

@@ -24,7 +24,8 @@ pub struct RunConfig {
     pub predict_group: usize,
     /// With `predict_group`: check each direction's training median where the prediction
     /// jumped past it, so a secret's eps is the crossing the adversary's own search would have
-    /// found on it (`EpsPredictor::with_anchors`: about one probe per censored direction).
+    /// found on it (`EpsPredictor::with_anchors`: one to three probes per direction the
+    /// prediction jumped past, the check and up to two grid steps walked up from it).
     #[serde(default, skip_serializing_if = "is_false")]
     pub median_checks: bool,
     /// Class shown in Fig. 3.
