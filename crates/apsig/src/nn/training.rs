@@ -412,8 +412,12 @@ impl Network {
                         cache.layer_grads[i] = dx;
                         break;
                     }
-                    let d = sized(&mut dx, n * inp);
-                    matmul(n, inp, out, &dy, Trans::No, &p[0], Trans::Yes, d, false, Threads::All);
+                    // made transposed, `W dy^T`, then turned: the same products summed in the
+                    // same order as `dy W^T` (the same bits), but the kernel splits the layer's
+                    // inputs rather than the batch's 128 rows across threads
+                    let dt = scratch(&mut cache.dcols, inp * n);
+                    matmul(inp, n, out, &p[0], Trans::No, &dy, Trans::Yes, dt, false, Threads::All);
+                    transpose_into(dt, inp, n, sized(&mut dx, n * inp));
                     std::mem::swap(&mut dy, &mut dx);
                     swapped = true;
                 }
@@ -500,6 +504,13 @@ impl Network {
 }
 
 /// Adds the column sums of `dy` (rows of `c`) to `acc`: a bias gradient.
+/// `t` (`rows x cols`, row-major) written transposed into `y` (`cols x rows`).
+fn transpose_into(t: &[f32], rows: usize, cols: usize, y: &mut [f32]) {
+    for (j, yr) in y.chunks_mut(rows).enumerate().take(cols) {
+        yr.iter_mut().enumerate().for_each(|(i, v)| *v = t[i * cols + j]);
+    }
+}
+
 fn add_col_sums(dy: &[f32], c: usize, acc: &mut [f32]) {
     let [sums] = column_sums(dy, None, c, |v, _| [v]);
     acc.iter_mut().zip(sums).for_each(|(a, v)| *a += v);
