@@ -503,14 +503,14 @@ impl Network {
     }
 }
 
-/// Adds the column sums of `dy` (rows of `c`) to `acc`: a bias gradient.
 /// `t` (`rows x cols`, row-major) written transposed into `y` (`cols x rows`).
 fn transpose_into(t: &[f32], rows: usize, cols: usize, y: &mut [f32]) {
-    for (j, yr) in y.chunks_mut(rows).enumerate().take(cols) {
+    for (j, yr) in y.chunks_mut(rows).enumerate() {
         yr.iter_mut().enumerate().for_each(|(i, v)| *v = t[i * cols + j]);
     }
 }
 
+/// Adds the column sums of `dy` (rows of `c`) to `acc`: a bias gradient.
 fn add_col_sums(dy: &[f32], c: usize, acc: &mut [f32]) {
     let [sums] = column_sums(dy, None, c, |v, _| [v]);
     acc.iter_mut().zip(sums).for_each(|(a, v)| *a += v);

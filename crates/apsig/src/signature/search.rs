@@ -243,18 +243,13 @@ impl Dir {
                 self.out.eps = self.hi;
             }
             (true, true) => self.phase = Phase::Guided,
-            // no change at the anchor either: censored
-            // no change at the anchor either: the first grid steps of the walk up from it, where
-            // a stretch that changes the decision and changes it back hides from probes above
-            (false, false) => {
-                let walk_left = Some(ANCHOR_WALK_STEPS);
-                *self = Dir { guess: self.guess, out: self.out, walk_left, ..Dir::fresh(m) };
-                self.take_up_answer(cfg, flip, m, margin);
-            }
             // a change below where the guided probes saw none, or none at the anchor above a
-            // change: walk from the anchor
+            // change: walk from the anchor; no change at the anchor either: only the walk's
+            // first grid steps, where a stretch that changes the decision and changes it back
+            // hides from probes above
             _ => {
-                *self = Dir { guess: self.guess, out: self.out, ..Dir::fresh(m) };
+                let walk_left = (!flip && !self.hi.is_finite()).then_some(ANCHOR_WALK_STEPS);
+                *self = Dir { guess: self.guess, out: self.out, walk_left, ..Dir::fresh(m) };
                 self.take_up_answer(cfg, flip, m, margin);
             }
         }
