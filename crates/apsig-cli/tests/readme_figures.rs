@@ -330,6 +330,8 @@ fn readme_results_and_performance_agree_with_the_committed_outputs() {
         "docs/results/paper/three-seeds/walk-guide-0.001-seed-3/metrics.json",
         "docs/results/paper/three-seeds/walk-guide-0.001-seed-2.md",
         "docs/results/paper/three-seeds/walk-guide-0.001-seed-2/metrics.json",
+        "docs/results/paper/three-seeds/walk-guide-0.001.md",
+        "docs/results/paper/three-seeds/walk-guide-0.001-seed-1/metrics.json",
         "docs/results/paper/earlier/xeon-e2ffa14.metrics.json",
         "docs/results/paper/earlier/xeon-e2ffa14.run.txt",
         "docs/results/fashion-paper/three-seeds/median-checks.md",
