@@ -332,6 +332,10 @@ fn readme_results_and_performance_agree_with_the_committed_outputs() {
         "docs/results/paper/three-seeds/walk-guide-0.001-seed-2/metrics.json",
         "docs/results/paper/three-seeds/walk-guide-0.001.md",
         "docs/results/paper/three-seeds/walk-guide-0.001-seed-1/metrics.json",
+        // the guided preset from nothing, and the guide's cost alternated with the plain decoder
+        "docs/results/paper/three-seeds/guide-from-nothing-seed-1/metrics.json",
+        "docs/results/paper/three-seeds/guide-from-nothing-seed-1/run.txt",
+        "docs/results/ab/class-guide-cost.txt",
         "docs/results/paper/earlier/xeon-e2ffa14.metrics.json",
         "docs/results/paper/earlier/xeon-e2ffa14.run.txt",
         "docs/results/fashion-paper/three-seeds/median-checks.md",
