@@ -335,6 +335,8 @@ fn readme_results_and_performance_agree_with_the_committed_outputs() {
         // the guided preset from nothing, and the guide's cost alternated with the plain decoder
         "docs/results/paper/three-seeds/guide-from-nothing-seed-1/metrics.json",
         "docs/results/paper/three-seeds/guide-from-nothing-seed-1/run.txt",
+        "docs/results/paper/three-seeds/guide-from-nothing-seed-1/second-run/metrics.json",
+        "docs/results/paper/three-seeds/guide-from-nothing-seed-1/second-run/run.txt",
         "docs/results/ab/class-guide-cost.txt",
         "docs/results/paper/earlier/xeon-e2ffa14.metrics.json",
         "docs/results/paper/earlier/xeon-e2ffa14.run.txt",
