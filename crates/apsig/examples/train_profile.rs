@@ -19,16 +19,18 @@ fn main() {
     let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
     let mnist = Shape::new(28, 28, 1);
     let cfg = apsig::pipeline::RunConfig::quick(1);
-    let critic = Network::new(mnist, Arch::TargetNetS.layers(mnist, 10, 0), 2).unwrap();
+    // the guide's classifier, only when there is a guide
+    let critic = (guide > 0.0).then(|| Network::new(mnist, Arch::TargetNetS.layers(mnist, 10, 0), 2).unwrap());
     let (mut net, x, targets, tc) = if which == "decoder" {
         let x: Vec<f32> = (0..n * 200).map(|_| rng.normal()).collect();
         let net =
             Network::new(Shape::flat(200), apsig::model::decoder_layers(mnist, cfg.decoder.width, hidden), 1).unwrap();
-        let targets = if guide > 0.0 {
-            let g = ClassGuide { critic: &critic, labels: &labels, weight: guide, noise: 0.0 };
-            Targets::GuidedImages(&images, Default::default(), g)
-        } else {
-            Targets::Images(&images, Default::default())
+        let targets = match &critic {
+            Some(critic) => {
+                let g = ClassGuide { critic, labels: &labels, weight: guide, noise: 0.0 };
+                Targets::GuidedImages(&images, Default::default(), g)
+            }
+            None => Targets::Images(&images, Default::default()),
         };
         (net, x, targets, cfg.decoder.train.clone())
     } else {
