@@ -65,7 +65,8 @@ pub enum RunPreset {
     /// 3-5 min on 2 cores: 12,000 training signatures, 2,000 secrets, Gaussian directions.
     Quick,
     /// The paper's scale: 60k training images and an affine copy of each, low-frequency
-    /// directions, the full test set (about 27 min on 2 cores).
+    /// directions, the class guide, the full test set (12 min on a 2-core AVX-512 EPYC, 30 to
+    /// 34 min on a slower 2-core Xeon).
     Paper,
     /// Seconds, for tests.
     Smoke,

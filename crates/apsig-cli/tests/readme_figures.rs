@@ -338,6 +338,11 @@ fn readme_results_and_performance_agree_with_the_committed_outputs() {
         "docs/results/paper/three-seeds/guide-from-nothing-seed-1/second-run/metrics.json",
         "docs/results/paper/three-seeds/guide-from-nothing-seed-1/second-run/run.txt",
         "docs/results/ab/class-guide-cost.txt",
+        // the preset before the guide, on the Intel Xeon and on the AMD EPYC
+        "docs/results/paper/earlier/xeon-1252dfc.metrics.json",
+        "docs/results/paper/earlier/xeon-1252dfc.run.txt",
+        "docs/results/paper/earlier/amd-epyc-unguided.metrics.json",
+        "docs/results/paper/three-seeds/plain-from-nothing-2026-12-07/run.txt",
         "docs/results/paper/earlier/xeon-e2ffa14.metrics.json",
         "docs/results/paper/earlier/xeon-e2ffa14.run.txt",
         "docs/results/fashion-paper/three-seeds/median-checks.md",
