@@ -1,12 +1,11 @@
 //! `apsig attack`: measure a secret's signature through `apsig serve` and reconstruct it.
 
+use crate::search_args::SearchArgs;
 use anyhow::{bail, Context, Result};
 use apsig::data::DataOptions;
 use apsig::decoder::Decoder;
 use apsig::directions::Directions;
-use apsig::signature::{
-    signature_via_oracle, EpsOutcome, ExtractConfig, Method, OwnedPrior, SearchConfig, SignatureSet,
-};
+use apsig::signature::{signature_via_oracle, EpsOutcome, ExtractConfig, Method, SearchConfig, SignatureSet};
 use apsig_serve::{register_secret_with, ClientConfig, HttpOracle, JournaledOracle};
 use clap::Args;
 use std::collections::BTreeMap;
@@ -41,27 +40,8 @@ pub struct AttackArgs {
     /// Trained decoder; without it only the signature is measured.
     #[arg(long)]
     decoder: Option<PathBuf>,
-    /// Start each direction at the median eps of these (training) signatures.
-    #[arg(long)]
-    prior: Option<PathBuf>,
-    /// With --prior: measure the directions in groups of N, each group's brackets predicted
-    /// from the eps already answered by a model of the prior's ln eps (fewer queries; use a
-    /// coarser --rel-tol such as 0.1 with it); 0 searches all directions at once.
-    #[arg(long, default_value_t = 0, requires = "prior")]
-    predict_group: usize,
-    /// With --predict-group: where a prediction jumps past a direction's median eps in the
-    /// prior, check the median too (one to three probes more per such direction: the check
-    /// and up to two grid steps walked up from it).
-    #[arg(long, requires = "predict_group")]
-    median_checks: bool,
-    #[arg(long, default_value_t = 0.5)]
-    start: f32,
-    #[arg(long, default_value_t = 1.6)]
-    growth: f32,
-    #[arg(long, default_value_t = 256.0)]
-    eps_max: f32,
-    #[arg(long, default_value_t = 1e-2)]
-    rel_tol: f32,
+    #[command(flatten)]
+    search: SearchArgs,
     /// Signature file to write (one image).
     #[arg(long, short)]
     out: PathBuf,
@@ -109,19 +89,8 @@ pub fn attack(a: AttackArgs, opts: &DataOptions) -> Result<()> {
     if !(1..=4096).contains(&a.batch) {
         bail!("--batch must be 1..=4096, got {}", a.batch);
     }
-    let search =
-        SearchConfig { start: a.start, growth: a.growth, eps_max: a.eps_max, eps_min: 1e-4, rel_tol: a.rel_tol };
-    search.validate()?;
-    let prior_set = a.prior.as_deref().map(SignatureSet::load).transpose()?;
-    if let (Some(set), Some(p)) = (&prior_set, &a.prior) {
-        if set.k != k {
-            bail!("{}: prior for K = {}, the directions have K = {k}", p.display(), set.k);
-        }
-    }
-    let prior = match &prior_set {
-        Some(set) => set.search_prior(a.predict_group, a.median_checks)?,
-        None => OwnedPrior::Starts(vec![search.start; k]),
-    };
+    let search = a.search.config(&SearchConfig::decoder_grade(256.0))?;
+    let prior = a.search.prior(k, &search)?;
     let prior = prior.as_prior();
 
     let mut client = ClientConfig { max_retries: a.retries, probe_batch: a.batch, ..Default::default() };

@@ -1,6 +1,7 @@
 //! One function per subcommand.
 
 use crate::progress::Bars;
+use crate::search_args::SearchArgs;
 use anyhow::{bail, Context, Result};
 use apsig::data::DataOptions;
 use apsig::decoder::{Critic, Decoder};
@@ -8,7 +9,7 @@ use apsig::directions::{DirectionConfig, Directions, Strategy};
 use apsig::model::{load_network, Arch, TrainConfig};
 use apsig::nn::PixelLoss;
 use apsig::pipeline::{self, files, RunConfig, UserModels};
-use apsig::signature::{extract, ExtractConfig, Method, OwnedPrior, SearchConfig, Shard, SignatureSet};
+use apsig::signature::{extract, ExtractConfig, Method, SearchConfig, Shard, SignatureSet};
 use clap::{Args, Subcommand, ValueEnum};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,7 +22,8 @@ pub enum Command {
     TrainTarget(TrainArgs),
     /// Generate K seeded perturbation directions.
     Directions(DirArgs),
-    /// Measure signatures (eps along each direction) for images of a split.
+    /// Measure signatures (eps along each direction) for images of a split. The search
+    /// defaults to the paper's: a doubling grid, bisected to 0.1% (--growth 2 --rel-tol 0.001).
     Signatures(SigArgs),
     /// Merge signature shards into one file, checking they fit together.
     Merge(MergeArgs),
@@ -33,7 +35,9 @@ pub enum Command {
     Bench(crate::bench::BenchArgs),
     /// Serve a model as a change oracle over HTTP (simulated private inference: change bits only).
     Serve(crate::serve::ServeArgs),
-    /// Attack a secret held by `apsig serve`: its signature over HTTP, then a reconstruction.
+    /// Attack a secret held by `apsig serve`: its signature over HTTP, then a reconstruction. The
+    /// search defaults to the decoder's grade: a x1.6 grid, refined to 1% (--growth 1.6
+    /// --rel-tol 0.01).
     Attack(crate::attack::AttackArgs),
     /// Reconstruction quality against queries per secret, for the plain and cheaper searches.
     QueryCurve(crate::query_curve::CurveArgs),
@@ -190,28 +194,8 @@ pub struct SigArgs {
     shard: Option<Shard>,
     #[arg(long, value_enum, default_value_t = MethodArg::ChangeBit)]
     method: MethodArg,
-    #[arg(long, default_value_t = 0.5)]
-    start: f32,
-    #[arg(long, default_value_t = 2.0)]
-    growth: f32,
-    #[arg(long, default_value_t = 256.0)]
-    eps_max: f32,
-    #[arg(long, default_value_t = 1e-3)]
-    rel_tol: f32,
-    /// Start each direction at the median eps of these (training) signatures.
-    #[arg(long)]
-    prior: Option<PathBuf>,
-    /// With --prior: measure the directions in groups of N, each group's brackets predicted
-    /// from the eps already measured on the same image by a Gaussian model of the prior's
-    /// ln eps (fewer queries for the same precision); 0 searches all directions at once.
-    #[arg(long, default_value_t = 0, requires = "prior")]
-    predict_group: usize,
-    /// With --predict-group: where a prediction jumps past a direction's median eps in the
-    /// prior, check the median too, so the eps found is the crossing a search started there
-    /// finds (one to three probes more per direction the prediction jumped past: the check
-    /// and up to two grid steps walked up from it).
-    #[arg(long, requires = "predict_group")]
-    median_checks: bool,
+    #[command(flatten)]
+    search: SearchArgs,
     /// Keep finished blocks here so a killed run resumes (default: <out>.parts).
     #[arg(long)]
     parts: Option<PathBuf>,
@@ -465,21 +449,16 @@ fn signatures(a: SigArgs, opts: &DataOptions, bars: &Bars) -> Result<()> {
         SplitArg::Test => &data.test,
     };
     let method = Method::from(a.method);
-    let search =
-        SearchConfig { start: a.start, growth: a.growth, eps_max: a.eps_max, eps_min: 1e-4, rel_tol: a.rel_tol };
-    let prior = a
-        .prior
-        .as_deref()
-        .map(|p| SignatureSet::load(p)?.search_prior(a.predict_group, a.median_checks))
-        .transpose()?;
-    let prior = prior.as_ref().map(OwnedPrior::as_prior);
+    let search = a.search.config(&SearchConfig::plain(256.0))?;
+    let prior = a.search.prior(dirs.k(), &search)?;
     let end = if a.count == 0 { split.n } else { (a.from + a.count).min(split.n) };
     let mut prov = BTreeMap::new();
     prov.insert("dataset".to_string(), data.name.clone());
     prov.insert("split".to_string(), a.split.name().to_string());
     let parts = a.parts.unwrap_or_else(|| a.out.with_extension("parts"));
     let cfg = ExtractConfig { method, search };
-    let set = extract(model, &dirs, split, &prov, a.from..end, a.shard, prior, &cfg, Some(&parts), bars)?;
+    let set =
+        extract(model, &dirs, split, &prov, a.from..end, a.shard, Some(prior.as_prior()), &cfg, Some(&parts), bars)?;
     set.save(&a.out)?;
     let _ = std::fs::remove_dir_all(&parts);
     println!(

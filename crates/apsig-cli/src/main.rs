@@ -10,6 +10,7 @@ mod compare;
 mod make_colour;
 mod progress;
 mod query_curve;
+mod search_args;
 mod serve;
 mod study;
 
