@@ -9,47 +9,17 @@ use apsig::model::Arch;
 use apsig::nn::Shape;
 use apsig::signature::SignatureSet;
 use common::*;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Output, Stdio};
-use std::time::{Duration, Instant};
 
 const K: usize = 6;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn healthy(port: u16) -> bool {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else { return false };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    if s.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").is_err() {
-        return false;
-    }
-    let mut text = String::new();
-    let _ = s.read_to_string(&mut text);
-    text.starts_with("HTTP/1.1 200")
-}
 
 /// `apsig serve` on a free port, killed when dropped.
 struct Server(Child, u16);
 
 impl Server {
     fn start(home: &Path, model: &Path) -> Server {
-        let port = free_port();
-        let mut child = apsig(home)
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--model", s(model)])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let up = Instant::now();
-        while !healthy(port) {
-            assert!(up.elapsed() < Duration::from_secs(30), "the server did not come up");
-            assert!(child.try_wait().unwrap().is_none(), "the server exited early");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let (child, port) = serve(home, model, &[], Stdio::null());
         Server(child, port)
     }
 

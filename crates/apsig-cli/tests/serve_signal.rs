@@ -6,44 +6,16 @@ mod common;
 use apsig::model::Arch;
 use common::*;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn healthy(port: u16) -> bool {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else { return false };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    if s.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").is_err() {
-        return false;
-    }
-    let mut text = String::new();
-    let _ = s.read_to_string(&mut text);
-    text.starts_with("HTTP/1.1 200")
-}
 
 #[test]
 fn sigterm_exits_within_the_grace_period_with_slow_clients_attached() {
     let t = tempfile::tempdir().unwrap();
     let model = t.path().join("m.safetensors");
     untrained(&model, Arch::TargetNetS, 1);
-    let port = free_port();
-    let mut child = apsig(t.path())
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--shutdown-grace-secs", "1", "--model"])
-        .arg(&model)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let up = Instant::now();
-    while !healthy(port) {
-        assert!(up.elapsed() < Duration::from_secs(30), "the server did not come up");
-        assert!(child.try_wait().unwrap().is_none(), "the server exited early");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let (mut child, port) = serve(t.path(), &model, &["--shutdown-grace-secs", "1"], Stdio::piped());
     let mut half = TcpStream::connect(("127.0.0.1", port)).unwrap();
     half.write_all(b"POST /v1/sessions HTTP/1.1\r\nhost: x\r\n").unwrap();
     let mut slow = TcpStream::connect(("127.0.0.1", port)).unwrap();

@@ -7,8 +7,11 @@ use apsig::model::{save_network, Arch, TrainConfig};
 use apsig::nn::{Network, Shape};
 use apsig::signature::SignatureSet;
 use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 pub use testkit::data_dir;
 
@@ -136,4 +139,36 @@ pub fn untrained(path: &Path, arch: Arch, seed: u64) {
     let shape = Shape::new(28, 28, 1);
     let net = Network::new(shape, arch.layers(shape, 10, 0), seed).unwrap();
     save_network(path, arch, &net, &BTreeMap::new()).unwrap();
+}
+
+/// `apsig serve --model MODEL` with `extra` flags on a free port of 127.0.0.1, up and healthy;
+/// its stderr goes to `stderr`. Returns the child and the port.
+pub fn serve(home: &Path, model: &Path, extra: &[&str], stderr: Stdio) -> (Child, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = apsig(home)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--model", s(model)])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let up = Instant::now();
+    while !healthy(port) {
+        assert!(up.elapsed() < Duration::from_secs(30), "the server did not come up");
+        assert!(child.try_wait().unwrap().is_none(), "the server exited early");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (child, port)
+}
+
+/// Whether `apsig serve` on `port` answers its health check.
+fn healthy(port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    if s.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    text.starts_with("HTTP/1.1 200")
 }
