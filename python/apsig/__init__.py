@@ -55,7 +55,15 @@ __all__ = [
 ]
 
 #: Every direction strategy (the CLI's ``--strategy`` values).
-STRATEGIES = ("gaussian", "rademacher", "low-frequency", "centroid-differences", "adversarial", "principal")
+STRATEGIES = (
+    "gaussian",
+    "rademacher",
+    "low-frequency",
+    "low-frequency-tinted",
+    "centroid-differences",
+    "adversarial",
+    "principal",
+)
 
 PathLike = Union[str, "os.PathLike[str]"]
 Progress = Union[bool, None, Callable[[str, int, int], Any]]

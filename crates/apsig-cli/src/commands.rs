@@ -137,7 +137,8 @@ pub struct DirArgs {
     out: PathBuf,
     #[arg(long, default_value_t = 100)]
     k: usize,
-    /// gaussian, rademacher or low-frequency (the data-dependent strategies need `run`).
+    /// gaussian, rademacher, low-frequency or low-frequency-tinted (the data-dependent strategies
+    /// need `run`).
     #[arg(long, default_value = "gaussian")]
     strategy: String,
     #[arg(long, default_value_t = 1)]

@@ -440,9 +440,12 @@ fn readme_colour_benchmarks_agree_with_the_committed_outputs() {
     renderings(&read("docs/results/ab/colour-directions.txt"), &mut known);
     renderings(&read("docs/results/ab/class-guide.txt"), &mut known);
     renderings(&read("docs/results/ab/colour-loss.txt"), &mut known);
+    renderings(&read("docs/results/ab/colour-tinted-directions.txt"), &mut known);
     for file in ["metrics.json", "config.toml", "run.txt"] {
         renderings(&read(&format!("docs/results/colour-mnist-32/earlier/quick-gaussian/{file}")), &mut known);
+        renderings(&read(&format!("docs/results/colour-mnist-32/earlier/5023299-low-frequency/{file}")), &mut known);
         renderings(&read(&format!("docs/results/colour-fashion-32/{file}")), &mut known);
+        renderings(&read(&format!("docs/results/colour-fashion-32/earlier/cbc064d-low-frequency/{file}")), &mut known);
     }
     renderings(&read("docs/results/colour-fashion-32/earlier/c85d763-paper-decoder/metrics.json"), &mut known);
     // the ratios to the bars are derived from the metrics; the bars themselves are the issue's

@@ -1,6 +1,7 @@
 //! Perturbation directions: K seeded tensors of the input's shape, each of unit L2 norm.
 //!
-//! Strategies come in two kinds. Data-free ones (`gaussian`, `rademacher`, `low-frequency`)
+//! Strategies come in two kinds. Data-free ones (`gaussian`, `rademacher`, `low-frequency`,
+//! `low-frequency-tinted`)
 //! need only the seed and the shape, so [`Directions::generate`] makes them. Data-dependent
 //! ones (`centroid-differences`, `adversarial`, `principal`) also look at the adversary's own
 //! training images and, for `adversarial`, its own copy of the model, passed in a
@@ -40,6 +41,10 @@ pub enum Strategy {
     /// image, each channel of a colour image with its own coefficients. More than 36 per
     /// channel directions are linearly dependent.
     LowFrequency,
+    /// One low-frequency pattern in one random colour: the pattern of one channel of
+    /// `low-frequency` times a standard normal colour vector, so every channel sees the same
+    /// shape. The same directions as `low-frequency` on grey images.
+    LowFrequencyTinted,
     /// Random zero-sum combinations of the class centroids of the adversary's training
     /// images: directions in the span of the centroid differences (at most classes - 1 of
     /// them are linearly independent).
@@ -57,10 +62,11 @@ pub enum Strategy {
 
 impl Strategy {
     /// Every strategy, data-free ones first.
-    pub const ALL: [Strategy; 6] = [
+    pub const ALL: [Strategy; 7] = [
         Strategy::Gaussian,
         Strategy::Rademacher,
         Strategy::LowFrequency,
+        Strategy::LowFrequencyTinted,
         Strategy::CentroidDifferences,
         Strategy::Adversarial,
         Strategy::Principal,
@@ -72,6 +78,7 @@ impl Strategy {
             Strategy::Gaussian => "gaussian",
             Strategy::Rademacher => "rademacher",
             Strategy::LowFrequency => "low-frequency",
+            Strategy::LowFrequencyTinted => "low-frequency-tinted",
             Strategy::CentroidDifferences => "centroid-differences",
             Strategy::Adversarial => "adversarial",
             Strategy::Principal => "principal",
@@ -210,6 +217,7 @@ impl Directions {
                 data
             }
             (Strategy::LowFrequency, _) => strategies::low_frequency(k, seed, shape)?,
+            (Strategy::LowFrequencyTinted, _) => strategies::low_frequency_tinted(k, seed, shape)?,
             (_, None) => return Err(missing()),
             (Strategy::CentroidDifferences, Some(ctx)) => {
                 ctx.check(shape)?;

@@ -1,4 +1,4 @@
-//! The structured strategies: low-frequency noise, centroid differences and adversarial
+//! The structured strategies: low-frequency noise (plain and tinted), centroid differences and adversarial
 //! (margin-gradient) directions. Each draws its directions one after another from its own
 //! named stream, so the first k of K directions are the directions for k.
 
@@ -32,40 +32,88 @@ fn dct_basis(n: usize, bands: usize) -> Vec<Vec<f64>> {
         .collect()
 }
 
+/// The low DCT band of an `h x w` image, in draw order: by total frequency, then vertical
+/// frequency.
+struct LowBand {
+    rows: Vec<Vec<f64>>,
+    cols: Vec<Vec<f64>>,
+    band: Vec<(usize, usize)>,
+}
+
+impl LowBand {
+    fn new(h: usize, w: usize) -> Self {
+        let (rows, cols) = (dct_basis(h, LOW_FREQUENCY_BAND), dct_basis(w, LOW_FREQUENCY_BAND));
+        let mut band = Vec::new();
+        for s in 0..LOW_FREQUENCY_BAND {
+            for u in 0..=s {
+                if u < rows.len() && s - u < cols.len() {
+                    band.push((u, s - u));
+                }
+            }
+        }
+        LowBand { rows, cols, band }
+    }
+
+    /// Adds one smooth pattern (fresh coefficients from `rng`) into channel `ch` of the HWC
+    /// image `d` of `channels` channels.
+    fn draw_into(&self, rng: &mut Rng, d: &mut [f64], channels: usize, ch: usize) {
+        let w = self.cols.first().map_or(0, |c| c.len());
+        for &(u, v) in &self.band {
+            let c = rng.normal() as f64;
+            for (x, row) in d.chunks_mut(w * channels).enumerate() {
+                let cu = c * self.rows[u][x];
+                for (px, b) in row.chunks_mut(channels).zip(&self.cols[v]) {
+                    px[ch] += cu * b;
+                }
+            }
+        }
+    }
+}
+
 /// i.i.d. standard normal coefficients on the low DCT band, inverse DCT-II, unit norm. Each
 /// channel of a colour image gets its own coefficients (drawn channel after channel), so a
 /// direction is smooth in space and independent across channels; a single channel draws
 /// exactly what it always drew.
 pub(super) fn low_frequency(k: usize, seed: u64, shape: Shape) -> Result<Vec<f32>> {
-    let (h, w, channels) = (shape.h, shape.w, shape.c);
-    let (rows, cols) = (dct_basis(h, LOW_FREQUENCY_BAND), dct_basis(w, LOW_FREQUENCY_BAND));
-    // by total frequency, then vertical frequency: a fixed order for the coefficient draws
-    let mut band = Vec::new();
-    for s in 0..LOW_FREQUENCY_BAND {
-        for u in 0..=s {
-            if u < rows.len() && s - u < cols.len() {
-                band.push((u, s - u));
-            }
-        }
-    }
+    let band = LowBand::new(shape.h, shape.w);
     let len = shape.len();
     let mut rng = Rng::derive(seed, "directions/low-frequency");
     let mut data = Vec::with_capacity(k * len);
     let mut d = vec![0.0f64; len];
     while data.len() < k * len {
         d.fill(0.0);
-        for ch in 0..channels {
-            for &(u, v) in &band {
-                let c = rng.normal() as f64;
-                for (x, row) in d.chunks_mut(w * channels).enumerate() {
-                    let cu = c * rows[u][x];
-                    for (px, b) in row.chunks_mut(channels).zip(&cols[v]) {
-                        px[ch] += cu * b;
-                    }
-                }
-            }
+        for ch in 0..shape.c {
+            band.draw_into(&mut rng, &mut d, shape.c, ch);
         }
         // a zero draw has probability zero; should it happen, the next draw replaces it
+        if let Some(unit) = unit_f32(&d) {
+            data.extend(unit);
+        }
+    }
+    Ok(data)
+}
+
+/// One smooth pattern (as one channel of `low_frequency`) painted in one colour: pixel
+/// `(x, y, c) = p(x, y) * t_c` with `t` a standard normal vector over the channels, unit norm.
+/// Every channel sees the same shape, so on colour images the model's answer to a direction
+/// factors into where it pushes and which colour axis it pushes along. Grey images draw the
+/// same directions as `low_frequency`.
+pub(super) fn low_frequency_tinted(k: usize, seed: u64, shape: Shape) -> Result<Vec<f32>> {
+    if shape.c == 1 {
+        return low_frequency(k, seed, shape);
+    }
+    let band = LowBand::new(shape.h, shape.w);
+    let (len, plane) = (shape.len(), shape.h * shape.w);
+    let mut rng = Rng::derive(seed, "directions/low-frequency-tinted");
+    let mut data = Vec::with_capacity(k * len);
+    let (mut p, mut d) = (vec![0.0f64; plane], vec![0.0f64; len]);
+    while data.len() < k * len {
+        p.fill(0.0);
+        band.draw_into(&mut rng, &mut p, 1, 0);
+        let tint: Vec<f64> = (0..shape.c).map(|_| rng.normal() as f64).collect();
+        for (px, v) in d.chunks_mut(shape.c).zip(&p) {
+            px.iter_mut().zip(&tint).for_each(|(o, t)| *o = v * t);
+        }
         if let Some(unit) = unit_f32(&d) {
             data.extend(unit);
         }

@@ -122,6 +122,13 @@ fn gaussian_and_rademacher_keep_their_v1_bits() {
     assert_eq!(r.fingerprint(), RADEMACHER_V1_FINGERPRINT);
 }
 
+#[test]
+fn low_frequency_keeps_the_bits_of_the_committed_runs() {
+    // the directions of docs/results/paper (K = 100, seed 1, 28x28)
+    let paper = Directions::generate(&config(Strategy::LowFrequency, 100, 1), Shape::new(28, 28, 1)).unwrap();
+    assert_eq!(paper.fingerprint(), "21c594804a5f889d");
+}
+
 /// Fingerprints of `{gaussian, rademacher}`, K = 3, seed 1, 28x28, as produced by v1.
 const GAUSSIAN_V1_FINGERPRINT: &str = "6f0467504f928029";
 const RADEMACHER_V1_FINGERPRINT: &str = "9423fbb77ac55365";
@@ -235,6 +242,39 @@ fn every_strategy_draws_colour_directions() {
     let cos: f64 = grey.get(0).iter().zip(&first).map(|(a, b)| *a as f64 * b).sum::<f64>()
         / first.iter().map(|v| v * v).sum::<f64>().sqrt();
     assert!((cos - 1.0).abs() < 1e-5, "{cos}");
+}
+
+#[test]
+fn tinted_low_frequency_paints_one_smooth_pattern_per_direction() {
+    let rgb = Shape::new(10, 9, 3);
+    let tinted = Directions::generate(&config(Strategy::LowFrequencyTinted, 120, 1), rgb).unwrap();
+    assert_unit_rows(&tinted, 120);
+    // every channel of a row is the same spatial pattern up to a factor: rank one per pixel grid
+    for i in 0..tinted.k() {
+        let row = tinted.get(i);
+        let channel = |c: usize| row.iter().skip(c).step_by(3).map(|v| *v as f64).collect::<Vec<_>>();
+        let (r, g, b) = (channel(0), channel(1), channel(2));
+        for other in [&g, &b] {
+            let dot: f64 = r.iter().zip(other).map(|(a, b)| a * b).sum();
+            let (nr, no) = (norm64(&r), norm64(other));
+            assert!((dot.abs() - nr * no).abs() <= 1e-4 * (nr * no).max(1e-12), "row {i}: channels not parallel");
+        }
+    }
+    // 120 rows span 3 x 36 dimensions, as the independent channels of `low-frequency` do
+    let gram: Vec<f64> = (0..120 * 120)
+        .map(|ij| tinted.get(ij / 120).iter().zip(tinted.get(ij % 120)).map(|(a, b)| *a as f64 * *b as f64).sum())
+        .collect();
+    let (values, _) = pca::symmetric_eigen(gram, 120).unwrap();
+    assert_eq!(values.iter().filter(|v| **v > 1e-6).count(), 108);
+    // a prefix is the smaller set, the seed matters, and grey images get `low-frequency`
+    let five = Directions::generate(&config(Strategy::LowFrequencyTinted, 5, 1), rgb).unwrap();
+    assert_eq!(five.data, tinted.prefix(5).data);
+    assert_ne!(Directions::generate(&config(Strategy::LowFrequencyTinted, 5, 2), rgb).unwrap().data, five.data);
+    let grey = Shape::new(10, 9, 1);
+    assert_eq!(
+        Directions::generate(&config(Strategy::LowFrequencyTinted, 7, 3), grey).unwrap().data,
+        Directions::generate(&config(Strategy::LowFrequency, 7, 3), grey).unwrap().data
+    );
 }
 
 #[test]

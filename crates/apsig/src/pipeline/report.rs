@@ -175,7 +175,7 @@ fn markdown(cfg: &RunConfig, m: &Metrics, data: &Dataset) -> String {
     let models = markdown_table(&["role", "source", "model", "file", "SHA-256"], &rows);
     format!(
         "# apsig run report: {ds}\n\n\
-         Data: {source}; images {h}x{w}x{c}. Target M test accuracy: **{ta:.2}%**; independent evaluator: {ea:.2}%. K = {k} directions ({strategy:?}, seed {seed}).\n\n\
+         Data: {source}; images {h}x{w}x{c}. Target M test accuracy: **{ta:.2}%**; independent evaluator: {ea:.2}%. K = {k} directions (`{strategy}`, seed {seed}).\n\n\
          ## Models\n\n{models}\n\
          ## Reconstruction quality on {n} held-out test secrets\n\n{quality}\n{id_note}{ssim_note}{colour}\
          M assigns {agree:.1}% of reconstructions the class it assigns the original.{guide}\n\n\
