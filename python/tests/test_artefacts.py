@@ -26,6 +26,17 @@ def test_directions_round_trip_and_every_strategy(images, tmp_path, model_file):
         np.testing.assert_array_equal(d.prefix(3).array, d.array[:3])
 
 
+def test_tinted_directions_paint_one_pattern_in_one_colour():
+    d = apsig.Directions.generate("low-frequency-tinted", 6, 2, (12, 10, 3)).array
+    assert d.shape == (6, 12, 10, 3)
+    for row in d:
+        # each pixel is the pattern times the direction's colour: the channels are parallel
+        flat = row.reshape(-1, 3)
+        assert np.linalg.matrix_rank(flat, tol=1e-5) == 1
+    grey = apsig.Directions.generate("low-frequency-tinted", 4, 2, (12, 10, 1)).array
+    np.testing.assert_array_equal(grey, apsig.Directions.generate("low-frequency", 4, 2, (12, 10, 1)).array)
+
+
 def test_model_signatures_and_decoder_round_trip(images, tmp_path, model_file, dirs):
     model = apsig.Model.load(str(model_file))
     model.save(str(tmp_path / "m.safetensors"))
