@@ -1,6 +1,6 @@
 //! How far a colour-aware second round could go: tinted directions painted in each image's OWN
-//! colour axis (fg - bg, read off the image) against tinted directions in random colours, on the
-//! same images, target, search and decoder. An upper bound for an attack that first names the
+//! colour axis (fg - bg, the colours `eval::colour` scores) against tinted directions in random
+//! colours, on the same images, target, search and decoder. An upper bound for an attack that first names the
 //! secret's colour axis and then spends its K directions along it; diagnostic only (apsig's
 //! pipeline has no per-secret directions). Secrets are measured white-box at the secrets' 10%
 //! tolerance in both arms, a stand-in for the change bit.
@@ -47,6 +47,7 @@ fn main() {
         let data = patterns.data.iter().flat_map(|p| axis.map(|v| p * v as f32 / norm)).collect();
         Directions { config: tinted.config.clone(), shape: image, data }
     };
+    let mean = colour::mean_colours(&data.train.images, image).unwrap();
     std::fs::create_dir_all(out).unwrap();
     for (name, dirs) in [("random", &random as &dyn Fn([i8; 3]) -> Directions), ("own", &own)] {
         let tr = measure(&target, &data.train, &train, dirs, &train_search);
@@ -59,7 +60,6 @@ fn main() {
         let recons = dec.reconstruct(&te).unwrap();
         let originals = images_of(&data.test, &te).unwrap();
         let q = quality(&recons, &originals, &labels_of(&data.test, &te), image, &eval);
-        let mean = colour::mean_colours(&data.train.images, image).unwrap();
         let c = colour::colour_fidelity(&recons, &originals, image, &mean);
         let dir = out.join(name);
         std::fs::create_dir_all(&dir).unwrap();
@@ -89,7 +89,7 @@ fn measure(
 ) -> SignatureSet {
     let mut groups: BTreeMap<[i8; 3], Vec<usize>> = BTreeMap::new();
     for &i in idx {
-        groups.entry(colour_axis(split.image(i), split.channels)).or_default().push(i);
+        groups.entry(colour_axis(split.image(i), image_shape(split))).or_default().push(i);
     }
     let ecfg = ExtractConfig { method: Method::WhiteBox, search: search.clone() };
     let mut all: Option<SignatureSet> = None;
@@ -113,21 +113,17 @@ fn measure(
     all.unwrap()
 }
 
-/// `fg - bg` rounded to the palette's corners: the background is the top-left pixel (padding),
-/// the foreground the pixel farthest from it.
-fn colour_axis(img: &[f32], c: usize) -> [i8; 3] {
-    let bg = &img[..c];
-    let far = img.chunks(c).max_by(|p, q| dist(p, bg).total_cmp(&dist(q, bg))).unwrap();
+/// `fg - bg` rounded to the palette's corners, from the colours the report scores
+/// (`eval::colour::two_colours`); an image without a foreground gets the grey axis.
+fn colour_axis(img: &[f32], image: Shape) -> [i8; 3] {
     let mut axis = [0i8; 3];
-    for ch in 0..c.min(3) {
-        axis[ch] = (far[ch].round() - bg[ch].round()) as i8;
+    if let Some((fg, bg)) = colour::two_colours(img, image) {
+        for (a, (f, b)) in axis.iter_mut().zip(fg.iter().zip(&bg)) {
+            *a = (f.round() - b.round()) as i8;
+        }
     }
     if axis == [0; 3] {
         axis = [1, 1, 1];
     }
     axis
-}
-
-fn dist(p: &[f32], q: &[f32]) -> f32 {
-    p.iter().zip(q).map(|(a, b)| (a - b) * (a - b)).sum()
 }
