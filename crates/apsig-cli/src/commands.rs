@@ -137,10 +137,10 @@ pub struct DirArgs {
     out: PathBuf,
     #[arg(long, default_value_t = 100)]
     k: usize,
-    /// gaussian, rademacher, low-frequency or low-frequency-tinted (the data-dependent strategies
-    /// need `run`).
-    #[arg(long, default_value = "gaussian")]
-    strategy: String,
+    /// How the directions are drawn (the data-dependent strategies, which look at the
+    /// adversary's training data, are set in a `run` config: `directions.strategy`).
+    #[arg(long, value_enum, default_value_t = DataFreeStrategy::Gaussian)]
+    strategy: DataFreeStrategy,
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Image side of square greyscale images (28 for MNIST).
@@ -149,6 +149,30 @@ pub struct DirArgs {
     /// Image shape HxWxC (e.g. 32x32x3), for images that are not square greyscale.
     #[arg(long, conflicts_with = "side")]
     shape: Option<ImageShape>,
+}
+
+/// The direction strategies that need only a seed and a shape (`Strategy`'s data-free ones).
+#[derive(Clone, Copy, ValueEnum)]
+pub enum DataFreeStrategy {
+    /// i.i.d. standard normal per pixel and channel (the paper's).
+    Gaussian,
+    /// i.i.d. +-1 per pixel and channel.
+    Rademacher,
+    /// Smooth noise from the low 2-D DCT band, each channel its own.
+    LowFrequency,
+    /// One smooth pattern per direction in one random colour (for colour images).
+    LowFrequencyTinted,
+}
+
+impl From<DataFreeStrategy> for Strategy {
+    fn from(s: DataFreeStrategy) -> Strategy {
+        match s {
+            DataFreeStrategy::Gaussian => Strategy::Gaussian,
+            DataFreeStrategy::Rademacher => Strategy::Rademacher,
+            DataFreeStrategy::LowFrequency => Strategy::LowFrequency,
+            DataFreeStrategy::LowFrequencyTinted => Strategy::LowFrequencyTinted,
+        }
+    }
 }
 
 /// An image shape on the command line: `HxWxC`.
@@ -417,9 +441,8 @@ fn train_target(a: TrainArgs, opts: &DataOptions, bars: &Bars) -> Result<()> {
 }
 
 fn directions(a: DirArgs) -> Result<()> {
-    let strategy: Strategy = a.strategy.parse()?;
     let d = Directions::generate(
-        &DirectionConfig { strategy, k: a.k, seed: a.seed },
+        &DirectionConfig { strategy: a.strategy.into(), k: a.k, seed: a.seed },
         a.shape.map_or(apsig::nn::Shape::new(a.side, a.side, 1), |s| s.0),
     )?;
     d.save(&a.out)?;
@@ -572,5 +595,25 @@ impl Command {
             Command::MakeColour(a) => Some(a.from.clone()),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The command line's names are the library's, and every data-free strategy has one.
+    #[test]
+    fn data_free_strategies_mirror_the_library() {
+        let cli: Vec<&str> = DataFreeStrategy::value_variants()
+            .iter()
+            .map(|v| {
+                let name = Strategy::from(*v).name();
+                assert_eq!(v.to_possible_value().unwrap().get_name(), name);
+                name
+            })
+            .collect();
+        let library: Vec<&str> = Strategy::ALL.iter().filter(|s| !s.needs_data()).map(|s| s.name()).collect();
+        assert_eq!(cli, library);
     }
 }
