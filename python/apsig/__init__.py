@@ -54,7 +54,8 @@ __all__ = [
     "study_config",
 ]
 
-#: Every direction strategy (the CLI's ``--strategy`` values).
+#: Every direction strategy (the values of a run config's ``directions.strategy``; the first
+#: four need no data and are the CLI's ``apsig directions --strategy`` values).
 STRATEGIES = (
     "gaussian",
     "rademacher",
