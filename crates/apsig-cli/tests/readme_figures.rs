@@ -441,6 +441,10 @@ fn readme_colour_benchmarks_agree_with_the_committed_outputs() {
     renderings(&read("docs/results/ab/class-guide.txt"), &mut known);
     renderings(&read("docs/results/ab/colour-loss.txt"), &mut known);
     renderings(&read("docs/results/ab/colour-tinted-directions.txt"), &mut known);
+    renderings(&read("docs/results/ab/colour-foreground-limits.txt"), &mut known);
+    for file in ["metrics.json", "config.toml", "run.txt"] {
+        renderings(&read(&format!("docs/results/ab/colour-k300/{file}")), &mut known);
+    }
     for file in ["metrics.json", "config.toml", "run.txt"] {
         renderings(&read(&format!("docs/results/colour-mnist-32/earlier/quick-gaussian/{file}")), &mut known);
         renderings(&read(&format!("docs/results/colour-mnist-32/earlier/5023299-low-frequency/{file}")), &mut known);
