@@ -59,6 +59,7 @@ pub struct ExportOnnxArgs {
     /// Target model file (safetensors).
     #[arg(long)]
     model: PathBuf,
+    /// Where to write the ONNX model.
     #[arg(long, short)]
     out: PathBuf,
 }
@@ -118,29 +119,37 @@ pub struct RunArgs {
 
 #[derive(Args)]
 pub struct TrainArgs {
+    /// Where to write the trained model (safetensors).
     #[arg(long, short)]
     out: PathBuf,
+    /// Data set: a known name (mnist, fashion-mnist, cifar10, cifar100; found under --data-dir),
+    /// a `.npz` file, or a directory (IDX files, `train/` and `test/` image folders, CIFAR batches).
     #[arg(long, default_value = "mnist")]
     dataset: String,
     /// targetnet-s (the target M) or evalnet (the independent evaluator).
     #[arg(long, value_enum, default_value_t = ArchArg::TargetnetS)]
     arch: ArchArg,
+    /// Passes over the training split.
     #[arg(long, default_value_t = 5)]
     epochs: usize,
+    /// Seed of the initialisation and the data order (same seed and threads, same bits).
     #[arg(long, default_value_t = 1)]
     seed: u64,
 }
 
 #[derive(Args)]
 pub struct DirArgs {
+    /// Where to write the directions (safetensors, with their fingerprint).
     #[arg(long, short)]
     out: PathBuf,
+    /// Number of directions K: one eps per direction in every signature.
     #[arg(long, default_value_t = 100)]
     k: usize,
     /// How the directions are drawn (the data-dependent strategies, which look at the
     /// adversary's training data, are set in a `run` config: `directions.strategy`).
     #[arg(long, value_enum, default_value_t = DataFreeStrategy::Gaussian)]
     strategy: DataFreeStrategy,
+    /// Seed of the draws; the first k directions of a set of K are the set of k.
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Image side of square greyscale images (28 for MNIST).
@@ -202,10 +211,14 @@ pub struct SigArgs {
     /// Directions file.
     #[arg(long)]
     directions: PathBuf,
+    /// Where to write the signatures (safetensors: eps, censoring and queries per direction).
     #[arg(long, short)]
     out: PathBuf,
+    /// Data set: a known name (mnist, fashion-mnist, cifar10, cifar100; found under --data-dir),
+    /// a `.npz` file, or a directory (IDX files, `train/` and `test/` image folders, CIFAR batches).
     #[arg(long, default_value = "mnist")]
     dataset: String,
+    /// Which split's images: test (the secrets) or train (the adversary's own).
     #[arg(long, value_enum, default_value_t = SplitArg::Test)]
     split: SplitArg,
     /// First image index.
@@ -217,6 +230,7 @@ pub struct SigArgs {
     /// Take only shard i of n of the range (e.g. 3/8), for a cluster's job array; merge with `apsig merge`.
     #[arg(long)]
     shard: Option<Shard>,
+    /// How each eps is found.
     #[arg(long, value_enum, default_value_t = MethodArg::ChangeBit)]
     method: MethodArg,
     #[command(flatten)]
@@ -228,6 +242,7 @@ pub struct SigArgs {
 
 #[derive(Args)]
 pub struct MergeArgs {
+    /// Where to write the merged signatures.
     #[arg(long, short)]
     out: PathBuf,
     /// Shard files.
@@ -240,12 +255,17 @@ pub struct DecArgs {
     /// Training signatures.
     #[arg(long)]
     signatures: PathBuf,
+    /// Where to write the decoder (safetensors; its standardiser beside it).
     #[arg(long, short)]
     out: PathBuf,
+    /// Data set: a known name (mnist, fashion-mnist, cifar10, cifar100; found under --data-dir),
+    /// a `.npz` file, or a directory (IDX files, `train/` and `test/` image folders, CIFAR batches).
     #[arg(long, default_value = "mnist")]
     dataset: String,
+    /// Passes over the training pairs.
     #[arg(long, default_value_t = 20)]
     epochs: usize,
+    /// Base width: channels of the last hidden layer (the projection has more).
     #[arg(long, default_value_t = 64)]
     width: usize,
     /// Width of a dense hidden layer before the decoder's projection; 0 for none [default:
@@ -268,12 +288,14 @@ pub struct DecArgs {
     /// `--class-weight` above 0.
     #[arg(long)]
     critic: Option<PathBuf>,
+    /// Seed of the initialisation and the data order.
     #[arg(long, default_value_t = 1)]
     seed: u64,
 }
 
 #[derive(Args)]
 pub struct ReconArgs {
+    /// Decoder file (`apsig train-decoder`, or a run's `decoder.safetensors`).
     #[arg(long)]
     decoder: PathBuf,
     /// Test signatures.
@@ -286,6 +308,8 @@ pub struct ReconArgs {
     /// image `indices` [n]) [default: `<signatures>.reconstructions.safetensors`].
     #[arg(long, short)]
     out: Option<PathBuf>,
+    /// Data set: a known name (mnist, fashion-mnist, cifar10, cifar100; found under --data-dir),
+    /// a `.npz` file, or a directory (IDX files, `train/` and `test/` image folders, CIFAR batches).
     #[arg(long, default_value = "mnist")]
     dataset: String,
     /// Write originals over reconstructions here (PNG).
