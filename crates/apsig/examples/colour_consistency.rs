@@ -6,10 +6,9 @@
 //! `APSIG_DATA_DIR=... cargo run --release -p apsig --example colour_consistency -- RUN DATA.npz N`
 use apsig::data::Split;
 use apsig::directions::Directions;
-use apsig::eval::colour::{ink, two_colours};
+use apsig::eval::colour::{stroke, two_colours};
 use apsig::io::TensorFile;
 use apsig::model::load_network;
-use apsig::nn::Shape;
 use apsig::pipeline::image_shape;
 use apsig::signature::{extract, ExtractConfig, Method, SearchConfig, SignatureSet};
 use apsig_data::colour::PALETTE;
@@ -56,9 +55,9 @@ fn main() {
         scored += 1;
         dec_hit += ((nearest(&rf), nearest(&rb)) == truth) as usize;
         let mut cands = Vec::with_capacity(2 * pairs.len() * len);
-        let soft = shape_of(r, &rf, &rb, image);
+        let soft = stroke(r, image, &rf, &rb);
         let sharp: Vec<f32> = soft.iter().map(|&v| if v >= 0.5 { 1.0 } else { 0.0 }).collect();
-        for shape in [soft, shape_of(o, &fg, &bg, image), sharp] {
+        for shape in [soft, stroke(o, image, &fg, &bg), sharp] {
             for &(f, b) in &pairs {
                 let (f, b) = (colour(f), colour(b));
                 cands.extend(shape.iter().flat_map(|&v| (0..3).map(move |c| b[c] + v * (f[c] - b[c]))));
@@ -98,10 +97,4 @@ fn main() {
         p(sharp_hit),
         p(sharp_fg)
     );
-}
-
-/// An image's ink over its own contrast, clipped to [0, 1].
-fn shape_of(img: &[f32], fg: &[f32], bg: &[f32], image: Shape) -> Vec<f32> {
-    let contrast = (fg.iter().zip(bg).map(|(a, b)| (a - b) * (a - b)).sum::<f32>() / image.c as f32).sqrt().max(1e-6);
-    ink(img, image).iter().map(|v| (v / contrast).min(1.0)).collect()
 }

@@ -16,7 +16,7 @@
 //!   reconstruction's own contrast (the RMS distance of its own two colours), clipped at 1
 //!   (lenient: its typical stroke counts as full). The split of the error between shape and colour
 //!   is not unique; the two bracket it.
-use apsig::eval::colour::{colour_fidelity, ink, mean_colours, two_colours};
+use apsig::eval::colour::{colour_fidelity, ink, mean_colours, stroke, two_colours};
 use apsig::io::TensorFile;
 use apsig::pipeline::image_shape;
 use std::path::Path;
@@ -47,16 +47,14 @@ fn main() {
         // the reconstruction's ink, painted with the original's colours at two scales
         let d = ink(r, image);
         let far = d.iter().copied().fold(1e-6f32, f32::max);
-        let contrast =
-            (own_fg.iter().zip(&own_bg).map(|(a, b)| (a - b) * (a - b)).sum::<f32>() / image.c as f32).sqrt().max(1e-6);
-        let painted = |scale: f32| -> Vec<f32> {
-            d.iter()
-                .flat_map(|&v| (0..image.c).map(move |ch| ((v / scale).min(1.0), ch)))
-                .map(|(s, ch)| bg[ch] + s * (fg[ch] - bg[ch]))
-                .collect()
+        let (fg, bg) = (&fg, &bg);
+        let painted = |mask: Vec<f32>| -> Vec<f32> {
+            mask.iter().flat_map(|&s| (0..image.c).map(move |ch| bg[ch] + s * (fg[ch] - bg[ch]))).collect()
         };
-        strict += colour_fidelity(&painted(far), o, image, &baseline).foreground_error;
-        lenient += colour_fidelity(&painted(contrast), o, image, &baseline).foreground_error;
+        let by_max = d.iter().map(|v| v / far).collect();
+        strict += colour_fidelity(&painted(by_max), o, image, &baseline).foreground_error;
+        let by_contrast = stroke(r, image, &own_fg, &own_bg);
+        lenient += colour_fidelity(&painted(by_contrast), o, image, &baseline).foreground_error;
         n += 1;
     }
     let m = |s: f64| s / n.max(1) as f64;

@@ -72,7 +72,7 @@ fn main() {
         let class = apsig::argmax(&target.forward(x0, 1));
         let live: Vec<usize> = (0..k).filter(|&j| test.censored[s * k + j] == 0).collect();
         let eps = &test.eps[s * k..(s + 1) * k];
-        let mut hinges = Hinges { target: &mut target, dirs: &dirs, cache: TrainCache::default(), class, len };
+        let mut hinges = Hinges { target: &mut target, dirs: &dirs, cache: TrainCache::default(), class };
         let from = if in_input { z0[s * dim..(s + 1) * dim].to_vec() } else { x0.to_vec() };
         let mut v = from.clone();
         let mut adam = AdamState::new(v.len());
@@ -95,7 +95,6 @@ fn main() {
     }
     let mse =
         |r: &[f32]| r.iter().zip(&originals).map(|(a, b)| ((a - b) * (a - b)) as f64).sum::<f64>() / (n * len) as f64;
-    let start: Vec<f32> = if in_input { start } else { start.iter().map(|v| v.clamp(0.0, 1.0)).collect() };
     for (name, r) in [("decoder", &start), ("refined", &refined)] {
         let c = colour_fidelity(r, &originals, image, &baseline);
         println!("{name}: {n} secrets | MSE {:.4} | fg {:.4} bg {:.4}", mse(r), c.foreground_error, c.background_error);
@@ -108,14 +107,13 @@ struct Hinges<'a> {
     dirs: &'a Directions,
     cache: TrainCache,
     class: usize,
-    len: usize,
 }
 
 impl Hinges<'_> {
     /// Gradient w.r.t. the image `x` of the hinges: M's top-1 (`class`) kept by `DELTA` at
     /// `(1 - TOL) eps` and changed by `DELTA` at `(1 + TOL) eps` along every live direction.
     fn gradient(&mut self, x: &[f32], live: &[usize], eps: &[f32]) -> Vec<f32> {
-        let (len, classes, c) = (self.len, self.target.out_len(), self.class);
+        let (len, classes, c) = (self.target.in_len(), self.target.out_len(), self.class);
         let mut probes = Vec::with_capacity(2 * live.len() * len);
         for &j in live {
             let d = &self.dirs.data[j * len..(j + 1) * len];
@@ -175,7 +173,8 @@ fn fold_batch_norms(net: &Network) -> Network {
     let mut i = 0;
     while i < net.specs.len() {
         let mut p = net.params[i].clone();
-        if net.specs.get(i + 1) == Some(&LayerSpec::BatchNorm) {
+        let folds = net.specs.get(i + 1) == Some(&LayerSpec::BatchNorm);
+        if folds {
             let (gamma, beta) = (&net.params[i + 1][0], &net.params[i + 1][1]);
             let (mean, var) = (&net.buffers[i + 1][0], &net.buffers[i + 1][1]);
             let ch = gamma.len();
@@ -197,7 +196,7 @@ fn fold_batch_norms(net: &Network) -> Network {
         }
         specs.push(net.specs[i].clone());
         params.push(p);
-        i += if net.specs.get(i + 1) == Some(&LayerSpec::BatchNorm) { 2 } else { 1 };
+        i += if folds { 2 } else { 1 };
     }
     let mut out = Network::new(net.input, specs, 0).unwrap();
     out.params = params;

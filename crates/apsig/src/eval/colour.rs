@@ -124,6 +124,14 @@ pub fn ink(img: &[f32], image: Shape) -> Vec<f32> {
         .collect()
 }
 
+/// An image's stroke as a mask in `[0, 1]`: its ink (`ink`) over the RMS distance between its
+/// two colours `fg` and `bg` (`two_colours`), clipped at 1, so its typical stroke counts as full.
+/// For a two-colour image it is the alpha the image was drawn with, wherever that is below 1.
+pub fn stroke(img: &[f32], image: Shape, fg: &[f32], bg: &[f32]) -> Vec<f32> {
+    let contrast = (fg.iter().zip(bg).map(|(a, b)| (a - b) * (a - b)).sum::<f32>() / image.c.max(1) as f32).sqrt();
+    ink(img, image).iter().map(|v| (v / contrast.max(1e-6)).min(1.0)).collect()
+}
+
 /// Which pixels of an original are foreground, which background (neither on the rim).
 struct Masks {
     foreground: Vec<bool>,
@@ -188,6 +196,16 @@ mod tests {
         }
         // a flat image has no foreground
         assert!(two_colours(&[0.4; 360], shape).is_none());
+    }
+
+    #[test]
+    fn the_stroke_of_a_two_colour_image_is_its_alpha() {
+        let shape = Shape::new(10, 12, 3);
+        let img = two_colour(10, 12, [0.9, 0.1, 0.2], [0.1, 0.3, 0.8]);
+        let (fg, bg) = two_colours(&img, shape).unwrap();
+        let s = stroke(&img, shape, &fg, &bg);
+        let alpha = |y: usize, x: usize| s[y * 12 + x];
+        assert!((alpha(4, 4) - 1.0).abs() < 1e-5 && (alpha(4, 7) - 0.3).abs() < 1e-5 && alpha(0, 0) == 0.0, "{s:?}");
     }
 
     #[test]
