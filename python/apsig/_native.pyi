@@ -124,6 +124,7 @@ class Decoder:
         class_weight: float = ...,
         class_noise: float = ...,
         loss: Literal["l2", "l1"] = ...,
+        palette: bool = ...,
         progress: Union[bool, None, Callable[[str, int, int], Any]] = ...,
     ) -> Decoder: ...
     @staticmethod
@@ -131,6 +132,11 @@ class Decoder:
     def save(self, path: str) -> None: ...
     def reconstruct(self, signatures: SignatureSet) -> np.ndarray:
         """``[n, h, w, c]`` float32 in [0, 1], the shape the decoder was fitted on."""
+    def reconstruct_mean(self, signatures: SignatureSet) -> np.ndarray:
+        """The network's output alone, colours undecided by the palette."""
+    @property
+    def palette_entries(self) -> int:
+        """Entries of the palette that decides the colours (0: none)."""
     @property
     def k(self) -> int: ...
     @property

@@ -95,6 +95,34 @@ def test_metrics(images):
     np.testing.assert_allclose(per_class[1], images[1::2].mean(0), atol=1e-6)
 
 
+def test_palette_decides_the_colours_and_refuses_data_without_one(tmp_path, model_file, dirs):
+    model = apsig.Model.load(str(model_file))
+    # twelve two-colour images: a square in 0.9 on 0.1, or in 0.1 on 0.9
+    squares = np.zeros((12, 28, 28, 1), dtype=np.float32)
+    for i, img in enumerate(squares):
+        fg, bg = (0.9, 0.1) if i % 2 else (0.1, 0.9)
+        img[:] = bg
+        img[6 + i % 5 : 18 + i % 5, 8:20] = fg
+    sigs = apsig.signatures(model, squares, dirs, method="white-box", progress=False)
+    dec = apsig.Decoder.fit(sigs, squares, width=4, epochs=2, batch=4, palette=True, progress=False)
+    assert dec.palette_entries == 2
+    decided, mean = dec.reconstruct(sigs), dec.reconstruct_mean(sigs)
+    assert decided.shape == mean.shape and not np.array_equal(decided, mean)
+    # every decided pixel lies between the two palette colours
+    assert decided.min() >= 0.1 - 1e-5 and decided.max() <= 0.9 + 1e-5
+    dec.save(str(tmp_path / "p.safetensors"))
+    loaded = apsig.Decoder.load(str(tmp_path / "p.safetensors"))
+    assert loaded.palette_entries == 2
+    np.testing.assert_array_equal(loaded.reconstruct(sigs), decided)
+    plain = apsig.Decoder.fit(sigs, squares, width=4, epochs=2, batch=4, progress=False)
+    assert plain.palette_entries == 0
+    np.testing.assert_array_equal(plain.reconstruct(sigs), plain.reconstruct_mean(sigs))
+    # noise has no palette: refused before training
+    noise = np.random.default_rng(1).random((12, 28, 28, 1)).astype(np.float32)
+    with pytest.raises(ValueError, match="palette"):
+        apsig.Decoder.fit(sigs, noise, width=4, epochs=2, batch=4, palette=True, progress=False)
+
+
 def tiny_run_config(seed, decoder_epochs):
     """The smoke preset cut to seconds: 600 adversary images, K = 8, 40 secrets."""
     cfg = apsig.run_config("smoke", seed=seed)

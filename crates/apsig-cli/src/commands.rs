@@ -283,6 +283,11 @@ pub struct DecArgs {
     /// The per-pixel loss (`decoder.loss`).
     #[arg(long, value_enum, default_value_t = LossArg::L2)]
     loss: LossArg,
+    /// Decide each reconstruction's two colours by the palette of the training images
+    /// (`decoder.palette`; for two-colour images such as Colour-MNIST, other data is refused
+    /// before training). `apsig reconstruct` then decides with the palette stored in the decoder.
+    #[arg(long)]
+    palette: bool,
     /// The adversary's own classifier that reads the reconstructions for the class guide: a
     /// model file apsig saved (e.g. a run's `target.safetensors`). Read only with
     /// `--class-weight` above 0.
@@ -546,6 +551,7 @@ fn train_decoder(a: DecArgs, opts: &DataOptions, bars: &Bars) -> Result<()> {
     cfg.class_weight = a.class_weight;
     cfg.class_noise = a.class_noise;
     cfg.loss = a.loss.into();
+    cfg.palette = a.palette;
     let images = pipeline::images_of(&data.train, &sigs).with_context(|| format!("{}", a.signatures.display()))?;
     let labels = pipeline::labels_of(&data.train, &sigs);
     let critic = a.critic.as_deref().map(|p| load_network(p, None)).transpose()?;

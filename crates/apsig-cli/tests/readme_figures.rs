@@ -400,21 +400,28 @@ fn readme_results_and_performance_agree_with_the_committed_outputs() {
     assert!(unknown.is_empty(), "README figures found in no committed output under docs/results/: {unknown:?}");
 }
 
-/// The colour rows of a colour run, as the README's colour benchmarks state them.
+/// The colour rows of a colour run, as the README's colour benchmarks state them; with a
+/// palette decision, the network's undecided output too (both tables).
 fn colour_figures(m: &Value) -> Vec<String> {
+    let row = |name: &str, c: &Value| {
+        format!("| {name} | {:.4} | {:.4} |", f(c, "foreground_error"), f(c, "background_error"))
+    };
     let c = &m["colour"];
-    vec![
-        format!(
-            "| decoder, from change-bit signatures | {:.4} | {:.4} |",
-            f(c, "foreground_error"),
-            f(c, "background_error")
-        ),
+    let mut out = vec![
+        row("decoder, from change-bit signatures", c),
         format!(
             "| mean-colour baseline (training originals) | {:.4} | {:.4} |",
             f(c, "baseline_foreground_error"),
             f(c, "baseline_background_error")
         ),
-    ]
+    ];
+    let undecided = &m["undecided"];
+    if !undecided.is_null() {
+        let name = "decoder, colours undecided (the network's output)";
+        out.push(quality_row(name, &undecided["decoder"]));
+        out.push(row(name, &undecided["colour"]));
+    }
+    out
 }
 
 #[test]
@@ -442,6 +449,10 @@ fn readme_colour_benchmarks_agree_with_the_committed_outputs() {
     renderings(&read("docs/results/ab/colour-loss.txt"), &mut known);
     renderings(&read("docs/results/ab/colour-tinted-directions.txt"), &mut known);
     renderings(&read("docs/results/ab/colour-foreground-limits.txt"), &mut known);
+    renderings(&read("docs/results/ab/colour-palette.txt"), &mut known);
+    for file in ["metrics.json", "config.toml", "run.txt"] {
+        renderings(&read(&format!("docs/results/colour-mnist-32/earlier/tinted-aug4-undecided/{file}")), &mut known);
+    }
     for file in ["metrics.json", "config.toml", "run.txt"] {
         renderings(&read(&format!("docs/results/ab/colour-k300/{file}")), &mut known);
     }

@@ -343,9 +343,11 @@ impl Decoder {
     /// its cross-entropy against `labels` (the images' classes) is added to the L2 loss;
     /// `class_noise` is the Gaussian noise added to each reconstruction before it is read.
     /// `loss` is the per-pixel loss: "l2" (the paper's) or "l1" (the likelier value where the
-    /// signature leaves a pixel open, instead of the average).
+    /// signature leaves a pixel open, instead of the average). `palette=True` decides each
+    /// reconstruction's two colours by the palette of `images` (two-colour images only; other
+    /// data raises ValueError before training); `reconstruct_mean` gives the undecided output.
     #[staticmethod]
-    #[pyo3(signature = (signatures, images, width=64, use_mask=true, epochs=20, batch=128, lr=2e-3, seed=2000, hidden=None, labels=None, critic=None, class_weight=0.0, class_noise=0.0, loss="l2", progress=None))]
+    #[pyo3(signature = (signatures, images, width=64, use_mask=true, epochs=20, batch=128, lr=2e-3, seed=2000, hidden=None, labels=None, critic=None, class_weight=0.0, class_noise=0.0, loss="l2", palette=false, progress=None))]
     #[allow(clippy::too_many_arguments)]
     fn fit(
         py: Python<'_>,
@@ -363,6 +365,7 @@ impl Decoder {
         class_weight: f32,
         class_noise: f32,
         loss: &str,
+        palette: bool,
         progress: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let loss = match loss {
@@ -391,6 +394,7 @@ impl Decoder {
             class_weight,
             class_noise,
             loss,
+            palette,
             train: TrainConfig::new(epochs, batch, lr, seed),
         };
         let progress = PyProgress::new(py, progress)?;
@@ -399,11 +403,29 @@ impl Decoder {
     }
 
     /// Reconstructions `[n, h, w, c]` in [0, 1] of signatures measured along the decoder's
-    /// directions.
+    /// directions (colours decided where the decoder has a palette).
     fn reconstruct<'py>(&self, py: Python<'py>, signatures: PyRef<'py, SignatureSet>) -> PyResult<Bound<'py, PyAny>> {
         let sigs = &signatures.inner;
         let r = py.detach(|| self.inner.reconstruct(sigs)).map_err(py_err)?;
         images_out(py, r, sigs.n(), self.inner.image_shape(), Layout::Nhwc)
+    }
+
+    /// The network's output alone, colours undecided (the same as `reconstruct` for a decoder
+    /// without a palette).
+    fn reconstruct_mean<'py>(
+        &self,
+        py: Python<'py>,
+        signatures: PyRef<'py, SignatureSet>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let sigs = &signatures.inner;
+        let r = py.detach(|| self.inner.reconstruct_mean(sigs)).map_err(py_err)?;
+        images_out(py, r, sigs.n(), self.inner.image_shape(), Layout::Nhwc)
+    }
+
+    /// Entries of the palette that decides the colours (0: none).
+    #[getter]
+    fn palette_entries(&self) -> usize {
+        self.inner.palette.as_ref().map_or(0, |p| p.len())
     }
 
     /// Loads a decoder file (`decoder.safetensors` of a run, its `.stats` file beside it).

@@ -15,7 +15,12 @@
 //!   drawn fainter than its brightest pixel counts as partly missing), and ink divided by the
 //!   reconstruction's own contrast (the RMS distance of its own two colours), clipped at 1
 //!   (lenient: its typical stroke counts as full). The split of the error between shape and colour
-//!   is not unique; the two bracket it.
+//!   is not unique; the two bracket it;
+//! - the palette decision (`decoder::Palette`, learnt from the data set's training split) applied
+//!   to these reconstructions: its foreground and background errors and MSE beside the
+//!   reconstructions' own, or why the data has no palette. (For a run made with
+//!   `decoder.palette`, the reconstructions are already decided.)
+use apsig::decoder::Palette;
 use apsig::eval::colour::{colour_fidelity, ink, mean_colours, stroke, two_colours};
 use apsig::io::TensorFile;
 use apsig::pipeline::image_shape;
@@ -75,4 +80,24 @@ fn main() {
         m(strict),
         m(lenient),
     );
+    let mse =
+        |r: &[f32]| r.iter().zip(&originals).map(|(a, b)| ((a - b) * (a - b)) as f64).sum::<f64>() / r.len() as f64;
+    match Palette::learn(&data.train.images, image) {
+        Ok(palette) => {
+            let mut decided = recons.clone();
+            palette.decide(&mut decided, image).unwrap();
+            let d = colour_fidelity(&decided, &originals, image, &baseline);
+            println!(
+                "palette decision ({} entries)  foreground {:.4}, background {:.4}, MSE {:.4} (reconstructions: {:.4}, {:.4}, {:.4})",
+                palette.len(),
+                d.foreground_error,
+                d.background_error,
+                mse(&decided),
+                scored.foreground_error,
+                scored.background_error,
+                mse(&recons)
+            );
+        }
+        Err(e) => println!("palette decision: {e}"),
+    }
 }

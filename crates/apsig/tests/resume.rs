@@ -250,6 +250,7 @@ fn decoder_cfg() -> DecoderConfig {
         class_weight: 0.0,
         class_noise: 0.0,
         loss: Default::default(),
+        palette: false,
         train: TrainConfig::new(EPOCHS, BATCH, 2e-3, 11),
     }
 }

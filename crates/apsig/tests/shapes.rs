@@ -1,7 +1,8 @@
 //! Images of any H x W x C through the whole pipeline at smoke size: a colour data set the
 //! test draws (shapes in one palette colour on a background of another, padded like
 //! Colour-MNIST) and a greyscale one whose sides are not multiples of 4. Checks the artefacts'
-//! shapes, that the figures are colour PNGs, that the colour metric is reported, and that the
+//! shapes, that the figures are colour PNGs, that the colour metric is reported (with the
+//! palette decision and the network's undecided output beside it), and that the
 //! study runs every block on colour images. The class guide reads M when apsig trained it and
 //! a critic of the adversary's own otherwise.
 
@@ -97,15 +98,27 @@ fn png_pixels(path: &Path) -> image::RgbImage {
 fn colour_images_run_end_to_end() {
     let image = Shape::new(32, 32, 3);
     let dir = tempfile::tempdir().unwrap();
-    let m = run_loaded(&tiny_config(), dataset("colour-shapes", image), Instant::now(), dir.path(), &apsig::NoProgress)
-        .unwrap();
+    let mut cfg = tiny_config();
+    cfg.decoder.palette = true;
+    let m = run_loaded(&cfg, dataset("colour-shapes", image), Instant::now(), dir.path(), &apsig::NoProgress).unwrap();
     eprintln!("{}", serde_json::to_string_pretty(&m).unwrap());
     // the reconstructions are 32x32x3 and the decoder paints that shape
     let recon = TensorFile::read(&dir.path().join("reconstructions-test.safetensors")).unwrap();
     let (shape, values) = recon.f32("reconstructions", None).unwrap();
     assert_eq!(shape, vec![80, 32, 32, 3]);
     assert!(values.iter().all(|v| (0.0..=1.0).contains(v)));
-    assert_eq!(Decoder::load(&dir.path().join("decoder.safetensors")).unwrap().image_shape(), image);
+    let decoder = Decoder::load(&dir.path().join("decoder.safetensors")).unwrap();
+    assert_eq!(decoder.image_shape(), image);
+    // the palette was learnt from the training images, stored with the decoder, and decided the
+    // colours of the reconstructions written; the network's own output is scored beside them
+    let palette = decoder.palette.as_ref().expect("decoder.palette = true");
+    assert_eq!(palette.len(), PALETTE.len());
+    for colour in palette.colours.chunks_exact(3) {
+        assert!(PALETTE.iter().any(|p| p.iter().zip(colour).all(|(a, b)| (a - b).abs() < 1e-6)), "{colour:?}");
+    }
+    let undecided = m.undecided.as_ref().expect("the network's output is scored too");
+    assert!(undecided.colour.is_some() && undecided.decoder.mse.is_finite(), "{undecided:?}");
+    assert_ne!(undecided.decoder.mse, m.decoder.mse, "the decision changed the reconstructions");
     // the metrics, the colour ones included, are measured and plausible
     assert!(m.target_test_accuracy > 0.8 && m.evaluator_test_accuracy > 0.6, "{m:?}");
     let c = m.colour.as_ref().expect("colour metrics on colour data");
@@ -114,9 +127,11 @@ fn colour_images_run_end_to_end() {
         assert!(v.is_finite() && (0.0..=1.0).contains(&v), "{c:?}");
     }
     assert!(c.baseline_background_error > 0.1, "random palette colours are far from their mean: {c:?}");
-    assert!(m.decoder.mse < m.global_mean_baseline.mse, "{m:?}");
+    // the network learnt something (at smoke size its decided colours need not pay in MSE)
+    assert!(undecided.decoder.mse < m.global_mean_baseline.mse, "{m:?}");
     let report = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
     assert!(report.contains("images 32x32x3") && report.contains("### Colours"), "{report}");
+    assert!(report.contains("*Colours decided*") && report.matches("colours undecided").count() == 2, "{report}");
     let json = std::fs::read_to_string(dir.path().join("metrics.json")).unwrap();
     assert!(json.contains("\"baseline_foreground_error\""));
     // the figures are colour: some image pixels have channels that differ
@@ -173,7 +188,18 @@ fn greyscale_images_whose_sides_are_not_multiples_of_four_run_end_to_end() {
     assert!(e.to_string().contains("secrets cannot be augmented"), "{e}");
     let recon = TensorFile::read(&dir.path().join("reconstructions-test.safetensors")).unwrap();
     assert_eq!(recon.f32("reconstructions", None).unwrap().0, vec![80, 30 * 26]);
-    assert_eq!(Decoder::load(&dir.path().join("decoder.safetensors")).unwrap().image_shape(), image);
+    let decoder = Decoder::load(&dir.path().join("decoder.safetensors")).unwrap();
+    assert_eq!(decoder.image_shape(), image);
+    // the palette was learnt from the training images, stored with the decoder, and decided the
+    // colours of the reconstructions written; the network's own output is scored beside them
+    let palette = decoder.palette.as_ref().expect("decoder.palette = true");
+    assert_eq!(palette.len(), PALETTE.len());
+    for colour in palette.colours.chunks_exact(3) {
+        assert!(PALETTE.iter().any(|p| p.iter().zip(colour).all(|(a, b)| (a - b).abs() < 1e-6)), "{colour:?}");
+    }
+    let undecided = m.undecided.as_ref().expect("the network's output is scored too");
+    assert!(undecided.colour.is_some() && undecided.decoder.mse.is_finite(), "{undecided:?}");
+    assert_ne!(undecided.decoder.mse, m.decoder.mse, "the decision changed the reconstructions");
     assert!(m.colour.is_none());
     assert!(m.decoder.mse < m.global_mean_baseline.mse && m.decoder.ssim.is_finite(), "{m:?}");
     let fig = png_pixels(&dir.path().join("fig2.png"));

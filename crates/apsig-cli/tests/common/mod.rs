@@ -128,6 +128,7 @@ pub fn tiny_decoder(path: &Path, k: usize, directions: &str) {
         class_weight: 0.0,
         class_noise: 0.0,
         loss: Default::default(),
+        palette: false,
         train: TrainConfig { final_lr_frac: 0.1, ..TrainConfig::new(2, 32, 2e-3, 1) },
     };
     let (d, _) = Decoder::fit(&sigs, &images, Shape::new(28, 28, 1), &cfg, None, None, &apsig::NoProgress).unwrap();

@@ -1,10 +1,14 @@
 //! The decoder: a DCGAN-style generator from what an oracle revealed (a signature: standardised
 //! ln eps, optionally the censoring mask; or a label or score-vector variant, see `Input`) to
-//! an image, trained with L2 (or L1, `DecoderConfig::loss`) on the adversary's own data.
+//! an image, trained with L2 (or L1, `DecoderConfig::loss`) on the adversary's own data;
+//! optionally with the colours of each reconstruction decided by a palette learnt from that
+//! data (`Palette`, for two-colour images).
 
 mod input;
+mod palette;
 
 pub use input::{Input, InputKind, Standardiser};
+pub use palette::Palette;
 
 use crate::error::{Error, Result};
 use crate::io::{write_tensors, TensorFile, TensorOut};
@@ -46,6 +50,11 @@ pub struct DecoderConfig {
     /// all) instead of their average.
     #[serde(default, skip_serializing_if = "PixelLoss::is_l2")]
     pub loss: PixelLoss,
+    /// Decide each reconstruction's two colours by the palette of the adversary's training
+    /// images (`Palette`: for two-colour images; data without a palette is refused before
+    /// training). Off (left out of configs and stamps): the network's output as it is.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub palette: bool,
     /// Training schedule.
     pub train: TrainConfig,
 }
@@ -56,6 +65,10 @@ fn is_zero(v: &usize) -> bool {
 
 fn is_zero_f32(v: &f32) -> bool {
     *v == 0.0
+}
+
+fn is_false(v: &bool) -> bool {
+    !*v
 }
 
 impl DecoderConfig {
@@ -88,7 +101,8 @@ pub struct Critic<'a> {
 }
 
 /// A trained decoder: its network, what it reads, the standardisation it was trained with,
-/// and the directions its training signatures were measured along.
+/// the directions its training signatures were measured along and, where asked for, the
+/// palette that decides its reconstructions' colours.
 pub struct Decoder {
     /// The generator network.
     pub net: Network,
@@ -97,6 +111,8 @@ pub struct Decoder {
     scale: Standardiser,
     /// Fingerprint of the directions the training signatures were measured with.
     pub directions: String,
+    /// Decides the colours of every reconstruction (`DecoderConfig::palette`).
+    pub palette: Option<Palette>,
 }
 
 impl Decoder {
@@ -145,10 +161,12 @@ impl Decoder {
                 ),
             ));
         }
+        // learnt first: data without a palette is refused before the training it would waste
+        let palette = cfg.palette.then(|| Palette::learn(images, image)).transpose()?;
         let scale = Standardiser::fit(input);
         let x = input.standardised(&scale);
         let (net, report) = fit_network(&x, input.kind.dim(), images, image, cfg, critic, checkpoint, progress)?;
-        Ok((Decoder { net, input: input.kind, scale, directions: input.directions.clone() }, report))
+        Ok((Decoder { net, input: input.kind, scale, directions: input.directions.clone(), palette }, report))
     }
 
     /// Shape of the images it paints (H x W x C, channels-last).
@@ -157,8 +175,19 @@ impl Decoder {
     }
 
     /// Reconstructions `[rows, image_shape().len()]` in [0, 1] of an input of the kind the
-    /// decoder reads.
+    /// decoder reads: the network's output, with its colours decided where the decoder has a
+    /// palette.
     pub fn decode(&self, input: &Input) -> Result<Vec<f32>> {
+        let mut out = self.decode_mean(input)?;
+        if let Some(p) = &self.palette {
+            p.decide(&mut out, self.image_shape())?;
+        }
+        Ok(out)
+    }
+
+    /// The network's output alone, colours undecided: under L2, the mean of the images the
+    /// input leaves possible.
+    pub fn decode_mean(&self, input: &Input) -> Result<Vec<f32>> {
         if input.kind != self.input {
             return Err(Error::invalid(
                 "decoding",
@@ -174,8 +203,17 @@ impl Decoder {
         Ok(self.net.forward(&input.standardised(&self.scale), input.rows))
     }
 
-    /// Reconstructions `[n, image_shape().len()]` in [0, 1] of change-bit signatures.
+    /// Reconstructions `[n, image_shape().len()]` in [0, 1] of change-bit signatures (`decode`).
     pub fn reconstruct(&self, sigs: &SignatureSet) -> Result<Vec<f32>> {
+        self.decode(&self.signature_input(sigs)?)
+    }
+
+    /// The network's output alone for change-bit signatures (`decode_mean`).
+    pub fn reconstruct_mean(&self, sigs: &SignatureSet) -> Result<Vec<f32>> {
+        self.decode_mean(&self.signature_input(sigs)?)
+    }
+
+    fn signature_input<'a>(&self, sigs: &'a SignatureSet) -> Result<Input<'a>> {
         let InputKind::Signature { k, use_mask } = self.input else {
             return Err(Error::invalid(
                 "reconstruction",
@@ -188,7 +226,7 @@ impl Decoder {
                 format!("signatures have K = {}, the decoder was trained for K = {k}", sigs.k),
             ));
         }
-        self.decode(&Input::signature(sigs, k, sigs.n(), use_mask)?)
+        Input::signature(sigs, k, sigs.n(), use_mask)
     }
 
     /// Saves the network to `path` (with `extra` metadata) and the standardisation beside it.
@@ -202,17 +240,20 @@ impl Decoder {
             meta.insert("decoder_input".into(), serde_json::to_string(&self.input).expect("serialises"));
         }
         meta.insert("directions".into(), self.directions.clone());
+        if let Some(p) = &self.palette {
+            meta.insert("palette".into(), p.len().to_string());
+        }
         save_network(path, Arch::Decoder, &self.net, &meta)?;
-        // the standardisation lives beside the weights, in a small companion file
+        // the standardisation (and the palette) live beside the weights, in a small companion file
         let cols = self.scale.mean().len();
-        write_tensors(
-            &stats_path(path),
-            &[
-                TensorOut::F32("mean", vec![cols], self.scale.mean()),
-                TensorOut::F32("std", vec![cols], self.scale.std()),
-            ],
-            &meta,
-        )
+        let mut tensors = vec![
+            TensorOut::F32("mean", vec![cols], self.scale.mean()),
+            TensorOut::F32("std", vec![cols], self.scale.std()),
+        ];
+        if let Some(p) = &self.palette {
+            tensors.push(TensorOut::F32("palette", vec![p.len(), p.channels], &p.colours));
+        }
+        write_tensors(&stats_path(path), &tensors, &meta)
     }
 
     /// Loads a decoder saved by `save`, checking its input against its network.
@@ -244,7 +285,16 @@ impl Decoder {
         let std = f.f32("std", Some(&[cols]))?.1;
         let scale = Standardiser::from_parts(mean, std, &sp.display().to_string())
             .map_err(|_| Error::bad_file(&sp, "non-positive standard deviation"))?;
-        Ok(Decoder { net: m.net, input, scale, directions: get("directions")? })
+        let palette = match m.metadata.get("palette") {
+            None => None,
+            Some(entries) => {
+                let entries: usize = entries.parse().map_err(|_| Error::bad_file(path, "bad `palette`"))?;
+                let c = m.net.output_shape().c;
+                let colours = f.f32("palette", Some(&[entries, c]))?.1;
+                Some(Palette::new(c, colours).map_err(|e| Error::bad_file(&sp, e.to_string()))?)
+            }
+        };
+        Ok(Decoder { net: m.net, input, scale, directions: get("directions")?, palette })
     }
 }
 
@@ -303,7 +353,7 @@ mod tests {
         let net = Network::new(shape, Arch::Decoder.layers(Shape::new(12, 10, 3), 0, 4), 7).unwrap();
         let cols = input.scaled();
         let scale = Standardiser::from_parts(vec![0.5; cols], vec![2.0; cols], "test").unwrap();
-        Decoder { net, input, scale, directions: "dirs-fingerprint".into() }
+        Decoder { net, input, scale, directions: "dirs-fingerprint".into(), palette: None }
     }
 
     #[test]
@@ -364,6 +414,7 @@ mod tests {
             class_weight: 0.0,
             class_noise: 0.0,
             loss: PixelLoss::L2,
+            palette: false,
             train: TrainConfig::new(8, 32, 5e-3, 1),
         };
         let guided = DecoderConfig { class_weight: 0.5, ..plain.clone() };
@@ -399,6 +450,7 @@ mod tests {
             class_weight: 0.0,
             class_noise: 0.0,
             loss,
+            palette: false,
             train: TrainConfig::new(30, 20, 1e-2, 3),
         };
         let mean_output = |loss| -> f32 {
@@ -430,6 +482,7 @@ mod tests {
             class_weight: 0.0,
             class_noise: 0.0,
             loss: PixelLoss::L2,
+            palette: false,
             train: TrainConfig::new(2, 8, 2e-3, 1),
         };
         let (net, _) = fit_network(&features, dim, &images, image, &cfg, None, None, &crate::NoProgress).unwrap();
@@ -437,13 +490,32 @@ mod tests {
         assert_eq!(net.specs[..3], [Linear { out: 6 }, BatchNorm, Relu]);
         let scale = Standardiser::from_parts(vec![0.0; dim], vec![1.0; dim], "test").unwrap();
         let input = InputKind::Signature { k: dim, use_mask: false };
-        let d = Decoder { net, input, scale, directions: "d".into() };
+        let d = Decoder { net, input, scale, directions: "d".into(), palette: None };
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("hidden.safetensors");
         d.save(&path, &BTreeMap::new()).unwrap();
         let back = Decoder::load(&path).unwrap();
         assert_eq!(back.net.specs, d.net.specs);
         assert_eq!(back.net.forward(&features, n), d.net.forward(&features, n));
+        // a palette decides the colours of `decode`, is saved with the decoder and comes back
+        let palette = Palette::new(3, vec![0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0]).unwrap();
+        let boundary = InputKind::Boundary { len: dim - 1 };
+        let d = Decoder { input: boundary, directions: String::new(), palette: Some(palette.clone()), ..d };
+        d.save(&path, &BTreeMap::new()).unwrap();
+        let back = Decoder::load(&path).unwrap();
+        assert_eq!(back.palette.as_ref(), Some(&palette));
+        let input = Input::boundary(&features, dim - 1).unwrap();
+        let (mean, decided) = (back.decode_mean(&input).unwrap(), back.decode(&input).unwrap());
+        let mut want = mean.clone();
+        palette.decide(&mut want, image).unwrap();
+        assert_eq!(decided, want);
+        assert_ne!(decided, mean);
+        // data without a palette is refused before any training
+        let with_palette = DecoderConfig { palette: true, ..cfg.clone() };
+        let e =
+            Decoder::fit_input(&input, &images, image, &with_palette, None, None, &crate::NoProgress).err().unwrap();
+        assert!(e.to_string().contains("decoder.palette"), "{e}");
+        assert!(!serde_json::to_string(&cfg).unwrap().contains("palette"));
         // 0 is the paper's decoder and stays out of configs (and so out of old runs' stamps)
         let plain = DecoderConfig { hidden: 0, ..cfg };
         assert!(!serde_json::to_string(&plain).unwrap().contains("hidden"));

@@ -106,6 +106,7 @@ impl RunConfig {
                 class_weight: 0.0,
                 class_noise: 0.0,
                 loss: Default::default(),
+                palette: false,
                 train: train(20, 128, 2e-3, seed.wrapping_add(2000)),
             },
         }

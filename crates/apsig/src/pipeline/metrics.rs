@@ -41,6 +41,10 @@ pub struct Metrics {
     /// Colour images only: how well the foreground and background colours come back.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub colour: Option<ColourFidelity>,
+    /// With a palette decision (`decoder.palette`): the network's output before it, scored
+    /// the same way, so what the decision bought and cost is on record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub undecided: Option<Undecided>,
     /// Wall time of each stage.
     pub stage_seconds: Vec<StageTime>,
     /// Wall time of the whole run.
@@ -49,6 +53,16 @@ pub struct Metrics {
     pub peak_rss_mib: f64,
     /// The CPU (`model name`) and threads the times were measured with.
     pub machine: String,
+}
+
+/// The decoder network's own reconstructions, before the palette decided their colours.
+#[derive(Clone, Debug, Serialize)]
+pub struct Undecided {
+    /// Their quality.
+    pub decoder: Quality,
+    /// Their colours (colour images only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub colour: Option<ColourFidelity>,
 }
 
 /// The classifiers of a run.

@@ -11,7 +11,7 @@ pub mod report;
 
 pub use config::{RunConfig, SignatureStage};
 pub use measure::{measure, pilot_starts, signature_stage, MeasurePlan, Measured, SetFiles, Splits};
-pub use metrics::{Metrics, ModelRecord, Models, SignatureStats, StageTime};
+pub use metrics::{Metrics, ModelRecord, Models, SignatureStats, StageTime, Undecided};
 
 use crate::decoder::{Critic, Decoder, DecoderConfig};
 use crate::directions::DirectionContext;
@@ -414,10 +414,18 @@ pub fn run_loaded_with(
     let q_dec = quality(&recons, &originals, &labels, image, evaluator.as_ref());
     let q_global = quality(&base.global_for(labels.len()), &originals, &labels, image, evaluator.as_ref());
     let q_class = quality(&base.class_for(&labels), &originals, &labels, image, evaluator.as_ref());
-    let colour = (image.c > 1)
-        .then(|| colour::mean_colours(&data.train.images, image))
-        .flatten()
-        .map(|mean| colour::colour_fidelity(&recons, &originals, image, &mean));
+    let mean_colours = (image.c > 1).then(|| colour::mean_colours(&data.train.images, image)).flatten();
+    let colour_of = |r: &[f32]| mean_colours.as_ref().map(|mean| colour::colour_fidelity(r, &originals, image, mean));
+    let colour = colour_of(&recons);
+    // what a palette decision changed: the network's own output, scored the same way
+    let undecided = match decoder.palette {
+        Some(_) => {
+            let mean = decoder.reconstruct_mean(&test_sigs)?;
+            let decoder = quality(&mean, &originals, &labels, image, evaluator.as_ref());
+            Some(Undecided { decoder, colour: colour_of(&mean) })
+        }
+        None => None,
+    };
     let m_agree = {
         let c = target.num_classes();
         let l = target.batch_logits(&recons, labels.len());
@@ -446,6 +454,7 @@ pub fn run_loaded_with(
         class_mean_baseline: q_class,
         target_agreement: m_agree,
         colour,
+        undecided,
         stage_seconds: times,
         total_seconds: t_all.elapsed().as_secs_f64(),
         peak_rss_mib: crate::bench::peak_rss_mib(),

@@ -3,6 +3,7 @@
 use super::{Metrics, RunConfig, SignatureStats};
 use crate::directions::Directions;
 use crate::error::Result;
+use crate::eval::colour::ColourFidelity;
 use crate::io::atomic_write;
 use crate::model::Classifier;
 use crate::signature::SignatureSet;
@@ -112,10 +113,14 @@ fn markdown(cfg: &RunConfig, m: &Metrics, data: &Dataset) -> String {
     let quality = markdown_table(
         &["reconstruction", "MSE", "PSNR (dB)", "SSIM", "class recovery", "identified", "identified in class"],
         &[
-            q("decoder (from signatures)", &m.decoder),
-            q("class-mean baseline (knows the class)", &m.class_mean_baseline),
-            q("global-mean baseline", &m.global_mean_baseline),
-        ],
+            vec![q("decoder (from signatures)", &m.decoder)],
+            m.undecided.iter().map(|u| q(UNDECIDED, &u.decoder)).collect(),
+            vec![
+                q("class-mean baseline (knows the class)", &m.class_mean_baseline),
+                q("global-mean baseline", &m.global_mean_baseline),
+            ],
+        ]
+        .concat(),
     );
     let s = |name: &str, s: &SignatureStats| {
         vec![
@@ -133,20 +138,22 @@ fn markdown(cfg: &RunConfig, m: &Metrics, data: &Dataset) -> String {
         &[s("train (adversary's data)", &m.train_signatures), s("test (secrets)", &m.test_signatures)],
     );
     let colour = m.colour.as_ref().map_or(String::new(), |c| {
+        let row = |name: &str, c: &ColourFidelity| {
+            vec![name.to_string(), fmt_num(c.foreground_error, 4), fmt_num(c.background_error, 4)]
+        };
+        let undecided = m.undecided.as_ref().and_then(|u| u.colour.as_ref());
         let table = markdown_table(
             &["mean colour error", "foreground", "background"],
             &[
-                vec![
-                    "decoder (from signatures)".into(),
-                    fmt_num(c.foreground_error, 4),
-                    fmt_num(c.background_error, 4),
-                ],
-                vec![
+                vec![row("decoder (from signatures)", c)],
+                undecided.map(|u| row(UNDECIDED, u)).into_iter().collect(),
+                vec![vec![
                     "mean-colour baseline (training originals)".into(),
                     fmt_num(c.baseline_foreground_error, 4),
                     fmt_num(c.baseline_background_error, 4),
-                ],
-            ],
+                ]],
+            ]
+            .concat(),
         );
         format!(
             "### Colours\n\nMean absolute difference per channel (0..1) between the reconstruction's and the \
@@ -177,7 +184,7 @@ fn markdown(cfg: &RunConfig, m: &Metrics, data: &Dataset) -> String {
         "# apsig run report: {ds}\n\n\
          Data: {source}; images {h}x{w}x{c}. Target M test accuracy: **{ta:.2}%**; independent evaluator: {ea:.2}%. K = {k} directions (`{strategy}`, seed {seed}).\n\n\
          ## Models\n\n{models}\n\
-         ## Reconstruction quality on {n} held-out test secrets\n\n{quality}\n{id_note}{ssim_note}{colour}\
+         ## Reconstruction quality on {n} held-out test secrets\n\n{quality}\n{palette_note}{id_note}{ssim_note}{colour}\
          M assigns {agree:.1}% of reconstructions the class it assigns the original.{guide}\n\n\
          ## Signatures and their cost\n\n{sigs}\n\
          ## Figures\n\n![Fig. 1](fig1.png)\n\n![Fig. 2](fig2.png)\n\n![Fig. 3](fig3.png)\n\n\
@@ -187,6 +194,7 @@ fn markdown(cfg: &RunConfig, m: &Metrics, data: &Dataset) -> String {
         h = test.rows,
         w = test.cols,
         c = test.channels,
+        palette_note = if m.undecided.is_some() { PALETTE_NOTE } else { "" },
         id_note = identification_note(&m.decoder),
         ssim_note = if test.channels > 1 { "SSIM is the mean of the per-channel SSIMs.\n\n" } else { "" },
         ta = 100.0 * m.target_test_accuracy,
@@ -200,6 +208,16 @@ fn markdown(cfg: &RunConfig, m: &Metrics, data: &Dataset) -> String {
         total = m.total_seconds,
     )
 }
+
+/// The row of the decoder network's own output where a palette decided the colours.
+const UNDECIDED: &str = "decoder, colours undecided (the network's output)";
+
+/// What the palette decision did, where it did it.
+const PALETTE_NOTE: &str = "*Colours decided* (`decoder.palette`): each reconstruction's own two colours were \
+     replaced by the nearest pair of the palette learnt from the adversary's training images, and its own \
+     stroke repainted in them (`decoder::Palette`). The network paints the mean of the colours the signature \
+     leaves possible, best for MSE; the decision paints the likelier one. The undecided row is the network's \
+     output before it, scored the same way.\n\n";
 
 /// Says when the decoder was not trained with the paper's L2: its MSE is then not what it
 /// minimised.

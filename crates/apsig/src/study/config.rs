@@ -137,6 +137,7 @@ impl StudyConfig {
                 class_weight: 0.0,
                 class_noise: 0.0,
                 loss: Default::default(),
+                palette: false,
                 train: TrainConfig::new(15, 64, 2e-3, seed.wrapping_add(2000)),
             },
             // `low-frequency-tinted` draws `low-frequency`'s directions on grey data (the default
