@@ -188,19 +188,8 @@ fn greyscale_images_whose_sides_are_not_multiples_of_four_run_end_to_end() {
     assert!(e.to_string().contains("secrets cannot be augmented"), "{e}");
     let recon = TensorFile::read(&dir.path().join("reconstructions-test.safetensors")).unwrap();
     assert_eq!(recon.f32("reconstructions", None).unwrap().0, vec![80, 30 * 26]);
-    let decoder = Decoder::load(&dir.path().join("decoder.safetensors")).unwrap();
-    assert_eq!(decoder.image_shape(), image);
-    // the palette was learnt from the training images, stored with the decoder, and decided the
-    // colours of the reconstructions written; the network's own output is scored beside them
-    let palette = decoder.palette.as_ref().expect("decoder.palette = true");
-    assert_eq!(palette.len(), PALETTE.len());
-    for colour in palette.colours.chunks_exact(3) {
-        assert!(PALETTE.iter().any(|p| p.iter().zip(colour).all(|(a, b)| (a - b).abs() < 1e-6)), "{colour:?}");
-    }
-    let undecided = m.undecided.as_ref().expect("the network's output is scored too");
-    assert!(undecided.colour.is_some() && undecided.decoder.mse.is_finite(), "{undecided:?}");
-    assert_ne!(undecided.decoder.mse, m.decoder.mse, "the decision changed the reconstructions");
-    assert!(m.colour.is_none());
+    assert_eq!(Decoder::load(&dir.path().join("decoder.safetensors")).unwrap().image_shape(), image);
+    assert!(m.colour.is_none() && m.undecided.is_none());
     assert!(m.decoder.mse < m.global_mean_baseline.mse && m.decoder.ssim.is_finite(), "{m:?}");
     let fig = png_pixels(&dir.path().join("fig2.png"));
     assert!(fig.pixels().all(|p| p.0[0] == p.0[1] && p.0[1] == p.0[2]), "a greyscale grid stays grey");
