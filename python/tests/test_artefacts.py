@@ -119,7 +119,7 @@ def test_palette_decides_the_colours_and_refuses_data_without_one(tmp_path, mode
     np.testing.assert_array_equal(plain.reconstruct(sigs), plain.reconstruct_mean(sigs))
     # noise has no palette: refused before training
     noise = np.random.default_rng(1).random((12, 28, 28, 1)).astype(np.float32)
-    with pytest.raises(ValueError, match="palette"):
+    with pytest.raises(apsig.ApsigError, match="palette"):
         apsig.Decoder.fit(sigs, noise, width=4, epochs=2, batch=4, palette=True, progress=False)
 
 

@@ -345,7 +345,7 @@ impl Decoder {
     /// `loss` is the per-pixel loss: "l2" (the paper's) or "l1" (the likelier value where the
     /// signature leaves a pixel open, instead of the average). `palette=True` decides each
     /// reconstruction's two colours by the palette of `images` (two-colour images only; other
-    /// data raises ValueError before training); `reconstruct_mean` gives the undecided output.
+    /// data raises ApsigError before training); `reconstruct_mean` gives the undecided output.
     #[staticmethod]
     #[pyo3(signature = (signatures, images, width=64, use_mask=true, epochs=20, batch=128, lr=2e-3, seed=2000, hidden=None, labels=None, critic=None, class_weight=0.0, class_noise=0.0, loss="l2", palette=false, progress=None))]
     #[allow(clippy::too_many_arguments)]
