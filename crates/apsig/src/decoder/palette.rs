@@ -131,12 +131,14 @@ impl Palette {
         Palette::new(c, entries.concat())
     }
 
-    /// A palette of `colours` (`[m, channels]`, values in [0, 1], at least two entries).
+    /// A palette of `colours` (`[m, channels]`, values in [0, 1], 2 to `MAX_ENTRIES` entries: a
+    /// decision weighs every pair, so a decoder file cannot ask for millions).
     pub fn new(channels: usize, colours: Vec<f32>) -> Result<Palette> {
-        if channels == 0 || !colours.len().is_multiple_of(channels) || colours.len() < 2 * channels {
+        let entries = colours.len() / channels.max(1);
+        if channels == 0 || !colours.len().is_multiple_of(channels) || !(2..=MAX_ENTRIES).contains(&entries) {
             return Err(Error::invalid(
                 "palette",
-                format!("{} values are not two or more colours of {channels} channels", colours.len()),
+                format!("{} values are not 2 to {MAX_ENTRIES} colours of {channels} channels", colours.len()),
             ));
         }
         if colours.iter().any(|v| !(0.0..=1.0).contains(v)) {
@@ -278,6 +280,8 @@ mod tests {
         let images: Vec<f32> = (0..10).flat_map(|_| square(CORNERS[0], CORNERS[0], 1.0)).collect();
         assert!(Palette::learn(&images, shape).is_err());
         assert!(Palette::new(3, vec![0.0; 3]).is_err());
+        assert!(Palette::new(3, vec![0.5; 3 * (MAX_ENTRIES + 1)]).is_err());
+        assert!(Palette::new(3, vec![0.5; 3 * MAX_ENTRIES]).is_ok());
         assert!(Palette::new(3, vec![0.0, 0.0, 2.0, 1.0, 1.0, 1.0]).is_err());
         let p = Palette::new(3, CORNERS.concat()).unwrap();
         assert!(p.decide(&mut [0.0; 64], Shape::new(8, 8, 1)).is_err());
