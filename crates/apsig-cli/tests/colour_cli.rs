@@ -90,7 +90,7 @@ fn a_colour_npz_runs_end_to_end() {
     let palette = decoder.palette.as_ref().expect("--palette stores the palette");
     // make-colour paints with the eight corners of the RGB cube
     assert_eq!(palette.len(), 8, "{palette:?}");
-    assert!(palette.colours.iter().all(|v| *v < 0.01 || *v > 0.99), "{palette:?}");
+    assert!(palette.colours().iter().all(|v| *v < 0.01 || *v > 0.99), "{palette:?}");
     let recons = t.join("r.safetensors");
     let out = apsig(t)
         .args(["-q", "reconstruct", "--decoder", s(&dec), "--signatures", s(&test_sigs), "--dataset", s(&npz)])

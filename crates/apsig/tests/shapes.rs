@@ -113,7 +113,7 @@ fn colour_images_run_end_to_end() {
     // colours of the reconstructions written; the network's own output is scored beside them
     let palette = decoder.palette.as_ref().expect("decoder.palette = true");
     assert_eq!(palette.len(), PALETTE.len());
-    for colour in palette.colours.chunks_exact(3) {
+    for colour in palette.colours().chunks_exact(3) {
         assert!(PALETTE.iter().any(|p| p.iter().zip(colour).all(|(a, b)| (a - b).abs() < 1e-6)), "{colour:?}");
     }
     let undecided = m.undecided.as_ref().expect("the network's output is scored too");

@@ -251,7 +251,7 @@ impl Decoder {
             TensorOut::F32("std", vec![cols], self.scale.std()),
         ];
         if let Some(p) = &self.palette {
-            tensors.push(TensorOut::F32("palette", vec![p.len(), p.channels], &p.colours));
+            tensors.push(TensorOut::F32("palette", vec![p.len(), p.channels()], p.colours()));
         }
         write_tensors(&stats_path(path), &tensors, &meta)
     }

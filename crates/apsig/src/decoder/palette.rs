@@ -45,13 +45,13 @@ const MAX_SPREAD: f32 = 0.08;
 /// is left undecided.
 const MIN_AXIS: f32 = 0.05;
 
-/// Colours learnt from the adversary's training images; see the module docs.
+/// Colours learnt from the adversary's training images; see the module docs. Built only by
+/// `learn` and `new`, so it always holds 2 to `MAX_ENTRIES` colours in [0, 1].
 #[derive(Clone, Debug, PartialEq)]
 pub struct Palette {
-    /// Channels per colour.
-    pub channels: usize,
+    channels: usize,
     /// The entries, `[m, channels]` row after row.
-    pub colours: Vec<f32>,
+    colours: Vec<f32>,
 }
 
 impl Palette {
@@ -145,6 +145,16 @@ impl Palette {
             return Err(Error::invalid("palette", "a colour value outside [0, 1]"));
         }
         Ok(Palette { channels, colours })
+    }
+
+    /// Channels per colour.
+    pub fn channels(&self) -> usize {
+        self.channels
+    }
+
+    /// The entries, `[len(), channels()]` row after row.
+    pub fn colours(&self) -> &[f32] {
+        &self.colours
     }
 
     /// Entries in the palette.
