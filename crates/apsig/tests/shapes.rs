@@ -134,6 +134,21 @@ fn colour_images_run_end_to_end() {
     assert!(report.contains("*Colours decided*") && report.matches("colours undecided").count() == 2, "{report}");
     let json = std::fs::read_to_string(dir.path().join("metrics.json")).unwrap();
     assert!(json.contains("\"baseline_foreground_error\""));
+    // the decision turned off in the same directory: the network is reused, not retrained, and
+    // the run's reconstructions are its undecided output
+    cfg.decoder.palette = false;
+    let again =
+        run_loaded(&cfg, dataset("colour-shapes", image), Instant::now(), dir.path(), &apsig::NoProgress).unwrap();
+    assert_eq!(again.decoder_train.resumed_from_epoch, cfg.decoder.train.epochs, "the decoder was retrained");
+    assert!(
+        again.undecided.is_none() && Decoder::load(&dir.path().join("decoder.safetensors")).unwrap().palette.is_none()
+    );
+    assert_eq!(again.decoder.mse, undecided.decoder.mse);
+    // and on again: the palette is learnt anew, the network still reused
+    cfg.decoder.palette = true;
+    let on = run_loaded(&cfg, dataset("colour-shapes", image), Instant::now(), dir.path(), &apsig::NoProgress).unwrap();
+    assert_eq!(on.decoder_train.resumed_from_epoch, cfg.decoder.train.epochs);
+    assert_eq!(on.decoder.mse, m.decoder.mse);
     // the figures are colour: some image pixels have channels that differ
     for fig in ["fig2.png", "fig3.png"] {
         let img = png_pixels(&dir.path().join(fig));

@@ -240,6 +240,8 @@ impl Decoder {
             meta.insert("decoder_input".into(), serde_json::to_string(&self.input).expect("serialises"));
         }
         meta.insert("directions".into(), self.directions.clone());
+        // `extra` may be an older file's metadata: the palette key says what THIS file holds
+        meta.remove("palette");
         if let Some(p) = &self.palette {
             meta.insert("palette".into(), p.len().to_string());
         }

@@ -13,7 +13,7 @@ pub use config::{RunConfig, SignatureStage};
 pub use measure::{measure, pilot_starts, signature_stage, MeasurePlan, Measured, SetFiles, Splits};
 pub use metrics::{Metrics, ModelRecord, Models, SignatureStats, StageTime, Undecided};
 
-use crate::decoder::{Critic, Decoder, DecoderConfig};
+use crate::decoder::{Critic, Decoder, DecoderConfig, Palette};
 use crate::directions::DirectionContext;
 use crate::error::{Error, Result};
 use crate::eval::{colour, quality, Baselines};
@@ -119,7 +119,8 @@ fn supplied_stage(m: &SuppliedModel, data: &Dataset, own_file: &Path) -> Result<
 /// stamped with the decoder config and fingerprints of the signatures and images (and of the
 /// class guide's critic, where one guides); a file with
 /// the same stamp is reused, so rerunning a finished run trains nothing (reported as all
-/// epochs resumed and 0 s).
+/// epochs resumed and 0 s). The palette decision is left out of the stamp: it does not touch
+/// the network, so turning it on or off relearns or drops the palette and keeps the network.
 #[allow(clippy::too_many_arguments)]
 pub fn decoder_stage(
     cfg: &DecoderConfig,
@@ -134,7 +135,8 @@ pub fn decoder_stage(
 ) -> Result<(Decoder, TrainReport, f64)> {
     let mut meta = BTreeMap::new();
     meta.insert("dataset".to_string(), dataset.to_string());
-    meta.insert("decoder_config".to_string(), serde_json::to_string(cfg).expect("serialises"));
+    let network_cfg = DecoderConfig { palette: false, ..cfg.clone() };
+    meta.insert("decoder_config".to_string(), serde_json::to_string(&network_cfg).expect("serialises"));
     let inputs = format!(
         "{} signatures: eps {}, censored {}; images {}",
         sigs.n(),
@@ -151,9 +153,14 @@ pub fn decoder_stage(
         let same = meta.iter().all(|(k, v)| f.metadata.get(k) == Some(v));
         let loss = f.metadata.get("final_loss").and_then(|l| l.parse().ok());
         let decoder = Decoder::load(path).ok().filter(|d| d.image_shape() == image);
-        if let (true, Some(final_loss), Some(decoder)) = (same, loss, decoder) {
+        if let (true, Some(final_loss), Some(mut decoder)) = (same, loss, decoder) {
             tracing::info!("reusing {}", path.display());
             progress.message(&format!("reusing {} (same config and training inputs)", path.display()));
+            let palette = cfg.palette.then(|| Palette::learn(images, image)).transpose()?;
+            if decoder.palette != palette {
+                decoder.palette = palette;
+                decoder.save(path, &f.metadata)?;
+            }
             let epochs = cfg.train.epochs;
             let report =
                 TrainReport { epochs, resumed_from_epoch: epochs, final_loss, seconds: 0.0, samples_per_sec: 0.0 };
