@@ -178,11 +178,18 @@ impl Decoder {
     /// decoder reads: the network's output, with its colours decided where the decoder has a
     /// palette.
     pub fn decode(&self, input: &Input) -> Result<Vec<f32>> {
-        let mut out = self.decode_mean(input)?;
-        if let Some(p) = &self.palette {
-            p.decide(&mut out, self.image_shape())?;
-        }
-        Ok(out)
+        let mean = self.decode_mean(input)?;
+        Ok(self.decided(&mean)?.unwrap_or(mean))
+    }
+
+    /// The network's output `mean` with its colours decided by the palette; `None` for a
+    /// decoder without one. (`decode` is `decode_mean` then this; a caller that needs both
+    /// runs the network once.)
+    pub fn decided(&self, mean: &[f32]) -> Result<Option<Vec<f32>>> {
+        let Some(p) = &self.palette else { return Ok(None) };
+        let mut out = mean.to_vec();
+        p.decide(&mut out, self.image_shape())?;
+        Ok(Some(out))
     }
 
     /// The network's output alone, colours undecided: under L2, the mean of the images the

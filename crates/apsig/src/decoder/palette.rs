@@ -26,7 +26,7 @@
 //! scoring the network's undecided output beside it.
 
 use crate::error::{Error, Result};
-use crate::eval::colour::two_colours;
+use crate::eval::colour::{rms_distance, two_colours};
 use crate::nn::Shape;
 
 /// A colour joins a group whose centre is this close (RMS over channels, [0, 1] units).
@@ -68,27 +68,29 @@ impl Palette {
         if colours.is_empty() {
             return refuse("no training image has two colours to learn a palette from".into());
         }
-        // colour 2i is image i's foreground, 2i + 1 its background
-        let mut groups: Vec<(Vec<f32>, Vec<usize>)> = Vec::new(); // (running mean, members)
-        let mut group_of = Vec::with_capacity(colours.len());
-        for (i, col) in colours.iter().enumerate() {
-            match groups.iter().position(|(centre, _)| rms(centre, col) <= RADIUS) {
+        // the group of each colour (colour 2i is image i's foreground, 2i + 1 its background),
+        // and each group's running mean and size
+        let (mut centres, mut sizes): (Vec<Vec<f32>>, Vec<usize>) = (Vec::new(), Vec::new());
+        let group_of: Vec<usize> = colours
+            .iter()
+            .map(|col| match centres.iter().position(|centre| rms_distance(centre, col) <= RADIUS) {
                 Some(g) => {
-                    let (centre, members) = &mut groups[g];
-                    let n = members.len() as f32;
-                    centre.iter_mut().zip(col).for_each(|(m, v)| *m += (v - *m) / (n + 1.0));
-                    members.push(i);
-                    group_of.push(g);
+                    sizes[g] += 1;
+                    let n = sizes[g] as f32;
+                    centres[g].iter_mut().zip(col).for_each(|(m, v)| *m += (v - *m) / n);
+                    g
                 }
                 None => {
-                    group_of.push(groups.len());
-                    groups.push((col.clone(), vec![i]));
+                    centres.push(col.clone());
+                    sizes.push(1);
+                    centres.len() - 1
                 }
-            }
-        }
+            })
+            .collect();
         let min = ((MIN_SHARE * colours.len() as f64).ceil() as usize).max(2);
-        let is_entry = |g: usize| groups[g].1.len() >= min;
-        let kept: Vec<&Vec<usize>> = groups.iter().map(|(_, m)| m).filter(|m| m.len() >= min).collect();
+        let is_entry = |g: usize| sizes[g] >= min;
+        let members = |g: usize| colours.iter().zip(&group_of).filter(move |(_, &h)| h == g).map(|(col, _)| col);
+        let kept: Vec<usize> = (0..sizes.len()).filter(|&g| is_entry(g)).collect();
         // a palette tells each image's two colours apart: both in entries, and different ones
         let told_apart = group_of.chunks_exact(2).filter(|p| p[0] != p[1] && is_entry(p[0]) && is_entry(p[1])).count()
             as f64
@@ -106,20 +108,19 @@ impl Palette {
         }
         let entries: Vec<Vec<f32>> = kept
             .iter()
-            .map(|members| {
+            .map(|&g| {
                 (0..c)
                     .map(|ch| {
-                        let mut v: Vec<f32> = members.iter().map(|&i| colours[i][ch]).collect();
+                        let mut v: Vec<f32> = members(g).map(|col| col[ch]).collect();
                         v.sort_by(f32::total_cmp);
                         v[v.len() / 2]
                     })
                     .collect()
             })
             .collect();
-        let (spread, n) = kept.iter().zip(&entries).fold((0.0f64, 0usize), |(s, n), (members, entry)| {
-            (s + members.iter().map(|&i| rms(&colours[i], entry) as f64).sum::<f64>(), n + members.len())
-        });
-        let spread = spread / n as f64;
+        let distances: Vec<f32> =
+            kept.iter().zip(&entries).flat_map(|(&g, entry)| members(g).map(|col| rms_distance(col, entry))).collect();
+        let spread = distances.iter().map(|&d| d as f64).sum::<f64>() / distances.len() as f64;
         if spread > MAX_SPREAD as f64 {
             return refuse(format!(
                 "the training images' two colours do not fall on a small palette: they lie {spread:.3} (RMS) from \
@@ -215,10 +216,6 @@ impl Palette {
     }
 }
 
-fn rms(a: &[f32], b: &[f32]) -> f32 {
-    (a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f32>() / a.len().max(1) as f32).sqrt()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,7 +251,7 @@ mod tests {
         let p = Palette::learn(&training_set(), Shape::new(8, 8, 3)).unwrap();
         assert_eq!(p.len(), CORNERS.len());
         for corner in CORNERS {
-            assert!((0..p.len()).any(|i| rms(p.entry(i), &corner) < 1e-6), "{corner:?} not in {p:?}");
+            assert!((0..p.len()).any(|i| rms_distance(p.entry(i), &corner) < 1e-6), "{corner:?} not in {p:?}");
         }
     }
 

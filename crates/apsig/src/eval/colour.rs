@@ -119,16 +119,20 @@ pub fn ink(img: &[f32], image: Shape) -> Vec<f32> {
             v[v.len() / 2]
         })
         .collect();
-    img.chunks_exact(c)
-        .map(|px| (px.iter().zip(&border).map(|(x, b)| (x - b) * (x - b)).sum::<f32>() / c as f32).sqrt())
-        .collect()
+    img.chunks_exact(c).map(|px| rms_distance(px, &border)).collect()
+}
+
+/// The distance between two colours: the root of the mean squared difference over channels,
+/// in `[0, 1]` for colours in `[0, 1]` (0 for no channels).
+pub fn rms_distance(a: &[f32], b: &[f32]) -> f32 {
+    (a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f32>() / a.len().max(1) as f32).sqrt()
 }
 
 /// An image's stroke as a mask in `[0, 1]`: its ink (`ink`) over the RMS distance between its
 /// two colours `fg` and `bg` (`two_colours`), clipped at 1, so its typical stroke counts as full.
 /// For a two-colour image it is the alpha the image was drawn with, wherever that is below 1.
 pub fn stroke(img: &[f32], image: Shape, fg: &[f32], bg: &[f32]) -> Vec<f32> {
-    let contrast = (fg.iter().zip(bg).map(|(a, b)| (a - b) * (a - b)).sum::<f32>() / image.c.max(1) as f32).sqrt();
+    let contrast = rms_distance(fg, bg);
     ink(img, image).iter().map(|v| (v / contrast.max(1e-6)).min(1.0)).collect()
 }
 

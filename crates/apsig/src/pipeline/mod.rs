@@ -412,7 +412,12 @@ pub fn run_loaded_with(
 
     progress.message("evaluating");
     let t0 = Instant::now();
-    let recons = decoder.reconstruct(&test_sigs)?;
+    // the network runs once; with a palette, its own output is also scored (`undecided`)
+    let mean = decoder.reconstruct_mean(&test_sigs)?;
+    let (recons, mean) = match decoder.decided(&mean)? {
+        Some(decided) => (decided, Some(mean)),
+        None => (mean, None),
+    };
     write_reconstructions(&dir.join(files::RECONS), &recons, &test_sigs.indices, image_shape(&data.test))?;
     let originals = images_of(&data.test, &test_sigs)?;
     let labels = labels_of(&data.test, &test_sigs);
@@ -425,14 +430,10 @@ pub fn run_loaded_with(
     let colour_of = |r: &[f32]| mean_colours.as_ref().map(|mean| colour::colour_fidelity(r, &originals, image, mean));
     let colour = colour_of(&recons);
     // what a palette decision changed: the network's own output, scored the same way
-    let undecided = match decoder.palette {
-        Some(_) => {
-            let mean = decoder.reconstruct_mean(&test_sigs)?;
-            let decoder = quality(&mean, &originals, &labels, image, evaluator.as_ref());
-            Some(Undecided { decoder, colour: colour_of(&mean) })
-        }
-        None => None,
-    };
+    let undecided = mean.map(|mean| Undecided {
+        decoder: quality(&mean, &originals, &labels, image, evaluator.as_ref()),
+        colour: colour_of(&mean),
+    });
     let m_agree = {
         let c = target.num_classes();
         let l = target.batch_logits(&recons, labels.len());
